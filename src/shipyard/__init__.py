@@ -1,0 +1,4 @@
+"""Shipyard: self-hosted MLOps in one pip install."""
+
+__version__ = "0.1.0"
+__all__ = ["__version__"]

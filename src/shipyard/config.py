@@ -1,0 +1,99 @@
+"""Settings from arguments, the environment and defaults, resolved when asked for.
+
+Nothing here runs at import time: ``Settings.resolve`` reads the environment only when it is
+called, so importing Shipyard has no side effects (STYLE.md).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from shipyard.validation import check_name
+
+DEFAULT_PROJECT = "default"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where Shipyard keeps its state and which project it works in.
+
+    ``uri`` selects the mode: ``sqlite:///...`` or ``postgresql+psycopg://...`` open the
+    metadata store directly (local mode); ``http(s)://host:port`` talks to a server (remote
+    mode).
+    """
+
+    home: Path
+    uri: str
+    artifacts: str
+    project: str = DEFAULT_PROJECT
+    token: str | None = None
+    # Fully qualified class names skops may load besides its own defaults (DESIGN.md 5).
+    trusted_types: tuple[str, ...] = ()
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def remote(self) -> bool:
+        return self.uri.startswith(("http://", "https://"))
+
+    @property
+    def credentials_path(self) -> Path:
+        return self.home / "credentials"
+
+    def with_project(self, project: str) -> Settings:
+        return replace(self, project=check_name(project, "project"))
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        home: str | os.PathLike[str] | None = None,
+        uri: str | None = None,
+        artifacts: str | None = None,
+        project: str | None = None,
+        token: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Settings:
+        """Arguments win over ``SHIPYARD_*`` environment variables, which win over defaults."""
+        env = os.environ if environ is None else environ
+        home_path = Path(home or env.get("SHIPYARD_HOME") or Path.home() / ".shipyard")
+        home_path = home_path.expanduser().absolute()
+        resolved_uri = uri or env.get("SHIPYARD_URI") or f"sqlite:///{home_path / 'shipyard.db'}"
+        resolved_artifacts = (
+            artifacts or env.get("SHIPYARD_ARTIFACTS") or str(home_path / "artifacts")
+        )
+        resolved_project = check_name(
+            project or env.get("SHIPYARD_PROJECT") or DEFAULT_PROJECT, "project"
+        )
+        trusted = tuple(
+            t.strip() for t in env.get("SHIPYARD_TRUSTED_TYPES", "").split(",") if t.strip()
+        )
+        return cls(
+            home=home_path,
+            uri=resolved_uri,
+            artifacts=resolved_artifacts,
+            project=resolved_project,
+            token=token or env.get("SHIPYARD_TOKEN") or None,
+            trusted_types=trusted,
+        )
+
+
+def ensure_home(home: Path) -> Path:
+    """Create ``home`` with mode 0700 (DESIGN.md 6: the OS is the local-mode boundary)."""
+    from shipyard.errors import FailedPrecondition
+
+    try:
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        probe = home / ".write-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise FailedPrecondition(
+            f"cannot write to the Shipyard home {home}: {exc.strerror}; "
+            "choose another with --home or SHIPYARD_HOME"
+        ) from None
+    return home
