@@ -1,0 +1,205 @@
+"""Read-side lineage queries.
+
+The graph walk goes one level per query pair (artifacts -> executions -> artifacts), with
+``IN`` over the whole frontier, so its cost grows with the depth of the graph, not with the
+number of nodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from sqlalchemy import Connection, select
+
+from shipyard.errors import InvalidArgument, NotFound
+from shipyard.ids import check_id
+from shipyard.lineage.models import (
+    ArtifactNode,
+    ContextNode,
+    EventEdge,
+    ExecutionNode,
+    LineageGraph,
+)
+from shipyard.store import Store
+from shipyard.store.schema import (
+    associations,
+    attributions,
+    contexts,
+    events,
+    executions,
+    lineage_artifacts,
+)
+from shipyard.validation import check_name
+
+Direction = Literal["upstream", "downstream", "both"]
+MAX_DEPTH = 1000
+_CHUNK = 500
+
+
+def _chunks(ids: Iterable[str]) -> Iterable[list[str]]:
+    items = list(ids)
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def get_artifact(store: Store, project: str, artifact_id: str) -> ArtifactNode:
+    check_id(artifact_id, "artifact_id")
+    with store.read() as conn:
+        row = conn.execute(
+            select(lineage_artifacts).where(
+                lineage_artifacts.c.id == artifact_id, lineage_artifacts.c.project == project
+            )
+        ).first()
+    if row is None:
+        raise NotFound(f"artifact {artifact_id} not found in project {project!r}")
+    return ArtifactNode.model_validate(dict(row._mapping))
+
+
+def get_execution(store: Store, project: str, execution_id: str) -> ExecutionNode:
+    check_id(execution_id, "execution_id")
+    with store.read() as conn:
+        row = conn.execute(
+            select(executions).where(
+                executions.c.id == execution_id, executions.c.project == project
+            )
+        ).first()
+    if row is None:
+        raise NotFound(f"execution {execution_id} not found in project {project!r}")
+    return ExecutionNode.model_validate(dict(row._mapping))
+
+
+def _events_for(
+    conn: Connection, column: Any, ids: set[str], kind: str
+) -> list[EventEdge]:
+    found: list[EventEdge] = []
+    for chunk in _chunks(ids):
+        rows = conn.execute(
+            select(events.c.execution_id, events.c.artifact_id, events.c.kind, events.c.name)
+            .where(column.in_(chunk), events.c.kind == kind)
+            .order_by(events.c.id)
+        )
+        found.extend(EventEdge.model_validate(dict(r._mapping)) for r in rows)
+    return found
+
+
+def _walk(conn: Connection, root: str, upstream: bool, depth: int) -> list[EventEdge]:
+    """Follow events away from ``root``; ``depth`` counts executions crossed."""
+    edges: list[EventEdge] = []
+    frontier = {root}
+    seen_artifacts = {root}
+    seen_executions: set[str] = set()
+    for _ in range(depth):
+        # Upstream: who produced the frontier (output events), then what they consumed.
+        first_kind, second_kind = ("output", "input") if upstream else ("input", "output")
+        hop1 = _events_for(conn, events.c.artifact_id, frontier, first_kind)
+        new_execs = {e.execution_id for e in hop1} - seen_executions
+        edges.extend(hop1)
+        if not new_execs:
+            break
+        seen_executions |= new_execs
+        hop2 = _events_for(conn, events.c.execution_id, new_execs, second_kind)
+        edges.extend(hop2)
+        frontier = {e.artifact_id for e in hop2} - seen_artifacts
+        seen_artifacts |= frontier
+        if not frontier:
+            break
+    return edges
+
+
+def graph(
+    store: Store,
+    project: str,
+    artifact_id: str,
+    *,
+    direction: Direction = "upstream",
+    depth: int = MAX_DEPTH,
+) -> LineageGraph:
+    """The artifacts and executions around ``artifact_id``, to ``depth`` executions away."""
+    if direction not in ("upstream", "downstream", "both"):
+        raise InvalidArgument(
+            "direction must be one of upstream, downstream, both", field="direction"
+        )
+    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
+        raise InvalidArgument(f"depth must be an integer from 1 to {MAX_DEPTH}", field="depth")
+    root = get_artifact(store, project, artifact_id)
+    with store.read() as conn:
+        edges: list[EventEdge] = []
+        if direction in ("upstream", "both"):
+            edges += _walk(conn, artifact_id, True, depth)
+        if direction in ("downstream", "both"):
+            edges += _walk(conn, artifact_id, False, depth)
+        unique = {(e.execution_id, e.artifact_id, e.kind, e.name): e for e in edges}
+        edges = list(unique.values())
+        artifact_ids = {e.artifact_id for e in edges} | {artifact_id}
+        execution_ids = {e.execution_id for e in edges}
+        arts = [root] + [
+            ArtifactNode.model_validate(dict(r._mapping))
+            for chunk in _chunks(artifact_ids - {artifact_id})
+            for r in conn.execute(
+                select(lineage_artifacts).where(lineage_artifacts.c.id.in_(chunk))
+            )
+        ]
+        execs = [
+            ExecutionNode.model_validate(dict(r._mapping))
+            for chunk in _chunks(execution_ids)
+            for r in conn.execute(select(executions).where(executions.c.id.in_(chunk)))
+        ]
+    execs.sort(key=lambda e: e.created_at)
+    return LineageGraph(root=artifact_id, artifacts=arts, executions=execs, events=edges)
+
+
+def list_artifacts(
+    store: Store,
+    project: str,
+    *,
+    type: str | None = None,
+    name: str | None = None,
+    context_id: str | None = None,
+    limit: int = 100,
+) -> list[ArtifactNode]:
+    stmt = select(lineage_artifacts).where(lineage_artifacts.c.project == project)
+    if type is not None:
+        stmt = stmt.where(lineage_artifacts.c.type == check_name(type, "type"))
+    if name is not None:
+        stmt = stmt.where(lineage_artifacts.c.name == name)
+    if context_id is not None:
+        check_id(context_id, "context_id")
+        stmt = stmt.join(
+            attributions, attributions.c.artifact_id == lineage_artifacts.c.id
+        ).where(attributions.c.context_id == context_id)
+    stmt = stmt.order_by(lineage_artifacts.c.created_at.desc()).limit(limit)
+    with store.read() as conn:
+        return [ArtifactNode.model_validate(dict(r._mapping)) for r in conn.execute(stmt)]
+
+
+def list_executions(
+    store: Store,
+    project: str,
+    *,
+    context_id: str | None = None,
+    type: str | None = None,
+    limit: int = 100,
+) -> list[ExecutionNode]:
+    stmt = select(executions).where(executions.c.project == project)
+    if context_id is not None:
+        check_id(context_id, "context_id")
+        stmt = stmt.join(
+            associations, associations.c.execution_id == executions.c.id
+        ).where(associations.c.context_id == context_id)
+    if type is not None:
+        stmt = stmt.where(executions.c.type == check_name(type, "type"))
+    stmt = stmt.order_by(executions.c.created_at).limit(limit)
+    with store.read() as conn:
+        return [ExecutionNode.model_validate(dict(r._mapping)) for r in conn.execute(stmt)]
+
+
+def list_contexts(
+    store: Store, project: str, *, type: str | None = None, limit: int = 100
+) -> list[ContextNode]:
+    stmt = select(contexts).where(contexts.c.project == project)
+    if type is not None:
+        stmt = stmt.where(contexts.c.type == check_name(type, "type"))
+    stmt = stmt.order_by(contexts.c.created_at.desc()).limit(limit)
+    with store.read() as conn:
+        return [ContextNode.model_validate(dict(r._mapping)) for r in conn.execute(stmt)]

@@ -1,0 +1,162 @@
+"""The compiled form of a pipeline: what the compiler writes, ``load_spec`` reads and the
+engine runs.
+
+A ``PipelineSpec`` is plain data (pydantic models): components carry their Python source and
+a sha256 of source plus interface, tasks name the component they run and where each input
+comes from, loops and conditions are data too. Running a spec loaded from YAML therefore
+runs exactly what running the decorated function runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+SCHEMA_VERSION = "shipyard.dev/pipeline/v1"
+
+# Parameter types, named as in the KFP v2 pipeline spec.
+ParamType = Literal[
+    "STRING",
+    "NUMBER_INTEGER",
+    "NUMBER_DOUBLE",
+    "BOOLEAN",
+    "LIST",
+    "STRUCT",
+    "ANY",
+    "TASK_FINAL_STATUS",
+]
+SourceKind = Literal["constant", "param", "task", "loop_item", "collected"]
+ConditionOp = Literal["==", "!=", "<", "<=", ">", ">=", "truthy"]
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON used in hashes and cache keys."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
+    )
+
+
+class InputDef(_Spec):
+    """A component or pipeline input: a parameter (``type`` is a ``ParamType``) or an
+    artifact (``type`` is a schema title such as ``system.Dataset``)."""
+
+    kind: Literal["parameter", "artifact"]
+    type: str
+    is_list: bool = False
+    optional: bool = False
+    default: Any = None
+
+
+class OutputDef(_Spec):
+    kind: Literal["parameter", "artifact"]
+    type: str
+
+
+class ComponentSpec(_Spec):
+    """A Python function component: its source, interface and recorded build options."""
+
+    name: str
+    function: str
+    source: str
+    inputs: dict[str, InputDef] = Field(default_factory=dict)
+    outputs: dict[str, OutputDef] = Field(default_factory=dict)
+    returns: Literal["none", "single", "namedtuple"] = "none"
+    return_names: list[str] = Field(default_factory=list)
+    options: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def hash(self) -> str:
+        """sha256 of the source and the interface; part of every cache key."""
+        body = self.model_dump(mode="json", exclude={"description", "options", "name"})
+        return "sha256:" + hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+class ValueSource(_Spec):
+    """Where a task input (or a loop's items, or a condition operand) comes from.
+
+    ``constant``: ``value``; ``param``: pipeline input ``param``; ``task``: output ``output``
+    of ``task`` (``key`` selects a field of a dict or an item of a list value);
+    ``loop_item``: the current item of loop ``loop`` (``key`` selects a field);
+    ``collected``: every iteration's value of ``task``'s ``output``, as a list.
+    """
+
+    kind: SourceKind
+    value: Any = None
+    param: str | None = None
+    task: str | None = None
+    output: str | None = None
+    key: str | int | None = None
+    loop: str | None = None
+
+
+class ConditionSpec(_Spec):
+    left: ValueSource
+    op: ConditionOp
+    right: ValueSource | None = None
+    negate: bool = False
+
+
+class TaskOptions(_Spec):
+    enable_caching: bool = True
+    cache_key: str = ""
+    max_cache_age: float | None = None
+    num_retries: int = 0
+    backoff_duration: float = 0.0
+    backoff_factor: float = 2.0
+    backoff_max_duration: float = 3600.0
+    timeout: float | None = None
+    cpu_limit: float | None = None
+    memory_limit: int | None = None
+    display_name: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    ignore_upstream_failure: bool = False
+    hints: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskSpec(_Spec):
+    """One node of the DAG. ``loops`` lists enclosing loops, outermost first; ``exit_for``
+    names the tasks an exit handler waits for (it runs whatever their outcome)."""
+
+    name: str
+    component: str
+    inputs: dict[str, ValueSource] = Field(default_factory=dict)
+    depends_on: list[str] = Field(default_factory=list)
+    conditions: list[ConditionSpec] = Field(default_factory=list)
+    loops: list[str] = Field(default_factory=list)
+    exit_for: list[str] = Field(default_factory=list)
+    options: TaskOptions = Field(default_factory=TaskOptions)
+
+
+class LoopSpec(_Spec):
+    name: str
+    items: ValueSource
+    parallelism: int = 0
+    parent: str | None = None
+
+
+class PipelineSpec(_Spec):
+    """A whole pipeline. Tasks are listed in definition order (a topological order)."""
+
+    schema_version: str = SCHEMA_VERSION
+    name: str
+    description: str = ""
+    pipeline_root: str | None = None
+    inputs: dict[str, InputDef] = Field(default_factory=dict)
+    outputs: dict[str, ValueSource] = Field(default_factory=dict)
+    components: dict[str, ComponentSpec] = Field(default_factory=dict)
+    tasks: dict[str, TaskSpec] = Field(default_factory=dict)
+    loops: dict[str, LoopSpec] = Field(default_factory=dict)
+
+    @property
+    def hash(self) -> str:
+        body = self.model_dump(mode="json", by_alias=True)
+        return "sha256:" + hashlib.sha256(canonical_json(body).encode()).hexdigest()

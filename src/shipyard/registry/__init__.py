@@ -1,0 +1,1 @@
+"""The model registry: model versions, their packaging (``flavors``) and input signatures."""

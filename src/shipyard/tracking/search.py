@@ -1,0 +1,281 @@
+"""``search_runs``: the filter language compiled to SQL, then params, metrics and tags loaded
+for the whole page in three bulk queries (never one query per run)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, not_, select
+from sqlalchemy.sql import ColumnElement, Select
+
+from shipyard.errors import InvalidArgument
+from shipyard.store import Store
+from shipyard.store.schema import (
+    experiments,
+    run_artifacts,
+    run_latest_metrics,
+    run_params,
+    run_tags,
+    runs,
+)
+from shipyard.tracking.filters import Clause, parse_filter
+from shipyard.tracking.models import RunArtifact, RunData, RunPage
+from shipyard.validation import check_name
+
+MAX_RESULTS = 50_000
+_CHUNK = 900  # stays under SQLite's bound-parameter limit
+
+
+def search_runs(
+    store: Store,
+    project: str,
+    *,
+    experiments_: Sequence[str] | None = None,
+    filter: str | None = None,
+    order_by: Sequence[str] | None = None,
+    max_results: int = 1000,
+    page_token: str | None = None,
+) -> RunPage:
+    if isinstance(max_results, bool) or not isinstance(max_results, int) or not (
+        1 <= max_results <= MAX_RESULTS
+    ):
+        raise InvalidArgument(
+            f"max_results must be an integer from 1 to {MAX_RESULTS}", field="max_results"
+        )
+    offset = _decode_token(page_token)
+    clauses = parse_filter(filter)
+    stmt: Select[Any] = (
+        select(runs.c.id)
+        .join(experiments, experiments.c.id == runs.c.experiment_id)
+        .where(runs.c.project == project)
+    )
+    if experiments_:
+        names = [check_name(e, "experiment") for e in experiments_]
+        stmt = stmt.where(experiments.c.name.in_(names))
+    for clause in clauses:
+        stmt = stmt.where(_condition(clause))
+    stmt = _apply_order(stmt, order_by or [])
+    stmt = stmt.limit(max_results + 1).offset(offset)
+    with store.read() as conn:
+        ids = list(conn.execute(stmt).scalars())
+        more = len(ids) > max_results
+        ids = ids[:max_results]
+        found = load_runs(conn, ids, project=project)
+    token = _encode_token(offset + max_results) if more else None
+    return RunPage(runs=found, next_page_token=token)
+
+
+def _encode_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def _decode_token(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        offset = int(data["offset"])
+        if offset < 0:
+            raise ValueError(offset)
+    except (ValueError, KeyError, TypeError, json.JSONDecodeError, UnicodeError):
+        raise InvalidArgument("page_token is not a token this server issued",
+                              field="page_token") from None
+    return offset
+
+
+def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
+    match op:
+        case "=":
+            return column == value  # type: ignore[no-any-return]
+        case "!=":
+            return column != value  # type: ignore[no-any-return]
+        case "<":
+            return column < value  # type: ignore[no-any-return]
+        case "<=":
+            return column <= value  # type: ignore[no-any-return]
+        case ">":
+            return column > value  # type: ignore[no-any-return]
+        case ">=":
+            return column >= value  # type: ignore[no-any-return]
+        case "LIKE":
+            return column.like(value)  # type: ignore[no-any-return]
+        case "NOT LIKE":
+            return not_(column.like(value))
+        case "ILIKE":
+            return func.lower(column).like(str(value).lower())  # type: ignore[no-any-return]
+        case "IN":
+            return column.in_(list(value))  # type: ignore[no-any-return]
+        case "NOT IN":
+            return not_(column.in_(list(value)))
+    raise InvalidArgument(f"filter: unsupported operator {op}", field="filter")
+
+
+def _condition(clause: Clause) -> ColumnElement[bool]:
+    if clause.kind == "metrics":
+        table: Any = run_latest_metrics
+    elif clause.kind == "params":
+        table = run_params
+    elif clause.kind == "tags":
+        table = run_tags
+    else:
+        return _attribute_condition(clause)
+    sub = select(table.c.run_id).where(
+        table.c.key == clause.key, _compare(table.c.value, clause.op, clause.value)
+    )
+    return runs.c.id.in_(sub)
+
+
+def _attribute_condition(clause: Clause) -> ColumnElement[bool]:
+    key, op, value = clause.key, clause.op, clause.value
+    if key in ("start_time", "end_time"):
+        column = runs.c[key]
+        if isinstance(value, float):
+            value = datetime.fromtimestamp(value / 1000, UTC)
+        elif isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                raise InvalidArgument(
+                    f"filter: {key} takes milliseconds or an ISO 8601 time", field="filter"
+                ) from None
+        if op not in ("<", "<=", ">", ">=", "=", "!="):
+            raise InvalidArgument(f"filter: {key} compares with < <= > >= = !=", field="filter")
+        return _compare(column, op, value)
+    column = {
+        "status": runs.c.status,
+        "name": runs.c.name,
+        "run_id": runs.c.id,
+        "experiment": experiments.c.name,
+        "created_by": runs.c.created_by,
+    }[key]
+    return _compare(column, op, value)
+
+
+def _apply_order(stmt: Select[Any], order_by: Sequence[str]) -> Select[Any]:
+    columns: list[Any] = []
+    for n, item in enumerate(order_by):
+        if not isinstance(item, str) or not item.strip():
+            raise InvalidArgument("order_by entries must be non-empty strings",
+                                  field=f"order_by[{n}]")
+        parts = item.strip().rsplit(" ", 1)
+        descending = False
+        if len(parts) == 2 and parts[1].upper() in ("ASC", "DESC"):
+            descending = parts[1].upper() == "DESC"
+            target = parts[0].strip()
+        else:
+            target = item.strip()
+        column = _order_column(target, n)
+        if isinstance(column, tuple):
+            table, key = column
+            alias = table.alias(f"o{n}")
+            stmt = stmt.outerjoin(alias, and_(alias.c.run_id == runs.c.id, alias.c.key == key))
+            col = alias.c.value
+        else:
+            col = column
+        # NULLs (runs without the key) sort last either way, as in MLflow.
+        columns.append(col.is_(None))
+        columns.append(col.desc() if descending else col.asc())
+    columns.append(runs.c.start_time.desc())
+    columns.append(runs.c.id.desc())
+    return stmt.order_by(*columns)
+
+
+def _order_column(target: str, n: int) -> Any:
+    if "." in target:
+        prefix, key = target.split(".", 1)
+        key = key.strip("`")
+        table = {"metrics": run_latest_metrics, "params": run_params, "tags": run_tags}.get(
+            prefix.lower()
+        )
+        if table is not None:
+            return (table, key)
+        if prefix.lower() in ("attributes", "attribute"):
+            target = key
+    attr = {
+        "start_time": runs.c.start_time,
+        "end_time": runs.c.end_time,
+        "name": runs.c.name,
+        "status": runs.c.status,
+        "run_id": runs.c.id,
+        "experiment": experiments.c.name,
+    }.get(target.lower())
+    if attr is None:
+        raise InvalidArgument(
+            f"order_by: cannot order by {target!r}; use metrics.KEY, params.KEY, tags.KEY, "
+            "start_time, end_time, name or status",
+            field=f"order_by[{n}]",
+        )
+    return attr
+
+
+def load_runs(
+    conn: Connection, ids: Sequence[str], *, project: str, with_artifacts: bool = False
+) -> list[RunData]:
+    """Runs with their params, latest metrics and tags, in the order of ``ids``."""
+    if not ids:
+        return []
+    base: dict[str, dict[str, Any]] = {}
+    params: dict[str, dict[str, str]] = defaultdict(dict)
+    metrics: dict[str, dict[str, float]] = defaultdict(dict)
+    tags: dict[str, dict[str, str]] = defaultdict(dict)
+    arts: dict[str, list[RunArtifact]] = defaultdict(list)
+    for start in range(0, len(ids), _CHUNK):
+        chunk = list(ids[start : start + _CHUNK])
+        for row in conn.execute(
+            select(runs, experiments.c.name.label("experiment"))
+            .join(experiments, experiments.c.id == runs.c.experiment_id)
+            .where(runs.c.id.in_(chunk), runs.c.project == project)
+        ):
+            base[row.id] = dict(row._mapping)
+        for run_id, key, value in conn.execute(
+            select(run_params.c.run_id, run_params.c.key, run_params.c.value).where(
+                run_params.c.run_id.in_(chunk)
+            )
+        ):
+            params[run_id][key] = value
+        for run_id, key, value in conn.execute(
+            select(run_latest_metrics.c.run_id, run_latest_metrics.c.key,
+                   run_latest_metrics.c.value).where(run_latest_metrics.c.run_id.in_(chunk))
+        ):
+            metrics[run_id][key] = value
+        for run_id, key, value in conn.execute(
+            select(run_tags.c.run_id, run_tags.c.key, run_tags.c.value).where(
+                run_tags.c.run_id.in_(chunk)
+            )
+        ):
+            tags[run_id][key] = value
+        if with_artifacts:
+            for row in conn.execute(
+                select(run_artifacts).where(run_artifacts.c.run_id.in_(chunk))
+                .order_by(run_artifacts.c.name)
+            ):
+                arts[row.run_id].append(RunArtifact.model_validate(dict(row._mapping)))
+    out: list[RunData] = []
+    for run_id in ids:
+        row = base.get(run_id)
+        if row is None:
+            continue
+        out.append(
+            RunData.model_construct(
+                id=run_id,
+                project=row["project"],
+                experiment=row["experiment"],
+                experiment_id=row["experiment_id"],
+                name=row["name"],
+                status=row["status"],
+                start_time=row["start_time"],
+                end_time=row["end_time"],
+                execution_id=row["execution_id"],
+                created_by=row["created_by"],
+                params=params.get(run_id, {}),
+                metrics=metrics.get(run_id, {}),
+                tags=tags.get(run_id, {}),
+                artifacts=arts.get(run_id, []),
+            )
+        )
+    return out

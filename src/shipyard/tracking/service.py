@@ -1,0 +1,439 @@
+"""Tracking writes and single-run reads.
+
+``log_batch`` is the one write primitive for params, metrics and tags: one transaction per
+call, bulk inserts, and the latest value per metric kept current in the same transaction
+(so ``search_runs`` never scans series).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from shipyard import audit
+from shipyard.context import RequestContext
+from shipyard.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, TooLarge
+from shipyard.ids import check_id, new_id
+from shipyard.lineage import records as lineage
+from shipyard.store import Store
+from shipyard.store.projects import ensure_project
+from shipyard.store.schema import (
+    experiments,
+    run_artifacts,
+    run_latest_metrics,
+    run_metrics,
+    run_params,
+    run_tags,
+    runs,
+)
+from shipyard.store.types import now_ms, utcnow
+from shipyard.tracking.models import (
+    TERMINAL,
+    Experiment,
+    MetricPoint,
+    RunArtifact,
+    RunData,
+)
+from shipyard.validation import (
+    MAX_PARAM_VALUE,
+    MAX_TAG_VALUE,
+    check_key,
+    check_name,
+    check_text,
+)
+
+MAX_BATCH_METRICS = 10_000
+MAX_BATCH_PARAMS = 1_000
+MAX_BATCH_TAGS = 1_000
+MAX_STEP = 2**62
+
+Metric = tuple[str, float, int, int]  # key, value, step, timestamp (ms)
+
+
+def get_or_create_experiment(store: Store, ctx: RequestContext, name: str) -> Experiment:
+    check_name(name, "experiment")
+    found = _find_experiment(store, ctx.project, name)
+    if found is not None:
+        return found
+
+    def create(conn: Connection) -> Experiment:
+        ensure_project(conn, ctx.project)
+        row = conn.execute(
+            select(experiments).where(
+                experiments.c.project == ctx.project, experiments.c.name == name
+            )
+        ).first()
+        if row is not None:  # created by someone else since our first look
+            return Experiment.model_validate(dict(row._mapping))
+        exp_id = new_id()
+        context_id = lineage.get_or_create_context(conn, ctx.project, "experiment", name)
+        now = utcnow()
+        conn.execute(
+            insert(experiments).values(
+                id=exp_id, project=ctx.project, name=name, created_at=now, context_id=context_id
+            )
+        )
+        audit.record(conn, ctx, "experiments.create", f"experiments/{name}")
+        return Experiment(id=exp_id, project=ctx.project, name=name, created_at=now)
+
+    return store.retry_write(create)
+
+
+def _find_experiment(store: Store, project: str, name: str) -> Experiment | None:
+    with store.read() as conn:
+        row = conn.execute(
+            select(experiments.c.id, experiments.c.project, experiments.c.name,
+                   experiments.c.created_at).where(
+                experiments.c.project == project, experiments.c.name == name
+            )
+        ).first()
+    return None if row is None else Experiment.model_validate(dict(row._mapping))
+
+
+def list_experiments(store: Store, project: str) -> list[Experiment]:
+    with store.read() as conn:
+        rows = conn.execute(
+            select(experiments.c.id, experiments.c.project, experiments.c.name,
+                   experiments.c.created_at)
+            .where(experiments.c.project == project)
+            .order_by(experiments.c.name)
+        )
+        return [Experiment.model_validate(dict(r._mapping)) for r in rows]
+
+
+def create_run(
+    store: Store,
+    ctx: RequestContext,
+    experiment: str,
+    *,
+    name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> RunData:
+    exp = get_or_create_experiment(store, ctx, experiment)
+    run_id = new_id()
+    run_name = check_name(name, "name") if name is not None else _default_name(run_id)
+    clean_tags = _clean_mapping(tags, "tags", MAX_TAG_VALUE, MAX_BATCH_TAGS)
+    clean_params = _clean_mapping(params, "params", MAX_PARAM_VALUE, MAX_BATCH_PARAMS)
+    start = utcnow()
+
+    def create(conn: Connection) -> None:
+        execution_id = lineage.create_execution(
+            conn, ctx.project, "run", run_name, properties={"run_id": run_id}
+        )
+        context_id = conn.execute(
+            select(experiments.c.context_id).where(experiments.c.id == exp.id)
+        ).scalar()
+        if context_id:
+            lineage.associate(conn, str(context_id), execution_id)
+        conn.execute(
+            insert(runs).values(
+                id=run_id,
+                project=ctx.project,
+                experiment_id=exp.id,
+                name=run_name,
+                status="RUNNING",
+                start_time=start,
+                execution_id=execution_id,
+                created_by=ctx.actor,
+            )
+        )
+        if clean_tags:
+            conn.execute(
+                insert(run_tags), [{"run_id": run_id, "key": k, "value": v}
+                                   for k, v in clean_tags.items()]
+            )
+        if clean_params:
+            conn.execute(
+                insert(run_params), [{"run_id": run_id, "key": k, "value": v}
+                                     for k, v in clean_params.items()]
+            )
+        audit.record(conn, ctx, "runs.create", f"runs/{run_id}")
+
+    store.retry_write(create)
+    return get_run(store, ctx.project, run_id)
+
+
+def _default_name(run_id: str) -> str:
+    return f"run-{utcnow():%Y%m%d-%H%M%S}-{run_id[-4:]}"
+
+
+def _clean_mapping(
+    values: Mapping[str, Any] | None, field: str, limit: int, max_items: int
+) -> dict[str, str]:
+    if values is None:
+        return {}
+    if not isinstance(values, Mapping):
+        raise InvalidArgument(f"{field} must be a mapping of names to values", field=field)
+    if len(values) > max_items:
+        raise TooLarge(f"{field} has {len(values)} entries; the limit is {max_items}", field=field)
+    clean: dict[str, str] = {}
+    for key, value in values.items():
+        check_key(key, f"{field}.key")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidArgument(f"{field}.{key} must be finite, got {value}", field=f"{field}.{key}")
+        clean[key] = check_text(value, f"{field}.{key}", limit=limit)
+    return clean
+
+
+def clean_metrics(metrics: Iterable[Any], default_ts: int | None = None) -> list[Metric]:
+    """Validate metric points given as MetricPoint, dicts or (key, value, step, ts) tuples."""
+    now = default_ts if default_ts is not None else now_ms()
+    out: list[Metric] = []
+    seen_keys: set[str] = set()
+    for i, item in enumerate(metrics):
+        if isinstance(item, MetricPoint):
+            key, value, step, ts = item.key, item.value, item.step, item.timestamp
+        elif isinstance(item, Mapping):
+            key, value = item.get("key"), item.get("value")
+            step, ts = item.get("step", 0), item.get("timestamp", now)
+        elif isinstance(item, tuple | list) and len(item) in (2, 3, 4):
+            key, value = item[0], item[1]
+            step = item[2] if len(item) > 2 else 0
+            ts = item[3] if len(item) > 3 else now
+        else:
+            raise InvalidArgument(f"metrics[{i}] must be a metric point", field=f"metrics[{i}]")
+        if key not in seen_keys:
+            check_key(key, f"metrics[{i}].key")
+            seen_keys.add(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise InvalidArgument(
+                    f"metric {key!r} must be a number", field=f"metrics.{key}"
+                ) from None
+        value = float(value)
+        if not math.isfinite(value):
+            raise InvalidArgument(
+                f"metric {key!r} must be a finite number, got {value}", field=f"metrics.{key}"
+            )
+        if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < MAX_STEP:
+            raise InvalidArgument(
+                f"step of metric {key!r} must be a non-negative integer", field=f"metrics.{key}.step"
+            )
+        if isinstance(ts, bool) or not isinstance(ts, int) or not 0 <= ts < MAX_STEP:
+            raise InvalidArgument(
+                f"timestamp of metric {key!r} must be milliseconds since the epoch",
+                field=f"metrics.{key}.timestamp",
+            )
+        out.append((key, value, step, ts))
+    return out
+
+
+def log_batch(
+    store: Store,
+    ctx: RequestContext,
+    run_id: str,
+    *,
+    metrics: Iterable[Any] = (),
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+) -> None:
+    """Record params, metrics and tags of a running run in one transaction."""
+    check_id(run_id, "run_id")
+    points = clean_metrics(metrics)
+    if len(points) > MAX_BATCH_METRICS:
+        raise TooLarge(
+            f"a batch holds at most {MAX_BATCH_METRICS} metric points; got {len(points)}",
+            field="metrics",
+        )
+    clean_params = _clean_mapping(params, "params", MAX_PARAM_VALUE, MAX_BATCH_PARAMS)
+    clean_tags = _clean_mapping(tags, "tags", MAX_TAG_VALUE, MAX_BATCH_TAGS)
+    if not points and not clean_params and not clean_tags:
+        return
+
+    def write(conn: Connection) -> None:
+        _require_running(conn, ctx.project, run_id)
+        if clean_params:
+            _insert_params(conn, run_id, clean_params)
+        if clean_tags:
+            _upsert(conn, run_tags, ["run_id", "key"],
+                    [{"run_id": run_id, "key": k, "value": v} for k, v in clean_tags.items()],
+                    ["value"])
+        if points:
+            conn.execute(
+                insert(run_metrics),
+                [{"run_id": run_id, "key": k, "value": v, "step": s, "timestamp": t}
+                 for k, v, s, t in points],
+            )
+            _update_latest(conn, run_id, points)
+
+    store.retry_write(write)
+
+
+def _require_running(conn: Connection, project: str, run_id: str) -> None:
+    status = conn.execute(
+        select(runs.c.status).where(runs.c.id == run_id, runs.c.project == project)
+    ).scalar()
+    if status is None:
+        raise NotFound(f"run {run_id} not found in project {project!r}", field="run_id")
+    if status in TERMINAL:
+        raise FailedPrecondition(f"run {run_id} is {status}; it no longer accepts data")
+
+
+def _insert_params(conn: Connection, run_id: str, params: dict[str, str]) -> None:
+    existing = dict(
+        conn.execute(
+            select(run_params.c.key, run_params.c.value).where(
+                run_params.c.run_id == run_id, run_params.c.key.in_(list(params))
+            )
+        ).all()
+    )
+    for key, old in existing.items():
+        if old != params[key]:
+            raise Conflict(
+                f"param {key!r} was already logged as {old[:60]!r}; params cannot change "
+                "within a run (log a metric or a tag instead)",
+                field=f"params.{key}",
+            )
+    new = [{"run_id": run_id, "key": k, "value": v} for k, v in params.items() if k not in existing]
+    if new:
+        conn.execute(insert(run_params), new)
+
+
+def _update_latest(conn: Connection, run_id: str, points: list[Metric]) -> None:
+    latest: dict[str, Metric] = {}
+    for point in points:
+        current = latest.get(point[0])
+        if current is None or (point[2], point[3]) >= (current[2], current[3]):
+            latest[point[0]] = point
+    rows = [{"run_id": run_id, "key": k, "value": v, "step": s, "timestamp": t}
+            for k, v, s, t in latest.values()]
+    _upsert(conn, run_latest_metrics, ["run_id", "key"], rows, ["value", "step", "timestamp"],
+            newer_only=True)
+
+
+def _upsert(
+    conn: Connection,
+    table: Any,
+    keys: list[str],
+    rows: list[dict[str, Any]],
+    set_columns: list[str],
+    *,
+    newer_only: bool = False,
+) -> None:
+    dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    stmt = dialect_insert(table)
+    where = None
+    if newer_only:
+        # Only move the latest value forward: by step, then by timestamp.
+        where = (stmt.excluded.step > table.c.step) | (
+            (stmt.excluded.step == table.c.step) & (stmt.excluded.timestamp >= table.c.timestamp)
+        )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=keys,
+        set_={c: getattr(stmt.excluded, c) for c in set_columns},
+        where=where,
+    )
+    conn.execute(stmt, rows)
+
+
+def set_terminated(
+    store: Store,
+    ctx: RequestContext,
+    run_id: str,
+    status: str = "FINISHED",
+    end_time: datetime | None = None,
+) -> RunData:
+    check_id(run_id, "run_id")
+    if status not in TERMINAL:
+        raise InvalidArgument(f"status must be one of {', '.join(TERMINAL)}", field="status")
+
+    def write(conn: Connection) -> None:
+        row = conn.execute(
+            select(runs.c.status, runs.c.execution_id).where(
+                runs.c.id == run_id, runs.c.project == ctx.project
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"run {run_id} not found in project {ctx.project!r}", field="run_id")
+        conn.execute(
+            update(runs).where(runs.c.id == run_id)
+            .values(status=status, end_time=end_time or utcnow())
+        )
+        if row.execution_id:
+            state = "COMPLETE" if status == "FINISHED" else "FAILED"
+            lineage.set_execution_state(conn, row.execution_id, state)
+        audit.record(conn, ctx, "runs.update", f"runs/{run_id}", detail={"status": status})
+
+    store.retry_write(write)
+    return get_run(store, ctx.project, run_id)
+
+
+def record_artifact(
+    conn: Connection,
+    ctx: RequestContext,
+    run_id: str,
+    *,
+    name: str,
+    digest: str,
+    size: int,
+    kind: str,
+    type: str = "Artifact",
+) -> RunArtifact:
+    """Attach a stored blob or tree to a run and to the run's lineage execution."""
+    row = conn.execute(
+        select(runs.c.execution_id).where(runs.c.id == run_id, runs.c.project == ctx.project)
+    ).first()
+    if row is None:
+        raise NotFound(f"run {run_id} not found in project {ctx.project!r}", field="run_id")
+    artifact_id = lineage.create_artifact(
+        conn, ctx.project, type, name, f"sha256:{digest}", digest=digest, size=size,
+        properties={"run_id": run_id, "kind": kind},
+    )
+    if row.execution_id:
+        lineage.add_event(conn, row.execution_id, artifact_id, "output", name)
+    now = utcnow()
+    _upsert(
+        conn, run_artifacts, ["run_id", "name"],
+        [{"run_id": run_id, "name": name, "digest": digest, "size": size, "kind": kind,
+          "artifact_id": artifact_id, "created_at": now}],
+        ["digest", "size", "kind", "artifact_id", "created_at"],
+    )
+    audit.record(conn, ctx, "runs.log_artifact", f"runs/{run_id}/artifacts/{name}")
+    return RunArtifact(name=name, digest=digest, size=size, kind=kind,  # type: ignore[arg-type]
+                       artifact_id=artifact_id, created_at=now)
+
+
+def get_run(store: Store, project: str, run_id: str) -> RunData:
+    check_id(run_id, "run_id")
+    from shipyard.tracking.search import load_runs
+
+    with store.read() as conn:
+        found = load_runs(conn, [run_id], project=project, with_artifacts=True)
+    if not found:
+        raise NotFound(f"run {run_id} not found in project {project!r}", field="run_id")
+    return found[0]
+
+
+def metric_history(store: Store, project: str, run_id: str, key: str) -> list[MetricPoint]:
+    check_id(run_id, "run_id")
+    check_key(key, "key")
+    with store.read() as conn:
+        if conn.execute(
+            select(runs.c.id).where(runs.c.id == run_id, runs.c.project == project)
+        ).first() is None:
+            raise NotFound(f"run {run_id} not found in project {project!r}", field="run_id")
+        rows = conn.execute(
+            select(run_metrics.c.key, run_metrics.c.value, run_metrics.c.step,
+                   run_metrics.c.timestamp)
+            .where(run_metrics.c.run_id == run_id, run_metrics.c.key == key)
+            .order_by(run_metrics.c.step, run_metrics.c.timestamp, run_metrics.c.id)
+        )
+        return [MetricPoint(key=r.key, value=r.value, step=r.step, timestamp=r.timestamp)
+                for r in rows]
+
+
+def run_ids_exist(conn: Connection, project: str, run_ids: Sequence[str]) -> set[str]:
+    return set(
+        conn.execute(
+            select(runs.c.id).where(runs.c.project == project, runs.c.id.in_(list(run_ids)))
+        ).scalars()
+    )
