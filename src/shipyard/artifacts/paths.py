@@ -97,8 +97,8 @@ def _check_relative(relative: object, field: str) -> None:
         raise InvalidArgument(
             f"{field} must be a relative path of 1 to {MAX_PATH_CHARS} characters", field=field
         )
-    # Check the path as given, after NFKC (fullwidth "．．／" becomes "../" in some layers)
-    # and after every round of percent-decoding ("%252e%252e%252f" -> "%2e%2e%2f" -> "../"),
+    # Check the path as given, after NFKC (fullwidth "\uff0e\uff0e\uff0f" is "../" to some
+    # layers) and after every round of percent-decoding ("%252e%252e%252f" -> "%2e%2e%2f" -> "../"),
     # so no layer below us that decodes or normalises can turn it into something unsafe.
     seen: set[str] = set()
     pending = [relative]

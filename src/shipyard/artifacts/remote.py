@@ -16,11 +16,11 @@ import io
 import os
 import tempfile
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 from shipyard.artifacts.backend import Backend, Staged
-from shipyard.artifacts.streams import CHUNK_SIZE, RawSource
 from shipyard.artifacts.paths import resolve_inside
+from shipyard.artifacts.streams import CHUNK_SIZE, RawSource
 from shipyard.errors import NotFound
 
 SPOOL_IN_MEMORY = 8 * CHUNK_SIZE
@@ -31,7 +31,7 @@ class _SpoolStaged(Staged):
     def __init__(self, backend: FsspecBackend) -> None:
         self._backend = backend
         self._memory = io.BytesIO()
-        self._spilled: tuple[str, io.BufferedWriter] | None = None  # (path, file) on disk
+        self._spilled: tuple[str, BinaryIO] | None = None  # (path, file) on disk
 
     def write(self, chunk: bytes) -> None:
         if self._spilled is None:
@@ -42,7 +42,8 @@ class _SpoolStaged(Staged):
             self._spilled = (path, os.fdopen(fd, "wb", buffering=CHUNK_SIZE))
             self._spilled[1].write(self._memory.getbuffer())
             self._memory = io.BytesIO()
-        self._spilled[1].write(chunk)
+        spilled = self._spilled
+        spilled[1].write(chunk)
 
     def commit(self, key: str, size: int) -> None:
         fs, path = self._backend.fs, self._backend.path(key)
