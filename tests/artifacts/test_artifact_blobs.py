@@ -250,3 +250,14 @@ def test_put_repairs_a_damaged_copy(case: StoreCase) -> None:
     case.write_raw(blob_key(info.digest), data[:5])
     assert case.store.put_stream(io.BytesIO(data)) == info
     assert case.store.get_bytes(info.digest) == data
+
+
+def test_concurrent_writers_of_the_same_blob(case: StoreCase) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = os.urandom(2 * CHUNK_SIZE)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda _: case.store.put_stream(io.BytesIO(data)), range(6)))
+    assert set(results) == {BlobInfo(_digest(data), len(data))}
+    assert case.list_raw() == [blob_key(_digest(data))]  # one copy, no staging left behind
+    assert case.store.get_bytes(_digest(data)) == data
