@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -119,6 +119,9 @@ class Signature:
         (integers to float, integral floats to integers, ISO strings to datetimes).
         """
         frame = to_frame(data, self.names)
+        if not frame.columns.is_unique:
+            dup = str(frame.columns[frame.columns.duplicated()][0])
+            raise InvalidArgument(f"column {dup!r} appears more than once", field=dup)
         missing = [n for n in self.names if n not in frame.columns]
         if missing:
             raise InvalidArgument(
@@ -161,13 +164,13 @@ def infer_signature(
         elif isinstance(nullable, bool):
             is_nullable = nullable
         else:
-            is_nullable = name in set(nullable)
+            # A single column name is a str, which is itself an iterable of characters.
+            names = {nullable} if isinstance(nullable, str) else set(nullable)
+            is_nullable = name in names
         kind = _infer_kind(name, series)
         levels = None
         if kind in ("string", "categorical"):
-            values = (
-                series.cat.categories if kind == "categorical" else series.dropna().unique()
-            )
+            values = series.cat.categories if kind == "categorical" else series.dropna().unique()
             if len(values) <= max_levels:
                 levels = tuple(sorted(str(v) for v in values))
         specs.append(ColumnSpec(name, kind, is_nullable, levels))
@@ -192,7 +195,7 @@ def to_frame(data: Any, names: Sequence[str] | None) -> pd.DataFrame:
                 f"got {array.shape[1]}"
             )
         # Per-column inference restores numeric dtypes the object array erased.
-        return pd.DataFrame(array, columns=names).infer_objects()
+        return pd.DataFrame(array, columns=None if names is None else list(names)).infer_objects()
     if isinstance(data, Sequence) and not isinstance(data, str | bytes):
         return pd.DataFrame.from_records(list(data))
     raise InvalidArgument(
@@ -235,8 +238,11 @@ def _infer_kind(name: str, series: pd.Series[Any]) -> Kind:
 
 def _fail(spec: ColumnSpec, bad: pd.Series[bool], series: pd.Series[Any], why: str) -> None:
     if bool(bad.any()):
-        row: Hashable = bad.idxmax()
-        value = series[row]
+        # Positional lookup: the index may hold duplicate labels, so series[label] could
+        # return several values.
+        position = int(np.flatnonzero(bad.to_numpy(dtype=bool))[0])
+        row: Hashable = series.index[position]
+        value = series.iloc[position]
         if isinstance(value, np.generic):
             value = value.item()
         got = "" if why.startswith("null") else f", got {value!r}"
@@ -252,6 +258,9 @@ def _check_column(spec: ColumnSpec, series: pd.Series[Any]) -> tuple[pd.Series[A
     if kind in ("integer", "float"):
         if pd.api.types.is_bool_dtype(series.dtype):
             _fail(spec, present, series, f"expected {kind}")
+        if kind == "integer" and pd.api.types.is_integer_dtype(series.dtype):
+            # Already integers: a round trip through float64 would lose digits past 2**53.
+            return series.astype("int64"), ""
         if pd.api.types.is_numeric_dtype(series.dtype):
             numbers = series.astype("float64")
         else:
@@ -280,7 +289,7 @@ def _check_column(spec: ColumnSpec, series: pd.Series[Any]) -> tuple[pd.Series[A
     if not isinstance(series.dtype, pd.CategoricalDtype) and pd.api.types.infer_dtype(
         series, skipna=True
     ) not in ("string", "empty"):
-        is_str = series.astype(object).map(type).eq(str)
+        is_str = series.astype(object).map(lambda v: isinstance(v, str)).astype(bool)
         _fail(spec, present & ~is_str, series, "expected string")
     note = ""
     if spec.levels is not None:
@@ -298,4 +307,4 @@ def _check_column(spec: ColumnSpec, series: pd.Series[Any]) -> tuple[pd.Series[A
         series = pd.Series(
             pd.Categorical(series.astype(object), categories=known + extra), index=series.index
         )
-    return cast("pd.Series[Any]", series), note
+    return series, note

@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from shipyard.errors import DataCorruption, FailedPrecondition
+from shipyard.errors import DataCorruption, FailedPrecondition, InvalidArgument
 from shipyard.registry.signature import Signature
 
 MANIFEST_NAME = "shipyard-model.json"
@@ -47,6 +47,8 @@ class Manifest:
     signature: Signature | None = None
     options: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    # File name (listed in ``files``) of a few example input rows, for docs and smoke tests.
+    input_example: str | None = None
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     format_version: int = FORMAT_VERSION
 
@@ -61,6 +63,7 @@ class Manifest:
             "signature": None if self.signature is None else self.signature.to_dict(),
             "options": self.options,
             "metadata": self.metadata,
+            "input_example": self.input_example,
             "files": {
                 name: {"sha256": e.sha256, "size": e.size} for name, e in sorted(self.files.items())
             },
@@ -69,7 +72,9 @@ class Manifest:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
         version = data.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise DataCorruption(f"{MANIFEST_NAME} has no valid format_version: {version!r}")
+        if version > FORMAT_VERSION:
             raise FailedPrecondition(
                 f"model manifest format {version!r} is newer than this Shipyard understands "
                 f"({FORMAT_VERSION}): upgrade Shipyard to load it"
@@ -86,6 +91,9 @@ class Manifest:
                 signature=None if signature is None else Signature.from_dict(signature),
                 options=dict(data.get("options", {})),
                 metadata=dict(data.get("metadata", {})),
+                input_example=(
+                    None if data.get("input_example") is None else str(data["input_example"])
+                ),
                 files={
                     _check_relpath(name): FileEntry(str(e["sha256"]), int(e["size"]))
                     for name, e in data["files"].items()
@@ -94,6 +102,9 @@ class Manifest:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataCorruption(f"{MANIFEST_NAME} is malformed: bad or missing {exc}") from None
+        except InvalidArgument as exc:
+            # A hand-edited signature is a damaged file, not bad input from the caller.
+            raise DataCorruption(f"{MANIFEST_NAME} has a bad signature: {exc}") from None
 
     def write(self, model_dir: Path) -> None:
         text = json.dumps(self.to_dict(), indent=2, sort_keys=False)
@@ -143,9 +154,7 @@ def verify_tree(model_dir: Path, manifest: Manifest) -> None:
     """Raise ``DataCorruption`` naming the first file that is missing, extra or altered."""
     present = set(_list_files(model_dir))
     for name in sorted(present - manifest.files.keys()):
-        raise DataCorruption(
-            f"{name} is in the model directory but not in its manifest", file=name
-        )
+        raise DataCorruption(f"{name} is in the model directory but not in its manifest", file=name)
     for name, expected in sorted(manifest.files.items()):
         if name not in present:
             raise DataCorruption(f"{name} is listed in the manifest but missing", file=name)

@@ -1,0 +1,414 @@
+"""Registering model versions and reading them back.
+
+``register_model`` packages the model (``flavors``), stores the directory in the artifact
+store, and only then records the row: a version row always points at complete files.
+Version numbers come from ``models.next_version``, read and incremented in the same write
+transaction as the insert, so concurrent registrations get 1, 2, 3... with no gap and no
+collision.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from shipyard import audit
+from shipyard.artifacts import ArtifactStore, TreeInfo
+from shipyard.context import RequestContext
+from shipyard.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from shipyard.ids import new_id
+from shipyard.lineage import records as lineage
+from shipyard.registry import _rows, flavors
+from shipyard.registry.aliases import move_alias
+from shipyard.registry.filters import parse_filter
+from shipyard.registry.models import STORED_STATUSES, ModelVersion, RegisteredModel
+from shipyard.registry.refs import ModelRef, check_alias, check_version, parse_ref
+from shipyard.registry.semver import check_semver
+from shipyard.registry.signature import Signature
+from shipyard.store import Store
+from shipyard.store.projects import ensure_project
+from shipyard.store.schema import model_aliases, model_versions, models, runs
+from shipyard.store.types import utcnow
+from shipyard.validation import check_key, check_name, check_text
+
+MAX_DESCRIPTION = 10_000
+MAX_LABEL_VALUE = 256
+MAX_LABELS = 64
+MODEL_ARTIFACT_TYPE = "Model"
+
+
+def register_model(
+    store: Store,
+    artifacts: ArtifactStore,
+    ctx: RequestContext,
+    name: str,
+    model_or_path: Any,
+    *,
+    input_example: Any = None,
+    signature: Signature | Mapping[str, Any] | None = None,
+    semver: str | None = None,
+    description: str = "",
+    labels: Mapping[str, str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    aliases: Sequence[str] | None = None,
+    run_id: str | None = None,
+    trusted_digest: str | None = None,
+) -> ModelVersion:
+    """Register a new version of model ``name`` (created on first use).
+
+    ``model_or_path`` is a model object, a model file or a directory packaged by
+    ``flavors.save``. ``input_example`` (a few rows) gives the signature unless
+    ``signature`` is passed. ``aliases`` are moved to the new version in the same
+    transaction. With ``run_id``, the model is recorded as an output of that run's execution
+    in the lineage graph.
+    """
+    check_name(name, "name")
+    clean_labels = _check_labels(labels)
+    clean_metrics = _check_metrics(metrics)
+    alias_list = [check_alias(a) for a in aliases or ()]
+    if semver is not None:
+        check_semver(semver)
+    check_text(description, "description", limit=MAX_DESCRIPTION)
+    with tempfile.TemporaryDirectory(prefix="shipyard-model-") as tmp:
+        model_dir = Path(tmp, "model")
+        model_dir.mkdir()
+        manifest = flavors.save(
+            model_or_path,
+            model_dir,
+            signature=signature,
+            input_example=input_example,
+            metadata=metadata,
+            trusted_digest=trusted_digest,
+        )
+        tree = artifacts.put_tree(model_dir)
+    sig = None if manifest.signature is None else manifest.signature.to_dict()
+
+    def work(conn: Connection) -> ModelVersion:
+        ensure_project(conn, ctx.project)
+        model = _get_or_create_model(conn, ctx.project, name, clean_labels, description)
+        version = int(model.next_version)
+        now = utcnow()
+        conn.execute(
+            update(models)
+            .where(models.c.id == model.id)
+            .values(
+                next_version=version + 1,
+                updated_at=now,
+                labels={**(model.labels or {}), **clean_labels},
+            )
+        )
+        if semver is not None:
+            _check_semver_free(conn, model, semver)
+        artifact_id = _record_lineage(conn, ctx, name, version, tree, manifest.flavor, run_id)
+        row = {
+            "id": new_id(),
+            "model_id": model.id,
+            "version": version,
+            "semver": semver,
+            "description": description,
+            "labels": clean_labels,
+            "metadata": dict(manifest.metadata),
+            "metrics": clean_metrics,
+            "status": "registered",
+            "flavor": manifest.flavor,
+            "tree_digest": tree.digest,
+            "signature": sig,
+            "artifact_id": artifact_id,
+            "run_id": run_id,
+            "created_at": now,
+            "created_by": ctx.actor,
+        }
+        conn.execute(insert(model_versions).values(**row))
+        for alias in alias_list:
+            move_alias(conn, ctx, model, alias, version, reason="set at registration")
+        audit.record(
+            conn,
+            ctx,
+            "model.register",
+            f"models/{name}/versions/{version}",
+            detail={"flavor": manifest.flavor, "tree_digest": tree.digest},
+        )
+        fresh = _rows.model_row(conn, ctx.project, name)
+        return _rows.version_result(conn, fresh, _rows.version_row(conn, fresh, version))
+
+    return store.retry_write(work)
+
+
+def get_model(store: Store, project: str, name: str) -> RegisteredModel:
+    with store.read() as conn:
+        model = _rows.model_row(conn, project, name)
+        return _model_result(conn, model)
+
+
+def get_model_version(
+    store: Store,
+    project: str,
+    name: str,
+    version: int | None = None,
+    alias: str | None = None,
+) -> ModelVersion:
+    """One version by number, by alias, or (with neither) the latest one not retired."""
+    if version is not None and alias is not None:
+        raise InvalidArgument("pass version or alias, not both", field="alias")
+    ref = ModelRef(
+        check_name(name, "name"),
+        version=None if version is None else check_version(version),
+        alias=None if alias is None else check_name(alias, "alias"),
+    )
+    with store.read() as conn:
+        return _resolve(conn, project, ref)
+
+
+def resolve_ref(store: Store, project: str, ref: str | ModelRef) -> ModelVersion:
+    """The version ``name``, ``name:3``, ``name@alias`` or ``models:/name@alias`` names."""
+    parsed = ref if isinstance(ref, ModelRef) else parse_ref(ref)
+    with store.read() as conn:
+        return _resolve(conn, project, parsed)
+
+
+def list_models(
+    store: Store, project: str, filter: str | None = None, *, limit: int = 1000
+) -> list[RegisteredModel]:
+    """Models with at least one version matching ``filter`` (see ``registry.filters``),
+    by name. With no filter, every model, including those without versions."""
+    clauses = parse_filter(filter)
+    out: list[RegisteredModel] = []
+    with store.read() as conn:
+        rows = conn.execute(
+            select(models).where(models.c.project == project).order_by(models.c.name)
+        ).all()
+        for model in rows:
+            if clauses and not _matching_versions(conn, model, clauses, first_only=True):
+                continue
+            out.append(_model_result(conn, model))
+            if len(out) >= limit:
+                break
+    return out
+
+
+def list_versions(
+    store: Store, project: str, name: str, filter: str | None = None
+) -> list[ModelVersion]:
+    """A model's versions matching ``filter``, newest first."""
+    clauses = parse_filter(filter)
+    with store.read() as conn:
+        model = _rows.model_row(conn, project, name)
+        return _matching_versions(conn, model, clauses, first_only=False)
+
+
+def set_status(
+    store: Store, ctx: RequestContext, name: str, version: int, status: str, reason: str = ""
+) -> ModelVersion:
+    """Mark a version ``staged``, ``retired`` or back to ``registered``.
+
+    A version an alias points at cannot be retired: move the alias first.
+    """
+    if status not in STORED_STATUSES:
+        raise InvalidArgument(
+            f"status must be one of {list(STORED_STATUSES)} (deployed is derived from endpoints)",
+            field="status",
+        )
+    check_version(version)
+
+    def work(conn: Connection) -> ModelVersion:
+        model = _rows.model_row(conn, ctx.project, name, lock=True)
+        row = _rows.version_row(conn, model, version)
+        if status == "retired":
+            held = _rows.aliases_of(conn, model.id).get(version)
+            if held:
+                raise FailedPrecondition(
+                    f"{name}:{version} holds alias(es) {held}: move or delete them before "
+                    "retiring it",
+                    field="status",
+                )
+        conn.execute(
+            update(model_versions).where(model_versions.c.id == row.id).values(status=status)
+        )
+        audit.record(
+            conn,
+            ctx,
+            "model.set_status",
+            f"models/{name}/versions/{version}",
+            detail={"from": row.status, "to": status, "reason": reason},
+        )
+        return _rows.version_result(conn, model, _rows.version_row(conn, model, version))
+
+    return store.retry_write(work)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _resolve(conn: Connection, project: str, ref: ModelRef) -> ModelVersion:
+    model = _rows.model_row(conn, project, ref.name)
+    if ref.version is not None:
+        row = _rows.version_row(conn, model, ref.version)
+    elif ref.alias is not None:
+        row = _rows.aliased_row(conn, model, ref.alias)
+    else:
+        row = _rows.latest_row(conn, model)
+    return _rows.version_result(conn, model, row)
+
+
+def _matching_versions(
+    conn: Connection, model: Row[Any], clauses: list[Any], *, first_only: bool
+) -> list[ModelVersion]:
+    aliases = _rows.aliases_of(conn, model.id)
+    deployed = _rows.deployed_versions(conn, model.id)
+    rows = conn.execute(
+        select(model_versions)
+        .where(model_versions.c.model_id == model.id)
+        .order_by(model_versions.c.version.desc())
+    )
+    out: list[ModelVersion] = []
+    for row in rows:
+        mv = _rows.to_version(row, model.project, model.name, aliases, deployed)
+        doc = {
+            "labels": {**(model.labels or {}), **mv.labels},
+            "metrics": mv.metrics,
+            "name": mv.name,
+            "status": mv.status,
+            "flavor": mv.flavor,
+            "semver": mv.semver,
+            "version": mv.version,
+            "alias": mv.aliases,
+        }
+        if all(c.matches(doc) for c in clauses):
+            out.append(mv)
+            if first_only:
+                break
+    return out
+
+
+def _model_result(conn: Connection, model: Row[Any]) -> RegisteredModel:
+    aliases = {
+        alias: int(version)
+        for alias, version in conn.execute(
+            select(model_aliases.c.alias, model_aliases.c.version).where(
+                model_aliases.c.model_id == model.id
+            )
+        )
+    }
+    latest = int(model.next_version) - 1
+    return RegisteredModel(
+        id=model.id,
+        project=model.project,
+        name=model.name,
+        description=model.description,
+        labels=dict(model.labels or {}),
+        aliases=aliases,
+        latest_version=latest or None,
+        created_at=model.created_at,
+        updated_at=model.updated_at,
+    )
+
+
+def _get_or_create_model(
+    conn: Connection, project: str, name: str, labels: dict[str, str], description: str
+) -> Row[Any]:
+    dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    now = utcnow()
+    # ON CONFLICT DO NOTHING: two first registrations racing on PostgreSQL both succeed,
+    # one creating the row; the row lock below then orders their version allocations.
+    conn.execute(
+        dialect_insert(models)
+        .values(
+            id=new_id(),
+            project=project,
+            name=name,
+            description=description,
+            labels=labels,
+            next_version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["project", "name"])
+    )
+    return _rows.model_row(conn, project, name, lock=True)
+
+
+def _check_semver_free(conn: Connection, model: Row[Any], semver: str) -> None:
+    taken = conn.execute(
+        select(model_versions.c.version).where(
+            model_versions.c.model_id == model.id, model_versions.c.semver == semver
+        )
+    ).scalar()
+    if taken is not None:
+        raise AlreadyExists(f"semver {semver} is already {model.name}:{taken}", field="semver")
+
+
+def _record_lineage(
+    conn: Connection,
+    ctx: RequestContext,
+    name: str,
+    version: int,
+    tree: TreeInfo,
+    flavor: str,
+    run_id: str | None,
+) -> str:
+    artifact_id = lineage.create_artifact(
+        conn,
+        ctx.project,
+        MODEL_ARTIFACT_TYPE,
+        f"{name}:{version}",
+        f"models:/{name}/{version}",
+        digest=tree.digest,
+        size=tree.size,
+        properties={"model": name, "version": version, "flavor": flavor},
+    )
+    context_id = lineage.get_or_create_context(conn, ctx.project, "model", name)
+    lineage.attribute(conn, context_id, artifact_id)
+    if run_id is not None:
+        execution_id = conn.execute(
+            select(runs.c.execution_id).where(runs.c.id == run_id, runs.c.project == ctx.project)
+        ).first()
+        if execution_id is None:
+            raise NotFound(f"no run {run_id!r} in project {ctx.project!r}", field="run_id")
+        if execution_id[0]:
+            lineage.add_event(conn, execution_id[0], artifact_id, "output", "model")
+    return artifact_id
+
+
+def _check_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
+    if labels is None:
+        return {}
+    if not isinstance(labels, Mapping):
+        raise InvalidArgument("labels must be a mapping of strings", field="labels")
+    if len(labels) > MAX_LABELS:
+        raise InvalidArgument(f"at most {MAX_LABELS} labels", field="labels")
+    out = {}
+    for key, value in labels.items():
+        check_key(key, "labels")
+        if not isinstance(value, str):
+            raise InvalidArgument(f"label {key!r} must be a string", field=f"labels.{key}")
+        out[key] = check_text(value, f"labels.{key}", limit=MAX_LABEL_VALUE)
+    return out
+
+
+def _check_metrics(metrics: Mapping[str, float] | None) -> dict[str, float]:
+    if metrics is None:
+        return {}
+    if not isinstance(metrics, Mapping):
+        raise InvalidArgument("metrics must be a mapping of names to numbers", field="metrics")
+    out = {}
+    for key, value in metrics.items():
+        check_key(key, "metrics")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise InvalidArgument(
+                    f"metric {key!r} must be a number", field=f"metrics.{key}"
+                ) from None
+        if not math.isfinite(float(value)):
+            raise InvalidArgument(f"metric {key!r} must be finite", field=f"metrics.{key}")
+        out[key] = float(value)
+    return out
