@@ -12,6 +12,9 @@ One module per concept:
 
 Nothing here imports FastAPI, Starlette, SQLAlchemy or Typer, does I/O at import time or
 reads the environment; the server and the store wire these in.
+
+Identity over the metadata store (principals, tokens, logins, grants, the first admin) is in
+:mod:`shipyard.security.service`, imported explicitly because it needs the store.
 """
 
 from __future__ import annotations

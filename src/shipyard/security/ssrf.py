@@ -97,9 +97,17 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
     return found
 
 
+def _is_metadata(ip: IPAddress) -> bool:
+    if ip in METADATA_ADDRESSES:
+        return True
+    return isinstance(ip, ipaddress.IPv6Address) and any(
+        inner in METADATA_ADDRESSES for inner in _embedded_ipv4(ip)
+    )
+
+
 def is_public_address(ip: IPAddress) -> bool:
     """True if ``ip`` is globally routable and no private address hides inside it."""
-    if ip in METADATA_ADDRESSES:
+    if _is_metadata(ip):
         return False
     if (
         not ip.is_global
@@ -188,7 +196,9 @@ class OutboundPolicy:
         for net in self.allow_networks:
             if ip.version != net.version or ip not in net:
                 continue
-            if ip in METADATA_ADDRESSES and net.num_addresses != 1:
+            # ::ffff:169.254.169.254 is the metadata service too; a wide IPv6 range must
+            # not open it by the back door.
+            if _is_metadata(ip) and net.num_addresses != 1:
                 continue
             return True
         return False
@@ -231,6 +241,13 @@ def _check_host_form(host: str) -> None:
         )
     if not name or not all(_LABEL.fullmatch(p) for p in name.split(".")):
         raise BlockedURL(f"host {host[:100]!r} is not a valid DNS name")
+    # RFC 6761: these names mean this machine whatever a resolver (or /etc/hosts) says, so
+    # refuse them before any lookup rather than trust the resolver to answer 127.0.0.1.
+    if name == "localhost" or name.endswith(".localhost"):
+        raise BlockedURL(
+            f"host {host[:100]!r} names this machine: to reach a local service, use its "
+            "address (127.0.0.1) and add that address to the outbound allowlist"
+        )
 
 
 def _resolve_checked(

@@ -141,9 +141,11 @@ def ensure_active(
     now: datetime | None = None,
 ) -> None:
     """Raise ``Unauthenticated`` if a token row is revoked or expired (times are UTC-aware)."""
-    current = now or datetime.now(UTC)
-    if revoked_at is not None and revoked_at <= current:
+    # Any revocation time counts, even one "in the future": servers sharing a database may
+    # disagree about the clock, and a revoked token must stop working everywhere at once.
+    if revoked_at is not None:
         raise Unauthenticated("API token has been revoked: create a new one")
+    current = now or datetime.now(UTC)
     if expires_at is not None and expires_at <= current:
         raise Unauthenticated("API token has expired: create a new one")
 
