@@ -363,7 +363,8 @@ def login(
     exists or not, and are recorded in the audit log as denied.
     """
     throttle = limiter if limiter is not None else LOGIN_LIMITER
-    key = f"{client}\x00{name}" if isinstance(name, str) else f"{client}\x00?"
+    # Bounded so that a flood of huge names cannot grow the limiter's memory.
+    key = f"{str(client)[:64]}\x00{_printable(name)}"
     throttle.check(key)
     audit_ctx = ctx or RequestContext(project="", actor=_printable(name), client=client[:64])
     row: dict[str, Any] | None = None
