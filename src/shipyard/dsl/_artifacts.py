@@ -128,8 +128,8 @@ class ClassificationMetrics(Artifact):
 
     def _matrix(self) -> dict[str, Any]:
         matrix = self.metadata.get("confusionMatrix")
-        if not isinstance(matrix, dict):
-            raise ValueError("call set_confusion_matrix_categories first")
+        if not isinstance(matrix, dict):  # a usage error, not a wrong type passed in
+            raise ValueError("call set_confusion_matrix_categories first")  # noqa: TRY004
         return matrix
 
     def _index(self, category: str) -> int:
@@ -158,28 +158,28 @@ class ClassificationMetrics(Artifact):
 class SlicedClassificationMetrics(Artifact):
     schema_title: ClassVar[str] = "system.SlicedClassificationMetrics"
 
-    def _slice(self, slice: str) -> ClassificationMetrics:  # noqa: A002 - kfp's name
+    def _slice(self, slice: str) -> ClassificationMetrics:
         data = self.metadata.setdefault(slice, {})
         metrics = ClassificationMetrics(metadata=data)
         metrics.metadata = data
         return metrics
 
-    def log_roc_reading(self, slice: str, threshold: float, tpr: float, fpr: float) -> None:  # noqa: A002
+    def log_roc_reading(self, slice: str, threshold: float, tpr: float, fpr: float) -> None:
         self._slice(slice).log_roc_data_point(fpr, tpr, threshold)
 
-    def load_roc_readings(self, slice: str, readings: list[list[float]]) -> None:  # noqa: A002
+    def load_roc_readings(self, slice: str, readings: list[list[float]]) -> None:
         for threshold, tpr, fpr in readings:
             self.log_roc_reading(slice, threshold, tpr, fpr)
 
-    def set_confusion_matrix_categories(self, slice: str, categories: list[str]) -> None:  # noqa: A002
+    def set_confusion_matrix_categories(self, slice: str, categories: list[str]) -> None:
         self._slice(slice).set_confusion_matrix_categories(categories)
 
-    def log_confusion_matrix_row(self, slice: str, row_category: str, row: list[int]) -> None:  # noqa: A002
+    def log_confusion_matrix_row(self, slice: str, row_category: str, row: list[int]) -> None:
         self._slice(slice).log_confusion_matrix_row(row_category, row)
 
     def log_confusion_matrix_cell(
         self,
-        slice: str,  # noqa: A002
+        slice: str,
         row_category: str,
         col_category: str,
         value: int,
@@ -188,7 +188,7 @@ class SlicedClassificationMetrics(Artifact):
 
     def load_confusion_matrix(
         self,
-        slice: str,  # noqa: A002
+        slice: str,
         categories: list[str],
         matrix: list[list[int]],
     ) -> None:

@@ -58,9 +58,10 @@ class Channel:
 
 
 class PipelineParameter(Channel):
-    def __init__(self, name: str, type_: str) -> None:
+    def __init__(self, name: str, type_: str, kind: str = "parameter") -> None:
         self.name = name
         self.type = type_
+        self.kind = kind
 
     def source(self) -> ValueSource:
         return ValueSource(kind="param", param=self.name)

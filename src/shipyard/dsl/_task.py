@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.dsl._channels import TaskOutput
 from shipyard.errors import InvalidArgument
-from shipyard.pipelines.spec import ConditionSpec, TaskOptions, ValueSource
+from shipyard.pipelines.spec import ConditionSpec, TaskOptions, TaskSpec, ValueSource
 
 if TYPE_CHECKING:
     from shipyard.pipelines.spec import ComponentSpec
@@ -63,8 +63,7 @@ class TaskOutputs(Mapping[str, TaskOutput]):
         if single is not None and len(self._outputs) >= 1 and single.type in ("STRUCT", "ANY"):
             return single[name]
         raise InvalidArgument(
-            f"task {self._task.name!r} has no output {name!r}; outputs are "
-            f"{sorted(self._outputs)}",
+            f"task {self._task.name!r} has no output {name!r}; outputs are {sorted(self._outputs)}",
             field=f"{self._task.name}.outputs",
         )
 
@@ -104,6 +103,9 @@ class PipelineTask:
     def output(self) -> TaskOutput:
         """The only output; a task with several outputs names them in ``outputs``."""
         names = list(self._outputs)
+        if len(names) > 1 and "Output" in names:
+            # A return value alongside Output[...] artifacts: the return is "the" output.
+            names = ["Output"]
         if len(names) != 1:
             raise InvalidArgument(
                 f"task {self.name!r} has {len(names)} outputs {names}: use .outputs[name]",
@@ -145,7 +147,10 @@ class PipelineTask:
         )
         return self
 
-    def set_timeout(self, seconds: float) -> PipelineTask:
+    def set_timeout(self, seconds: str | float) -> PipelineTask:
+        """Kill the step after ``seconds`` (a number or a duration like ``"5m"``); a killed
+        attempt counts as a failure, so ``set_retry`` applies to it."""
+        seconds = parse_duration(seconds, 0.0)
         if seconds <= 0:
             raise InvalidArgument("timeout must be > 0 seconds", field=f"{self.name}.timeout")
         self._options["timeout"] = float(seconds)
@@ -195,6 +200,22 @@ class PipelineTask:
 
     def options(self) -> TaskOptions:
         return TaskOptions(**self._options, env=dict(self._env), hints=dict(self._hints))
+
+    @property
+    def task_names(self) -> list[str]:
+        return [self.name]
+
+    def to_spec(self) -> TaskSpec:
+        return TaskSpec(
+            name=self.name,
+            component=self.component_key,
+            inputs=dict(self.inputs),
+            depends_on=list(self.depends_on),
+            conditions=list(self.conditions),
+            loops=list(self.loops),
+            exit_for=list(self.exit_for),
+            options=self.options(),
+        )
 
     def __repr__(self) -> str:
         return f"PipelineTask({self.name!r})"

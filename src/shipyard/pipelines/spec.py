@@ -72,11 +72,16 @@ class ComponentSpec(_Spec):
     return_names: list[str] = Field(default_factory=list)
     options: dict[str, Any] = Field(default_factory=dict)
     description: str = ""
+    # Where the source came from, so tracebacks and debuggers point at the user's file.
+    filename: str = ""
+    lineno: int = 1
 
     @property
     def hash(self) -> str:
         """sha256 of the source and the interface; part of every cache key."""
-        body = self.model_dump(mode="json", exclude={"description", "options", "name"})
+        body = self.model_dump(
+            mode="json", exclude={"description", "options", "name", "filename", "lineno"}
+        )
         return "sha256:" + hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 
@@ -160,3 +165,69 @@ class PipelineSpec(_Spec):
     def hash(self) -> str:
         body = self.model_dump(mode="json", by_alias=True)
         return "sha256:" + hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+def _source_tasks(source: ValueSource) -> list[str]:
+    return [source.task] if source.kind in ("task", "collected") and source.task else []
+
+
+def upstream_tasks(spec: PipelineSpec, task: TaskSpec) -> list[str]:
+    """Every task ``task`` waits for: data it reads, conditions, loop items, ``after``
+    and, for an exit handler, the tasks it guards."""
+    found: list[str] = []
+    sources = list(task.inputs.values())
+    for cond in task.conditions:
+        sources.append(cond.left)
+        if cond.right is not None:
+            sources.append(cond.right)
+    sources.extend(spec.loops[loop].items for loop in task.loops if loop in spec.loops)
+    for source in sources:
+        found.extend(_source_tasks(source))
+    found.extend(task.depends_on)
+    found.extend(task.exit_for)
+    return list(dict.fromkeys(n for n in found if n != task.name))
+
+
+def find_cycle(spec: PipelineSpec) -> list[str]:
+    """A dependency cycle as a list of task names (first repeated last), or ``[]``."""
+    graph = {name: upstream_tasks(spec, task) for name, task in spec.tasks.items()}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        path.append(node)
+        for nxt in graph.get(node, []):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        path.pop()
+        state[node] = 2
+        return []
+
+    for name in graph:
+        if name not in state:
+            found = visit(name)
+            if found:
+                return found
+    return []
+
+
+def topological_order(spec: PipelineSpec) -> list[str]:
+    order: list[str] = []
+    done: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in done or name not in spec.tasks:
+            return
+        done.add(name)
+        for up in upstream_tasks(spec, spec.tasks[name]):
+            visit(up)
+        order.append(name)
+
+    for name in spec.tasks:
+        visit(name)
+    return order

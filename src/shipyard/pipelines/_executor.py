@@ -1,0 +1,222 @@
+"""Running one step: the component's recorded source, called with artifacts and values.
+
+``child_main`` is the entry point of a step process: it takes the run's settings from the
+request (as ``SHIPYARD_*`` environment variables, so SDK calls inside the step land in the
+same project), sends stdout and stderr to the step's log file and writes a JSON result. The
+parent stores the outputs; the child never touches the artifact store or run records.
+
+This module imports only the DSL, so step processes start fast.
+"""
+
+from __future__ import annotations
+import __future__
+
+import ast
+import contextlib
+import json
+import os
+import sys
+import traceback
+import typing
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any, TextIO
+
+from shipyard import dsl
+from shipyard.dsl._artifacts import ARTIFACT_TYPES, Artifact
+from shipyard.pipelines.spec import ComponentSpec
+
+_HERE = os.path.abspath(__file__)
+
+
+def load_function(spec: ComponentSpec) -> Callable[..., Any]:
+    """Define the component's function from its recorded source.
+
+    Decorators are dropped (they were ``@dsl.component``) and defaults are replaced by
+    ``None`` (the runner passes every argument), so the source runs with only the names
+    a Kubeflow component may assume: typing's and the DSL's. Annotations are not evaluated.
+    Line numbers point into the original file, so tracebacks and debuggers show it.
+    """
+    tree = ast.parse(spec.source)
+    funcs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == spec.function]
+    if not funcs:
+        raise ValueError(f"source of component {spec.name!r} defines no {spec.function!r}")
+    node = funcs[0]
+    node.decorator_list = []
+    node.args.defaults = [ast.Constant(None) for _ in node.args.defaults]
+    node.args.kw_defaults = [ast.Constant(None) for _ in node.args.kw_defaults]
+    module = ast.Module(body=[node], type_ignores=[])
+    ast.increment_lineno(module, spec.lineno - 1)
+    code = compile(
+        module,
+        spec.filename or f"<component {spec.name}>",
+        "exec",
+        flags=__future__.annotations.compiler_flag,
+        dont_inherit=True,
+    )
+    namespace: dict[str, Any] = {n: getattr(typing, n) for n in typing.__all__}
+    namespace.update({n: getattr(dsl, n) for n in dsl.__all__})
+    namespace.update(dsl=dsl, __name__=f"shipyard_component_{spec.function}")
+    exec(code, namespace)
+    func = namespace[spec.function]
+    if not callable(func):
+        raise TypeError(f"{spec.function!r} is not a function")
+    return typing.cast(Callable[..., Any], func)
+
+
+def plain(value: Any) -> Any:
+    """JSON-ready copy of a returned value (numpy scalars and arrays included)."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    for attr in ("tolist", "item"):  # numpy without importing it
+        convert = getattr(value, attr, None)
+        if callable(convert):
+            return plain(convert())
+    raise TypeError(f"step returned {type(value).__name__} {value!r}, which is not JSON data")
+
+
+def _artifact(desc: dict[str, Any]) -> Artifact:
+    cls = ARTIFACT_TYPES.get(desc["type"], Artifact)
+    art = cls(name=desc.get("name"), uri=desc.get("uri"), metadata=desc.get("metadata"))
+    art.path = desc["path"]
+    return art
+
+
+def _arguments(
+    spec: ComponentSpec, request: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Artifact]]:
+    kwargs: dict[str, Any] = {}
+    for name, definition in spec.inputs.items():
+        if definition.kind == "artifact":
+            desc = request["inputs"].get(name)
+            if desc is None:
+                kwargs[name] = None
+            elif isinstance(desc, list):
+                kwargs[name] = [_artifact(d) for d in desc]
+            else:
+                kwargs[name] = _artifact(desc)
+        elif definition.type == "TASK_FINAL_STATUS":
+            kwargs[name] = dsl.PipelineTaskFinalStatus(**request["params"][name])
+        else:
+            kwargs[name] = request["params"].get(name)
+    outputs = {name: _artifact(desc) for name, desc in request["outputs"].items()}
+    kwargs.update(outputs)
+    return kwargs, outputs
+
+
+def execute(
+    spec: ComponentSpec, request: dict[str, Any], func: Callable[..., Any] | None = None
+) -> dict[str, Any]:
+    """Call the step; return ``{"outputs": {name: value}, "metadata": {artifact: {...}}}``."""
+    kwargs, outputs = _arguments(spec, request)
+    function = func if func is not None else load_function(spec)
+    returned = function(**kwargs)
+    values: dict[str, Any] = {}
+    if spec.returns == "single":
+        values["Output"] = plain(returned)
+    elif spec.returns == "namedtuple":
+        names = spec.return_names
+        if isinstance(returned, dict):
+            values = {n: plain(returned[n]) for n in names}
+        elif isinstance(returned, tuple) and len(returned) == len(names):
+            fields = getattr(returned, "_fields", None)
+            got = (
+                dict(zip(fields, returned, strict=True))
+                if fields
+                else dict(zip(names, returned, strict=True))
+            )
+            values = {n: plain(got[n]) for n in names}
+        else:
+            raise TypeError(f"step must return a tuple of {names}, got {returned!r}")
+    metadata = {name: plain(art.metadata) for name, art in outputs.items()}
+    return {"outputs": values, "metadata": metadata}
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback from the step's own frames on (the executor's are noise)."""
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) == _HERE:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
+
+
+def write_result(path: str, result: dict[str, Any]) -> None:
+    temp = f"{path}.tmp"
+    with open(temp, "w", encoding="utf-8") as out:
+        json.dump(result, out)
+    os.replace(temp, path)
+
+
+def child_main(request_path: str) -> None:
+    """Entry point of a step process (its stdout and stderr already go to the log)."""
+    with open(request_path, encoding="utf-8") as f:
+        request = json.load(f)
+    spec = ComponentSpec.model_validate(request["component"])
+    try:
+        result: dict[str, Any] = {"ok": True, **execute(spec, request)}
+    except BaseException as exc:  # every failure is reported to the parent
+        text = user_traceback(exc)
+        sys.stderr.write(text)
+        result = {"ok": False, "error": text}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    write_result(request["result"], result)
+
+
+class _Tee:
+    """Writes to the terminal and the step's log, so inline steps stay interactive."""
+
+    def __init__(self, *streams: TextIO) -> None:
+        self._streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self._streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self._streams:
+            stream.flush()
+
+    def isatty(self) -> bool:
+        return self._streams[0].isatty()
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def run_inline(
+    spec: ComponentSpec, request: dict[str, Any], func: Callable[..., Any] | None
+) -> dict[str, Any]:
+    """Run a step in this process (breakpoints work), teeing its output to its log."""
+    with (
+        open(request["log"], "a", encoding="utf-8") as log,
+        _environment(request["env"]),
+        contextlib.redirect_stdout(_Tee(sys.stdout, log)),  # type: ignore[type-var]
+        contextlib.redirect_stderr(_Tee(sys.stderr, log)),  # type: ignore[type-var]
+    ):
+        try:
+            return {"ok": True, **execute(spec, request, func)}
+        except Exception as exc:
+            text = user_traceback(exc)
+            log.write(text)
+            return {"ok": False, "error": text}
+
+
+if __name__ == "__main__":
+    child_main(sys.argv[1])

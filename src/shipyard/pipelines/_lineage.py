@@ -1,0 +1,83 @@
+"""Lineage of a run: the run is a context, each task an execution, each artifact it read or
+wrote an event (with the artifact's URI and sha256). Always inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection
+
+from shipyard.lineage import records
+from shipyard.pipelines.models import ArtifactOutput
+
+CONTEXT_TYPE = "pipeline_run"
+EXECUTION_TYPE = "pipeline_task"
+
+
+def run_context(conn: Connection, project: str, run_id: str, pipeline_name: str) -> str:
+    return records.get_or_create_context(
+        conn, project, CONTEXT_TYPE, run_id, {"pipeline": pipeline_name}
+    )
+
+
+def _flat(artifacts: dict[str, Any]) -> list[tuple[str, ArtifactOutput]]:
+    found: list[tuple[str, ArtifactOutput]] = []
+    for name, value in artifacts.items():
+        items = value if isinstance(value, list) else [value]
+        found.extend((name, a) for a in items if isinstance(a, ArtifactOutput))
+    return found
+
+
+def start_execution(
+    conn: Connection,
+    project: str,
+    context_id: str,
+    name: str,
+    properties: dict[str, Any],
+    inputs: dict[str, Any],
+    *,
+    state: str = "RUNNING",
+) -> str:
+    execution_id = records.create_execution(
+        conn, project, EXECUTION_TYPE, name, state=state, properties=properties
+    )
+    records.associate(conn, context_id, execution_id)
+    for input_name, artifact in _flat(inputs):
+        if artifact.artifact_id:
+            records.add_event(conn, execution_id, artifact.artifact_id, "input", input_name)
+    return execution_id
+
+
+def record_outputs(
+    conn: Connection,
+    project: str,
+    context_id: str,
+    execution_id: str,
+    task_name: str,
+    outputs: dict[str, Any],
+) -> dict[str, Any]:
+    """Create lineage artifacts for new outputs (reusing ids of cached ones); return the
+    outputs with ``artifact_id`` filled in."""
+    result = dict(outputs)
+    for name, artifact in _flat(outputs):
+        artifact_id = artifact.artifact_id
+        if artifact_id is None:
+            artifact_id = records.create_artifact(
+                conn,
+                project,
+                artifact.type,
+                f"{task_name}.{name}",
+                artifact.uri,
+                digest=artifact.digest,
+                size=artifact.size,
+                properties={"layout": artifact.layout, "metadata": artifact.metadata},
+            )
+            result[name] = artifact.model_copy(update={"artifact_id": artifact_id})
+        records.attribute(conn, context_id, artifact_id)
+        records.add_event(conn, execution_id, artifact_id, "output", name)
+    return result
+
+
+def set_state(conn: Connection, execution_id: str, state: str, properties: dict[str, Any]) -> None:
+    records.set_execution_state(conn, execution_id, state, properties)

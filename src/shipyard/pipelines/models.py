@@ -1,0 +1,73 @@
+"""What a pipeline run looks like to callers: ``PipelineRun`` and its ``TaskInfo``s."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RunState = Literal["QUEUED", "RUNNING", "CANCELLING", "SUCCEEDED", "FAILED", "CANCELLED"]
+TaskState = Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"]
+TERMINAL_RUN_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
+
+
+class ArtifactOutput(BaseModel):
+    """An artifact a task produced, stored content-addressed in the artifact store.
+
+    ``layout`` says how the step left ``.path``: ``file``, ``tree`` (a folder; ``digest``
+    addresses its manifest) or ``none`` (nothing written: the blob holds ``metadata``).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str
+    digest: str
+    size: int = 0
+    layout: Literal["file", "tree", "none"] = "file"
+    uri: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    artifact_id: str | None = None
+
+
+class TaskInfo(BaseModel):
+    """One task of a run (one iteration, for a task inside a ``ParallelFor``: ``name[i]``).
+
+    ``outputs`` maps output names to parameter values or ``ArtifactOutput``s; ``cached``
+    means the outputs come from an earlier execution with the same cache key.
+    """
+
+    name: str
+    state: TaskState
+    cached: bool = False
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    execution_id: str | None = None
+    cache_key: str | None = None
+    log_digest: str | None = None
+    attempts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class PipelineRun(BaseModel):
+    """A pipeline run and its tasks, by task name."""
+
+    id: str
+    project: str
+    pipeline_name: str
+    state: RunState
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+    tasks: dict[str, TaskInfo] = Field(default_factory=dict)
+    error: str | None = None
+    context_id: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    claimed_by: str | None = None
+    retry_of: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state == "SUCCEEDED"

@@ -1,0 +1,191 @@
+"""Running pipelines: ``run_pipeline`` (now, or queued with ``submit=True``) and
+``retry_pipeline_run``.
+
+Steps run in fresh processes, independent ones concurrently (``parallelism``, default the
+number of cores); ``inline=True`` runs them one by one in the calling process so
+breakpoints work. Either way each step gets the run's settings through ``SHIPYARD_*``
+environment variables, plus ``SHIPYARD_PIPELINE_RUN_ID`` and ``SHIPYARD_EXECUTION_ID`` so
+code inside it can link what it records to the step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection
+
+from shipyard import audit
+from shipyard.config import Settings
+from shipyard.context import RequestContext
+from shipyard.errors import FailedPrecondition
+from shipyard.ids import new_id
+from shipyard.pipelines import _lineage, runs
+from shipyard.pipelines._engine import Engine, RunOptions, check_arguments
+from shipyard.pipelines.compiler import to_spec
+from shipyard.pipelines.errors import PipelineRunFailed
+from shipyard.pipelines.models import PipelineRun, TaskInfo
+from shipyard.pipelines.spec import PipelineSpec
+from shipyard.store import Store
+from shipyard.store.types import utcnow
+
+
+def run_pipeline(
+    store: Store,
+    artifacts: Any,
+    ctx: RequestContext,
+    pipeline_or_yaml: Any,
+    arguments: dict[str, Any] | None = None,
+    *,
+    enable_caching: bool = True,
+    parallelism: int | None = None,
+    inline: bool = False,
+    raise_on_error: bool = True,
+    settings: Settings | None = None,
+    max_cache_age: float | None = None,
+    submit: bool = False,
+) -> PipelineRun:
+    """Run a pipeline (a ``@dsl.pipeline``, a ``PipelineSpec`` or a compiled YAML path).
+
+    Returns the finished run; a FAILED or CANCELLED run raises ``PipelineRunFailed``
+    unless ``raise_on_error=False``. ``submit=True`` only records a QUEUED run for a
+    worker (``claim_and_run_next``) and returns it. ``max_cache_age`` (seconds) ignores
+    older cache entries.
+    """
+    spec, functions = to_spec(pipeline_or_yaml)
+    resolved = check_arguments(spec, arguments or {})
+    if parallelism is not None and parallelism < 1:
+        from shipyard.errors import InvalidArgument
+
+        raise InvalidArgument("parallelism must be >= 1", field="parallelism")
+    options = RunOptions(
+        enable_caching=enable_caching,
+        parallelism=parallelism,
+        inline=inline,
+        max_cache_age=max_cache_age,
+    )
+    run = _create_run(store, ctx, spec, resolved, options, queued=submit)
+    if submit:
+        return run
+    return execute_run(
+        store, artifacts, ctx, spec, run, options,
+        functions=functions, settings=settings, raise_on_error=raise_on_error,
+    )  # fmt: skip
+
+
+def _create_run(
+    store: Store,
+    ctx: RequestContext,
+    spec: PipelineSpec,
+    arguments: dict[str, Any],
+    options: RunOptions,
+    *,
+    queued: bool,
+) -> PipelineRun:
+    now = utcnow()
+    run = PipelineRun(
+        id=new_id(),
+        project=ctx.project,
+        pipeline_name=spec.name,
+        state="QUEUED" if queued else "RUNNING",
+        arguments=arguments,
+        options=options.to_json(),
+        created_at=now,
+        started_at=None if queued else now,
+    )
+
+    def work(conn: Connection) -> PipelineRun:
+        context_id = _lineage.run_context(conn, ctx.project, run.id, spec.name)
+        created = run.model_copy(update={"context_id": context_id})
+        runs.insert_run(conn, created, spec.model_dump(mode="json", by_alias=True))
+        audit.record(
+            conn, ctx, "pipelines.run.create", f"pipeline_runs/{run.id}",
+            detail={"pipeline": spec.name, "queued": queued},
+        )  # fmt: skip
+        return created
+
+    return store.retry_write(work)
+
+
+def default_settings(store: Store, artifacts: Any, ctx: RequestContext) -> Settings:
+    """The settings a step sees when the caller gave none: this store, these artifacts."""
+    uri = store.engine.url.render_as_string(hide_password=False)
+    return Settings.resolve(uri=uri, artifacts=str(artifacts.location), project=ctx.project)
+
+
+def execute_run(
+    store: Store,
+    artifacts: Any,
+    ctx: RequestContext,
+    spec: PipelineSpec,
+    run: PipelineRun,
+    options: RunOptions,
+    *,
+    functions: dict[str, Callable[..., Any]] | None = None,
+    settings: Settings | None = None,
+    raise_on_error: bool = True,
+    prior: dict[str, TaskInfo] | None = None,
+) -> PipelineRun:
+    """Drive a recorded RUNNING run to its end and record the outcome."""
+    settings = settings or default_settings(store, artifacts, ctx)
+    engine = Engine(
+        store, artifacts, ctx, spec, functions or {}, run, settings, options, prior=prior
+    )
+    try:
+        engine.execute()
+        state, error = engine.outcome()
+    except BaseException as exc:
+        _end(store, run.id, "FAILED", f"the runner stopped: {exc!r}")
+        raise
+    _end(store, run.id, state, error)
+    with store.read() as conn:
+        finished = runs.read_run(conn, ctx.project, run.id)
+    if finished.state != "SUCCEEDED" and raise_on_error:
+        raise PipelineRunFailed(finished)
+    return finished
+
+
+def _end(store: Store, run_id: str, state: str, error: str | None) -> None:
+    def work(conn: Connection) -> None:
+        runs.update_run(conn, run_id, state=state, error=error, finished_at=utcnow())
+
+    store.retry_write(work)
+
+
+def retry_pipeline_run(
+    store: Store,
+    artifacts: Any,
+    ctx: RequestContext,
+    run_id: str,
+    *,
+    raise_on_error: bool = True,
+    settings: Settings | None = None,
+    inline: bool | None = None,
+) -> PipelineRun:
+    """Rerun a FAILED or CANCELLED run in place: tasks that succeeded keep their outputs,
+    everything else runs again (from the recorded source)."""
+
+    def work(conn: Connection) -> tuple[PipelineRun, dict[str, Any]]:
+        run = runs.read_run(conn, ctx.project, run_id)
+        if run.state not in ("FAILED", "CANCELLED"):
+            raise FailedPrecondition(
+                f"pipeline run {run_id} is {run.state}; only FAILED or CANCELLED runs are retried"
+            )
+        runs.update_run(
+            conn, run_id, state="RUNNING", error=None, finished_at=None, started_at=utcnow()
+        )
+        audit.record(conn, ctx, "pipelines.run.retry", f"pipeline_runs/{run_id}")
+        return run, runs.read_spec(conn, run_id)
+
+    run, raw_spec = store.retry_write(work)
+    spec = PipelineSpec.model_validate(raw_spec)
+    options = RunOptions.from_json(run.options)
+    if inline is not None:
+        options = RunOptions(**{**options.to_json(), "inline": inline})
+    return execute_run(
+        store, artifacts, ctx, spec, run.model_copy(update={"state": "RUNNING"}), options,
+        settings=settings, raise_on_error=raise_on_error, prior=run.tasks,
+    )  # fmt: skip
+
+
+__all__ = ["default_settings", "execute_run", "retry_pipeline_run", "run_pipeline"]
