@@ -19,8 +19,8 @@ from tests.pipelines.conftest import Env
 
 @component(packages_to_install=["pandas", "pyarrow"], base_image="python:3.9")
 def ingest_data(csv_path: str, output_dataset: Output[Dataset]) -> NamedTuple(
-    "Outputs", [("features", List[str]), ("target", str)]
-):  # noqa: UP006
+    "Outputs", [("features", list[str]), ("target", str)]
+):
     import pandas as pd
 
     df = pd.read_csv(csv_path)
@@ -143,7 +143,7 @@ def evaluate_model(
     X_test = test_data[:, :-1]
     y_test = test_data[:, -1]
     with open(model.path + "/model.pkl", "rb") as f:
-        model_obj = pickle.load(f)  # noqa: S301 - our own step's output
+        model_obj = pickle.load(f)
     y_pred = model_obj.predict(X_test)
     mse = mean_squared_error(y_test, y_pred)
     metrics_dict = {
