@@ -264,6 +264,12 @@ def _check_column(spec: ColumnSpec, series: pd.Series[Any]) -> tuple[pd.Series[A
         if pd.api.types.is_numeric_dtype(series.dtype):
             numbers = series.astype("float64")
         else:
+            # to_numeric would read True as 1: refuse booleans hidden in an object column.
+            # infer_dtype is one C pass; the element-wise test runs only on mixed columns.
+            inferred = pd.api.types.infer_dtype(series, skipna=True)
+            if inferred == "boolean" or inferred.startswith("mixed"):
+                is_bool = series.astype(object).map(lambda v: isinstance(v, bool | np.bool_))
+                _fail(spec, present & is_bool.astype(bool), series, f"expected {kind}")
             numbers = pd.to_numeric(series, errors="coerce").astype("float64")
             _fail(spec, numbers.isna() & present, series, f"expected {kind}")
         if kind == "float":
