@@ -82,12 +82,11 @@ def test_failure_has_traceback_other_branch_finishes_and_retry(env: Env, inline:
     assert "Traceback" in (failed.error or "") and "steps.py" in (failed.error or "")
     assert run.tasks["echo"].state == "SKIPPED"
     assert run.tasks["echo-2"].state == "SUCCEEDED"
-    assert "RuntimeError" in get_task_log(env.store, env.artifacts, "default", run.id, "fail-unless")
+    log = get_task_log(env.store, env.artifacts, "default", run.id, "fail-unless")
+    assert "RuntimeError" in log
 
     flag.write_text("")
-    retried = retry_pipeline_run(
-        env.store, env.artifacts, env.ctx, run.id, settings=env.settings
-    )
+    retried = retry_pipeline_run(env.store, env.artifacts, env.ctx, run.id, settings=env.settings)
     assert retried.id == run.id and retried.state == "SUCCEEDED"
     assert retried.tasks["echo"].outputs["Output"] == "ok"
     assert retried.tasks["echo-2"].execution_id == run.tasks["echo-2"].execution_id

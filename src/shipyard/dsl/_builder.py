@@ -37,14 +37,20 @@ class Builder:
     # Per nesting level, the conditions of the If/Elif branches seen so far, for Elif/Else.
     branch_history: list[list[ConditionSpec]] = field(default_factory=lambda: [[]])
 
-    def task_name(self, base: str) -> str:
+    # Names of pipeline calls: they prefix their tasks' names, so must be unique too.
+    group_names: set[str] = field(default_factory=set)
+
+    def task_name(self, base: str, *, group: bool = False) -> str:
         name = ".".join([*self.prefixes, base])
-        if name not in self.tasks:
-            return name
+        taken = self.tasks.keys() | self.group_names
         n = 2
-        while f"{name}-{n}" in self.tasks:
+        unique = name
+        while unique in taken:
+            unique = f"{name}-{n}"
             n += 1
-        return f"{name}-{n}"
+        if group:
+            self.group_names.add(unique)
+        return unique
 
     def loop_name(self) -> str:
         return f"for-loop-{len(self.loops) + 1}"

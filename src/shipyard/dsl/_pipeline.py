@@ -158,7 +158,7 @@ class Pipeline:
             )
         if args:
             raise InvalidArgument(f"pipeline {self.name!r} takes keyword arguments only")
-        call_name = builder.task_name(self.name)
+        call_name = builder.task_name(self.name, group=True)
         for arg in kwargs:
             if arg not in self.inputs:
                 raise InvalidArgument(
@@ -177,7 +177,7 @@ class Pipeline:
             else:
                 raise InvalidArgument(f"{where} is missing", field=f"{call_name}.{pname}")
         before = set(builder.tasks)
-        with builder.prefixed(call_name):
+        with builder.prefixed(call_name.rsplit(".", 1)[-1]):
             returned = self.python_func(**bound)
         added = [name for name in builder.tasks if name not in before]
         return SubPipelineTask(call_name, builder, added, _outputs(returned, self.name))
