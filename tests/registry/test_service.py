@@ -136,6 +136,10 @@ def test_references(store: Store, artifacts: ArtifactStore, ctx: RequestContext)
         ("models:/lead", 3),
     ]:
         assert resolve_ref(store, "p1", ref).version == version, ref
+    assert get_model_version(store, "p1", "lead", alias="latest").version == 3
+    for missing in ["lead@staging", "lead:4", "nope", "models:/nope@production"]:
+        with pytest.raises(NotFound):
+            resolve_ref(store, "p1", missing)
     for bad in ["", "lead:0", "lead:x", "lead@", "a/b", "models:/lead@prod@x", "../etc"]:
         with pytest.raises(InvalidArgument):
             parse_ref(bad)

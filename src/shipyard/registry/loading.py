@@ -9,6 +9,7 @@ signature first.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 from shipyard.artifacts import ArtifactStore, BlobInfo
 from shipyard.config import Settings
-from shipyard.errors import DataCorruption
+from shipyard.errors import DataCorruption, InvalidArgument
 from shipyard.registry import flavors
 from shipyard.registry.flavors._manifest import MANIFEST_NAME, Manifest, hash_file
 from shipyard.registry.models import ModelVersion
@@ -24,6 +25,8 @@ from shipyard.registry.refs import ModelRef, parse_ref
 from shipyard.registry.service import resolve_ref
 from shipyard.registry.signature import Signature, to_frame
 from shipyard.store import Store
+
+log = logging.getLogger(__name__)
 
 
 class LoadedModel:
@@ -103,11 +106,20 @@ def load_version(
 def _load(
     artifacts: ArtifactStore, version: ModelVersion, settings: Settings, *, allow_pickle: bool
 ) -> LoadedModel:
-    path = materialise(artifacts, version.tree_digest, settings.home / "cache" / "models")
+    cache_root = settings.home / "cache" / "models"
     options = flavors.LoadOptions(
         trusted_types=tuple(settings.trusted_types), allow_pickle=allow_pickle
     )
-    manifest, model = flavors.load(path, options)
+    path = materialise(artifacts, version.tree_digest, cache_root)
+    try:
+        manifest, model = flavors.load(path, options)
+    except DataCorruption:
+        # The cache copy was altered after it was fetched (the store's copy is verified
+        # on every fetch): replace it once; if the fresh copy fails too, the error stands.
+        log.warning("model cache entry %s is damaged; fetching it again", path)
+        shutil.rmtree(path, ignore_errors=True)
+        path = materialise(artifacts, version.tree_digest, cache_root)
+        manifest, model = flavors.load(path, options)
     return LoadedModel(version, manifest, model, path)
 
 
@@ -125,9 +137,9 @@ def materialise(artifacts: ArtifactStore, tree_digest: str, cache_root: Path) ->
             shutil.rmtree(target, ignore_errors=True)
     try:
         artifacts.get_tree(tree_digest, target)
-    except OSError:
+    except (OSError, InvalidArgument):
         # Another process materialised the same version first; its copy is checked below.
-        if not target.is_dir():
+        if not (target / MANIFEST_NAME).is_file():
             raise
     _check_against_tree(target, expected)
     return target

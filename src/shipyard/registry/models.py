@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 # "deployed" is not stored: it is derived from the endpoints serving a version (see
 # ``status.set_deployment_lookup``).
@@ -53,8 +53,10 @@ class ModelVersion(BaseModel):
     created_at: datetime
     created_by: str | None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def uri(self) -> str:
+        """``models:/name/3``: what ``load_model`` and the serving layer accept."""
         return f"models:/{self.name}/{self.version}"
 
 

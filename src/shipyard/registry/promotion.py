@@ -233,6 +233,9 @@ def _decide(
                 .values(semver=semver)
             )
             move_alias(conn, ctx, model, alias, version, reason=reason, decision=record)
+            audit.record(
+                conn, ctx, "model.promote", f"models/{name}/aliases/{alias}", detail=record
+            )
         else:
             # Rejections are history too (the audit trail of why production did not move);
             # from == to marks them as not being moves, so rollback skips them.

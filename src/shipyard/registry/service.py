@@ -29,7 +29,7 @@ from shipyard.registry import _rows, flavors
 from shipyard.registry.aliases import move_alias
 from shipyard.registry.filters import parse_filter
 from shipyard.registry.models import STORED_STATUSES, ModelVersion, RegisteredModel
-from shipyard.registry.refs import ModelRef, check_alias, check_version, parse_ref
+from shipyard.registry.refs import LATEST, ModelRef, check_alias, check_version, parse_ref
 from shipyard.registry.semver import check_semver
 from shipyard.registry.signature import Signature
 from shipyard.store import Store
@@ -161,7 +161,8 @@ def get_model_version(
     ref = ModelRef(
         check_name(name, "name"),
         version=None if version is None else check_version(version),
-        alias=None if alias is None else check_name(alias, "alias"),
+        # "latest" is the reserved alias of the newest version that is not retired.
+        alias=None if alias in (None, LATEST) else check_name(alias, "alias"),
     )
     with store.read() as conn:
         return _resolve(conn, project, ref)

@@ -14,15 +14,18 @@ from shipyard.errors import DataCorruption
 from shipyard.registry.flavors import lightgbm as lgb_flavor
 from shipyard.registry.flavors import sklearn as sk_flavor
 from shipyard.registry.flavors import xgboost as xgb_flavor
-from shipyard.registry.flavors._base import LoadOptions, Saved
+from shipyard.registry.flavors._base import LoadOptions, Saved, module_of
 from shipyard.registry.flavors._manifest import Manifest
 
 PREPROCESSOR = "preprocessor.skops"
 
 
 def _final_kind(obj: object) -> str | None:
+    """``"xgboost"`` or ``"lightgbm"`` for a Pipeline ending in such a model, else None."""
+    if not _is_pipeline(obj):
+        return None
     steps = getattr(obj, "steps", None)
-    if not steps or module_of_pipeline(obj) is False:
+    if not steps:
         return None
     final = steps[-1][1]
     if xgb_flavor.is_xgboost(final):
@@ -32,8 +35,8 @@ def _final_kind(obj: object) -> str | None:
     return None
 
 
-def module_of_pipeline(obj: object) -> bool:
-    if type(obj).__module__.split(".", 1)[0] != "sklearn":
+def _is_pipeline(obj: object) -> bool:
+    if module_of(obj) != "sklearn":
         return False
     from sklearn.pipeline import Pipeline
 

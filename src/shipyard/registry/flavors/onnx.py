@@ -41,12 +41,13 @@ class OnnxPredictor:
         if len(self.inputs) == 1:
             feeds = {self.inputs[0]: np.asarray(data, dtype=np.float32)}
         else:
-            feeds = {
-                name: np.asarray(data[name])
-                .reshape(-1, 1)
-                .astype(np.float32 if np.asarray(data[name]).dtype.kind in "biuf" else object)
-                for name in self.inputs
-            }
+            # One input per feature (skl2onnx's convention for mixed-type tables): numbers
+            # as float32 columns, anything else as strings.
+            feeds = {}
+            for name in self.inputs:
+                column = np.asarray(data[name]).reshape(-1, 1)
+                numeric = column.dtype.kind in "biuf"
+                feeds[name] = column.astype(np.float32) if numeric else column.astype(str)
         return self.session.run(None, feeds)[0]
 
 
