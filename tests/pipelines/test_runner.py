@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from shipyard import dsl
-from shipyard.errors import FailedPrecondition, InvalidArgument
+from shipyard.errors import FailedPrecondition, InvalidArgument, MissingDependency
 from shipyard.pipelines import (
     PipelineRunFailed,
     compile_pipeline,
@@ -170,3 +170,14 @@ def test_bad_arguments_are_refused_before_running(env: Env) -> None:
         env.run(branches, {"flag": "x"})
     with pytest.raises(InvalidArgument, match="expects NUMBER_DOUBLE"):
         env.run(two_sleeps, {"seconds": "long"})
+
+
+def test_ray_backend_needs_the_extra(env: Env) -> None:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        with pytest.raises(MissingDependency, match=r"shipyard\[ray\]"):
+            env.run(env_check, backend="ray")
+    else:  # pragma: no cover - only where ray is installed
+        run = env.run(env_check, backend="ray")
+        assert run.state == "SUCCEEDED"

@@ -36,7 +36,6 @@ class Builder:
     prefixes: list[str] = field(default_factory=list)
     # Per nesting level, the conditions of the If/Elif branches seen so far, for Elif/Else.
     branch_history: list[list[ConditionSpec]] = field(default_factory=lambda: [[]])
-
     # Names of pipeline calls: they prefix their tasks' names, so must be unique too.
     group_names: set[str] = field(default_factory=set)
 

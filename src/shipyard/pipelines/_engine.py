@@ -60,6 +60,7 @@ class RunOptions:
     parallelism: int | None = None
     inline: bool = False
     max_cache_age: float | None = None
+    backend: str = "process"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -67,6 +68,7 @@ class RunOptions:
             "parallelism": self.parallelism,
             "inline": self.inline,
             "max_cache_age": self.max_cache_age,
+            "backend": self.backend,
         }
 
     @classmethod
@@ -74,7 +76,7 @@ class RunOptions:
         return cls(
             **{
                 k: data[k]
-                for k in ("enable_caching", "parallelism", "inline", "max_cache_age")
+                for k in ("enable_caching", "parallelism", "inline", "max_cache_age", "backend")
                 if k in data
             }
         )
@@ -558,7 +560,7 @@ class Engine:
             runs.save_task(conn, self.run.id, inst.info)
 
         self.store.retry_write(work)
-        request = {
+        request: dict[str, Any] = {
             "task": inst.name,
             "component": component.model_dump(mode="json"),
             "params": inst.params,
@@ -574,6 +576,9 @@ class Engine:
             func = self.functions.get(inst.task.component)
             handle = _launch.run_inline(component, request, func)
             self._finish(inst, handle.result())
+        elif self.options.backend == "ray":
+            request["cpus"] = inst.task.options.cpu_limit
+            inst.handle = _launch.start_ray(request)
         else:
             inst.handle = _launch.start_process(str(inst.dir / "request.json"), request)
 

@@ -167,6 +167,24 @@ def child_main(request_path: str) -> None:
     write_result(request["result"], result)
 
 
+def run_captured(request: dict[str, Any]) -> dict[str, Any]:
+    """Run a step in a worker process we do not own (a Ray worker): environment and
+    output capture last only for the step."""
+    spec = ComponentSpec.model_validate(request["component"])
+    with (
+        open(request["log"], "a", encoding="utf-8") as log,
+        _environment(request["env"]),
+        contextlib.redirect_stdout(log),
+        contextlib.redirect_stderr(log),
+    ):
+        try:
+            return {"ok": True, **execute(spec, request)}
+        except Exception as exc:
+            text = user_traceback(exc)
+            log.write(text)
+            return {"ok": False, "error": text}
+
+
 class _Tee:
     """Writes to the terminal and the step's log, so inline steps stay interactive."""
 

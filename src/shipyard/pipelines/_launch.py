@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from shipyard.errors import MissingDependency
 from shipyard.pipelines import _executor
 from shipyard.pipelines.spec import ComponentSpec
 
@@ -116,3 +117,46 @@ def run_inline(
     spec: ComponentSpec, request: dict[str, Any], func: Callable[..., Any] | None
 ) -> Handle:
     return _DoneHandle(_executor.run_inline(spec, request, func))
+
+
+def require_ray() -> Any:
+    """The ``ray`` module, or ``MissingDependency`` naming the extra to install."""
+    try:
+        import ray
+    except ImportError:
+        raise MissingDependency("ray", "ray") from None
+    return ray
+
+
+class _RayHandle:
+    def __init__(self, ray: Any, ref: Any) -> None:
+        self._ray = ray
+        self._ref = ref
+
+    @property
+    def sentinel(self) -> int | None:
+        return None
+
+    def done(self) -> bool:
+        ready, _ = self._ray.wait([self._ref], timeout=0)
+        return bool(ready)
+
+    def result(self) -> dict[str, Any]:
+        try:
+            return dict(self._ray.get(self._ref))
+        except Exception as exc:  # a lost worker or a cancelled task
+            return {"ok": False, "error": f"the Ray task failed: {exc}"}
+
+    def kill(self) -> None:
+        with contextlib.suppress(Exception):
+            self._ray.cancel(self._ref, force=True)
+
+
+def start_ray(request: dict[str, Any]) -> Handle:
+    """Run the step as a Ray task (on a cluster, the work directory and the artifact
+    store's location must be reachable from every node: a shared filesystem)."""
+    ray = require_ray()
+    if not ray.is_initialized():
+        ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+    remote = ray.remote(num_cpus=request.get("cpus") or 1)(_executor.run_captured)
+    return _RayHandle(ray, remote.remote(request))

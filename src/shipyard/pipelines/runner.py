@@ -11,16 +11,16 @@ code inside it can link what it records to the step.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection
 
 from shipyard import audit
 from shipyard.config import Settings
 from shipyard.context import RequestContext
-from shipyard.errors import FailedPrecondition
+from shipyard.errors import FailedPrecondition, InvalidArgument
 from shipyard.ids import new_id
-from shipyard.pipelines import _lineage, runs
+from shipyard.pipelines import _launch, _lineage, runs
 from shipyard.pipelines._engine import Engine, RunOptions, check_arguments
 from shipyard.pipelines.compiler import to_spec
 from shipyard.pipelines.errors import PipelineRunFailed
@@ -44,25 +44,30 @@ def run_pipeline(
     settings: Settings | None = None,
     max_cache_age: float | None = None,
     submit: bool = False,
+    backend: Literal["process", "ray"] = "process",
 ) -> PipelineRun:
     """Run a pipeline (a ``@dsl.pipeline``, a ``PipelineSpec`` or a compiled YAML path).
 
     Returns the finished run; a FAILED or CANCELLED run raises ``PipelineRunFailed``
     unless ``raise_on_error=False``. ``submit=True`` only records a QUEUED run for a
     worker (``claim_and_run_next``) and returns it. ``max_cache_age`` (seconds) ignores
-    older cache entries.
+    older cache entries. ``backend="ray"`` runs each step as a Ray task (needs
+    ``pip install 'shipyard[ray]'``; ``MissingDependency`` otherwise).
     """
     spec, functions = to_spec(pipeline_or_yaml)
     resolved = check_arguments(spec, arguments or {})
     if parallelism is not None and parallelism < 1:
-        from shipyard.errors import InvalidArgument
-
         raise InvalidArgument("parallelism must be >= 1", field="parallelism")
+    if backend not in ("process", "ray"):
+        raise InvalidArgument("backend must be 'process' or 'ray'", field="backend")
+    if backend == "ray":
+        _launch.require_ray()
     options = RunOptions(
         enable_caching=enable_caching,
         parallelism=parallelism,
         inline=inline,
         max_cache_age=max_cache_age,
+        backend=backend,
     )
     run = _create_run(store, ctx, spec, resolved, options, queued=submit)
     if submit:

@@ -188,19 +188,29 @@ def get_task_log(store: Store, artifacts: Any, project: str, run_id: str, task: 
     return data.decode("utf-8", errors="replace")
 
 
-def cancel_pipeline_run(store: Store, ctx: RequestContext, run_id: str) -> PipelineRun:
+def cancel_pipeline_run(
+    store: Store, ctx: RequestContext, run_id: str, *, force: bool = False
+) -> PipelineRun:
     """Cancel a run: a queued one at once, a running one as soon as its runner notices
-    (within a second; its running steps are killed). Cancelling a finished run fails."""
+    (within a second; its running steps are killed). ``force=True`` marks a running run
+    and its unfinished tasks CANCELLED at once, for a run whose runner died (a killed
+    process cannot record its own end). Cancelling a finished run fails."""
 
     def work(conn: Connection) -> PipelineRun:
         run = read_run(conn, ctx.project, run_id)
         if run.state in TERMINAL_RUN_STATES:
             raise FailedPrecondition(f"pipeline run {run_id} already ended {run.state}")
-        if run.state == "QUEUED":
-            update_run(conn, run_id, state="CANCELLED", finished_at=utcnow())
+        now = utcnow()
+        if run.state == "QUEUED" or force:
+            update_run(conn, run_id, state="CANCELLED", finished_at=now, error="cancelled")
+            for task in run.tasks.values():
+                if task.state in ("PENDING", "RUNNING"):
+                    save_task(conn, run_id, task.model_copy(update={"state": "CANCELLED"}))
         else:
             update_run(conn, run_id, state="CANCELLING")
-        audit.record(conn, ctx, "pipelines.run.cancel", f"pipeline_runs/{run_id}")
+        audit.record(
+            conn, ctx, "pipelines.run.cancel", f"pipeline_runs/{run_id}", detail={"force": force}
+        )
         return read_run(conn, ctx.project, run_id)
 
     return store.retry_write(work)
