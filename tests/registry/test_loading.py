@@ -231,3 +231,42 @@ def test_untrusted_skops_type_is_refused_on_load(
     assert load_model(store, artifacts, "p1", "neg", trusting).model.transform(
         np.array([[2.0]])
     ).tolist() == [[-2.0]]
+
+
+def test_seed_002_flow_promotes_only_the_better_model(
+    store: Store,
+    artifacts: ArtifactStore,
+    ctx: RequestContext,
+    settings: Settings,
+    leads: tuple[pd.DataFrame, np.ndarray],
+) -> None:
+    from shipyard.registry import promote_if_better
+
+    X, y = leads
+    train, test = slice(0, 150), slice(150, None)
+    decisions = []
+    models = {}
+    for depth in (1, 4, 2):
+        model = lead_pipeline(X.iloc[train], y[train])
+        model.set_params(xgb__max_depth=depth).fit(X.iloc[train], y[train])
+        rmse = float(np.sqrt(np.mean((model.predict(X.iloc[test]) - y[test]) ** 2)))
+        mv = register_model(
+            store,
+            artifacts,
+            ctx,
+            "lead-scoring",
+            model,
+            input_example=X.head(),
+            metrics={"rmse": rmse},
+        )
+        models[mv.version] = (model, rmse)
+        decisions.append(promote_if_better(store, artifacts, ctx, "lead-scoring", mv.version))
+    assert decisions[0].promoted and decisions[0].semver == "1.0.0"
+    best = min(models, key=lambda v: models[v][1])
+    production = load_model(store, artifacts, "p1", "lead-scoring@production", settings)
+    assert production.version.version == best
+    np.testing.assert_array_equal(
+        production.predict(X.iloc[test]), models[best][0].predict(X.iloc[test])
+    )
+    promoted = [d for d in decisions if d.promoted]
+    assert [d.semver for d in promoted] == [f"1.0.{i}" for i in range(len(promoted))]

@@ -71,7 +71,9 @@ def safe_load(path: Path, options: LoadOptions) -> Any:
     """Load a skops file, refusing it if it names a type outside the trust list."""
     import skops.io as sio
 
-    untrusted = sio.get_untrusted_types(file=path)
+    # Checked and loaded from the same bytes, so the file cannot change in between.
+    data = path.read_bytes()
+    untrusted = sio.get_untrusted_types(data=data)
     allowed = BUILTIN_TRUSTED | set(options.trusted_types)
     refused = sorted(t for t in untrusted if t not in allowed)
     if refused:
@@ -80,7 +82,7 @@ def safe_load(path: Path, options: LoadOptions) -> Any:
             "them, add them to SHIPYARD_TRUSTED_TYPES (comma-separated) and load again",
             types=refused,
         )
-    return sio.load(path, trusted=list(untrusted))
+    return sio.loads(data, trusted=list(untrusted))
 
 
 class SklearnFlavor:
