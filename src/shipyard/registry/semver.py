@@ -15,20 +15,23 @@ _SEMVER = re.compile(
 )
 
 
-def check_semver(value: object) -> str:
-    if not isinstance(value, str) or not _SEMVER.fullmatch(value):
+def _match(value: object) -> re.Match[str]:
+    match = _SEMVER.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
         raise InvalidArgument(
             f"semver {str(value)[:40]!r} is not a semantic version such as 1.4.2",
             field="semver",
         )
-    return value
+    return match
+
+
+def check_semver(value: object) -> str:
+    return _match(value).group(0)
 
 
 def parts(value: str) -> tuple[int, int, int]:
-    match = _SEMVER.fullmatch(value)
-    if match is None:
-        check_semver(value)  # raises with the message users see
-        raise AssertionError("unreachable")
+    """The numeric (major, minor, patch) of a semver, for ordering."""
+    match = _match(value)
     return int(match[1]), int(match[2]), int(match[3])
 
 
