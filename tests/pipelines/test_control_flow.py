@@ -116,3 +116,30 @@ def test_pipeline_as_component(env: Env) -> None:
     assert run.tasks["inner.add"].outputs["Output"] == 6
     assert run.tasks["inner-2.add"].outputs["Output"] == 16
     assert outer.spec.tasks["echo"].depends_on == ["inner-2.add"]
+
+
+@dsl.component
+def write(text: str, out: dsl.Output[dsl.Dataset]) -> None:
+    with open(out.path, "w") as f:
+        f.write(text)
+
+
+@dsl.component
+def join(parts: dsl.Input[list[dsl.Dataset]]) -> str:
+    texts = []
+    for part in parts:
+        with open(part.path) as f:
+            texts.append(f.read())
+    return "+".join(texts)
+
+
+@dsl.pipeline(name="artifact-fan-in")
+def artifact_fan_in() -> str:
+    with dsl.ParallelFor(["a", "b", "c"]) as letter:
+        written = write(text=letter)
+    return join(parts=dsl.Collected(written.outputs["out"])).output
+
+
+def test_collected_artifacts(env: Env) -> None:
+    run = env.run(artifact_fan_in, inline=True)
+    assert run.tasks["join"].outputs["Output"] == "a+b+c"

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, select, update
 from shipyard.config import Settings
 from shipyard.context import RequestContext
 from shipyard.pipelines import runs
-from shipyard.pipelines._engine import RunOptions
+from shipyard.pipelines._state import RunOptions
 from shipyard.pipelines.models import PipelineRun
 from shipyard.pipelines.runner import execute_run
 from shipyard.pipelines.spec import PipelineSpec

@@ -21,7 +21,8 @@ from shipyard.context import RequestContext
 from shipyard.errors import FailedPrecondition, InvalidArgument
 from shipyard.ids import new_id
 from shipyard.pipelines import _launch, _lineage, runs
-from shipyard.pipelines._engine import Engine, RunOptions, check_arguments
+from shipyard.pipelines._engine import Engine
+from shipyard.pipelines._state import RunOptions, check_arguments
 from shipyard.pipelines.compiler import to_spec
 from shipyard.pipelines.errors import PipelineRunFailed
 from shipyard.pipelines.models import PipelineRun, TaskInfo
