@@ -258,19 +258,49 @@ def log_batch(
                     [{"run_id": run_id, "key": k, "value": v} for k, v in clean_tags.items()],
                     ["value"])
         if points:
-            conn.execute(
-                insert(run_metrics),
-                [{"run_id": run_id, "key": k, "value": v, "step": s, "timestamp": t}
-                 for k, v, s, t in points],
-            )
-            _update_latest(conn, run_id, points)
+            _insert_points(conn, run_id, points)
 
     store.retry_write(write)
 
 
+# The metric path is the hot loop of every training script, so it skips SQL construction:
+# fixed statements in the driver's own parameter style, executed with tuples (executemany).
+_INSERT_POINTS = (
+    'INSERT INTO run_metrics (run_id, key, value, step, "timestamp") VALUES ({p}, {p}, {p}, {p}, {p})'
+)
+_UPSERT_LATEST = (
+    'INSERT INTO run_latest_metrics AS cur (run_id, key, value, step, "timestamp") '
+    "VALUES ({p}, {p}, {p}, {p}, {p}) ON CONFLICT (run_id, key) DO UPDATE SET "
+    'value = excluded.value, step = excluded.step, "timestamp" = excluded."timestamp" '
+    "WHERE excluded.step > cur.step OR "
+    '(excluded.step = cur.step AND excluded."timestamp" >= cur."timestamp")'
+)
+
+
+def _placeholder(conn: Connection) -> str:
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+def _insert_points(conn: Connection, run_id: str, points: list[Metric]) -> None:
+    p = _placeholder(conn)
+    conn.exec_driver_sql(
+        _INSERT_POINTS.format(p=p), [(run_id, k, v, s, t) for k, v, s, t in points]
+    )
+    # Only the newest point per key (by step, then timestamp) can move the latest value.
+    latest: dict[str, Metric] = {}
+    for point in points:
+        current = latest.get(point[0])
+        if current is None or (point[2], point[3]) >= (current[2], current[3]):
+            latest[point[0]] = point
+    conn.exec_driver_sql(
+        _UPSERT_LATEST.format(p=p), [(run_id, k, v, s, t) for k, v, s, t in latest.values()]
+    )
+
+
 def _require_running(conn: Connection, project: str, run_id: str) -> None:
-    status = conn.execute(
-        select(runs.c.status).where(runs.c.id == run_id, runs.c.project == project)
+    p = _placeholder(conn)  # driver-level: this check runs on every logging call
+    status = conn.exec_driver_sql(
+        f"SELECT status FROM runs WHERE id = {p} AND project = {p}", (run_id, project)
     ).scalar()
     if status is None:
         raise NotFound(f"run {run_id} not found in project {project!r}", field="run_id")
@@ -296,18 +326,6 @@ def _insert_params(conn: Connection, run_id: str, params: dict[str, str]) -> Non
     new = [{"run_id": run_id, "key": k, "value": v} for k, v in params.items() if k not in existing]
     if new:
         conn.execute(insert(run_params), new)
-
-
-def _update_latest(conn: Connection, run_id: str, points: list[Metric]) -> None:
-    latest: dict[str, Metric] = {}
-    for point in points:
-        current = latest.get(point[0])
-        if current is None or (point[2], point[3]) >= (current[2], current[3]):
-            latest[point[0]] = point
-    rows = [{"run_id": run_id, "key": k, "value": v, "step": s, "timestamp": t}
-            for k, v, s, t in latest.values()]
-    _upsert(conn, run_latest_metrics, ["run_id", "key"], rows, ["value", "step", "timestamp"],
-            newer_only=True)
 
 
 def _upsert(
@@ -411,6 +429,21 @@ def get_run(store: Store, project: str, run_id: str) -> RunData:
     if not found:
         raise NotFound(f"run {run_id} not found in project {project!r}", field="run_id")
     return found[0]
+
+
+def get_run_artifact(store: Store, project: str, run_id: str, name: str) -> RunArtifact:
+    run = get_run(store, project, run_id)
+    for art in run.artifacts:
+        if art.name == name:
+            return art
+    raise NotFound(f"run {run_id} has no artifact {name!r}", field="name")
+
+
+def require_run(store: Store, project: str, run_id: str) -> None:
+    check_id(run_id, "run_id")
+    with store.read() as conn:
+        if not run_ids_exist(conn, project, [run_id]):
+            raise NotFound(f"run {run_id} not found in project {project!r}", field="run_id")
 
 
 def metric_history(store: Store, project: str, run_id: str, key: str) -> list[MetricPoint]:

@@ -1,0 +1,1 @@
+"""The SDK behind ``import shipyard``: one facade over a local or a remote backend."""

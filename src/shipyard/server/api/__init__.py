@@ -1,0 +1,1 @@
+"""One router per capability; each is a thin translation of service calls."""

@@ -1,0 +1,169 @@
+"""Experiments and runs: /api/v1/projects/{project}/experiments|runs."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from shipyard.context import RequestContext
+from shipyard.errors import DataCorruption, InvalidArgument, NotFound
+from shipyard.server.state import ServerState, request_context, server_state
+from shipyard.tracking import artifacts as run_artifacts
+from shipyard.tracking import search, service
+from shipyard.tracking.models import Experiment, MetricPoint, RunArtifact, RunData, RunPage
+from shipyard.validation import check_name
+
+router = APIRouter(prefix="/api/v1/projects/{project}", tags=["tracking"])
+
+State = Annotated[ServerState, Depends(server_state)]
+Ctx = Annotated[RequestContext, Depends(request_context)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateExperiment(Strict):
+    name: str = Field(max_length=128)
+
+
+class CreateRun(Strict):
+    experiment: str = Field(max_length=128)
+    name: str | None = Field(default=None, max_length=128)
+    tags: dict[str, str] | None = None
+    params: dict[str, Any] | None = None
+
+
+class MetricIn(Strict):
+    key: str = Field(max_length=250)
+    value: float
+    step: int = 0
+    timestamp: int | None = None
+
+
+class LogBatch(Strict):
+    metrics: list[MetricIn] = Field(default_factory=list)
+    params: dict[str, Any] | None = None
+    tags: dict[str, str] | None = None
+
+
+class Terminate(Strict):
+    status: str = "FINISHED"
+
+
+class SearchRuns(Strict):
+    experiments: list[str] | None = None
+    filter: str | None = Field(default=None, max_length=10_000)
+    order_by: list[str] | None = None
+    max_results: int = 1000
+    page_token: str | None = Field(default=None, max_length=200)
+
+
+@router.get("/experiments", response_model=list[Experiment])
+def list_experiments(state: State, ctx: Ctx) -> list[Experiment]:
+    return service.list_experiments(state.store, ctx.project)
+
+
+@router.post("/experiments", response_model=Experiment)
+def create_experiment(body: CreateExperiment, state: State, ctx: Ctx) -> Experiment:
+    return service.get_or_create_experiment(state.store, ctx, body.name)
+
+
+@router.post("/runs", response_model=RunData)
+def create_run(body: CreateRun, state: State, ctx: Ctx) -> RunData:
+    return service.create_run(state.store, ctx, body.experiment, name=body.name,
+                              tags=body.tags, params=body.params)
+
+
+@router.post("/runs:search", response_model=RunPage)
+def search_runs(body: SearchRuns, state: State, ctx: Ctx) -> RunPage:
+    return search.search_runs(state.store, ctx.project, experiments_=body.experiments,
+                              filter=body.filter, order_by=body.order_by,
+                              max_results=body.max_results, page_token=body.page_token)
+
+
+@router.get("/runs/{run_id}", response_model=RunData)
+def get_run(run_id: str, state: State, ctx: Ctx) -> RunData:
+    return service.get_run(state.store, ctx.project, run_id)
+
+
+@router.post("/runs/{run_id}/log-batch", status_code=204)
+def log_batch(run_id: str, body: LogBatch, state: State, ctx: Ctx) -> None:
+    points = [(m.key, m.value, m.step) if m.timestamp is None
+              else (m.key, m.value, m.step, m.timestamp) for m in body.metrics]
+    service.log_batch(state.store, ctx, run_id, metrics=points, params=body.params,
+                      tags=body.tags)
+
+
+@router.post("/runs/{run_id}/terminate", response_model=RunData)
+def terminate(run_id: str, body: Terminate, state: State, ctx: Ctx) -> RunData:
+    return service.set_terminated(state.store, ctx, run_id, body.status)
+
+
+@router.get("/runs/{run_id}/metrics/history", response_model=list[MetricPoint])
+def metric_history(
+    run_id: str, state: State, ctx: Ctx, key: Annotated[str, Query(max_length=250)]
+) -> list[MetricPoint]:
+    return service.metric_history(state.store, ctx.project, run_id, key)
+
+
+@router.put("/runs/{run_id}/artifacts/{name}", response_model=RunArtifact)
+async def upload_artifact(
+    run_id: str,
+    name: str,
+    request: Request,
+    state: State,
+    ctx: Ctx,
+    kind: Annotated[str, Query(pattern="^(file|tree)$")] = "file",
+) -> RunArtifact:
+    """Stream the body to a temporary file, check the digest the client announced, store."""
+    check_name(name, "name")
+    expected = request.headers.get("x-content-sha256")
+    with tempfile.NamedTemporaryFile(prefix="shipyard-upload-") as spool:
+        hasher = hashlib.sha256()
+        async for chunk in request.stream():
+            hasher.update(chunk)
+            await run_in_threadpool(spool.write, chunk)
+        await run_in_threadpool(spool.flush)
+        if expected is not None and hasher.hexdigest() != expected.lower():
+            raise InvalidArgument(
+                "the uploaded bytes do not match X-Content-SHA256; nothing was stored",
+                field="body",
+            )
+        return await run_in_threadpool(
+            run_artifacts.log_artifact_file, state.store, state.artifacts, ctx, run_id,
+            spool.name, name=name, kind=kind,
+        )
+
+
+@router.get("/runs/{run_id}/artifacts/{name}")
+def download_artifact(run_id: str, name: str, state: State, ctx: Ctx) -> StreamingResponse:
+    check_name(name, "name")
+    art = service.get_run_artifact(state.store, ctx.project, run_id, name)
+    reader = run_artifacts.open_artifact(state.artifacts, art)
+
+    def chunks() -> Iterator[bytes]:
+        with reader:
+            try:
+                while chunk := reader.read(1 << 20):
+                    yield chunk
+            except DataCorruption:
+                # Headers are gone already: end the stream short so the client's digest
+                # check fails instead of handing it wrong bytes.
+                return
+
+    return StreamingResponse(chunks(), media_type="application/octet-stream", headers={
+        "X-Content-SHA256": art.digest if art.kind == "file" else "",
+        "X-Artifact-Kind": art.kind,
+        "Content-Disposition": f'attachment; filename="{name}"',
+    })
+
+
+__all__ = ["NotFound", "router"]

@@ -1,0 +1,83 @@
+"""The FastAPI application: routers, the policy dependency, limits and error handling."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from shipyard import __version__
+from shipyard.artifacts import open_artifact_store
+from shipyard.config import Settings, ensure_home
+from shipyard.security import service as identity
+from shipyard.security.headers import API_SECURITY_HEADERS
+from shipyard.server import errors
+from shipyard.server.api import audit, lineage, service, tracking
+from shipyard.server.auth import enforce
+from shipyard.server.limits import BodyLimit
+from shipyard.server.state import ServerState
+from shipyard.store import open_store
+
+log = logging.getLogger(__name__)
+
+JSON_LIMIT = 16 * 1024 * 1024
+UPLOAD_LIMIT = 5 * 1024**3
+
+
+def create_app(
+    settings: Settings, *, json_limit: int = JSON_LIMIT, upload_limit: int = UPLOAD_LIMIT
+) -> FastAPI:
+    """Build the app for ``settings`` (local-mode URIs only: the server owns the store)."""
+    if settings.remote:
+        raise ValueError("the server needs a database URI, not another server's URL")
+    ensure_home(settings.home)
+    state = ServerState(
+        settings=settings,
+        store=open_store(settings.uri),
+        artifacts=open_artifact_store(settings.artifacts),
+        json_limit=json_limit,
+        upload_limit=upload_limit,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+
+    app = FastAPI(
+        title="Shipyard",
+        version=__version__,
+        description="Self-hosted MLOps: tracking, lineage, pipelines and a model registry.",
+        dependencies=[Depends(enforce)],
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.shipyard = state
+    errors.install(app)
+    for module in (service, tracking, lineage, audit):
+        app.include_router(module.router)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Shipyard API")
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response: Response = await call_next(request)
+        if request.url.path != "/docs":
+            for name, value in API_SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+        return response
+
+    app.add_middleware(BodyLimit, json_limit=json_limit, upload_limit=upload_limit)
+    return app
+
+
+def bootstrap(settings: Settings) -> str | None:
+    """Create the first admin and its token on first start; None when one exists."""
+    return identity.bootstrap_admin(open_store(settings.uri), settings.home)

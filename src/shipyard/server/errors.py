@@ -1,0 +1,130 @@
+"""Errors as RFC 9457 problem+json: one mapping from ``ShipyardError`` kinds to statuses.
+
+Bad input is always a 4xx naming the field; an unexpected exception is logged with its
+traceback on the server and answered with a bare 500 that leaks nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shipyard.errors import ShipyardError, Unavailable
+
+log = logging.getLogger(__name__)
+
+PROBLEM = "application/problem+json"
+
+STATUS: dict[str, int] = {
+    "invalid_argument": 400,
+    "too_large": 413,
+    "unauthenticated": 401,
+    "permission_denied": 403,
+    "not_found": 404,
+    "already_exists": 409,
+    "conflict": 409,
+    "failed_precondition": 412,
+    "missing_dependency": 412,
+    "unsafe_model": 422,
+    "data_corruption": 500,
+    "unavailable": 503,
+    "unsupported_media_type": 415,
+    "internal": 500,
+}
+
+TITLES: dict[int, str] = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    411: "Length Required",
+    412: "Precondition Failed",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    kind: str | None = None,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"https://shipyard.dev/problems/{kind or 'http'}",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+    if kind:
+        body["kind"] = kind
+    if field:
+        body["field"] = field
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def from_error(exc: ShipyardError) -> JSONResponse:
+    status = STATUS.get(exc.kind, 500)
+    headers = None
+    if isinstance(exc, Unavailable):
+        headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+    if status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="shipyard"'}
+    details = {k: v for k, v in exc.details.items() if isinstance(v, str | int | float | bool)}
+    return problem(status, exc.message, kind=exc.kind, field=exc.field, headers=headers,
+                   **details)
+
+
+def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
+    # ("body", "metrics", 0, "value") -> "metrics[0].value"; the location prefix is noise.
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ShipyardError)
+    async def _shipyard(_: Request, exc: ShipyardError) -> JSONResponse:
+        if exc.kind == "data_corruption":
+            log.error("data corruption: %s", exc.message)
+        return from_error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
+        field = _field_of(first.get("loc", ("body",)))
+        message = str(first.get("msg", "invalid value"))
+        return problem(400, f"{field}: {message}", kind="invalid_argument", field=field,
+                       errors=[{"field": _field_of(e.get("loc", ())), "message": e.get("msg")}
+                               for e in errors[:20]])
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = "too_large" if exc.status_code == 413 else None
+        return problem(exc.status_code, str(exc.detail), kind=kind,
+                       field="body" if kind else None, headers=dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(500, "internal error; the server log has the details", kind="internal")

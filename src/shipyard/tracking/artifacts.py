@@ -1,0 +1,93 @@
+"""Run artifacts: files and directories stored content-addressed and attached to a run.
+
+Remote clients send a directory as a tar archive; it is unpacked through the artifact
+store's safe extraction (the one path check) and stored as a tree, so what a run holds is
+the same whichever way it was logged.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+from shipyard.artifacts import ArtifactStore, safe_extract
+from shipyard.context import RequestContext
+from shipyard.errors import InvalidArgument
+from shipyard.store import Store
+from shipyard.tracking import service
+from shipyard.tracking.models import RunArtifact
+from shipyard.validation import check_name
+
+
+def log_artifact_path(
+    store: Store, artifacts: ArtifactStore, ctx: RequestContext, run_id: str,
+    path: str | os.PathLike[str], *, name: str | None = None,
+) -> RunArtifact:
+    """Store a local file or directory and attach it to ``run_id`` under ``name``."""
+    source = Path(path)
+    artifact_name = check_name(name if name is not None else source.name, "name")
+    if source.is_dir():
+        tree = artifacts.put_tree(source)
+        size = sum(f.size for f in tree.files.values())
+        return _record(store, ctx, run_id, artifact_name, tree.digest, size, "tree")
+    if not source.is_file():
+        raise InvalidArgument(f"{source} is not a file or directory", field="path")
+    blob = artifacts.put_file(source)
+    return _record(store, ctx, run_id, artifact_name, blob.digest, blob.size, "file")
+
+
+def log_artifact_file(
+    store: Store, artifacts: ArtifactStore, ctx: RequestContext, run_id: str,
+    file_path: str, *, name: str, kind: str = "file",
+) -> RunArtifact:
+    """Store an uploaded file; with ``kind="tree"`` the file is a tar of a directory."""
+    service.require_run(store, ctx.project, run_id)
+    if kind == "file":
+        blob = artifacts.put_file(file_path)
+        return _record(store, ctx, run_id, name, blob.digest, blob.size, "file")
+    with tempfile.TemporaryDirectory(prefix="shipyard-tree-") as scratch:
+        target = Path(scratch) / "tree"
+        safe_extract(file_path, target)
+        tree = artifacts.put_tree(target)
+    size = sum(f.size for f in tree.files.values())
+    return _record(store, ctx, run_id, name, tree.digest, size, "tree")
+
+
+def _record(store: Store, ctx: RequestContext, run_id: str, name: str, digest: str, size: int,
+            kind: str) -> RunArtifact:
+    # The blob is complete before its row exists (DESIGN.md 5).
+    with store.write() as conn:
+        return service.record_artifact(conn, ctx, run_id, name=name, digest=digest, size=size,
+                                       kind=kind)
+
+
+def open_artifact(artifacts: ArtifactStore, art: RunArtifact) -> BinaryIO:
+    """A verified reader of a file artifact, or of a tar of a tree artifact."""
+    if art.kind == "file":
+        return artifacts.open(art.digest)
+    spool = tempfile.TemporaryFile(prefix="shipyard-tar-")
+    with tempfile.TemporaryDirectory(prefix="shipyard-tree-") as scratch:
+        target = Path(scratch) / "tree"
+        artifacts.get_tree(art.digest, target)
+        with tarfile.open(fileobj=spool, mode="w") as tar:
+            for rel in sorted(artifacts.read_tree_manifest(art.digest)):
+                tar.add(target / rel, arcname=rel, recursive=False)
+    spool.seek(0)
+    return spool
+
+
+def download(
+    store: Store, artifacts: ArtifactStore, project: str, run_id: str, name: str,
+    dest: str | os.PathLike[str],
+) -> Path:
+    """Write a run's artifact to ``dest`` (a file, or a directory for a tree)."""
+    art = service.get_run_artifact(store, project, run_id, name)
+    target = Path(dest)
+    if art.kind == "file":
+        artifacts.get_file(art.digest, target)
+    else:
+        artifacts.get_tree(art.digest, target)
+    return target

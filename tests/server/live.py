@@ -1,0 +1,51 @@
+"""A real uvicorn server on 127.0.0.1 in a background thread, for tests."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import uvicorn
+
+from shipyard.config import Settings
+from shipyard.server.app import bootstrap, create_app
+
+
+@dataclass
+class LiveServer:
+    url: str
+    token: str
+    settings: Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def live_server(settings: Settings, **app_options: int) -> Iterator[LiveServer]:
+    token = bootstrap(settings)
+    assert token is not None
+    app = create_app(settings, **app_options)
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    try:
+        yield LiveServer(url=f"http://127.0.0.1:{port}", token=token, settings=settings)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
