@@ -14,10 +14,10 @@ from starlette.responses import HTMLResponse, Response
 from shipyard import __version__
 from shipyard.artifacts import open_artifact_store
 from shipyard.config import Settings, ensure_home
-from shipyard.security import service as identity
+from shipyard.security import service as security_service
 from shipyard.security.headers import API_SECURITY_HEADERS
 from shipyard.server import errors
-from shipyard.server.api import audit, lineage, service, tracking
+from shipyard.server.api import audit, identity, lineage, pipelines, registry, service, tracking
 from shipyard.server.auth import enforce
 from shipyard.server.limits import BodyLimit
 from shipyard.server.state import ServerState
@@ -59,7 +59,7 @@ def create_app(
     )
     app.state.shipyard = state
     errors.install(app)
-    for module in (service, tracking, lineage, audit):
+    for module in (service, identity, tracking, lineage, registry, pipelines, audit):
         app.include_router(module.router)
 
     @app.get("/docs", include_in_schema=False)
@@ -80,4 +80,4 @@ def create_app(
 
 def bootstrap(settings: Settings) -> str | None:
     """Create the first admin and its token on first start; None when one exists."""
-    return identity.bootstrap_admin(open_store(settings.uri), settings.home)
+    return security_service.bootstrap_admin(open_store(settings.uri), settings.home)

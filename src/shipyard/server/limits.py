@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shipyard.server.policy import upload_patterns
 
 
 class BodyLimit:
@@ -19,14 +22,16 @@ class BodyLimit:
         self.app = app
         self.json_limit = json_limit
         self.upload_limit = upload_limit
+        self.uploads = [(m, re.compile(p)) for m, p in upload_patterns()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        limit = self.upload_limit if "/artifacts/" in path and scope["method"] == "PUT" \
-            else self.json_limit
+        method: str = scope["method"]
+        is_upload = any(m == method and p.match(path) for m, p in self.uploads)
+        limit = self.upload_limit if is_upload else self.json_limit
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:

@@ -52,7 +52,54 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", f"{P}/lineage/executions"): READ,
     ("GET", f"{P}/lineage/executions/{{execution_id}}"): READ,
     ("GET", f"{P}/lineage/contexts"): READ,
+    # -- model registry ------------------------------------------------------------------------
+    ("GET", f"{P}/models"): READ,
+    ("GET", f"{P}/models/{{name}}"): READ,
+    ("GET", f"{P}/models/{{name}}/versions"): READ,
+    ("POST", f"{P}/models/{{name}}/versions"): Rule(Permission.WRITE, upload=True),
+    ("GET", f"{P}/models/{{name}}/versions/{{version}}"): READ,
+    ("GET", f"{P}/models/{{name}}/versions/{{version}}/download"): READ,
+    ("POST", f"{P}/models/{{name}}/versions/{{version}}/status"): WRITE,
+    ("POST", f"{P}/models/{{name}}/versions/{{version}}/promote"): WRITE,
+    ("GET", f"{P}/models/{{name}}/aliases/{{alias}}"): READ,
+    ("PUT", f"{P}/models/{{name}}/aliases/{{alias}}"): WRITE,
+    ("DELETE", f"{P}/models/{{name}}/aliases/{{alias}}"): Rule(Permission.DELETE),
+    ("POST", f"{P}/models/{{name}}/aliases/{{alias}}/rollback"): WRITE,
+    ("GET", f"{P}/models/{{name}}/history"): READ,
+    # -- pipelines -------------------------------------------------------------------------------
+    ("POST", f"{P}/pipelines/runs"): Rule(Permission.RUN),
+    ("GET", f"{P}/pipelines/runs"): READ,
+    ("GET", f"{P}/pipelines/runs/{{run_id}}"): READ,
+    ("POST", f"{P}/pipelines/runs/{{run_id}}/retry"): Rule(Permission.RUN),
+    ("POST", f"{P}/pipelines/runs/{{run_id}}/cancel"): Rule(Permission.RUN),
+    ("GET", f"{P}/pipelines/runs/{{run_id}}/log"): READ,
+    # -- identity: users, tokens, grants ---------------------------------------------------------
+    ("POST", "/api/v1/login"): PUBLIC,
+    ("GET", "/login/{code}"): PUBLIC,
+    ("GET", "/api/v1/users"): Rule(Permission.ADMIN, "server"),
+    ("POST", "/api/v1/users"): Rule(Permission.ADMIN, "server"),
+    ("POST", "/api/v1/users/{name}/disable"): Rule(Permission.ADMIN, "server"),
+    ("POST", "/api/v1/users/{name}/enable"): Rule(Permission.ADMIN, "server"),
+    # Token routes check ownership themselves: your own tokens, or anyone's as admin.
+    ("GET", "/api/v1/tokens"): Rule(None, "authenticated"),
+    ("POST", "/api/v1/tokens"): Rule(None, "authenticated"),
+    ("DELETE", "/api/v1/tokens/{token_id}"): Rule(None, "authenticated"),
+    ("GET", f"{P}/grants"): Rule(Permission.GRANT),
+    ("PUT", f"{P}/grants/{{principal}}"): Rule(Permission.GRANT),
+    ("DELETE", f"{P}/grants/{{principal}}"): Rule(Permission.GRANT),
     # -- audit ---------------------------------------------------------------------------------
     ("GET", f"{P}/audit"): Rule(Permission.GRANT),
     ("GET", "/api/v1/audit"): Rule(Permission.ADMIN, "server"),
 }
+
+
+def upload_patterns() -> list[tuple[str, str]]:
+    """(method, path regex) of every route that takes a raw or multipart upload body."""
+    import re
+
+    out = []
+    for (method, path), rule in POLICY.items():
+        if rule.upload:
+            pattern = re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(path))
+            out.append((method, f"^{pattern}$"))
+    return out

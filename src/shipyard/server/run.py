@@ -36,7 +36,7 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080,
     app = create_app(settings)
     if announce:
         where = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
-        print(f"Shipyard {where}  (API docs: {where}/docs)", flush=True)  # noqa: T201
+        print(f"Shipyard {where}  (API docs: {where}/docs)", flush=True)
         if token:
             print(f"Created the admin token; it is in {settings.credentials_path} (0600). "
                   "The SDK and CLI on this machine use it automatically.", flush=True)
