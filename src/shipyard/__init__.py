@@ -10,13 +10,21 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+_REGISTRY = {
+    "register_model", "get_model", "get_model_version", "resolve_model", "list_models",
+    "list_model_versions", "set_alias", "delete_alias", "alias_history", "rollback_alias",
+    "set_model_status", "promote_if_better", "load_model", "download_model",
+    "run_pipeline", "compile_pipeline", "get_pipeline_run", "list_pipeline_runs",
+    "retry_pipeline_run", "cancel_pipeline_run", "get_task_log",
+}
+
 _FACADE = {
     "init", "start_run", "get_run", "search_runs", "compare_runs", "get_metric_history",
     "download_artifact", "get_lineage", "get_artifact", "list_artifacts", "list_executions",
     "list_contexts",
 }
 
-__all__ = sorted(_FACADE | {"__version__", "dsl"})
+__all__ = sorted(_FACADE | _REGISTRY | {"__version__", "dsl"})
 
 if TYPE_CHECKING:
     from shipyard import dsl as dsl
@@ -63,6 +71,10 @@ def __getattr__(name: str) -> Any:
         from shipyard.sdk import facade
 
         return getattr(facade, name)
+    if name in _REGISTRY:
+        from shipyard.sdk import facade_registry
+
+        return getattr(facade_registry, name)
     if name == "dsl":
         import importlib
 

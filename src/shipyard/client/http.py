@@ -20,13 +20,15 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import TypeAdapter
 
+from shipyard.client.http_pipelines import HttpPipelines
+from shipyard.client.http_registry import HttpRegistry
 from shipyard.config import Settings
 from shipyard.errors import ERROR_KINDS, DataCorruption, ShipyardError, Unavailable
+from shipyard.ids import check_id
 from shipyard.lineage.models import ArtifactNode, ContextNode, ExecutionNode, LineageGraph
 from shipyard.sdk.backend import MetricTuple
-from shipyard.tracking.service import clean_metrics
 from shipyard.tracking.models import Experiment, MetricPoint, RunArtifact, RunData, RunPage
-from shipyard.ids import check_id
+from shipyard.tracking.service import clean_metrics
 from shipyard.validation import check_name
 
 _TIMEOUT = httpx.Timeout(30.0, connect=5.0)
@@ -82,7 +84,7 @@ def raise_for_problem(response: httpx.Response) -> None:
     raise cls(detail, field=field if isinstance(field, str) else None)
 
 
-class HttpBackend:
+class HttpBackend(HttpRegistry, HttpPipelines):
     def __init__(self, settings: Settings, *, transport: httpx.BaseTransport | None = None
                  ) -> None:
         self.settings = settings

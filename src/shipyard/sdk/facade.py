@@ -93,7 +93,8 @@ def runs_to_frame(runs: Sequence[RunData], pd: Any) -> pd.DataFrame:
     ordered = base + [c for c in extra if c.startswith("params.")] + \
         [c for c in extra if c.startswith("metrics.")] + \
         [c for c in extra if c.startswith("tags.")]
-    return frame[ordered]
+    result: pd.DataFrame = frame[ordered]
+    return result
 
 
 def compare_runs(run_ids: Sequence[str]) -> pd.DataFrame:
@@ -106,7 +107,7 @@ def compare_runs(run_ids: Sequence[str]) -> pd.DataFrame:
         sorted({f"metrics.{k}" for r in runs for k in r.metrics})
     data = {}
     for r in runs:
-        values = {f"params.{k}": v for k, v in r.params.items()}
+        values: dict[str, Any] = {f"params.{k}": v for k, v in r.params.items()}
         values.update({f"metrics.{k}": v for k, v in r.metrics.items()})
         data[r.id] = [values.get(k) for k in keys]
     return pd.DataFrame(data, index=keys)

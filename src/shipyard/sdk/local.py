@@ -8,32 +8,28 @@ from pathlib import Path
 from typing import Any
 
 from shipyard import audit as audit_log
-from shipyard.artifacts import ArtifactStore, open_artifact_store
+from shipyard.artifacts import open_artifact_store
 from shipyard.config import Settings, ensure_home
 from shipyard.context import RequestContext
 from shipyard.lineage import queries
 from shipyard.lineage.models import ArtifactNode, ContextNode, ExecutionNode, LineageGraph
 from shipyard.sdk.backend import MetricTuple
+from shipyard.sdk.local_pipelines import LocalPipelines
+from shipyard.sdk.local_registry import LocalRegistry
 from shipyard.store import Store, open_store
 from shipyard.tracking import artifacts as run_artifacts
 from shipyard.tracking import search, service
 from shipyard.tracking.models import Experiment, MetricPoint, RunArtifact, RunData, RunPage
 
 
-class LocalBackend:
+class LocalBackend(LocalRegistry, LocalPipelines):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.project = settings.project
         if settings.uri.startswith("sqlite"):
             ensure_home(settings.home)
         self.store: Store = open_store(settings.uri)
-        self._artifacts: ArtifactStore | None = None
-
-    @property
-    def artifacts(self) -> ArtifactStore:
-        if self._artifacts is None:
-            self._artifacts = open_artifact_store(self.settings.artifacts)
-        return self._artifacts
+        self.artifacts = open_artifact_store(settings.artifacts)
 
     def ctx(self) -> RequestContext:
         return RequestContext(project=self.project)

@@ -21,6 +21,7 @@ from shipyard.server.api import audit, identity, lineage, pipelines, registry, s
 from shipyard.server.auth import enforce
 from shipyard.server.limits import BodyLimit
 from shipyard.server.state import ServerState
+from shipyard.server.worker import start_worker
 from shipyard.store import open_store
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,11 @@ UPLOAD_LIMIT = 5 * 1024**3
 
 
 def create_app(
-    settings: Settings, *, json_limit: int = JSON_LIMIT, upload_limit: int = UPLOAD_LIMIT
+    settings: Settings,
+    *,
+    json_limit: int = JSON_LIMIT,
+    upload_limit: int = UPLOAD_LIMIT,
+    worker: bool = True,
 ) -> FastAPI:
     """Build the app for ``settings`` (local-mode URIs only: the server owns the store)."""
     if settings.remote:
@@ -46,7 +51,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
+        if not worker:
+            yield
+            return
+        thread, stop = start_worker(state.store, state.artifacts, settings)
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
 
     app = FastAPI(
         title="Shipyard",

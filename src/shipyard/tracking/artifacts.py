@@ -8,12 +8,12 @@ the same whichever way it was logged.
 from __future__ import annotations
 
 import os
-import tarfile
 import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
 from shipyard.artifacts import ArtifactStore, safe_extract
+from shipyard.artifacts.export import tree_as_tar
 from shipyard.context import RequestContext
 from shipyard.errors import InvalidArgument
 from shipyard.store import Store
@@ -68,15 +68,7 @@ def open_artifact(artifacts: ArtifactStore, art: RunArtifact) -> BinaryIO:
     """A verified reader of a file artifact, or of a tar of a tree artifact."""
     if art.kind == "file":
         return artifacts.open(art.digest)
-    spool = tempfile.TemporaryFile(prefix="shipyard-tar-")
-    with tempfile.TemporaryDirectory(prefix="shipyard-tree-") as scratch:
-        target = Path(scratch) / "tree"
-        artifacts.get_tree(art.digest, target)
-        with tarfile.open(fileobj=spool, mode="w") as tar:
-            for rel in sorted(artifacts.read_tree_manifest(art.digest)):
-                tar.add(target / rel, arcname=rel, recursive=False)
-    spool.seek(0)
-    return spool
+    return tree_as_tar(artifacts, art.digest)
 
 
 def download(

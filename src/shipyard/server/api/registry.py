@@ -1,7 +1,175 @@
-"""The model registry: /api/v1/projects/{project}/models/..."""
+"""The model registry: /api/v1/projects/{project}/models/...
+
+A new version arrives as a multipart upload: ``metadata`` (JSON) and ``model`` (a tar of the
+directory the client packaged with ``registry.flavors.save``). The server unpacks it through
+the artifact store's safe extraction and registers the directory; it never loads the model.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shipyard import registry
+from shipyard.artifacts import safe_extract
+from shipyard.artifacts.export import tree_as_tar
+from shipyard.context import RequestContext
+from shipyard.errors import InvalidArgument
+from shipyard.registry.models import AliasChange, ModelVersion, PromotionDecision, RegisteredModel
+from shipyard.server.state import ServerState, request_context, server_state
 
 router = APIRouter(prefix="/api/v1/projects/{project}/models", tags=["registry"])
+
+State = Annotated[ServerState, Depends(server_state)]
+Ctx = Annotated[RequestContext, Depends(request_context)]
+Filter = Annotated[str | None, Query(max_length=10_000)]
+Version = Annotated[int, Field(ge=1)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NewVersion(Strict):
+    semver: str | None = Field(default=None, max_length=64)
+    description: str = Field(default="", max_length=20_000)
+    labels: dict[str, str] | None = None
+    metrics: dict[str, float] | None = None
+    aliases: list[str] | None = None
+    run_id: str | None = Field(default=None, max_length=32)
+    trusted_digest: str | None = Field(default=None, max_length=64)
+
+
+class SetStatus(Strict):
+    status: str = Field(max_length=16)
+    reason: str = Field(default="", max_length=2000)
+
+
+class Promote(Strict):
+    metric: str = Field(default="rmse", max_length=250)
+    mode: Literal["min", "max"] = "min"
+    alias: str = Field(default="production", max_length=128)
+    min_delta: float = 0.0
+    bump: Literal["major", "minor", "patch"] = "patch"
+
+
+class MoveAlias(Strict):
+    version: int
+    reason: str = Field(default="", max_length=2000)
+
+
+class Reason(Strict):
+    reason: str = Field(default="", max_length=2000)
+
+
+@router.get("", response_model=list[RegisteredModel])
+def list_models(state: State, ctx: Ctx, filter: Filter = None) -> list[RegisteredModel]:
+    return registry.list_models(state.store, ctx.project, filter)
+
+
+@router.get("/{name}", response_model=RegisteredModel)
+def get_model(name: str, state: State, ctx: Ctx) -> RegisteredModel:
+    return registry.get_model(state.store, ctx.project, name)
+
+
+@router.get("/{name}/versions", response_model=list[ModelVersion])
+def list_versions(name: str, state: State, ctx: Ctx, filter: Filter = None
+                  ) -> list[ModelVersion]:
+    return registry.list_versions(state.store, ctx.project, name, filter)
+
+
+@router.post("/{name}/versions", response_model=ModelVersion)
+def register(
+    name: str, state: State, ctx: Ctx,
+    model: Annotated[UploadFile, File(description="tar of a packaged model directory")],
+    metadata: Annotated[str, Form(max_length=100_000)] = "{}",
+) -> ModelVersion:
+    try:
+        body = NewVersion.model_validate(json.loads(metadata))
+    except (ValueError, ValidationError) as exc:
+        field = "metadata"
+        if isinstance(exc, ValidationError) and exc.errors():
+            loc = exc.errors()[0].get("loc", ())
+            field = "metadata." + ".".join(str(p) for p in loc) if loc else field
+        raise InvalidArgument(f"metadata is not valid: {str(exc).splitlines()[0]}",
+                              field=field) from None
+    with tempfile.TemporaryDirectory(prefix="shipyard-upload-") as scratch:
+        archive = Path(scratch) / "model.tar"
+        with open(archive, "wb") as out:
+            shutil.copyfileobj(model.file, out, 1 << 20)
+        model_dir = Path(scratch) / "model"
+        safe_extract(archive, model_dir)
+        return registry.register_model(
+            state.store, state.artifacts, ctx, name, model_dir, semver=body.semver,
+            description=body.description, labels=body.labels, metrics=body.metrics,
+            aliases=body.aliases, run_id=body.run_id, trusted_digest=body.trusted_digest,
+        )
+
+
+@router.get("/{name}/versions/{version}", response_model=ModelVersion)
+def get_version(name: str, version: int, state: State, ctx: Ctx) -> ModelVersion:
+    return registry.get_model_version(state.store, ctx.project, name, version=version)
+
+
+@router.get("/{name}/versions/{version}/download")
+def download(name: str, version: int, state: State, ctx: Ctx) -> StreamingResponse:
+    mv = registry.get_model_version(state.store, ctx.project, name, version=version)
+    reader = tree_as_tar(state.artifacts, mv.tree_digest)
+
+    def chunks() -> Any:
+        with reader:
+            while chunk := reader.read(1 << 20):
+                yield chunk
+
+    return StreamingResponse(chunks(), media_type="application/x-tar", headers={
+        "X-Tree-Digest": mv.tree_digest,
+        "Content-Disposition": f'attachment; filename="{name}-{version}.tar"',
+    })
+
+
+@router.post("/{name}/versions/{version}/status", response_model=ModelVersion)
+def set_status(name: str, version: int, body: SetStatus, state: State, ctx: Ctx
+               ) -> ModelVersion:
+    return registry.set_status(state.store, ctx, name, version, body.status, body.reason)
+
+
+@router.post("/{name}/versions/{version}/promote", response_model=PromotionDecision)
+def promote(name: str, version: int, body: Promote, state: State, ctx: Ctx
+            ) -> PromotionDecision:
+    return registry.promote_if_better(state.store, state.artifacts, ctx, name, version,
+                                      metric=body.metric, mode=body.mode, alias=body.alias,
+                                      min_delta=body.min_delta, bump=body.bump)
+
+
+@router.get("/{name}/aliases/{alias}", response_model=ModelVersion)
+def get_alias(name: str, alias: str, state: State, ctx: Ctx) -> ModelVersion:
+    return registry.get_model_version(state.store, ctx.project, name, alias=alias)
+
+
+@router.put("/{name}/aliases/{alias}", response_model=ModelVersion)
+def put_alias(name: str, alias: str, body: MoveAlias, state: State, ctx: Ctx) -> ModelVersion:
+    return registry.set_alias(state.store, ctx, name, alias, body.version, body.reason)
+
+
+@router.delete("/{name}/aliases/{alias}", status_code=204)
+def delete_alias(name: str, alias: str, state: State, ctx: Ctx,
+                 reason: Annotated[str, Query(max_length=2000)] = "") -> None:
+    registry.delete_alias(state.store, ctx, name, alias, reason)
+
+
+@router.post("/{name}/aliases/{alias}/rollback", response_model=ModelVersion)
+def rollback(name: str, alias: str, body: Reason, state: State, ctx: Ctx) -> ModelVersion:
+    return registry.rollback(state.store, ctx, name, alias, body.reason)
+
+
+@router.get("/{name}/history", response_model=list[AliasChange])
+def history(name: str, state: State, ctx: Ctx,
+            alias: Annotated[str | None, Query(max_length=128)] = None) -> list[AliasChange]:
+    return registry.alias_history(state.store, ctx.project, name, alias)

@@ -1,0 +1,88 @@
+"""Remote mode for pipelines: the run is compiled here and queued on the server, whose
+worker runs it; ``run_pipeline`` then follows it to the end unless ``submit=True``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from pydantic import TypeAdapter
+
+from shipyard.errors import InvalidArgument
+from shipyard.ids import check_id
+from shipyard.pipelines.models import TERMINAL_RUN_STATES, PipelineRun
+
+
+class HttpPipelines:
+    # Provided by HttpBackend, which mixes this class in.
+    _json: Callable[..., Any]
+    _p: Callable[[str], str]
+
+    def _r(self, run_id: str, rest: str = "") -> str:
+        return self._p(f"/pipelines/runs/{check_id(run_id, 'run_id')}{rest}")
+
+    def run_pipeline(self, pipeline_or_yaml: Any, arguments: dict[str, Any] | None = None, *,
+                     enable_caching: bool = True, parallelism: int | None = None,
+                     inline: bool = False, raise_on_error: bool = True, submit: bool = False,
+                     max_cache_age: float | None = None) -> PipelineRun:
+        from shipyard.pipelines.compiler import dump_spec, to_spec
+
+        if inline:
+            raise InvalidArgument("inline runs execute in this process: use local mode "
+                                  "(a sqlite:// or postgresql:// URI) to debug a pipeline",
+                                  field="inline")
+        spec, _ = to_spec(pipeline_or_yaml)
+        run = PipelineRun.model_validate(self._json("POST", self._p("/pipelines/runs"), json={
+            "spec": dump_spec(spec), "arguments": arguments, "enable_caching": enable_caching,
+            "parallelism": parallelism, "max_cache_age": max_cache_age}))
+        if submit:
+            return run
+        return self.wait_pipeline_run(run.id, raise_on_error=raise_on_error)
+
+    def wait_pipeline_run(self, run_id: str, *, raise_on_error: bool = True,
+                          timeout: float | None = None) -> PipelineRun:
+        from shipyard.pipelines import PipelineRunFailed
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.1
+        while True:
+            run = self.get_pipeline_run(run_id)
+            if run.state in TERMINAL_RUN_STATES:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                return run
+            time.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+        if run.state != "SUCCEEDED" and raise_on_error:
+            raise PipelineRunFailed(run)
+        return run
+
+    def get_pipeline_run(self, run_id: str) -> PipelineRun:
+        return PipelineRun.model_validate(self._json("GET", self._r(run_id)))
+
+    def list_pipeline_runs(self, *, pipeline_name: str | None = None, state: str | None = None,
+                           limit: int = 100) -> list[PipelineRun]:
+        params = {k: v for k, v in {"pipeline_name": pipeline_name, "state": state,
+                                    "limit": limit}.items() if v is not None}
+        return TypeAdapter(list[PipelineRun]).validate_python(
+            self._json("GET", self._p("/pipelines/runs"), params=params))
+
+    def retry_pipeline_run(self, run_id: str, *, raise_on_error: bool = True) -> PipelineRun:
+        from shipyard.pipelines import PipelineRunFailed
+
+        run = PipelineRun.model_validate(self._json(
+            "POST", self._r(run_id, "/retry"), timeout=httpx.Timeout(None, connect=5.0)))
+        if run.state != "SUCCEEDED" and raise_on_error:
+            raise PipelineRunFailed(run)
+        return run
+
+    def cancel_pipeline_run(self, run_id: str, *, force: bool = False) -> PipelineRun:
+        return PipelineRun.model_validate(self._json("POST", self._r(run_id, "/cancel"),
+                                                     json={"force": force}))
+
+    def get_task_log(self, run_id: str, task: str) -> str:
+        body = self._json("GET", self._r(run_id, "/log"), params={"task": task})
+        return str(body["log"])
+

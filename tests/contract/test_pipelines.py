@@ -1,0 +1,66 @@
+"""Pipelines through the public SDK: locally in the caller, remotely on the server's worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from shipyard import dsl
+from shipyard.pipelines import PipelineRunFailed
+
+
+@dsl.component
+def make_numbers(count: int, out: dsl.Output[dsl.Dataset]) -> None:
+    with open(out.path, "w") as f:
+        f.write("\n".join(str(i) for i in range(count)))
+
+
+@dsl.component
+def total(numbers: dsl.Input[dsl.Dataset]) -> int:
+    with open(numbers.path) as f:
+        return sum(int(line) for line in f if line.strip())
+
+
+@dsl.component
+def explode(value: int) -> int:
+    if value > 0:
+        raise ValueError(f"refusing {value}")
+    return value
+
+
+@dsl.pipeline(name="sum-numbers")
+def sum_numbers(count: int = 10) -> None:
+    numbers = make_numbers(count=count)
+    total(numbers=numbers.outputs["out"])
+
+
+@dsl.pipeline(name="explodes")
+def explodes(value: int = 1) -> None:
+    explode(value=value)
+
+
+def test_run_then_cached_rerun(sy: ModuleType, tmp_path: Path) -> None:
+    run = sy.run_pipeline(sum_numbers, {"count": 5})
+    assert run.state == "SUCCEEDED"
+    assert run.tasks["total"].outputs["Output"] == 10
+    again = sy.run_pipeline(sum_numbers, {"count": 5})
+    assert all(t.cached for t in again.tasks.values())
+    spec = tmp_path / "p.yaml"
+    sy.compile_pipeline(sum_numbers, spec)
+    from_file = sy.run_pipeline(str(spec), {"count": 6})
+    assert from_file.tasks["total"].outputs["Output"] == 15
+    listed = sy.list_pipeline_runs(pipeline_name="sum-numbers")
+    assert {r.id for r in listed} >= {run.id, again.id, from_file.id}
+
+
+def test_failure_carries_the_step_and_traceback(sy: ModuleType) -> None:
+    with pytest.raises(PipelineRunFailed) as info:
+        sy.run_pipeline(explodes, {"value": 3})
+    failed = info.value.run
+    assert failed.tasks["explode"].state == "FAILED"
+    assert "refusing 3" in (failed.tasks["explode"].error or "")
+    assert "refusing 3" in sy.get_task_log(failed.id, "explode")
+    quiet = sy.run_pipeline(explodes, {"value": 2}, raise_on_error=False)
+    assert quiet.state == "FAILED"
