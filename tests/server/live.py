@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 
@@ -20,6 +21,8 @@ class LiveServer:
     url: str
     token: str
     settings: Settings
+    # The FastAPI app being served, for tests that need its state (login links).
+    app: Any = None
 
 
 def free_port() -> int:
@@ -29,7 +32,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(settings: Settings, **app_options: int) -> Iterator[LiveServer]:
+def live_server(settings: Settings, **app_options: Any) -> Iterator[LiveServer]:
     token = bootstrap(settings)
     assert token is not None
     app = create_app(settings, **app_options)
@@ -45,7 +48,8 @@ def live_server(settings: Settings, **app_options: int) -> Iterator[LiveServer]:
             raise RuntimeError("test server did not start")
         time.sleep(0.02)
     try:
-        yield LiveServer(url=f"http://127.0.0.1:{port}", token=token, settings=settings)
+        yield LiveServer(url=f"http://127.0.0.1:{port}", token=token, settings=settings,
+                         app=app)
     finally:
         server.should_exit = True
         thread.join(timeout=10)

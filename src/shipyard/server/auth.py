@@ -3,13 +3,16 @@
 Order of checks: the route has a policy entry (else 403 and a server log line: a bug, not a
 user error); browser-supplied headers allow the request (Host, Origin, Content-Type); the
 caller is authenticated (bearer token or the console's session cookie); the caller's role in
-the route's project, narrowed by the token's scopes, holds the permission. Every denial after
-authentication is written to the audit log.
+the route's project, narrowed by the token's scopes, holds the permission. Every denial of a
+presented credential or of a permission is written to the audit log (a request that presents
+no credential at all is not: anonymous probes would otherwise fill it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Mapping
 
 from fastapi import Request
 
@@ -29,9 +32,21 @@ log = logging.getLogger(__name__)
 SESSION_COOKIE = "shipyard_session"
 
 
+def route_path(request: Request) -> str | None:
+    """The matched route's path template (``/api/v1/projects/{project}/runs``), or None."""
+    # FastAPI records the route as mounted (include prefixes applied) separately from the
+    # route object it was declared as; the mounted one is what the policy table names.
+    fastapi_scope = request.scope.get("fastapi")
+    if isinstance(fastapi_scope, dict):
+        mounted = getattr(fastapi_scope.get("effective_route_context"), "path", None)
+        if isinstance(mounted, str) and mounted:
+            return mounted
+    path = getattr(request.scope.get("route"), "path", None)
+    return path if isinstance(path, str) else None
+
+
 def rule_for(request: Request) -> Rule | None:
-    route = request.scope.get("route")
-    path = getattr(route, "path", None)
+    path = route_path(request)
     if path is None:
         return None
     method = "GET" if request.method == "HEAD" else request.method
@@ -52,8 +67,12 @@ def _client(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-async def enforce(request: Request) -> None:
-    """The app-wide dependency: sets ``request.state.ctx`` or raises."""
+def enforce(request: Request) -> None:
+    """The app-wide dependency: sets ``request.state.ctx`` (and ``.principal``) or raises.
+
+    A plain ``def`` on purpose: it reads the store (and may write an audit row), which must
+    not stall the event loop, so FastAPI runs it in the thread pool.
+    """
     state = server_state(request)
     rule = rule_for(request)
     if rule is None:
@@ -64,19 +83,27 @@ async def enforce(request: Request) -> None:
     project = request.path_params.get("project")
     if project is not None:
         check_name(project, "project")
+    client = _client(request)
     if rule.scope == "public":
         request.state.ctx = RequestContext(project=project or "default", actor="anonymous",
-                                           client=_client(request))
+                                           client=client)
         return
-    token = presented_token(request)
-    if not token:
+    try:
+        token = presented_token(request)
+        principal = identity.authenticate(state.store, token) if token else None
+    except Unauthenticated as exc:
+        # A credential was presented and failed: that is a denial worth a row (an
+        # anonymous request without any credential is not, or probes would fill the log).
+        audit_denial(request, RequestContext(project=project or "", actor="anonymous",
+                                             client=client), exc)
+        raise
+    if principal is None:
         raise Unauthenticated(
             "authentication required: send 'Authorization: Bearer <token>' "
             "(the server wrote an admin token to $SHIPYARD_HOME/credentials)"
         )
-    principal = identity.authenticate(state.store, token)
     ctx = RequestContext(project=project or "default", actor=principal.name,
-                         token_id=principal.token_id, client=_client(request))
+                         token_id=principal.token_id, client=client)
     request.state.ctx = ctx
     request.state.principal = principal
     if rule.scope == "authenticated" or rule.permission is None:
@@ -97,35 +124,40 @@ async def enforce(request: Request) -> None:
             f"permission {rule.permission.value!r} on {where} is required; {reason}",
             permission=rule.permission.value,
         )
-        _audit_denial(request, ctx, denial)
+        audit_denial(request, ctx, denial)
         raise denial
 
 
 def _check_browser_headers(request: Request, rule: Rule) -> None:
-    state = server_state(request)
-    if not headers.host_allowed(request.headers.get("host"), state.settings.extra.get(
-            "allowed_hosts", "").split(",") if state.settings.extra.get("allowed_hosts")
-            else ()):
-        raise PermissionDenied("the Host header names a host this server does not serve")
+    extra = server_state(request).settings.extra
+    if not headers.host_allowed(request.headers.get("host"), _listed(extra, "allowed_hosts")):
+        raise PermissionDenied("the Host header names a host this server does not serve",
+                               field="host")
     if not headers.mutation_allowed(
         request.method,
         origin=request.headers.get("origin"),
         host_header=request.headers.get("host"),
         scheme=request.url.scheme,
         sec_fetch_site=request.headers.get("sec-fetch-site"),
+        trusted_origins=_listed(extra, "trusted_origins"),
     ):
-        raise PermissionDenied("cross-origin requests may not change anything")
+        raise PermissionDenied("cross-origin requests may not change anything",
+                               field="origin")
     content_type = request.headers.get("content-type")
     has_body = request.headers.get("content-length", "0") != "0" or (
         "transfer-encoding" in request.headers)
-    if rule.upload and content_type and content_type.split(";")[0].strip().lower() == (
-            "application/octet-stream"):
+    media = (content_type or "").split(";")[0].strip().lower()
+    if rule.upload and media == "application/octet-stream":
         return
     if not headers.content_type_allowed(request.method, content_type, has_body=has_body):
-        raise ShipyardUnsupportedMedia()
+        raise UnsupportedMediaType()
 
 
-class ShipyardUnsupportedMedia(ShipyardError):
+def _listed(extra: Mapping[str, str], key: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in extra.get(key, "").split(",") if v.strip())
+
+
+class UnsupportedMediaType(ShipyardError):
     kind = "unsupported_media_type"
 
     def __init__(self) -> None:
@@ -133,11 +165,19 @@ class ShipyardUnsupportedMedia(ShipyardError):
                          field="content-type")
 
 
-def _audit_denial(request: Request, ctx: RequestContext, denial: ShipyardError) -> None:
+def audit_denial(request: Request, ctx: RequestContext, denial: ShipyardError, *,
+                 resource: str | None = None) -> None:
+    """Record a refused request in the audit log (its own transaction: nothing changed).
+
+    Failing to record is logged, never turned into a different answer for the caller.
+    """
     state = server_state(request)
+    # Server-wide routes have no project: record none rather than the default one.
+    ctx = dataclasses.replace(ctx, project=request.path_params.get("project") or "")
+    action = f"{request.method} {route_path(request) or request.url.path}"[:128]
     try:
         with state.store.write() as conn:
-            audit.record(conn, ctx, f"{request.method} {request.scope['route'].path}",
-                         request.url.path, outcome="denied", detail={"reason": denial.message})
+            audit.record(conn, ctx, action, resource or request.url.path, outcome="denied",
+                         detail={"reason": denial.message[:500], "kind": denial.kind})
     except ShipyardError:
         log.exception("could not record a denial in the audit log")

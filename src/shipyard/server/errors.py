@@ -7,6 +7,8 @@ traceback on the server and answered with a bare 500 that leaks nothing.
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shipyard.errors import ShipyardError, Unavailable
+from shipyard.security.ratelimit import RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -78,19 +81,27 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+def status_of(exc: ShipyardError) -> int:
+    """The HTTP status for a Shipyard error (a throttled caller is 429, not 503)."""
+    if isinstance(exc, RateLimited):
+        return 429
+    return STATUS.get(exc.kind, 500)
+
+
 def from_error(exc: ShipyardError) -> JSONResponse:
-    status = STATUS.get(exc.kind, 500)
-    headers = None
+    status = status_of(exc)
+    headers: dict[str, str] = {}
     if isinstance(exc, Unavailable):
-        headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+        # Rounded up: a client that waits exactly this long must not be refused again.
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     if status == 401:
-        headers = {"WWW-Authenticate": 'Bearer realm="shipyard"'}
+        headers["WWW-Authenticate"] = 'Bearer realm="shipyard"'
     details = {k: v for k, v in exc.details.items() if isinstance(v, str | int | float | bool)}
-    return problem(status, exc.message, kind=exc.kind, field=exc.field, headers=headers,
-                   **details)
+    return problem(status, exc.message, kind=exc.kind, field=exc.field,
+                   headers=headers or None, **details)
 
 
-def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
+def _field_of(loc: Sequence[Any]) -> str:
     # ("body", "metrics", 0, "value") -> "metrics[0].value"; the location prefix is noise.
     parts = list(loc)
     if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
