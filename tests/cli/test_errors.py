@@ -1,0 +1,92 @@
+"""Usage errors exit 2, failures print one red line and exit 1, never a traceback."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shipyard.cli import state
+from tests.cli.conftest import Cli
+
+GROUPS = ["runs", "lineage", "models", "pipelines", "users", "tokens", "grants"]
+
+
+def test_root_help(cli: Cli) -> None:
+    result = cli("--help")
+    assert result.exit_code == 0
+    for name in [*GROUPS, "server", "audit", "login", "--home", "--uri", "--project",
+                 "--output"]:
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_group_help(cli: Cli, group: str, home: Path) -> None:
+    result = cli(group, "--help")
+    assert result.exit_code == 0
+    assert "Usage" in result.stdout
+    assert not home.exists()  # help never sets anything up
+
+
+def test_bad_output_value_is_a_usage_error(cli: Cli) -> None:
+    result = cli("runs", "list", "--output", "xml")
+    assert result.exit_code == 2
+    assert "xml" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_argument_is_a_usage_error(cli: Cli) -> None:
+    result = cli("runs", "show")
+    assert result.exit_code == 2
+    assert "Missing argument" in result.stderr
+
+
+def test_unknown_command_is_a_usage_error(cli: Cli) -> None:
+    assert cli("runs", "frobnicate").exit_code == 2
+
+
+def test_unwritable_home_is_one_clear_line(cli: Cli, tmp_path: Path) -> None:
+    # A regular file as the parent: not writable even for root.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = cli("--home", str(blocker / "home"), "runs", "list")
+    result.assert_one_error_line("cannot write to the Shipyard home")
+
+
+def test_server_on_a_busy_port_is_one_clear_line(cli: Cli) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = cli("server", "--port", str(port))
+    result.assert_one_error_line("already in use", str(port))
+
+
+def test_server_refuses_a_remote_uri(cli: Cli) -> None:
+    assert cli("server", "--uri", "http://localhost:1").exit_code == 2
+
+
+def test_missing_sdk_function_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
+    import typer
+
+    with pytest.raises(typer.Exit) as exited:
+        state.require(object(), "list_models", "the model registry")
+    assert exited.value.exit_code == 1
+    assert "the model registry is not available" in capsys.readouterr().err
+
+
+def test_console_script_exit_codes(home: Path) -> None:
+    # The real entry point in a child process: what a shell sees.
+    run = [sys.executable, "-c", "from shipyard.cli.main import main; main()"]
+    ok = subprocess.run([*run, "--help"], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0
+    usage = subprocess.run([*run, "runs", "show"], capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 2
+    failed = subprocess.run([*run, "runs", "show", "f" * 32], capture_output=True, text=True,
+                            timeout=60)
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("error: ")
+    assert "Traceback" not in failed.stderr

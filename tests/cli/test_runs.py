@@ -1,0 +1,75 @@
+"""``shipyard runs list|show|compare`` on runs logged through the SDK in local mode."""
+
+from __future__ import annotations
+
+from tests.cli.conftest import Cli, LoggedRuns
+
+
+def test_list_shows_every_run(cli: Cli, runs: LoggedRuns) -> None:
+    result = cli("runs", "list")
+    assert result.exit_code == 0, result.stderr
+    assert runs.shallow in result.stdout
+    assert runs.deep in result.stdout
+
+
+def test_list_json_parses_with_mlflow_columns(cli: Cli, runs: LoggedRuns) -> None:
+    rows = cli("runs", "list", "--output", "json").json()
+    assert {r["run_id"] for r in rows} == {runs.shallow, runs.deep}
+    row = next(r for r in rows if r["run_id"] == runs.shallow)
+    assert row["params.max_depth"] == "3"
+    assert row["metrics.rmse"] == 1.0 / 7
+    assert row["tags.team"] == "sales"
+
+
+def test_global_options_work_before_the_command(cli: Cli, runs: LoggedRuns) -> None:
+    rows = cli("--output", "json", "runs", "list", "--max", "1").json()
+    assert len(rows) == 1
+
+
+def test_list_filter_and_order(cli: Cli, runs: LoggedRuns) -> None:
+    result = cli("runs", "list", "-o", "json", "--filter", "params.max_depth = '6'")
+    assert [r["run_id"] for r in result.json()] == [runs.deep]
+    ordered = cli("runs", "list", "-o", "json", "--order-by", "metrics.rmse ASC").json()
+    assert [r["run_id"] for r in ordered] == [runs.deep, runs.shallow]
+
+
+def test_list_of_an_unknown_experiment_is_empty(cli: Cli, runs: LoggedRuns) -> None:
+    result = cli("runs", "list", "--experiment", "nothing-here", "-o", "json")
+    assert result.exit_code == 0
+    assert result.json() == []
+
+
+def test_show_has_params_metrics_history_and_artifacts(cli: Cli, runs: LoggedRuns) -> None:
+    result = cli("runs", "show", runs.shallow)
+    assert result.exit_code == 0, result.stderr
+    for text in ("max_depth", "rmse", "team", "train.csv", runs.artifact_id, "depth-3"):
+        assert text in result.stdout
+    assert "█" in result.stdout and "▁" in result.stdout  # the history sparkline
+
+
+def test_show_json(cli: Cli, runs: LoggedRuns) -> None:
+    data = cli("runs", "show", runs.shallow, "-o", "json").json()
+    assert data["id"] == runs.shallow
+    assert data["params"] == {"max_depth": "3"}
+    assert [p["step"] for p in data["metric_history"]["rmse"]] == [0, 1, 2, 3, 4]
+
+
+def test_compare(cli: Cli, runs: LoggedRuns) -> None:
+    table = cli("runs", "compare", runs.shallow, runs.deep)
+    assert table.exit_code == 0, table.stderr
+    assert "params.max_depth" in table.stdout
+    data = cli("runs", "compare", runs.shallow, runs.deep, "-o", "json").json()
+    assert data[runs.shallow]["params.max_depth"] == "3"
+    assert data[runs.deep]["params.max_depth"] == "6"
+
+
+def test_unknown_run_is_one_clear_line(cli: Cli, runs: LoggedRuns) -> None:
+    cli("runs", "show", "0" * 32).assert_one_error_line("not found")
+
+
+def test_malformed_run_id_is_one_clear_line(cli: Cli, runs: LoggedRuns) -> None:
+    cli("runs", "show", "../../etc/passwd").assert_one_error_line("run_id")
+
+
+def test_malformed_filter_is_one_clear_line(cli: Cli, runs: LoggedRuns) -> None:
+    cli("runs", "list", "--filter", "metrics.rmse <<< 2").assert_one_error_line("filter")
