@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-from datetime import timedelta
 from types import ModuleType
 from typing import Annotated, Any
 
@@ -11,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from shipyard.cli import output
-from shipyard.cli.state import command, current, fail, project, require, sdk
+from shipyard.cli.state import command, current, fail, project, require, sdk, settings
 
 users = typer.Typer(help="Users and service accounts.", no_args_is_help=True)
 tokens = typer.Typer(help="API tokens: create (shown once), list, revoke.",
@@ -64,7 +63,7 @@ def create_user(
     secret = typer.prompt("Password", hide_input=True, confirmation_prompt=True) \
         if password else None
     info = require(identity, "create_user", _WHAT)(
-        name, kind="service" if service else "user", password=secret, is_admin=admin)
+        name, kind="service" if service else "user", password=secret, admin=admin)
     _print(info, ["name", "kind", "admin", "created"],
            [[info.name, info.kind, info.is_admin, info.created_at]], keep=("name",))
 
@@ -94,15 +93,15 @@ def create_token(
     principal: Annotated[str, typer.Argument(help="User or service account")],
     name: Annotated[str, typer.Option("--name", help="A label for the token")] = "cli",
     scope: Annotated[list[str] | None, typer.Option(
-        "--scope", help="read, write or admin (repeatable) (default: by role)")] = None,
-    expires_in_days: Annotated[float | None, typer.Option(
-        "--expires-in-days", min=0.001, help="Expire after this many days (default: never)"
+        "--scope", help="read, predict, write or admin (repeatable) (default: by role)"
+    )] = None,
+    expires_in_days: Annotated[int | None, typer.Option(
+        "--expires-in-days", min=1, help="Expire after this many days (default: never)"
     )] = None,
 ) -> None:
     """Issue an API token. It is printed once and never stored in plain text."""
-    expires = timedelta(days=expires_in_days) if expires_in_days is not None else None
     created = require(_identity(), "create_token", _WHAT)(
-        principal, name=name, scopes=scope or None, expires_in=expires)
+        name, principal=principal, scopes=scope or None, expires_in_days=expires_in_days)
     if current().json:
         data = output.jsonable(created)
         data["plaintext"] = created.plaintext  # excluded from repr, needed by scripts
@@ -147,21 +146,17 @@ def add_grant(
 ) -> None:
     """Give a principal a role in the project (replacing any role it had there)."""
     identity = _identity()
-    info = require(identity, "grant", _WHAT)(principal, project(), role)
+    info = require(identity, "grant", _WHAT)(principal, role, project=project())
     _print(info, ["principal", "project", "role"],
            [[info.principal, info.project, info.role]])
 
 
 @grants.command("list")
 @command
-def list_grants(
-    principal: Annotated[str | None, typer.Option(
-        "--principal", help="Only this principal's roles (in every project)")] = None,
-) -> None:
-    """List roles in the project (or, with --principal, one principal's roles)."""
+def list_grants() -> None:
+    """List who holds which role in the project."""
     identity = _identity()
-    scope = None if principal else project()
-    found = require(identity, "list_grants", _WHAT)(project=scope, principal=principal)
+    found = require(identity, "list_grants", _WHAT)(project=project())
     _print(found, ["principal", "project", "role", "granted"],
            [[g.principal, g.project, g.role, g.created_at] for g in found])
 
@@ -173,7 +168,7 @@ def revoke_grant(
 ) -> None:
     """Take away a principal's role in the project."""
     identity = _identity()
-    require(identity, "revoke_grant", _WHAT)(principal, project())
+    require(identity, "revoke_grant", _WHAT)(principal, project=project())
     if current().json:
         output.print_json({"principal": principal, "project": project(), "revoked": True})
     else:
@@ -190,12 +185,13 @@ def login(
 ) -> None:
     """Log in to a server with a user name and password.
 
-    The SDK and CLI on this machine then use the session token.
+    The token is saved (0600) in the Shipyard home, so later commands against that server
+    (--uri or SHIPYARD_URI) use it.
     """
-    result = require(_identity(), "login", _WHAT)(user, password)
+    identity = _identity()
+    uri = str(settings().uri)
+    require(identity, "login", _WHAT)(uri, user, password, home=settings().home)
     if current().json:
-        output.print_json({"user": user, "logged_in": True,
-                           "expires_at": output.jsonable(getattr(result, "expires_at", None))})
+        output.print_json({"user": user, "uri": uri, "logged_in": True})
     else:
-        expires = output.local_time(getattr(result, "expires_at", None))
-        output.show(f"logged in as {escape(user)}" + (f" until {expires}" if expires else ""))
+        output.show(f"logged in to {escape(uri)} as {escape(user)}")

@@ -231,11 +231,10 @@ def list_runs(
     if current().json:
         output.print_json(runs)
         return
-    rows = [[r.id, r.pipeline_name, _styled(r.state),
-             f"{sum(1 for t in r.tasks.values() if t.state == 'SUCCEEDED')}/{len(r.tasks)}",
-             r.created_at, output.duration(r.started_at, r.finished_at)] for r in runs]
-    output.show(output.table(None, ["run id", "pipeline", "state", "tasks", "created",
-                                    "duration"], rows, keep=["run id"]))
+    rows = [[r.id, r.pipeline_name, _styled(r.state), r.created_at,
+             output.duration(r.started_at, r.finished_at)] for r in runs]
+    output.show(output.table(None, ["run id", "pipeline", "state", "created", "duration"],
+                             rows, keep=["run id", "state"]))
 
 
 @app.command("show")
@@ -255,14 +254,21 @@ def show(run_id: Annotated[str, typer.Argument(help="The pipeline run's id")]) -
 @command
 def logs(
     run_id: Annotated[str, typer.Argument(help="The pipeline run's id")],
-    task: Annotated[str | None, typer.Option("--task", "-t",
-                                             help="Only this task's log")] = None,
+    task: Annotated[str | None, typer.Option(
+        "--task", "-t", help="Only this task's log (default: every task, in order)")] = None,
 ) -> None:
     """Print the captured stdout and stderr of a run's steps."""
-    text = require(sdk(), "get_task_log", _WHAT)(run_id, task=task)
+    sy = sdk()
+    get_log = require(sy, "get_task_log", _WHAT)
+    names = [task] if task is not None else list(
+        require(sy, "get_pipeline_run", _WHAT)(run_id).tasks)
+    texts = {name: get_log(run_id, name) for name in names}
     if current().json:
-        output.print_json({"run_id": run_id, "task": task, "log": text})
-    else:
+        output.print_json({"run_id": run_id, "logs": texts})
+        return
+    for name, text in texts.items():
+        if task is None:
+            sys.stdout.write(f"===== {name} =====\n")
         sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
 
 
@@ -271,7 +277,7 @@ def logs(
 def retry(run_id: Annotated[str, typer.Argument(help="The pipeline run's id")]) -> None:
     """Rerun what did not succeed in a run; finished steps are reused."""
     retry_run = require(sdk(), "retry_pipeline_run", _WHAT)
-    _finish(_unwrap(lambda: retry_run(run_id)))
+    _finish(_unwrap(lambda: retry_run(run_id, raise_on_error=False)))
 
 
 @app.command("cancel")

@@ -91,6 +91,11 @@ def sdk() -> types.ModuleType:
     return shipyard
 
 
+def settings() -> Any:
+    """The ``Settings`` the SDK was set up with (after ``sdk()``)."""
+    return _settings.get()
+
+
 def project() -> str:
     """The project the SDK was set up with (after ``sdk()``)."""
     settings = _settings.get()

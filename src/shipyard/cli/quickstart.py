@@ -1,0 +1,66 @@
+"""``shipyard quickstart``: seed 002's lead-scoring workflow end to end, on generated data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from shipyard.cli import output
+from shipyard.errors import ShipyardError
+from shipyard.quickstart.data import DEFAULT_ROWS, DEFAULT_SEED, MAX_ROWS
+
+
+def quickstart(
+    rows: Annotated[
+        int, typer.Option("--rows", min=100, max=MAX_ROWS, help="How many leads to generate")
+    ] = DEFAULT_ROWS,
+    seed: Annotated[
+        int,
+        typer.Option(
+            "--seed",
+            help="Seed of the generated data; the same seed gives the same data, "
+            "so a rerun is served from the cache",
+        ),
+    ] = DEFAULT_SEED,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            help="Shipyard home directory (env SHIPYARD_HOME, default ~/.shipyard)",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Generate lead data, then ingest, preprocess, train, evaluate and register a
+    lead-scoring model, promoted to production only if it beats the current one."""
+    from rich.console import Console
+
+    home = home or _root_home()
+    try:
+        from shipyard.quickstart.run import run_quickstart
+
+        run_quickstart(home=home, rows=rows, seed=seed, console=Console(highlight=False))
+    except ShipyardError as exc:
+        _fail(exc.message)
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        _fail(f"{exc.strerror or exc}{where}")
+    except ImportError as exc:
+        # A step's import happens in its own process; this is the calling process's.
+        _fail(f"{exc.name or exc} is not installed: run  pip install shipyard")
+
+
+def _root_home() -> Path | None:
+    """``shipyard --home X quickstart``: the root command keeps its options on the context."""
+    ctx = click.get_current_context(silent=True)
+    state = ctx.find_root().obj if ctx is not None else None
+    home = getattr(state, "home", None)
+    return home if isinstance(home, Path) else None
+
+
+def _fail(message: str) -> None:
+    output.error_line(message)
+    raise typer.Exit(1)
