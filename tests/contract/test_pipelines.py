@@ -64,3 +64,38 @@ def test_failure_carries_the_step_and_traceback(sy: ModuleType) -> None:
     assert "refusing 3" in sy.get_task_log(failed.id, "explode")
     quiet = sy.run_pipeline(explodes, {"value": 2}, raise_on_error=False)
     assert quiet.state == "FAILED"
+
+
+@dsl.component
+def make_table(out: dsl.Output[dsl.Dataset]) -> None:
+    import pandas as pd
+
+    pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": [2.0, 4.0, 6.0, 8.0]}).to_csv(
+        out.path, index=False)
+
+
+@dsl.component
+def fit_and_register(table: dsl.Input[dsl.Dataset]) -> int:
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    import shipyard as sy
+
+    frame = pd.read_csv(table.path)
+    model = LinearRegression().fit(frame[["x"]], frame["y"])
+    return int(sy.register_model("line", model, input_example=frame[["x"]]).version)
+
+
+@dsl.pipeline(name="fit-line")
+def fit_line() -> None:
+    table = make_table()
+    fit_and_register(table=table.outputs["out"])
+
+
+def test_model_registered_in_a_step_has_lineage_to_its_data(sy: ModuleType) -> None:
+    run = sy.run_pipeline(fit_line)
+    version = sy.get_model_version("line", version=run.tasks["fit-and-register"].outputs["Output"])
+    graph = sy.get_lineage(version.artifact_id)
+    steps = {e.name.rpartition("/")[2] for e in graph.executions}
+    assert steps >= {"make-table", "fit-and-register"}
+    assert "system.Dataset" in {a.type for a in graph.artifacts}

@@ -23,7 +23,7 @@ from shipyard import audit
 from shipyard.artifacts import ArtifactStore, TreeInfo
 from shipyard.context import RequestContext
 from shipyard.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from shipyard.ids import new_id
+from shipyard.ids import check_id, new_id
 from shipyard.lineage import records as lineage
 from shipyard.registry import _rows, flavors
 from shipyard.registry.aliases import move_alias
@@ -34,7 +34,7 @@ from shipyard.registry.semver import check_semver
 from shipyard.registry.signature import Signature
 from shipyard.store import Store
 from shipyard.store.projects import ensure_project
-from shipyard.store.schema import model_aliases, model_versions, models, runs
+from shipyard.store.schema import executions, model_aliases, model_versions, models, runs
 from shipyard.store.types import utcnow
 from shipyard.validation import check_key, check_name, check_text
 
@@ -61,6 +61,7 @@ def register_model(
     aliases: Sequence[str] | None = None,
     run_id: str | None = None,
     trusted_digest: str | None = None,
+    execution_id: str | None = None,
 ) -> ModelVersion:
     """Register a new version of model ``name`` (created on first use).
 
@@ -68,7 +69,8 @@ def register_model(
     ``flavors.save``. ``input_example`` (a few rows) gives the signature unless
     ``signature`` is passed. ``aliases`` are moved to the new version in the same
     transaction. With ``run_id``, the model is recorded as an output of that run's execution
-    in the lineage graph.
+    in the lineage graph; with ``execution_id`` (a pipeline step registering the model),
+    an output of that execution too.
     """
     check_name(name, "name")
     clean_labels = _check_labels(labels)
@@ -107,7 +109,8 @@ def register_model(
         )
         if semver is not None:
             _check_semver_free(conn, model, semver)
-        artifact_id = _record_lineage(conn, ctx, name, version, tree, manifest.flavor, run_id)
+        artifact_id = _record_lineage(conn, ctx, name, version, tree, manifest.flavor, run_id,
+                                      execution_id)
         row = {
             "id": new_id(),
             "model_id": model.id,
@@ -354,6 +357,7 @@ def _record_lineage(
     tree: TreeInfo,
     flavor: str,
     run_id: str | None,
+    execution_id: str | None = None,
 ) -> str:
     artifact_id = lineage.create_artifact(
         conn,
@@ -368,13 +372,23 @@ def _record_lineage(
     context_id = lineage.get_or_create_context(conn, ctx.project, "model", name)
     lineage.attribute(conn, context_id, artifact_id)
     if run_id is not None:
-        execution_id = conn.execute(
+        run_row = conn.execute(
             select(runs.c.execution_id).where(runs.c.id == run_id, runs.c.project == ctx.project)
         ).first()
-        if execution_id is None:
+        if run_row is None:
             raise NotFound(f"no run {run_id!r} in project {ctx.project!r}", field="run_id")
-        if execution_id[0]:
-            lineage.add_event(conn, execution_id[0], artifact_id, "output", "model")
+        if run_row[0]:
+            lineage.add_event(conn, run_row[0], artifact_id, "output", "model")
+    if execution_id is not None:
+        check_id(execution_id, "execution_id")
+        found = conn.execute(
+            select(executions.c.id).where(executions.c.id == execution_id,
+                                          executions.c.project == ctx.project)
+        ).first()
+        if found is None:
+            raise NotFound(f"no execution {execution_id!r} in project {ctx.project!r}",
+                           field="execution_id")
+        lineage.add_event(conn, execution_id, artifact_id, "output", "registered_model")
     return artifact_id
 
 

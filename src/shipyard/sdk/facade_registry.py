@@ -48,13 +48,15 @@ def register_model(
     inside a pipeline step, the step's own run is used when none is given.
     """
     run_id = getattr(run, "id", run)
+    # Inside a pipeline step, the step's execution produced the model (DESIGN.md 4).
+    execution_id = os.environ.get("SHIPYARD_EXECUTION_ID") or None
     return _api().register_model(  # type: ignore[no-any-return]
         name, model_or_path, input_example=input_example, signature=signature,
         semver=semver, description=description, labels=dict(labels) if labels else None,
         metadata=dict(metadata) if metadata else None,
         metrics=dict(metrics) if metrics else None,
         aliases=list(aliases) if aliases else None, run_id=run_id,
-        trusted_digest=trusted_digest,
+        trusted_digest=trusted_digest, execution_id=execution_id,
     )
 
 

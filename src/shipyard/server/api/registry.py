@@ -45,6 +45,7 @@ class NewVersion(Strict):
     aliases: list[str] | None = None
     run_id: str | None = Field(default=None, max_length=32)
     trusted_digest: str | None = Field(default=None, max_length=64)
+    execution_id: str | None = Field(default=None, max_length=32)
 
 
 class SetStatus(Strict):
@@ -110,6 +111,7 @@ def register(
             state.store, state.artifacts, ctx, name, model_dir, semver=body.semver,
             description=body.description, labels=body.labels, metrics=body.metrics,
             aliases=body.aliases, run_id=body.run_id, trusted_digest=body.trusted_digest,
+            execution_id=body.execution_id,
         )
 
 
