@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.cli.conftest import Cli, LoggedRuns
 
 
@@ -73,3 +75,23 @@ def test_malformed_run_id_is_one_clear_line(cli: Cli, runs: LoggedRuns) -> None:
 
 def test_malformed_filter_is_one_clear_line(cli: Cli, runs: LoggedRuns) -> None:
     cli("runs", "list", "--filter", "metrics.rmse <<< 2").assert_one_error_line("filter")
+
+
+def test_project_option_selects_another_namespace(cli: Cli, runs: LoggedRuns) -> None:
+    assert cli("runs", "list", "--project", "elsewhere", "-o", "json").json() == []
+    assert cli("--project", "elsewhere", "runs", "list", "-o", "json").json() == []
+    # A value on the command wins over the root one.
+    rows = cli("--project", "elsewhere", "runs", "list", "--project", "default",
+               "-o", "json").json()
+    assert len(rows) == 2
+
+
+def test_interrupt_exits_130(cli: Cli, runs: LoggedRuns,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from shipyard.sdk import facade
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(facade, "search_runs", interrupted)
+    assert cli("runs", "list").exit_code == 130

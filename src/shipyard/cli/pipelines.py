@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import sys
@@ -123,6 +124,10 @@ def run(
     live = not (submit or inline or current().json) and sys.stdout.isatty()
     if live:
         result = _run_with_live_display(sy, run_pipeline, target, arguments, kwargs)
+    elif current().json:
+        # Inline steps print to this process's stdout; keep it for the JSON document alone.
+        with contextlib.redirect_stdout(sys.stderr):
+            result = _unwrap(lambda: run_pipeline(target, arguments, **kwargs))
     else:
         result = _unwrap(lambda: run_pipeline(target, arguments, **kwargs))
     _finish(result)
