@@ -1,0 +1,102 @@
+"""The quickstart's closing summary: steps, figures, the registry's decision, lineage, and
+the commands that show the same things in more detail."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.markup import escape
+
+from shipyard.quickstart.pipeline import MODEL_NAME
+
+if TYPE_CHECKING:
+    from shipyard.lineage.models import ArtifactNode, LineageGraph
+    from shipyard.quickstart.run import QuickstartResult
+
+
+def lineage_chain(graph: LineageGraph) -> list[str]:
+    """The root artifact's ancestry as lines, oldest first: step, its output, step, ...
+
+    From each artifact it goes to the step that produced it, then to that step's main
+    input: a dataset (the training split before others), else a model. That is the path
+    from the generated data to the registered version; side inputs (the preprocessor, the
+    metrics) are left to ``shipyard lineage show``.
+    """
+    artifacts = {a.id: a for a in graph.artifacts}
+    executions = {e.id: e for e in graph.executions}
+    produced_by = {e.artifact_id: e.execution_id for e in graph.events if e.kind == "output"}
+    inputs: dict[str, list[ArtifactNode]] = {}
+    for e in graph.events:
+        if e.kind == "input" and e.artifact_id in artifacts:
+            inputs.setdefault(e.execution_id, []).append(artifacts[e.artifact_id])
+    lines: list[str] = []
+    current = artifacts.get(graph.root)
+    seen: set[str] = set()
+    while current is not None and current.id not in seen:
+        seen.add(current.id)
+        kind = current.type.removeprefix("system.")
+        lines.append(f"  -> {kind} {current.name}  {current.id}")
+        execution = executions.get(produced_by.get(current.id, ""))
+        if execution is None:
+            break
+        lines.append(f"step {execution.name.rsplit('/', 1)[-1]}")
+        ranked = sorted(inputs.get(execution.id, []), key=_main_input_rank)
+        current = ranked[0] if ranked and _main_input_rank(ranked[0]) < 3 else None
+    lines.reverse()
+    return lines
+
+
+def _main_input_rank(artifact: ArtifactNode) -> int:
+    kind = artifact.type.removeprefix("system.")
+    if kind == "Dataset":
+        return 0 if "train" in artifact.name else 1
+    return 2 if kind == "Model" else 3
+
+
+def next_commands(result: QuickstartResult) -> list[str]:
+    """The commands to look further, with ``--home`` when the home is not the default one."""
+    default = Path(os.environ.get("SHIPYARD_HOME") or Path.home() / ".shipyard")
+    flag = "" if result.home == default else f" --home {shlex.quote(str(result.home))}"
+    commands = [f"shipyard runs list{flag}", f"shipyard models history {MODEL_NAME}{flag}"]
+    if result.production is not None and result.production.artifact_id:
+        commands.append(f"shipyard lineage show {result.production.artifact_id}{flag}")
+    commands.append(f"shipyard server{flag}")
+    return commands
+
+
+def decision_line(result: QuickstartResult) -> str:
+    prod = result.production
+    prod_text = "none" if prod is None else f"version {prod.version} ({prod.semver or 'no semver'})"
+    if not result.registered:
+        return f"nothing new registered (every step was cached); production is {prod_text}"
+    if result.promoted:
+        return (
+            f"registered version {result.version} and promoted it to production as "
+            f"{result.semver}: {result.reason}"
+        )
+    return (
+        f"registered version {result.version}, not promoted ({result.reason}); "
+        f"production stays {prod_text}"
+    )
+
+
+def print_summary(console: Console, result: QuickstartResult) -> None:
+    ran, cached = len(result.executed), len(result.cached)
+    console.print(
+        f"\n[bold]Steps[/]    {ran} ran, {cached} cached  [dim](run {result.run_id}, "
+        f"{result.seconds:.1f} s)[/]"
+    )
+    figures = "  ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
+    console.print(f"[bold]Metrics[/]  {figures}  [dim](held-out leads)[/]")
+    console.print(f"[bold]Model[/]    {escape(decision_line(result))}", soft_wrap=True)
+    if result.lineage:
+        console.print("[bold]Lineage[/]  of the production model, from dataset to version:")
+        for line in result.lineage:
+            console.print(f"  {escape(line)}", soft_wrap=True)
+    console.print("[bold]Next[/]")
+    for command in next_commands(result):
+        console.print(f"  {escape(command)}")

@@ -1,0 +1,305 @@
+"""``run_quickstart``: seed 002's workflow end to end on the embedded store, with a summary.
+
+It runs the lead-scoring pipeline through the ordinary runner (so caching, lineage and the
+registry behave exactly as they would for user pipelines), shows each step as it finishes,
+and ends with the figures, the registry's decision, the production model's lineage and the
+commands to look further.
+
+Crash safety comes from the layers below plus two rules here: one quickstart at a time per
+home (an exclusive lock the kernel drops when its holder dies), and a run left RUNNING by a
+killed quickstart is marked cancelled before the next one starts, because holding the lock
+proves its runner is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from shipyard.artifacts import ArtifactStore, open_artifact_store
+from shipyard.config import Settings, ensure_home
+from shipyard.context import RequestContext
+from shipyard.errors import FailedPrecondition, ShipyardError
+from shipyard.lineage import queries
+from shipyard.pipelines import (
+    PipelineRun,
+    cancel_pipeline_run,
+    get_pipeline_run,
+    list_pipeline_runs,
+    run_pipeline,
+)
+from shipyard.quickstart.data import DEFAULT_ROWS, DEFAULT_SEED, MAX_ROWS
+from shipyard.quickstart.pipeline import MODEL_NAME, PIPELINE_NAME, TASKS, lead_scoring
+from shipyard.quickstart.report import lineage_chain, print_summary
+from shipyard.registry import ModelVersion, get_model_version
+from shipyard.store import Store, open_store
+
+# What the steps import; all are core dependencies, so a missing one means a broken install.
+REQUIRED = ("numpy", "pandas", "pyarrow", "sklearn", "skops", "xgboost")
+_PIP_NAMES = {"sklearn": "scikit-learn"}
+_POLL = 0.2
+
+
+@dataclass(frozen=True)
+class StepResult:
+    name: str
+    state: str
+    cached: bool
+    seconds: float | None
+
+
+@dataclass(frozen=True)
+class QuickstartResult:
+    """What a quickstart did; ``registered`` is False when no new version was created."""
+
+    home: Path
+    run_id: str
+    state: str
+    steps: list[StepResult]
+    metrics: dict[str, float]
+    version: int | None
+    semver: str | None
+    promoted: bool
+    registered: bool
+    reason: str
+    production: ModelVersion | None
+    lineage: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def executed(self) -> list[str]:
+        return [s.name for s in self.steps if s.state == "SUCCEEDED" and not s.cached]
+
+    @property
+    def cached(self) -> list[str]:
+        return [s.name for s in self.steps if s.cached]
+
+
+def check_requirements() -> None:
+    """Fail with one line naming the package to install when a step's import would fail."""
+    for module in REQUIRED:
+        if importlib.util.find_spec(module) is None:
+            pip = _PIP_NAMES.get(module, module)
+            raise FailedPrecondition(
+                f"{pip} is not installed and the quickstart needs it: run  pip install {pip}  "
+                "(or reinstall shipyard)"
+            )
+
+
+def resolve_settings(home: Path | None) -> Settings:
+    settings = Settings.resolve(home=home)
+    if not settings.uri.startswith("sqlite"):
+        raise FailedPrecondition(
+            "the quickstart runs on the embedded SQLite store: unset SHIPYARD_URI "
+            f"(it is {settings.uri.split('://', 1)[0]}://...) or pass --home"
+        )
+    ensure_home(settings.home)
+    return settings
+
+
+@contextlib.contextmanager
+def _home_lock(home: Path) -> Iterator[None]:
+    path = home / "locks" / "quickstart.lock"
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handle = open(path, "a+b")  # held until the block ends
+    except OSError as exc:
+        raise FailedPrecondition(f"cannot write to {path.parent}: {exc.strerror}") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FailedPrecondition(
+                f"another quickstart is running in {home}; wait for it or use another --home"
+            ) from None
+        yield
+
+
+def run_quickstart(
+    *,
+    home: Path | None = None,
+    rows: int = DEFAULT_ROWS,
+    seed: int = DEFAULT_SEED,
+    console: Console | None = None,
+) -> QuickstartResult:
+    """Run the lead-scoring pipeline under ``home`` and print what happened to ``console``.
+
+    Raises ``ShipyardError`` subclasses with one-line messages for bad arguments, an
+    unwritable home or a missing package; a failed step raises ``FailedPrecondition``
+    naming the step and the command that shows its log.
+    """
+    console = console or Console()
+    if not 100 <= rows <= MAX_ROWS:
+        raise FailedPrecondition(f"--rows must be between 100 and {MAX_ROWS}, not {rows}")
+    check_requirements()
+    settings = resolve_settings(home)
+    started = time.monotonic()
+    with _home_lock(settings.home):
+        store = open_store(settings.uri)
+        artifacts = open_artifact_store(settings.artifacts)
+        ctx = RequestContext(project=settings.project)
+        _cancel_orphans(store, ctx)
+        console.print(
+            f"[bold]Shipyard quickstart[/]: lead scoring (seed 002) on {rows:,} generated "
+            f"leads, seed {seed}\nhome {settings.home}"
+        )
+        run = _run_with_progress(store, artifacts, ctx, settings, rows, seed, console)
+        result = _summarise(store, settings, run, time.monotonic() - started)
+    print_summary(console, result)
+    return result
+
+
+def _cancel_orphans(store: Store, ctx: RequestContext) -> None:
+    for stale in list_pipeline_runs(store, ctx.project, pipeline_name=PIPELINE_NAME,
+                                    state="RUNNING"):  # fmt: skip
+        cancel_pipeline_run(store, ctx, stale.id, force=True)
+
+
+def _run_with_progress(
+    store: Store,
+    artifacts: ArtifactStore,
+    ctx: RequestContext,
+    settings: Settings,
+    rows: int,
+    seed: int,
+    console: Console,
+) -> PipelineRun:
+    """Run the pipeline in a worker thread and report each task as it settles."""
+    outcome: dict[str, Any] = {}
+    known = {r.id for r in list_pipeline_runs(store, ctx.project, pipeline_name=PIPELINE_NAME)}
+
+    def work() -> None:
+        try:
+            outcome["run"] = run_pipeline(
+                store, artifacts, ctx, lead_scoring, {"rows": rows, "seed": seed},
+                settings=settings, raise_on_error=False,
+            )  # fmt: skip
+        except BaseException as exc:  # re-raised in the calling thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, name="quickstart-runner", daemon=True)
+    worker.start()
+    shown: set[str] = set()
+    run_id: str | None = None
+    try:
+        with console.status("running the pipeline...") as status:
+            while worker.is_alive():
+                worker.join(_POLL)
+                run_id = run_id or _new_run_id(store, ctx, known)
+                if run_id is not None:
+                    _report(console, status, get_pipeline_run(store, ctx.project, run_id), shown)
+    except KeyboardInterrupt:
+        if run_id is not None:
+            cancel_pipeline_run(store, ctx, run_id)
+        worker.join()
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    run: PipelineRun = outcome["run"]
+    _report(console, None, run, shown)
+    if not run.succeeded:
+        failed = next((t for t in run.tasks.values() if t.state == "FAILED"), None)
+        where = f"step {failed.name} failed" if failed else f"the run ended {run.state}"
+        last = (failed.error or "").strip().splitlines()[-1:] if failed else []
+        raise FailedPrecondition(
+            f"{where}{': ' + last[0] if last else ''} (log: shipyard pipelines show {run.id})"
+        )
+    return run
+
+
+def _new_run_id(store: Store, ctx: RequestContext, known: set[str]) -> str | None:
+    for candidate in list_pipeline_runs(store, ctx.project, pipeline_name=PIPELINE_NAME,
+                                        limit=5):  # fmt: skip
+        if candidate.id not in known:
+            return candidate.id
+    return None
+
+
+def _ordered(run: PipelineRun) -> list[Any]:
+    """The run's tasks in pipeline order (the store returns them in no particular one)."""
+    rank = {name: i for i, name in enumerate(TASKS)}
+    return sorted(run.tasks.values(), key=lambda t: rank.get(t.name, len(rank)))
+
+
+def _report(console: Console, status: Any, run: PipelineRun, shown: set[str]) -> None:
+    for task in _ordered(run):
+        if task.name in shown:
+            continue
+        if task.state == "RUNNING" and status is not None:
+            status.update(f"running [bold]{task.name}[/]...")
+            continue
+        # Skipped and cancelled tasks are listed once the run is over, after the ones
+        # that explain them.
+        settled = (
+            ("SUCCEEDED", "FAILED")
+            if status is not None
+            else ("SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED")
+        )
+        if task.state not in settled:
+            continue
+        shown.add(task.name)
+        seconds = _seconds(task.started_at, task.finished_at)
+        if task.cached:
+            console.print(f"  [cyan]cached[/]  {task.name}")
+        elif task.state == "SUCCEEDED":
+            took = "" if seconds is None else f"  [dim]{seconds:.1f} s[/]"
+            console.print(f"  [green]ran[/]     {task.name}{took}")
+        else:
+            console.print(f"  [red]{task.state.lower()}[/]  {task.name}")
+
+
+def _seconds(start: Any, end: Any) -> float | None:
+    if start is None or end is None:
+        return None
+    return float((end - start).total_seconds())
+
+
+def _summarise(
+    store: Store, settings: Settings, run: PipelineRun, seconds: float
+) -> QuickstartResult:
+    steps = [
+        StepResult(t.name, t.state, t.cached, _seconds(t.started_at, t.finished_at))
+        for t in _ordered(run)
+    ]
+    evaluation = run.tasks["evaluate-model"].outputs
+    register = run.tasks["register-model"]
+    metrics = {k: float(evaluation[k]) for k in ("rmse", "mae", "r2")}
+    try:
+        production: ModelVersion | None = get_model_version(
+            store, settings.project, MODEL_NAME, alias="production"
+        )
+    except ShipyardError:
+        production = None
+    lineage = [] if production is None else _lineage_chain(store, settings.project, production)
+    return QuickstartResult(
+        home=settings.home,
+        run_id=run.id,
+        state=run.state,
+        steps=steps,
+        metrics=metrics,
+        version=int(register.outputs["version"]),
+        semver=str(register.outputs["semver"]) or None,
+        promoted=bool(register.outputs["promoted"]) and not register.cached,
+        registered=not register.cached,
+        reason=str(register.outputs["reason"]),
+        production=production,
+        lineage=lineage,
+        seconds=seconds,
+    )
+
+
+def _lineage_chain(store: Store, project: str, version: ModelVersion) -> list[str]:
+    """The production version's ancestry, oldest first: artifact, step, artifact, ..."""
+    if version.artifact_id is None:
+        return []
+    graph = queries.graph(store, project, version.artifact_id, direction="upstream")
+    return lineage_chain(graph)

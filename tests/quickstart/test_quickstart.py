@@ -1,0 +1,70 @@
+"""``shipyard quickstart`` end to end: run, rerun (all cached), new seed (promote if better)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+import shipyard as sy
+from shipyard.quickstart.pipeline import MODEL_NAME, TASKS
+from tests.quickstart.conftest import quickstart
+
+
+def test_first_run_trains_registers_promotes_and_prints_lineage(home: Path) -> None:
+    result, text = quickstart(home)
+
+    assert result.state == "SUCCEEDED"
+    assert result.executed == list(TASKS) and result.cached == []
+    assert result.registered and result.promoted
+    assert result.version == 1 and result.semver == "1.0.0"
+    assert 0 < result.metrics["rmse"] < 0.15 and result.metrics["r2"] > 0.5
+    assert result.production is not None and result.production.version == 1
+    # The lineage runs from the generated dataset, through every training step, to the
+    # registered version.
+    assert result.lineage[0] == "step ingest-leads"
+    assert "Dataset ingest-leads.dataset" in result.lineage[1]
+    assert [line for line in result.lineage if line.startswith("step ")] == [
+        "step ingest-leads", "step preprocess-leads", "step train-model", "step register-model"
+    ]  # fmt: skip
+    assert result.lineage[-1].endswith(str(result.production.artifact_id))
+    for command in ("shipyard runs list", "shipyard models history lead-scoring",
+                    f"shipyard lineage show {result.production.artifact_id}",
+                    "shipyard server"):  # fmt: skip
+        assert command in text
+    assert "5 ran, 0 cached" in text and "promoted it to production as 1.0.0" in text
+
+    sy.init(home=home)
+    # One servable version: raw lead records in, scores out (the seed's example lead).
+    model = sy.load_model(f"models:/{MODEL_NAME}@production")
+    lead = {"company_size": 152, "industry": "technology", "product_interest": "enterprise",
+            "pages_visited": 15, "time_on_site": 320, "campaign_source": "google",
+            "prior_contacts": 2}  # fmt: skip
+    gaps = dict(lead, industry=None, company_size=None)
+    scores = model.predict(pd.DataFrame([lead, gaps]))
+    assert len(scores) == 2 and all(0.0 <= float(s) <= 1.0 for s in scores)
+    mv = sy.get_model_version(MODEL_NAME, version=1)
+    assert mv.flavor == "sklearn-composite" and set(mv.metrics) >= {"rmse", "mae", "r2"}
+    runs = sy.search_runs(experiment="lead-scoring")
+    assert len(runs) == 1 and runs["metrics.rmse"].iloc[0] == result.metrics["rmse"]
+    assert mv.labels["evaluation_run"] == runs["run_id"].iloc[0]
+
+
+def test_rerun_is_all_cached_and_a_new_seed_promotes_only_if_better(home: Path) -> None:
+    first, _ = quickstart(home)
+    again, text = quickstart(home)
+    assert again.executed == [] and again.cached == list(TASKS)
+    assert not again.registered and "nothing new registered" in text
+    sy.init(home=home)
+    assert [v.version for v in sy.list_model_versions(MODEL_NAME)] == [1]
+
+    other, _ = quickstart(home, seed=5)
+    assert other.executed == list(TASKS) and other.registered and other.version == 2
+    better = other.metrics["rmse"] < first.metrics["rmse"]
+    assert other.promoted == better
+    production = sy.get_model_version(MODEL_NAME, alias="production")
+    assert production.version == (2 if better else 1)
+    assert production.semver == ("1.0.1" if better else "1.0.0")
+    history = sy.alias_history(MODEL_NAME, "production")
+    assert any(str(c.reason).startswith("rmse") for c in history)
+    assert len(sy.list_model_versions(MODEL_NAME)) == 2
