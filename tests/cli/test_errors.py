@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,34 @@ def test_console_script_exit_codes(home: Path) -> None:
     assert failed.returncode == 1
     assert failed.stderr.startswith("error: ")
     assert "Traceback" not in failed.stderr
+
+
+def test_server_starts_and_answers(home: Path) -> None:
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-c", "from shipyard.cli.main import main; main()",
+               "server", "--port", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        for _ in range(100):
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=1)
+                break
+            except httpx.TransportError:
+                if server.poll() is not None:
+                    pytest.fail(f"server exited: {server.stderr.read() if server.stderr else ''}")
+                time.sleep(0.2)
+        else:
+            pytest.fail("server did not answer within 20 s")
+        assert response.status_code == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        for stream in (server.stdout, server.stderr):
+            if stream is not None:
+                stream.close()
+    assert (home / "credentials").is_file()  # the admin token of the first start

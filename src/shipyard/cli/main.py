@@ -14,6 +14,7 @@ from shipyard.cli.state import (
     OutputOption,
     ProjectOption,
     UriOption,
+    guarded,
 )
 
 app = typer.Typer(
@@ -55,7 +56,7 @@ def _register_quickstart() -> None:
     module = importlib.import_module("shipyard.cli.quickstart")
     quickstart = getattr(module, "quickstart", None)
     if callable(quickstart):
-        app.command("quickstart")(quickstart)
+        app.command("quickstart")(guarded(quickstart))
 
 
 _register_quickstart()

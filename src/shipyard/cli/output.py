@@ -110,6 +110,8 @@ def cell(value: Any) -> str | Text:
         return value
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return "" if math.isnan(value) else f"{value:.6g}"
     if isinstance(value, datetime) or hasattr(value, "to_pydatetime"):

@@ -134,6 +134,17 @@ def handled_errors() -> Iterator[None]:
         fail(f"unexpected {type(exc).__name__}: {exc} (set SHIPYARD_DEBUG=1 for the traceback)")
 
 
+def guarded(fn: Callable[P, R]) -> Callable[P, R]:
+    """Only the CLI's error handling, for a command that sets the SDK up itself."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with handled_errors():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 _CTX = "shipyard_context"
 
 
