@@ -26,7 +26,8 @@ class HttpPipelines:
     def run_pipeline(self, pipeline_or_yaml: Any, arguments: dict[str, Any] | None = None, *,
                      enable_caching: bool = True, parallelism: int | None = None,
                      inline: bool = False, raise_on_error: bool = True, submit: bool = False,
-                     max_cache_age: float | None = None) -> PipelineRun:
+                     max_cache_age: float | None = None, executor: str = "process"
+                     ) -> PipelineRun:
         from shipyard.pipelines.compiler import dump_spec, to_spec
 
         if inline:
@@ -36,7 +37,8 @@ class HttpPipelines:
         spec, _ = to_spec(pipeline_or_yaml)
         run = PipelineRun.model_validate(self._json("POST", self._p("/pipelines/runs"), json={
             "spec": dump_spec(spec), "arguments": arguments, "enable_caching": enable_caching,
-            "parallelism": parallelism, "max_cache_age": max_cache_age}))
+            "parallelism": parallelism, "max_cache_age": max_cache_age,
+            "executor": executor}))
         if submit:
             return run
         return self.wait_pipeline_run(run.id, raise_on_error=raise_on_error)

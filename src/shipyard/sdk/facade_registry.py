@@ -153,6 +153,7 @@ def run_pipeline(
     raise_on_error: bool = True,
     submit: bool = False,
     max_cache_age: float | None = None,
+    executor: Literal["process", "ray"] = "process",
 ) -> PipelineRun:
     """Run a ``@dsl.pipeline`` function or a compiled YAML file; returns the finished run.
 
@@ -160,11 +161,14 @@ def run_pipeline(
     ``raise_on_error=False``. ``submit=True`` queues the run for a worker and returns at
     once; against a server (``SHIPYARD_URI=http://...``) runs always execute on its worker.
     ``inline=True`` runs the steps in this process, for debugging with breakpoints.
+    ``executor="ray"`` runs each step as a Ray task (``RAY_ADDRESS`` picks the cluster;
+    without it a local one is started).
     """
     return _api().run_pipeline(  # type: ignore[no-any-return]
         pipeline_or_yaml, dict(arguments) if arguments else None,
         enable_caching=enable_caching, parallelism=parallelism, inline=inline,
         raise_on_error=raise_on_error, submit=submit, max_cache_age=max_cache_age,
+        executor=executor,
     )
 
 

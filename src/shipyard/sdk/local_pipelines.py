@@ -24,9 +24,10 @@ class LocalPipelines:
     ctx: Callable[[], RequestContext]
 
     def run_pipeline(self, pipeline_or_yaml: Any, arguments: dict[str, Any] | None = None,
-                     **options: Any) -> PipelineRun:
+                     *, executor: str = "process", **options: Any) -> PipelineRun:
         return pipelines.run_pipeline(self.store, self.artifacts, self.ctx(), pipeline_or_yaml,
-                                      arguments, settings=self.settings, **options)
+                                      arguments, settings=self.settings, backend=executor,
+                                      **options)
 
     def get_pipeline_run(self, run_id: str) -> PipelineRun:
         return pipelines.get_pipeline_run(self.store, self.project, run_id)

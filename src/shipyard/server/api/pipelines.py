@@ -6,7 +6,7 @@ Runs submitted here are queued; the server's embedded worker (``server.worker``)
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,6 +33,7 @@ class SubmitRun(Strict):
     enable_caching: bool = True
     parallelism: int | None = Field(default=None, ge=1, le=256)
     max_cache_age: float | None = Field(default=None, ge=0)
+    executor: Literal["process", "ray"] = "process"
 
 
 class Cancel(Strict):
@@ -45,7 +46,7 @@ def submit(body: SubmitRun, state: State, ctx: Ctx) -> PipelineRun:
     return pipelines.run_pipeline(
         state.store, state.artifacts, ctx, spec, body.arguments,
         enable_caching=body.enable_caching, parallelism=body.parallelism,
-        max_cache_age=body.max_cache_age, submit=True,
+        max_cache_age=body.max_cache_age, submit=True, backend=body.executor,
     )
 
 

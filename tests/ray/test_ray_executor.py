@@ -1,0 +1,58 @@
+"""executor="ray": steps run as Ray tasks on a local Ray cluster, artifacts through the store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import shipyard
+from shipyard import dsl
+from shipyard.sdk import session
+
+
+@dsl.component
+def write_numbers(count: int, out: dsl.Output[dsl.Dataset]) -> str:
+    import os
+
+    with open(out.path, "w") as f:
+        f.write(",".join(str(i) for i in range(count)))
+    # Ray sets this in its worker processes; a process-pool step would not have it.
+    return (os.environ.get("RAY_RAYLET_PID", "") and "ray") or "not-ray"
+
+
+@dsl.component
+def add_up(numbers: dsl.Input[dsl.Dataset]) -> int:
+    with open(numbers.path) as f:
+        return sum(int(x) for x in f.read().split(","))
+
+
+@dsl.pipeline(name="ray-sum")
+def ray_sum(count: int = 10) -> None:
+    numbers = write_numbers(count=count)
+    add_up(numbers=numbers.outputs["out"])
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[None]:
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def test_steps_run_as_ray_tasks(ray_cluster: None, home: Path) -> None:
+    sy: ModuleType = shipyard
+    sy.init(home=home, project="ray")
+    try:
+        run = sy.run_pipeline(ray_sum, {"count": 10}, executor="ray", enable_caching=False)
+        assert run.state == "SUCCEEDED"
+        assert run.tasks["write-numbers"].outputs["Output"] == "ray"
+        assert run.tasks["add-up"].outputs["Output"] == 45
+    finally:
+        session.reset()
