@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from shipyard.cli import output
@@ -33,12 +32,14 @@ def quickstart(
             show_default=False,
         ),
     ] = None,
+    *,
+    ctx: typer.Context,
 ) -> None:
     """Generate lead data, then ingest, preprocess, train, evaluate and register a
     lead-scoring model, promoted to production only if it beats the current one."""
     from rich.console import Console
 
-    home = home or _root_home()
+    home = home or _root_home(ctx)
     try:
         from shipyard.quickstart.run import run_quickstart
 
@@ -53,11 +54,9 @@ def quickstart(
         _fail(f"{exc.name or exc} is not installed: run  pip install shipyard")
 
 
-def _root_home() -> Path | None:
+def _root_home(ctx: typer.Context) -> Path | None:
     """``shipyard --home X quickstart``: the root command keeps its options on the context."""
-    ctx = click.get_current_context(silent=True)
-    state = ctx.find_root().obj if ctx is not None else None
-    home = getattr(state, "home", None)
+    home = getattr(ctx.find_root().obj, "home", None)
     return home if isinstance(home, Path) else None
 
 
