@@ -123,7 +123,9 @@ def install(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
-        field = _field_of(first.get("loc", ("body",)))
+        # A JSON syntax error's location is a character offset, not a field.
+        field = ("body" if first.get("type") == "json_invalid"
+                 else _field_of(first.get("loc", ("body",))))
         message = str(first.get("msg", "invalid value"))
         return problem(400, f"{field}: {message}", kind="invalid_argument", field=field,
                        errors=[{"field": _field_of(e.get("loc", ())), "message": e.get("msg")}
