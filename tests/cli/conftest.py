@@ -25,9 +25,9 @@ class Result:
     def json(self) -> Any:
         return json.loads(self.stdout)
 
-    def assert_one_error_line(self, *fragments: str) -> None:
-        """Failed with exit 1 and a single ``error:`` line naming ``fragments``."""
-        assert self.exit_code == 1, (self.stdout, self.stderr)
+    def assert_one_error_line(self, *fragments: str, exit_code: int = 1) -> None:
+        """Failed with ``exit_code`` and a single ``error:`` line naming ``fragments``."""
+        assert self.exit_code == exit_code, (self.stdout, self.stderr)
         lines = [line for line in self.stderr.splitlines() if line.strip()]
         assert len(lines) == 1, self.stderr
         assert lines[0].startswith("error: "), lines[0]

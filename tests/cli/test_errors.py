@@ -33,20 +33,23 @@ def test_group_help(cli: Cli, group: str, home: Path) -> None:
 
 
 def test_bad_output_value_is_a_usage_error(cli: Cli) -> None:
-    result = cli("runs", "list", "--output", "xml")
-    assert result.exit_code == 2
-    assert "xml" in result.stderr
-    assert "Traceback" not in result.stderr
+    cli("runs", "list", "--output", "xml").assert_one_error_line(
+        "xml", "shipyard runs list --help", exit_code=2)
 
 
 def test_missing_argument_is_a_usage_error(cli: Cli) -> None:
-    result = cli("runs", "show")
+    cli("runs", "show").assert_one_error_line("Missing argument", exit_code=2)
+
+
+def test_unknown_command_and_option_are_usage_errors(cli: Cli) -> None:
+    cli("runs", "frobnicate").assert_one_error_line("frobnicate", exit_code=2)
+    cli("--bogus").assert_one_error_line("--bogus", exit_code=2)
+
+
+def test_group_without_a_command_shows_its_help(cli: Cli) -> None:
+    result = cli("runs")
     assert result.exit_code == 2
-    assert "Missing argument" in result.stderr
-
-
-def test_unknown_command_is_a_usage_error(cli: Cli) -> None:
-    assert cli("runs", "frobnicate").exit_code == 2
+    assert "list" in result.stdout + result.stderr
 
 
 def test_unwritable_home_is_one_clear_line(cli: Cli, tmp_path: Path) -> None:
@@ -67,7 +70,7 @@ def test_server_on_a_busy_port_is_one_clear_line(cli: Cli) -> None:
 
 
 def test_server_refuses_a_remote_uri(cli: Cli) -> None:
-    assert cli("server", "--uri", "http://localhost:1").exit_code == 2
+    cli("server", "--uri", "http://localhost:1").assert_one_error_line("--uri", exit_code=2)
 
 
 def test_missing_sdk_function_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -86,6 +89,7 @@ def test_console_script_exit_codes(home: Path) -> None:
     assert ok.returncode == 0
     usage = subprocess.run([*run, "runs", "show"], capture_output=True, text=True, timeout=60)
     assert usage.returncode == 2
+    assert usage.stderr.count("\n") == 1 and usage.stderr.startswith("error: ")
     failed = subprocess.run([*run, "runs", "show", "f" * 32], capture_output=True, text=True,
                             timeout=60)
     assert failed.returncode == 1

@@ -34,7 +34,8 @@ def test_lineage_of_an_unknown_artifact(cli: Cli, runs: LoggedRuns) -> None:
 
 
 def test_lineage_bad_direction_is_a_usage_error(cli: Cli, runs: LoggedRuns) -> None:
-    assert cli("lineage", "show", runs.artifact_id, "--direction", "sideways").exit_code == 2
+    cli("lineage", "show", runs.artifact_id, "--direction", "sideways").assert_one_error_line(
+        "sideways", exit_code=2)
 
 
 @pytest.mark.skipif(not hasattr(sy, "list_audit_events"),

@@ -119,4 +119,15 @@ def test_bad_targets_are_one_clear_line(cli: Cli, flow: Path, tmp_path: Path) ->
     cli("pipelines", "run", f"{flow}:nothing").assert_one_error_line("nothing")
     cli("pipelines", "compile", "flow:tiny", "x.yaml").assert_one_error_line("FILE.py")
     cli("pipelines", "show", "0" * 32).assert_one_error_line()
-    assert cli("pipelines", "run", f"{flow}:tiny", "--arg", "novalue").exit_code == 2
+    cli("pipelines", "run", f"{flow}:tiny", "--arg", "novalue").assert_one_error_line(
+        "NAME=VALUE", exit_code=2)
+
+
+def test_lineage_of_a_step_output(cli: Cli, flow: Path) -> None:
+    run = cli("pipelines", "run", f"{flow}:tiny", "--inline", "-o", "json").json()
+    artifact_id = run["tasks"]["make"]["outputs"]["out"]["artifact_id"]
+    tree = cli("lineage", "show", artifact_id, "--direction", "both")
+    assert tree.exit_code == 0, tree.stderr
+    upstream, downstream = tree.stdout.split("downstream")
+    assert "make" in upstream
+    assert "shout" in downstream

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
-from shipyard.cli import identity, lineage, models, pipelines, runs, server
+from shipyard.cli import identity, lineage, models, output, pipelines, runs, server
 from shipyard.cli.state import (
     CliState,
     HomeOption,
@@ -17,8 +21,47 @@ from shipyard.cli.state import (
     guarded,
 )
 
+
+class RootGroup(TyperGroup):
+    """The root command, printing usage errors as one ``error:`` line like every failure.
+
+    Click's standalone mode would print the usage, a hint and a boxed message; the CLI's
+    contract (DESIGN.md 4) is one line and exit code 2.
+    """
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             windows_expand_args: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, windows_expand_args,
+                                **extra)
+        try:
+            # Not standalone: typer.Exit comes back as its code, KeyboardInterrupt as 130.
+            result = super().main(args, prog_name, complete_var, False, windows_expand_args,
+                                  **extra)
+        except typer.TyperException as exc:
+            _usage_error(exc)
+        except typer.Abort:
+            output.error_line("aborted")
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+def _usage_error(exc: typer.TyperException) -> NoReturn:
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        # A group run without a subcommand: Typer has printed its help, the useful answer.
+        if exc.format_message().strip():
+            sys.stderr.write(exc.format_message() + "\n")
+        sys.exit(exc.exit_code)
+    hint = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+    output.error_line(exc.format_message() + hint)
+    sys.exit(exc.exit_code)
+
+
 app = typer.Typer(
     name="shipyard",
+    cls=RootGroup,
     help="Shipyard: self-hosted MLOps. Tracking, lineage, pipelines and a model registry.",
     no_args_is_help=True,
     # Tracebacks are for bugs; ShipyardErrors are caught in state.command and printed as
