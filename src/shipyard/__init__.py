@@ -24,45 +24,82 @@ _FACADE = {
     "list_contexts",
 }
 
-__all__ = sorted(_FACADE | _REGISTRY | {"__version__", "dsl"})
+__all__ = [
+    "__version__",
+    "alias_history",
+    "cancel_pipeline_run",
+    "compare_runs",
+    "compile_pipeline",
+    "delete_alias",
+    "download_artifact",
+    "download_model",
+    "dsl",
+    "get_artifact",
+    "get_lineage",
+    "get_metric_history",
+    "get_model",
+    "get_model_version",
+    "get_pipeline_run",
+    "get_run",
+    "get_task_log",
+    "init",
+    "list_artifacts",
+    "list_contexts",
+    "list_executions",
+    "list_model_versions",
+    "list_models",
+    "list_pipeline_runs",
+    "load_model",
+    "promote_if_better",
+    "register_model",
+    "resolve_model",
+    "retry_pipeline_run",
+    "rollback_alias",
+    "run_pipeline",
+    "search_runs",
+    "set_alias",
+    "set_model_status",
+    "start_run",
+]
 
-if TYPE_CHECKING:
-    from shipyard import dsl as dsl
+if TYPE_CHECKING:  # what the lazy __getattr__ below returns, for type checkers and IDEs
+    from shipyard import dsl
     from shipyard.sdk.facade import (
-        compare_runs as compare_runs,
+        compare_runs,
+        download_artifact,
+        get_artifact,
+        get_lineage,
+        get_metric_history,
+        get_run,
+        init,
+        list_artifacts,
+        list_contexts,
+        list_executions,
+        search_runs,
+        start_run,
     )
-    from shipyard.sdk.facade import (
-        download_artifact as download_artifact,
-    )
-    from shipyard.sdk.facade import (
-        get_artifact as get_artifact,
-    )
-    from shipyard.sdk.facade import (
-        get_lineage as get_lineage,
-    )
-    from shipyard.sdk.facade import (
-        get_metric_history as get_metric_history,
-    )
-    from shipyard.sdk.facade import (
-        get_run as get_run,
-    )
-    from shipyard.sdk.facade import (
-        init as init,
-    )
-    from shipyard.sdk.facade import (
-        list_artifacts as list_artifacts,
-    )
-    from shipyard.sdk.facade import (
-        list_contexts as list_contexts,
-    )
-    from shipyard.sdk.facade import (
-        list_executions as list_executions,
-    )
-    from shipyard.sdk.facade import (
-        search_runs as search_runs,
-    )
-    from shipyard.sdk.facade import (
-        start_run as start_run,
+    from shipyard.sdk.facade_registry import (
+        alias_history,
+        cancel_pipeline_run,
+        compile_pipeline,
+        delete_alias,
+        download_model,
+        get_model,
+        get_model_version,
+        get_pipeline_run,
+        get_task_log,
+        list_model_versions,
+        list_models,
+        list_pipeline_runs,
+        load_model,
+        promote_if_better,
+        register_model,
+        resolve_model,
+        retry_pipeline_run,
+        rollback_alias,
+        run_pipeline,
+        set_alias,
+        set_model_status,
     )
 
 
