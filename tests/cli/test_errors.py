@@ -126,3 +126,21 @@ def test_server_starts_and_answers(home: Path) -> None:
             if stream is not None:
                 stream.close()
     assert (home / "credentials").is_file()  # the admin token of the first start
+
+
+def test_guarded_plain_function_gets_the_error_handling() -> None:
+    # How main.py registers the Typer-free quickstart command.
+    import typer
+    from typer.testing import CliRunner
+
+    from shipyard.errors import NotFound
+
+    def demo(rows: int = 10) -> None:
+        raise NotFound(f"nothing for {rows} rows")
+
+    demo_app = typer.Typer()
+    demo_app.command("demo")(state.guarded(demo))
+    demo_app.command("other")(lambda: None)
+    result = CliRunner().invoke(demo_app, ["demo", "--rows", "3"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: nothing for 3 rows"
