@@ -21,7 +21,7 @@ _REGISTRY = {
 _FACADE = {
     "init", "start_run", "get_run", "search_runs", "compare_runs", "get_metric_history",
     "download_artifact", "get_lineage", "get_artifact", "list_artifacts", "list_executions",
-    "list_contexts",
+    "list_contexts", "list_audit_events",
 }
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "get_task_log",
     "init",
     "list_artifacts",
+    "list_audit_events",
     "list_contexts",
     "list_executions",
     "list_model_versions",
@@ -73,6 +74,7 @@ if TYPE_CHECKING:  # what the lazy __getattr__ below returns, for type checkers 
         get_run,
         init,
         list_artifacts,
+        list_audit_events,
         list_contexts,
         list_executions,
         search_runs,

@@ -9,12 +9,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import Connection, insert, select
 
 from shipyard.context import RequestContext
 from shipyard.store import Store
 from shipyard.store.schema import audit_log
 from shipyard.store.types import utcnow
+
+
+class AuditEvent(BaseModel):
+    id: int
+    time: datetime
+    actor: str | None = None
+    token_id: str | None = None
+    action: str
+    resource: str
+    project: str | None = None
+    outcome: str
+    request_id: str | None = None
+    client: str | None = None
+    detail: dict[str, Any] | None = None
 
 
 def record(

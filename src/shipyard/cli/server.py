@@ -11,6 +11,7 @@ from shipyard.cli.state import command, current
 
 def register(root: typer.Typer) -> None:
     root.command("server")(server)
+    root.command("worker")(worker)
 
 
 @command
@@ -35,3 +36,30 @@ def server(
                                  param_hint="--uri")
     ensure_home(settings.home)
     serve(settings, host=host, port=port)
+
+
+@command
+def worker(
+    poll: Annotated[float, typer.Option("--poll", min=0.05, max=60.0,
+                                        help="Seconds between looks at the queue")] = 0.5,
+) -> None:
+    """Run queued pipeline runs from this process until interrupted (Ctrl-C)."""
+    import threading
+
+    from shipyard.artifacts import open_artifact_store
+    from shipyard.config import Settings, ensure_home
+    from shipyard.store import open_store
+    from shipyard.worker import run_worker, worker_name
+
+    state = current()
+    settings = Settings.resolve(home=state.home, uri=state.uri, project=state.project)
+    if settings.remote:
+        raise typer.BadParameter("a worker reads the queue from the database: give a "
+                                 "sqlite:// or postgresql+psycopg:// --uri, not http(s)://",
+                                 param_hint="--uri")
+    if settings.uri.startswith("sqlite"):
+        ensure_home(settings.home)
+    store = open_store(settings.uri)
+    artifacts = open_artifact_store(settings.artifacts)
+    typer.echo(f"worker {worker_name()} waiting for queued pipeline runs (Ctrl-C stops)")
+    run_worker(store, artifacts, settings, threading.Event(), poll_seconds=poll)

@@ -51,10 +51,9 @@ def resolve_token(settings: Settings) -> str | None:
     if settings.token:
         return settings.token
     if _is_loopback(settings.uri):
-        try:
-            return settings.credentials_path.read_text().strip() or None
-        except OSError:
-            return None
+        from shipyard.security.credentials import read_credentials
+
+        return read_credentials(settings.home)
     return None
 
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shipyard.audit import AuditEvent
 from shipyard.lineage.models import ArtifactNode, ContextNode, ExecutionNode, LineageGraph
 from shipyard.sdk import session
 from shipyard.sdk.runs import ActiveRun
@@ -137,3 +138,10 @@ def list_executions(context_id: str | None = None, *, type: str | None = None,
 
 def list_contexts(type: str | None = None, *, limit: int = 100) -> list[ContextNode]:
     return session.current().list_contexts(type=type, limit=limit)
+
+
+def list_audit_events(actor: str | None = None, action: str | None = None,
+                      outcome: str | None = None, limit: int = 100) -> list[AuditEvent]:
+    """The project's audit log, newest first (remote mode needs the manager role)."""
+    rows = session.current().audit(actor=actor, action=action, outcome=outcome, limit=limit)
+    return [AuditEvent.model_validate(r) for r in rows]

@@ -1,7 +1,8 @@
-"""The embedded worker: runs queued pipeline runs in a background thread of the server.
+"""The worker loop: runs queued pipeline runs (later: schedules and monitors).
 
-Each claimed run is driven here while its steps run in child processes; ``shipyard worker``
-runs the same loop in its own process so work can move off the server.
+``shipyard server`` runs it in a background thread; ``shipyard worker`` runs it in its own
+process so work can move off the server. Each claimed run is driven here while its steps run
+in child processes.
 """
 
 from __future__ import annotations
