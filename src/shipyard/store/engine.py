@@ -27,6 +27,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# Checkpoints (copying the WAL back into the database) are where SQLite fsyncs in WAL mode
+# with synchronous=NORMAL, and they run inside whichever commit crosses the threshold. At the
+# default 1,000 pages a training loop logging every step pays a checkpoint every few dozen
+# commits, which was most of the logging time (bench/tracking.py); 10,000 pages (~40 MB of
+# WAL) makes them ten times rarer, and repeated pages are copied once per checkpoint.
+SQLITE_WAL_AUTOCHECKPOINT_PAGES = 10_000
 _RETRYABLE_PG = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 _WRITE = "shipyard_write"
 
@@ -72,6 +78,51 @@ class Store:
                 time.sleep(0.01 * 2**attempt)
         raise Unavailable("the database kept aborting this change; retry shortly", retry_after=1)
 
+    @property
+    def placeholder(self) -> str:
+        """The driver's positional parameter marker, for ``driver_write`` statements."""
+        return "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+
+    def driver_write(self, work: Callable[[Any], T], attempts: int = 5) -> T:
+        """``retry_write`` on the driver's own cursor, for hot paths (metric logging).
+
+        Same discipline (``BEGIN IMMEDIATE`` on SQLite, one transaction, reruns on
+        PostgreSQL serialization failures, errors translated), minus SQLAlchemy's
+        per-statement machinery, which costs more than the SQL itself in a one-point
+        transaction. Statements use ``self.placeholder``. Written as one plain loop, not
+        nested context managers, because this runs once per logging call.
+        """
+        dbapi_error = self.engine.dialect.loaded_dbapi.Error
+        for attempt in range(attempts):
+            try:
+                with translate_errors():
+                    raw = self.engine.raw_connection()
+                    try:
+                        cursor = raw.cursor()
+                        try:
+                            if self.is_sqlite:
+                                cursor.execute("BEGIN IMMEDIATE")
+                            result = work(cursor)
+                            raw.commit()
+                            return result
+                        except BaseException:
+                            raw.rollback()
+                            raise
+                        finally:
+                            cursor.close()
+                    except dbapi_error as exc:
+                        # SQLAlchemy's wrapper classes, so ``translate_errors`` maps driver
+                        # errors exactly as it maps errors from ``write()``.
+                        raise DBAPIError.instance(None, None, exc, dbapi_error,
+                                                  dialect=self.engine.dialect) from exc
+                    finally:
+                        raw.close()
+            except _Retryable:
+                if attempt == attempts - 1:
+                    break
+                time.sleep(0.01 * 2**attempt)
+        raise Unavailable("the database kept aborting this change; retry shortly", retry_after=1)
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -108,12 +159,12 @@ def _short(exc: Exception) -> str:
     return str(getattr(exc, "orig", exc)).splitlines()[0][:200]
 
 
-def _sqlite_engine(uri: str) -> Engine:
+def _sqlite_engine(uri: str, busy_timeout_ms: int) -> Engine:
     path = uri.split("sqlite:///", 1)[1] if uri.startswith("sqlite:///") else ""
     if path and path != ":memory:":
         parent = Path(path).parent
         parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    engine = create_engine(uri, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    engine = create_engine(uri, connect_args={"timeout": busy_timeout_ms / 1000})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -125,7 +176,8 @@ def _sqlite_engine(uri: str) -> Engine:
         # NORMAL in WAL mode: a commit survives a process crash (SIGKILL); only an OS crash
         # or power loss can lose the last commits, and never corrupts the database.
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
@@ -153,17 +205,41 @@ _opened: dict[str, Store] = {}
 _opened_lock = threading.Lock()
 
 
-def open_store(uri: str, *, migrate: bool = True, cached: bool = True) -> Store:
-    """Open (and by default migrate) the store at ``uri``; one Store per URI per process."""
+def open_store(
+    uri: str,
+    *,
+    migrate: bool = True,
+    cached: bool = True,
+    busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+) -> Store:
+    """Open (and by default migrate) the store at ``uri``; one Store per URI per process.
+
+    ``busy_timeout_ms`` is how long a SQLite writer waits for another writer's lock before
+    the call fails with ``Unavailable`` (a shorter one suits tests and latency-bound callers).
+    """
+    if not isinstance(uri, str) or not uri:
+        raise InvalidArgument("uri is empty: use sqlite:///PATH or postgresql+psycopg://...",
+                              field="uri")
+    if isinstance(busy_timeout_ms, bool) or not isinstance(busy_timeout_ms, int) or \
+            busy_timeout_ms < 0:
+        raise InvalidArgument("busy_timeout_ms must be a non-negative integer",
+                              field="busy_timeout_ms")
     with _opened_lock:
         if cached and uri in _opened:
             return _opened[uri]
         if uri.startswith("sqlite"):
-            engine = _sqlite_engine(uri)
+            if not uri.startswith("sqlite:///"):
+                raise InvalidArgument(
+                    "use sqlite:///PATH (three slashes, then the file path) for SQLite",
+                    field="uri",
+                )
+            engine = _sqlite_engine(uri, busy_timeout_ms)
         elif uri.startswith("postgresql"):
             if not uri.startswith("postgresql+psycopg://"):
                 raise InvalidArgument(
-                    "use a postgresql+psycopg:// URI for PostgreSQL", field="uri"
+                    "use a postgresql+psycopg://USER:PASSWORD@HOST/DB URI for PostgreSQL "
+                    "(pip install 'shipyard[postgres]' for the driver)",
+                    field="uri",
                 )
             engine = _postgres_engine(uri)
         else:

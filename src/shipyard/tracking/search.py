@@ -23,6 +23,7 @@ from shipyard.store.schema import (
     run_tags,
     runs,
 )
+from shipyard.store.types import UTCDateTime
 from shipyard.tracking.filters import Clause, parse_filter
 from shipyard.tracking.models import RunArtifact, RunData, RunPage
 from shipyard.validation import check_name
@@ -80,11 +81,11 @@ def _decode_token(token: str | None) -> int:
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
         offset = int(data["offset"])
-        if offset < 0:
-            raise ValueError(offset)
     except (ValueError, KeyError, TypeError, json.JSONDecodeError, UnicodeError):
+        offset = -1
+    if offset < 0:
         raise InvalidArgument("page_token is not a token this server issued",
-                              field="page_token") from None
+                              field="page_token")
     return offset
 
 
@@ -105,13 +106,13 @@ def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
         case "LIKE":
             return column.like(value)  # type: ignore[no-any-return]
         case "NOT LIKE":
-            return not_(column.like(value))
+            return not_(column.like(value))  # type: ignore[no-any-return]
         case "ILIKE":
             return func.lower(column).like(str(value).lower())  # type: ignore[no-any-return]
         case "IN":
             return column.in_(list(value))  # type: ignore[no-any-return]
         case "NOT IN":
-            return not_(column.in_(list(value)))
+            return not_(column.in_(list(value)))  # type: ignore[no-any-return]
     raise InvalidArgument(f"filter: unsupported operator {op}", field="filter")
 
 
@@ -131,7 +132,8 @@ def _condition(clause: Clause) -> ColumnElement[bool]:
 
 
 def _attribute_condition(clause: Clause) -> ColumnElement[bool]:
-    key, op, value = clause.key, clause.op, clause.value
+    key, op = clause.key, clause.op
+    value: Any = clause.value
     if key in ("start_time", "end_time"):
         column = runs.c[key]
         if isinstance(value, float):
@@ -213,48 +215,51 @@ def _order_column(target: str, n: int) -> Any:
     return attr
 
 
+# ``load_runs`` serves every search page and every ``get_run``: fixed driver-level SQL with
+# one IN list per chunk skips SQLAlchemy's statement building, which cost more than the
+# queries themselves (bench/tracking.py).
+_SELECT_RUNS = (
+    "SELECT r.id, r.project, e.name, r.experiment_id, r.name, r.status, r.start_time, "
+    "r.end_time, r.execution_id, r.created_by FROM runs r "
+    "JOIN experiments e ON e.id = r.experiment_id WHERE r.project = {p} AND r.id IN ({ids})"
+)
+_SELECT_VALUES = "SELECT run_id, key, value FROM {table} WHERE run_id IN ({ids})"
+_to_utc = UTCDateTime().process_result_value
+
+
 def load_runs(
     conn: Connection, ids: Sequence[str], *, project: str, with_artifacts: bool = False
 ) -> list[RunData]:
     """Runs with their params, latest metrics and tags, in the order of ``ids``."""
     if not ids:
         return []
-    base: dict[str, dict[str, Any]] = {}
-    params: dict[str, dict[str, str]] = defaultdict(dict)
-    metrics: dict[str, dict[str, float]] = defaultdict(dict)
-    tags: dict[str, dict[str, str]] = defaultdict(dict)
+    dialect = conn.dialect
+    p = "?" if dialect.paramstyle == "qmark" else "%s"
+    base: dict[str, tuple[Any, ...]] = {}
+    values: dict[str, dict[str, dict[str, Any]]] = {
+        "run_params": defaultdict(dict),
+        "run_latest_metrics": defaultdict(dict),
+        "run_tags": defaultdict(dict),
+    }
     arts: dict[str, list[RunArtifact]] = defaultdict(list)
     for start in range(0, len(ids), _CHUNK):
-        chunk = list(ids[start : start + _CHUNK])
-        for row in conn.execute(
-            select(runs, experiments.c.name.label("experiment"))
-            .join(experiments, experiments.c.id == runs.c.experiment_id)
-            .where(runs.c.id.in_(chunk), runs.c.project == project)
-        ):
-            base[row.id] = dict(row._mapping)
-        for run_id, key, value in conn.execute(
-            select(run_params.c.run_id, run_params.c.key, run_params.c.value).where(
-                run_params.c.run_id.in_(chunk)
-            )
-        ):
-            params[run_id][key] = value
-        for run_id, key, value in conn.execute(
-            select(run_latest_metrics.c.run_id, run_latest_metrics.c.key,
-                   run_latest_metrics.c.value).where(run_latest_metrics.c.run_id.in_(chunk))
-        ):
-            metrics[run_id][key] = value
-        for run_id, key, value in conn.execute(
-            select(run_tags.c.run_id, run_tags.c.key, run_tags.c.value).where(
-                run_tags.c.run_id.in_(chunk)
-            )
-        ):
-            tags[run_id][key] = value
+        chunk = tuple(ids[start : start + _CHUNK])
+        marks = ", ".join([p] * len(chunk))
+        for record in conn.exec_driver_sql(_SELECT_RUNS.format(p=p, ids=marks),
+                                           (project, *chunk)):
+            base[record[0]] = tuple(record)
+        for table, by_run in values.items():
+            for run_id, key, value in conn.exec_driver_sql(
+                _SELECT_VALUES.format(table=table, ids=marks), chunk
+            ):
+                by_run[run_id][key] = value
         if with_artifacts:
-            for row in conn.execute(
+            for art in conn.execute(
                 select(run_artifacts).where(run_artifacts.c.run_id.in_(chunk))
                 .order_by(run_artifacts.c.name)
             ):
-                arts[row.run_id].append(RunArtifact.model_validate(dict(row._mapping)))
+                arts[art.run_id].append(RunArtifact.model_validate(dict(art._mapping)))
+    params, metrics, tags = values.values()
     out: list[RunData] = []
     for run_id in ids:
         row = base.get(run_id)
@@ -263,15 +268,15 @@ def load_runs(
         out.append(
             RunData.model_construct(
                 id=run_id,
-                project=row["project"],
-                experiment=row["experiment"],
-                experiment_id=row["experiment_id"],
-                name=row["name"],
-                status=row["status"],
-                start_time=row["start_time"],
-                end_time=row["end_time"],
-                execution_id=row["execution_id"],
-                created_by=row["created_by"],
+                project=row[1],
+                experiment=row[2],
+                experiment_id=row[3],
+                name=row[4],
+                status=row[5],
+                start_time=_to_utc(row[6], dialect),
+                end_time=_to_utc(row[7], dialect),
+                execution_id=row[8],
+                created_by=row[9],
                 params=params.get(run_id, {}),
                 metrics=metrics.get(run_id, {}),
                 tags=tags.get(run_id, {}),

@@ -26,7 +26,6 @@ from shipyard.store.projects import ensure_project
 from shipyard.store.schema import (
     experiments,
     run_artifacts,
-    run_latest_metrics,
     run_metrics,
     run_params,
     run_tags,
@@ -177,7 +176,8 @@ def _clean_mapping(
     for key, value in values.items():
         check_key(key, f"{field}.key")
         if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidArgument(f"{field}.{key} must be finite, got {value}", field=f"{field}.{key}")
+            raise InvalidArgument(f"{field}.{key} must be finite, got {value}",
+                                  field=f"{field}.{key}")
         clean[key] = check_text(value, f"{field}.{key}", limit=limit)
     return clean
 
@@ -188,43 +188,49 @@ def clean_metrics(metrics: Iterable[Any], default_ts: int | None = None) -> list
     out: list[Metric] = []
     seen_keys: set[str] = set()
     for i, item in enumerate(metrics):
-        if isinstance(item, MetricPoint):
+        if isinstance(item, tuple | list) and len(item) in (2, 3, 4):
+            key, value = item[0], item[1]
+            step = item[2] if len(item) > 2 else 0
+            ts = item[3] if len(item) > 3 else now
+        elif isinstance(item, MetricPoint):
             key, value, step, ts = item.key, item.value, item.step, item.timestamp
         elif isinstance(item, Mapping):
             key, value = item.get("key"), item.get("value")
             step, ts = item.get("step", 0), item.get("timestamp", now)
-        elif isinstance(item, tuple | list) and len(item) in (2, 3, 4):
-            key, value = item[0], item[1]
-            step = item[2] if len(item) > 2 else 0
-            ts = item[3] if len(item) > 3 else now
         else:
             raise InvalidArgument(f"metrics[{i}] must be a metric point", field=f"metrics[{i}]")
         if key not in seen_keys:
             check_key(key, f"metrics[{i}].key")
             seen_keys.add(key)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                raise InvalidArgument(
-                    f"metric {key!r} must be a number", field=f"metrics.{key}"
-                ) from None
-        value = float(value)
-        if not math.isfinite(value):
+        # Exact-type checks first: the common case (a float value, int step and timestamp)
+        # costs three comparisons; anything else takes the careful path below.
+        if type(value) is not float:
+            value = _metric_value(key, value)
+        if value - value != 0.0:  # NaN and +-inf, without a function call
             raise InvalidArgument(
                 f"metric {key!r} must be a finite number, got {value}", field=f"metrics.{key}"
             )
-        if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < MAX_STEP:
-            raise InvalidArgument(
-                f"step of metric {key!r} must be a non-negative integer", field=f"metrics.{key}.step"
-            )
-        if isinstance(ts, bool) or not isinstance(ts, int) or not 0 <= ts < MAX_STEP:
+        if type(step) is not int or not 0 <= step < MAX_STEP:
+            raise InvalidArgument(f"step of metric {key!r} must be a non-negative integer",
+                                  field=f"metrics.{key}.step")
+        if type(ts) is not int or not 0 <= ts < MAX_STEP:
             raise InvalidArgument(
                 f"timestamp of metric {key!r} must be milliseconds since the epoch",
                 field=f"metrics.{key}.timestamp",
             )
         out.append((key, value, step, ts))
     return out
+
+
+def _metric_value(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise InvalidArgument(
+                f"metric {key!r} must be a number", field=f"metrics.{key}"
+            ) from None
+    return float(value)
 
 
 def log_batch(
@@ -249,24 +255,28 @@ def log_batch(
     if not points and not clean_params and not clean_tags:
         return
 
-    def write(conn: Connection) -> None:
-        _require_running(conn, ctx.project, run_id)
+    p = store.placeholder
+
+    def write(cursor: Any) -> None:
+        _require_running(cursor, p, ctx.project, run_id)
         if clean_params:
-            _insert_params(conn, run_id, clean_params)
+            _insert_params(cursor, p, run_id, clean_params)
         if clean_tags:
-            _upsert(conn, run_tags, ["run_id", "key"],
-                    [{"run_id": run_id, "key": k, "value": v} for k, v in clean_tags.items()],
-                    ["value"])
+            cursor.executemany(_UPSERT_TAG.format(p=p),
+                               [(run_id, k, v) for k, v in clean_tags.items()])
         if points:
-            _insert_points(conn, run_id, points)
+            _insert_points(cursor, p, run_id, points)
 
-    store.retry_write(write)
+    store.driver_write(write)
 
 
-# The metric path is the hot loop of every training script, so it skips SQL construction:
-# fixed statements in the driver's own parameter style, executed with tuples (executemany).
+# ``log_batch`` is the hot loop of every training script, so it runs on the driver's cursor:
+# fixed statements in the driver's parameter style, executed with tuples (executemany), no
+# SQL construction per call. Each statement is standard enough for SQLite and PostgreSQL.
+_SELECT_STATUS = "SELECT status FROM runs WHERE id = {p} AND project = {p}"
 _INSERT_POINTS = (
-    'INSERT INTO run_metrics (run_id, key, value, step, "timestamp") VALUES ({p}, {p}, {p}, {p}, {p})'
+    'INSERT INTO run_metrics (run_id, key, value, step, "timestamp") '
+    "VALUES ({p}, {p}, {p}, {p}, {p})"
 )
 _UPSERT_LATEST = (
     'INSERT INTO run_latest_metrics AS cur (run_id, key, value, step, "timestamp") '
@@ -275,47 +285,42 @@ _UPSERT_LATEST = (
     "WHERE excluded.step > cur.step OR "
     '(excluded.step = cur.step AND excluded."timestamp" >= cur."timestamp")'
 )
+_UPSERT_TAG = (
+    "INSERT INTO run_tags (run_id, key, value) VALUES ({p}, {p}, {p}) "
+    "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value"
+)
+_INSERT_PARAM = "INSERT INTO run_params (run_id, key, value) VALUES ({p}, {p}, {p})"
 
 
-def _placeholder(conn: Connection) -> str:
-    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
-
-
-def _insert_points(conn: Connection, run_id: str, points: list[Metric]) -> None:
-    p = _placeholder(conn)
-    conn.exec_driver_sql(
-        _INSERT_POINTS.format(p=p), [(run_id, k, v, s, t) for k, v, s, t in points]
-    )
+def _insert_points(cursor: Any, p: str, run_id: str, points: list[Metric]) -> None:
+    cursor.executemany(_INSERT_POINTS.format(p=p), [(run_id, *point) for point in points])
     # Only the newest point per key (by step, then timestamp) can move the latest value.
     latest: dict[str, Metric] = {}
     for point in points:
         current = latest.get(point[0])
         if current is None or (point[2], point[3]) >= (current[2], current[3]):
             latest[point[0]] = point
-    conn.exec_driver_sql(
-        _UPSERT_LATEST.format(p=p), [(run_id, k, v, s, t) for k, v, s, t in latest.values()]
-    )
+    cursor.executemany(_UPSERT_LATEST.format(p=p),
+                       [(run_id, *point) for point in latest.values()])
 
 
-def _require_running(conn: Connection, project: str, run_id: str) -> None:
-    p = _placeholder(conn)  # driver-level: this check runs on every logging call
-    status = conn.exec_driver_sql(
-        f"SELECT status FROM runs WHERE id = {p} AND project = {p}", (run_id, project)
-    ).scalar()
-    if status is None:
+def _require_running(cursor: Any, p: str, project: str, run_id: str) -> None:
+    cursor.execute(_SELECT_STATUS.format(p=p), (run_id, project))
+    row = cursor.fetchone()
+    if row is None:
         raise NotFound(f"run {run_id} not found in project {project!r}", field="run_id")
-    if status in TERMINAL:
-        raise FailedPrecondition(f"run {run_id} is {status}; it no longer accepts data")
+    if row[0] in TERMINAL:
+        raise FailedPrecondition(f"run {run_id} is {row[0]}; it no longer accepts data")
 
 
-def _insert_params(conn: Connection, run_id: str, params: dict[str, str]) -> None:
-    existing = dict(
-        conn.execute(
-            select(run_params.c.key, run_params.c.value).where(
-                run_params.c.run_id == run_id, run_params.c.key.in_(list(params))
-            )
-        ).all()
+def _insert_params(cursor: Any, p: str, run_id: str, params: dict[str, str]) -> None:
+    keys = list(params)
+    cursor.execute(
+        f"SELECT key, value FROM run_params WHERE run_id = {p} AND key IN "
+        f"({', '.join([p] * len(keys))})",
+        (run_id, *keys),
     )
+    existing = dict(cursor.fetchall())
     for key, old in existing.items():
         if old != params[key]:
             raise Conflict(
@@ -323,9 +328,9 @@ def _insert_params(conn: Connection, run_id: str, params: dict[str, str]) -> Non
                 "within a run (log a metric or a tag instead)",
                 field=f"params.{key}",
             )
-    new = [{"run_id": run_id, "key": k, "value": v} for k, v in params.items() if k not in existing]
+    new = [(run_id, k, v) for k, v in params.items() if k not in existing]
     if new:
-        conn.execute(insert(run_params), new)
+        cursor.executemany(_INSERT_PARAM.format(p=p), new)
 
 
 def _upsert(
