@@ -28,13 +28,13 @@ def two_sleeps(seconds: float = 1.5) -> None:
 
 
 def test_independent_steps_run_concurrently_in_separate_processes(env: Env) -> None:
-    started = time.monotonic()
     run = env.run(two_sleeps, parallelism=2)
-    elapsed = time.monotonic() - started
     assert run.state == "SUCCEEDED"
     starts = [run.tasks[n].outputs["Output"] for n in ("sleep", "sleep-2")]
-    assert abs(starts[0] - starts[1]) < 1.0  # both were sleeping at the same time
-    assert elapsed < 2.9, elapsed  # one after the other would take > 3 s
+    # Each sleeps 1.5 s, so starts less than 1 s apart mean both were sleeping at once.
+    # (The run's wall time would say the same but also counts interpreter start-up, which
+    # a loaded machine can stretch past any fixed bound.)
+    assert abs(starts[0] - starts[1]) < 1.0
 
 
 @dsl.pipeline(name="env-check")

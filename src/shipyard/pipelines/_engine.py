@@ -7,13 +7,16 @@ or when its condition is false; otherwise it is served from the cache or started
 handlers wait for the tasks they guard whatever their outcome.
 
 The loop runs in the calling thread: it starts step processes (up to ``parallelism``),
-waits on their sentinels, and records every transition in its own transaction.
+waits on their sentinels, and writes what changed in each pass in one transaction
+(``StepRunner.flush``). A pass serves every ready instance the cache can serve with one
+query, then looks again, so a fully cached chain completes in a single pass.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import time
 from multiprocessing.connection import wait
 from typing import Any
@@ -54,24 +57,38 @@ class Engine(StepRunner):
                     return
                 self._expand()
                 progressed = self._schedule()
+                self.flush()
                 running = [i for i in self.insts.values() if i.info.state == "RUNNING"]
                 pending = [i for i in self.insts.values() if i.info.state == "PENDING"]
                 if not running and not pending and len(self.final) == len(self.spec.tasks):
                     return
                 if running:
                     self._wait(running, pending)
+                    self.flush()
                 elif not progressed:
                     waits = [i.not_before for i in pending if i.not_before > time.monotonic()]
                     if waits:
                         time.sleep(min(waits) - time.monotonic())
                         continue
                     self._stall(pending)
+                    self.flush()
                     return
         except BaseException:
+            self._launches.clear()
             self._kill_running("the runner stopped")
+            self.flush()
             raise
         finally:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.close_launcher()
+            # Removing a folder per step takes milliseconds each on a busy disk, and the run
+            # is over: the caller need not wait for it (the thread is not a daemon, so the
+            # interpreter still finishes the job before exiting).
+            threading.Thread(
+                target=shutil.rmtree,
+                args=(self.workdir,),
+                kwargs={"ignore_errors": True},
+                name="shipyard-run-cleanup",
+            ).start()
 
     def _cancel_requested(self) -> bool:
         now = time.monotonic()
@@ -87,6 +104,7 @@ class Engine(StepRunner):
         for inst in self.insts.values():
             if inst.info.state == "PENDING":
                 self._save(inst, state="CANCELLED", finished_at=utcnow())
+        self.flush()
 
     def _kill_running(self, why: str) -> None:
         for inst in self.insts.values():
@@ -103,12 +121,11 @@ class Engine(StepRunner):
         limits = [_CANCEL_POLL]
         limits += [i.deadline - now for i in running if i.deadline is not None]
         limits += [i.not_before - now for i in pending if i.not_before > now]
-        sentinels = [
-            i.handle.sentinel for i in running if i.handle and i.handle.sentinel is not None
-        ]
+        sentinels = [i.handle.sentinel if i.handle else None for i in running]
         timeout = max(0.0, min(limits))
-        if len(sentinels) == len(running):
-            wait(sentinels, timeout=timeout)
+        if all(s is not None for s in sentinels):
+            # Forked steps share their launcher's socket: wait on each descriptor once.
+            wait(list(dict.fromkeys(s for s in sentinels if s is not None)), timeout=timeout)
         else:  # no pidfd on this platform: poll
             time.sleep(min(timeout, _POLL))
         now = time.monotonic()
@@ -180,6 +197,7 @@ class Engine(StepRunner):
             info = prior if prior is not None else TaskInfo(name=name, state="PENDING")
             inst = Inst(name, task, index, info)
             self.insts[name] = inst
+            self.by_task.setdefault(task.name, []).append(inst)
         return inst
 
     # -- resolving values --------------------------------------------------------------------
@@ -193,11 +211,7 @@ class Engine(StepRunner):
         while common < min(len(task.loops), len(loops)) and task.loops[common] == loops[common]:
             common += 1
         prefix = index[:common]
-        return [
-            i
-            for i in self.insts.values()
-            if i.task.name == task_name and i.index[:common] == prefix
-        ]
+        return [i for i in self.by_task.get(task_name, []) if i.index[:common] == prefix]
 
     def _resolve(self, source: ValueSource, loops: list[str], index: tuple[int, ...]) -> Any:
         if source.kind == "constant":
@@ -244,31 +258,50 @@ class Engine(StepRunner):
     # -- scheduling --------------------------------------------------------------------------
 
     def _schedule(self) -> bool:
+        """One pass: skip what can never run, serve from the cache what it has (again while
+        that makes more instances ready), queue starts up to ``parallelism``."""
         progressed = False
-        for inst in list(self.insts.values()):
-            if inst.info.state != "PENDING" or inst.not_before > time.monotonic():
-                continue
-            if self._running_count() >= self.parallelism:
+        while True:
+            ready, skipped = self._ready()
+            to_run = self._lookup(ready)
+            served = len(to_run) < len(ready)
+            progressed = progressed or skipped or served
+            if not (skipped or served):
+                break
+        # Inline steps run one at a time, so each shows RUNNING only while it runs.
+        capacity = 1 if self.options.inline else self.parallelism - self._running_count()
+        for inst in to_run:
+            if capacity <= 0:
                 break
             if not self._loop_capacity(inst):
                 continue
+            self._start(inst)
+            capacity -= 1
+            progressed = True
+        return progressed
+
+    def _ready(self) -> tuple[list[Inst], bool]:
+        """Pending instances whose inputs are all there, and whether any was SKIPPED
+        (its inputs can never exist, or its condition is false)."""
+        now = time.monotonic()
+        ready: list[Inst] = []
+        skipped = False
+        for inst in list(self.insts.values()):
+            if inst.info.state != "PENDING" or inst.not_before > now:
+                continue
             try:
-                ready = self._prepare(inst)
+                runnable = self._prepare(inst)
             except Unresolved as exc:
                 if exc.status == "skip":
                     self._save(inst, state="SKIPPED", error=exc.why or None, finished_at=utcnow())
-                    progressed = True
+                    skipped = True
                 continue
-            if not ready:
+            if runnable:
+                ready.append(inst)
+            else:
                 self._save(inst, state="SKIPPED", error=None, finished_at=utcnow())
-                progressed = True
-                continue
-            if self._try_cache(inst):
-                progressed = True
-                continue
-            self._start(inst)
-            progressed = True
-        return progressed
+                skipped = True
+        return ready, skipped
 
     def _running_count(self) -> int:
         return sum(1 for i in self.insts.values() if i.info.state == "RUNNING")

@@ -13,6 +13,7 @@ import __future__
 
 import ast
 import contextlib
+import io
 import json
 import os
 import sys
@@ -154,7 +155,11 @@ def write_result(path: str, result: dict[str, Any]) -> None:
 def child_main(request_path: str) -> None:
     """Entry point of a step process (its stdout and stderr already go to the log)."""
     with open(request_path, encoding="utf-8") as f:
-        request = json.load(f)
+        run_request(json.load(f))
+
+
+def run_request(request: dict[str, Any]) -> None:
+    """Run a step in this (step) process and write its result file."""
     spec = ComponentSpec.model_validate(request["component"])
     try:
         result: dict[str, Any] = {"ok": True, **execute(spec, request)}
@@ -221,19 +226,26 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
 def run_inline(
     spec: ComponentSpec, request: dict[str, Any], func: Callable[..., Any] | None
 ) -> dict[str, Any]:
-    """Run a step in this process (breakpoints work), teeing its output to its log."""
+    """Run a step in this process (breakpoints work), teeing its output to its log.
+
+    The log is kept in memory and written only if the step wrote anything: most steps
+    print nothing, and a file per step costs more than a trivial step itself."""
+    log = io.StringIO()
     with (
-        open(request["log"], "a", encoding="utf-8") as log,
         _environment(request["env"]),
         contextlib.redirect_stdout(_Tee(sys.stdout, log)),  # type: ignore[type-var]
         contextlib.redirect_stderr(_Tee(sys.stderr, log)),  # type: ignore[type-var]
     ):
         try:
-            return {"ok": True, **execute(spec, request, func)}
+            result = {"ok": True, **execute(spec, request, func)}
         except Exception as exc:
             text = user_traceback(exc)
             log.write(text)
-            return {"ok": False, "error": text}
+            result = {"ok": False, "error": text}
+    if log.tell():
+        with open(request["log"], "a", encoding="utf-8") as f:
+            f.write(log.getvalue())
+    return result
 
 
 if __name__ == "__main__":

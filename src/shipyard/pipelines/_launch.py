@@ -1,9 +1,14 @@
 """Where a step runs: a fresh process per step (the default) or the calling process.
 
-A fresh interpreter per step (``python -m shipyard.pipelines._executor``) gives isolation (a
-crash or ``os._exit`` fails only that step), clean module state, no re-import of the
-caller's ``__main__`` (which ``multiprocessing`` start methods would do), and a process
-group to kill on timeout or cancel. Its stdout and stderr go straight to the step's log.
+A process per step gives isolation (a crash or ``os._exit`` fails only that step), clean
+module state, no re-import of the caller's ``__main__`` (which ``multiprocessing`` start
+methods would do), and a process group to kill on timeout or cancel. Its stdout and stderr
+go straight to the step's log.
+
+Where ``fork`` is safe (Linux), a run starts one warm launcher (``_zygote``, a fresh
+interpreter with the executor imported) and each step is a child forked from it, which costs
+milliseconds instead of a cold interpreter's ~0.3 s. Elsewhere, or if the launcher cannot be
+started, each step is a cold ``python -m shipyard.pipelines._executor``.
 """
 
 from __future__ import annotations
@@ -11,15 +16,27 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import selectors
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from shipyard.errors import MissingDependency
 from shipyard.pipelines import _executor
 from shipyard.pipelines.spec import ComponentSpec
+
+# fork() is safe for a single-threaded, freshly started interpreter on Linux; on macOS
+# system frameworks may not survive it, and Windows has none.
+FORK_SERVER = sys.platform == "linux" and hasattr(os, "fork")
+# Modules worth importing once in the launcher rather than in every step, when the runner's
+# own process has them loaded (a sign the steps use them too; otherwise they would only
+# slow down the launcher's start).
+PRELOAD = ("numpy", "pandas")
+_READY_TIMEOUT = 60.0
 
 
 class Handle(Protocol):
@@ -62,8 +79,7 @@ class _ProcessHandle:
             with open(self._result_path, encoding="utf-8") as f:
                 return dict(json.load(f))
         except (OSError, ValueError):
-            how = f"was killed by signal {-code}" if code < 0 else f"exited with {code}"
-            return {"ok": False, "error": f"the step process {how} before reporting a result"}
+            return {"ok": False, "error": _died(code)}
 
     def kill(self) -> None:
         # The whole group: a step's own subprocesses must not outlive it.
@@ -89,6 +105,198 @@ class _DoneHandle:
 
     def kill(self) -> None:
         return None
+
+
+class _Exited:
+    def __init__(self, code: int | None, why: str = "") -> None:
+        self.code = code
+        self.why = why
+
+
+class ForkServer:
+    """The runner's side of one ``_zygote`` process (see that module for the protocol)."""
+
+    def __init__(self, cwd: str) -> None:
+        parent, child = socket.socketpair()
+        preload = ",".join(m for m in PRELOAD if m in sys.modules)
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "shipyard.pipelines._zygote", str(child.fileno()), preload],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                pass_fds=(child.fileno(),),
+                cwd=cwd,
+                # Its own session: a Ctrl-C meant for the runner must not kill the launcher
+                # under steps the runner is about to cancel cleanly.
+                start_new_session=True,
+            )
+        except BaseException:
+            parent.close()
+            raise
+        finally:
+            child.close()
+        self._sock = parent
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._sock, selectors.EVENT_READ)
+        self._buffer = b""
+        self._ready = False
+        self._closed = False
+        self._next_id = 0
+        self.pids: dict[int, int] = {}
+        self.exited: dict[int, _Exited] = {}
+
+    @property
+    def sentinel(self) -> int:
+        return self._sock.fileno()
+
+    @property
+    def alive(self) -> bool:
+        return not self._closed
+
+    def _send(self, message: dict[str, Any]) -> None:
+        self._sock.sendall(json.dumps(message).encode() + b"\n")
+
+    def pump(self, timeout: float | None = 0.0) -> None:
+        """Read what the launcher reported; wait up to ``timeout`` for something."""
+        if self._closed:
+            return
+        if not self._selector.select(timeout):
+            return
+        try:
+            data = self._sock.recv(65536, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._lost()
+            return
+        self._buffer += data
+        while b"\n" in self._buffer:
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            message = json.loads(line)
+            if message.get("ready"):
+                self._ready = True
+            elif "pid" in message:
+                self.pids[message["id"]] = message["pid"]
+            elif "exit" in message:
+                self.exited[message["id"]] = _Exited(message["exit"])
+            elif "error" in message:
+                self.exited[message["id"]] = _Exited(None, message["error"])
+
+    def _lost(self) -> None:
+        """The launcher died: its steps can no longer be watched, so they are killed."""
+        code = self._process.poll()
+        why = f"was killed: its launcher (pid {self._process.pid}) died" + (
+            f" with {code}" if code is not None else ""
+        )
+        for step, pid in self.pids.items():
+            if step not in self.exited:
+                # The launcher is gone, so nobody can have reaped and reused this pid yet
+                # unless init did: a small window, accepted to not leave steps running.
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+                self.exited[step] = _Exited(None, why)
+        self.close()
+
+    def _until(self, done: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not done():
+            left = deadline - time.monotonic()
+            if left <= 0 or self._closed:
+                return done()
+            self.pump(left)
+        return True
+
+    def start(self, request_path: str, request: dict[str, Any]) -> Handle:
+        """Ask for a step process; raises ``OSError`` when the launcher is not there.
+
+        Does not wait for the fork: kills go through the launcher by step id, and a fork
+        that fails is reported as the step's end."""
+        if not self._until(lambda: self._ready, _READY_TIMEOUT):
+            raise OSError("the step launcher did not start")
+        self._next_id += 1
+        step = self._next_id
+        message = {
+            "op": "start",
+            "id": step,
+            "request": request,
+            "cwd": os.path.dirname(request_path),
+            "env": {**os.environ, **request["env"]},
+        }
+        try:
+            self._send(message)
+        except OSError:
+            self._lost()
+            raise
+        return _ForkedHandle(self, step, request["result"])
+
+    def kill(self, step: int) -> None:
+        if step in self.exited or self._closed:
+            return
+        with contextlib.suppress(OSError):
+            self._send({"op": "kill", "id": step})
+        self._until(lambda: step in self.exited, 30.0)
+
+    def close(self) -> None:
+        """End the launcher (it kills any step still running) and reap it."""
+        if self._closed:
+            return
+        self._closed = True
+        self._selector.close()
+        self._sock.close()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+
+class _ForkedHandle:
+    def __init__(self, server: ForkServer, step: int, result_path: str) -> None:
+        self._server = server
+        self._step = step
+        self._result_path = result_path
+
+    @property
+    def pid(self) -> int | None:
+        """The step process's id, once the launcher has reported the fork."""
+        self._server.pump()
+        return self._server.pids.get(self._step)
+
+    @property
+    def sentinel(self) -> int | None:
+        return self._server.sentinel if self._server.alive else None
+
+    def done(self) -> bool:
+        self._server.pump()
+        return self._step in self._server.exited
+
+    def result(self) -> dict[str, Any]:
+        while self._step not in self._server.exited and self._server.alive:
+            self._server.pump(None)
+        exited = self._server.exited.pop(self._step, None) or _Exited(None, "was lost")
+        self._server.pids.pop(self._step, None)
+        try:
+            with open(self._result_path, encoding="utf-8") as f:
+                return dict(json.load(f))
+        except (OSError, ValueError):
+            return {"ok": False, "error": _died(exited.code, exited.why)}
+
+    def kill(self) -> None:
+        self._server.kill(self._step)
+        self._server.exited.pop(self._step, None)
+        self._server.pids.pop(self._step, None)
+
+
+def _died(code: int | None, why: str = "") -> str:
+    if code is None:
+        how = why or "was lost"
+    elif code < 0:
+        how = f"was killed by signal {-code}"
+    else:
+        how = f"exited with {code}"
+    return f"the step process {how} before reporting a result"
 
 
 def write_request(path: str, request: dict[str, Any]) -> None:

@@ -79,5 +79,7 @@ def record_outputs(
     return result
 
 
-def set_state(conn: Connection, execution_id: str, state: str, properties: dict[str, Any]) -> None:
+def set_state(
+    conn: Connection, execution_id: str, state: str, properties: dict[str, Any] | None
+) -> None:
     records.set_execution_state(conn, execution_id, state, properties)

@@ -57,8 +57,14 @@ class Inst:
     handle: _launch.Handle | None = None
     deadline: float | None = None
     dir: Path | None = None
+    log: Path | None = None
     artifacts_in: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+    looked_up: bool = False  # its cache key was looked up (a miss is not looked up again)
+
+
+class MissingOutput(Exception):
+    """A step finished without writing one of its declared output artifacts."""
 
 
 class Unresolved(Exception):

@@ -1,8 +1,18 @@
-"""Running one task instance: cache lookups, starting the step, storing its outputs and
-recording each transition (task row, lineage, cache entry) in one transaction."""
+"""Running task instances: cache lookups, starting steps, storing their outputs, and
+recording every transition (task row, lineage, cache entry).
+
+Transitions are queued and written together by ``flush``: one transaction for everything
+the scheduler decided in one pass (a finished step and the start of its successor, or every
+hit of a cached rerun), rather than one or two per task. Two rules keep that safe: a step's
+start is committed before its code runs (so its execution row exists for whatever the step
+records), and a step's outputs are in the artifact store before the transaction that marks
+it SUCCEEDED and records its cache entry, so a killed runner never leaves a cache entry
+pointing at missing blobs."""
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import tempfile
 import time
@@ -15,12 +25,15 @@ from sqlalchemy import Connection
 from shipyard.artifacts.paths import blob_key
 from shipyard.config import Settings
 from shipyard.context import RequestContext
+from shipyard.dsl._artifacts import METADATA_ONLY
 from shipyard.pipelines import _launch, _lineage, caching, runs
-from shipyard.pipelines._state import Inst, RunOptions, safe_name
+from shipyard.pipelines._state import Inst, MissingOutput, RunOptions, safe_name
 from shipyard.pipelines.models import ArtifactOutput, PipelineRun, TaskInfo
 from shipyard.pipelines.spec import PipelineSpec, canonical_json, topological_order
 from shipyard.store import Store
 from shipyard.store.types import utcnow
+
+log = logging.getLogger(__name__)
 
 
 class StepRunner:
@@ -49,12 +62,52 @@ class StepRunner:
         self.parallelism = max(1, options.parallelism or os.cpu_count() or 1)
         self.order = topological_order(spec)
         self.insts: dict[str, Inst] = {}
+        self.by_task: dict[str, list[Inst]] = {}
         self.final: set[str] = set()  # tasks whose instances are all known
         self.prior = {n: t for n, t in (prior or {}).items() if t.state == "SUCCEEDED"}
         self.arguments = dict(run.arguments)
         self.workdir = Path(tempfile.mkdtemp(prefix=f"shipyard-run-{run.id[:8]}-"))
         self.cancelled = False
         self._last_poll = 0.0
+        self._seq = 0
+        # Rows already in pipeline_tasks (a retried run has them all), so saving one is a
+        # single INSERT or UPDATE instead of a SELECT first.
+        self._stored = set(prior or {})
+        self._writes: list[Callable[[Connection], None]] = []
+        self._dirty: dict[str, Inst] = {}
+        self._launches: list[tuple[Inst, dict[str, Any]]] = []
+        self._fork_server: _launch.ForkServer | None = None
+        self._fork_ok = _launch.FORK_SERVER
+
+    # -- recording ---------------------------------------------------------------------------
+
+    def _touch(self, inst: Inst, work: Callable[[Connection], None] | None = None) -> None:
+        """Queue ``work`` (lineage rows) and the save of ``inst``'s row for ``flush``."""
+        if work is not None:
+            self._writes.append(work)
+        self._dirty[inst.name] = inst
+
+    def flush(self) -> None:
+        """Write every queued transition in one transaction, then start the steps whose
+        start it recorded (an inline step runs to its end here, and its end is written
+        before this returns, so the scheduler never reads an unrecorded output)."""
+        while self._writes or self._dirty or self._launches:
+            if self._writes or self._dirty:
+                writes, dirty = self._writes, list(self._dirty.values())
+                self._writes, self._dirty = [], {}
+                self.store.retry_write(functools.partial(self._write, writes=writes, dirty=dirty))
+                self._stored.update(inst.name for inst in dirty)
+            launches, self._launches = self._launches, []
+            for inst, request in launches:
+                self._run_step(inst, request)
+
+    def _write(
+        self, conn: Connection, writes: list[Callable[[Connection], None]], dirty: list[Inst]
+    ) -> None:
+        # Lineage first: it fills in the execution ids the task rows carry.
+        for write in writes:
+            write(conn)
+        runs.save_tasks(conn, self.run.id, [(i.info, i.name in self._stored) for i in dirty])
 
     # -- caching -----------------------------------------------------------------------------
 
@@ -73,51 +126,64 @@ class StepRunner:
             component.hash, inst.params, inst.artifacts_in, inst.task.options.cache_key
         )
 
-    def _try_cache(self, inst: Inst) -> bool:
-        if not self._cacheable(inst):
-            return False
-        key = self._key(inst)
-        inst.info = inst.info.model_copy(update={"cache_key": key})
+    def _max_age(self, inst: Inst) -> float | None:
         max_age = inst.task.options.max_cache_age
-        if max_age is None:
-            max_age = self.options.max_cache_age
+        return self.options.max_cache_age if max_age is None else max_age
+
+    def _lookup(self, ready: list[Inst]) -> list[Inst]:
+        """Serve from the cache what it has (one query for all of ``ready``); return the
+        instances that must run."""
+        wanted: list[Inst] = []
+        for inst in ready:
+            if inst.looked_up or not self._cacheable(inst):
+                continue
+            inst.looked_up = True
+            inst.info = inst.info.model_copy(update={"cache_key": self._key(inst)})
+            wanted.append(inst)
+        if not wanted:
+            return ready
         with self.store.read() as conn:
-            hit = caching.lookup(
-                conn, self.ctx.project, key, max_age=max_age, blob_exists=self.artifacts.exists
+            hits = caching.lookup_many(
+                conn,
+                self.ctx.project,
+                {i.info.cache_key or "": self._max_age(i) for i in wanted},
+                blob_exists=self.artifacts.exists,
             )
-        if hit is None:
-            return False
-        outputs, source_execution = hit
+        served = set()
+        for inst in wanted:
+            hit = hits.get(inst.info.cache_key or "")
+            if hit is not None:
+                self._cached(inst, *hit)
+                served.add(inst.name)
+        return [i for i in ready if i.name not in served]
+
+    def _cached(self, inst: Inst, outputs: dict[str, Any], source: str | None) -> None:
         now = utcnow()
+        inst.info = inst.info.model_copy(
+            update={
+                "state": "SUCCEEDED",
+                "cached": True,
+                "outputs": outputs,
+                "started_at": now,
+                "finished_at": now,
+                "error": None,
+            }
+        )
+        props = self._properties(inst, cached_from=source)
 
         def work(conn: Connection) -> None:
             execution_id = _lineage.start_execution(
-                conn,
-                self.ctx.project,
-                self._context_id(),
-                f"{self.spec.name}/{inst.name}",
-                self._properties(inst, cached_from=source_execution),
-                inst.artifacts_in,
-                state="CACHED",
-            )
+                conn, self.ctx.project, self._context_id(), f"{self.spec.name}/{inst.name}",
+                props, inst.artifacts_in, state="CACHED",
+            )  # fmt: skip
             recorded = _lineage.record_outputs(
                 conn, self.ctx.project, self._context_id(), execution_id, inst.name, outputs
             )
             inst.info = inst.info.model_copy(
-                update={
-                    "state": "SUCCEEDED",
-                    "cached": True,
-                    "outputs": recorded,
-                    "execution_id": execution_id,
-                    "started_at": now,
-                    "finished_at": now,
-                    "error": None,
-                }
+                update={"outputs": recorded, "execution_id": execution_id}
             )
-            runs.save_task(conn, self.run.id, inst.info)
 
-        self.store.retry_write(work)
-        return True
+        self._touch(inst, work)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -141,68 +207,97 @@ class StepRunner:
         return props
 
     def _start(self, inst: Inst) -> None:
+        """Mark ``inst`` RUNNING (queued) and prepare its request; ``flush`` starts it."""
         component = self.spec.components[inst.task.component]
-        inst.dir = self.workdir / f"{len(self.insts)}-{safe_name(inst.name)}-{inst.info.attempts}"
-        (inst.dir / "inputs").mkdir(parents=True)
-        (inst.dir / "outputs").mkdir()
+        self._seq += 1
+        prefix = f"{self._seq}-{safe_name(inst.name)}-{inst.info.attempts}"
+        inst.dir = self.workdir / prefix
+        outputs: dict[str, dict[str, Any]] = {}
+        for name, out in component.outputs.items():
+            if out.kind == "artifact":
+                path = str(inst.dir / "outputs" / name)
+                outputs[name] = {"type": out.type, "name": name, "path": path, "uri": path}
+        has_inputs = any(v is not None for v in inst.artifacts_in.values())
+        if self.options.inline and not outputs and not has_inputs:
+            # Nothing to put in a folder (an inline step keeps the caller's directory):
+            # the log, if the step prints anything, goes beside the others.
+            inst.log = self.workdir / f"{prefix}.log"
+        else:
+            inst.dir.mkdir()
+            inst.log = inst.dir / "log.txt"
+        if outputs:
+            (inst.dir / "outputs").mkdir()
         inputs = {
             name: self._materialise(inst.dir / "inputs", name, value)
             for name, value in inst.artifacts_in.items()
             if value is not None
         }
-        outputs = {
-            name: {"type": out.type, "name": name, "path": str(inst.dir / "outputs" / name)}
-            for name, out in component.outputs.items()
-            if out.kind == "artifact"
-        }
-        for desc in outputs.values():
-            desc["uri"] = desc["path"]
-        first = inst.info.execution_id is None
-        now = utcnow()
+        base = inst.info.model_copy(
+            update={
+                "state": "RUNNING",
+                "attempts": inst.info.attempts + 1,
+                "started_at": inst.info.started_at or utcnow(),
+            }
+        )
+        inst.info = base
+        if base.execution_id is None:
+            props = self._properties(inst)
 
-        def work(conn: Connection) -> None:
-            execution_id = inst.info.execution_id
-            if first:
+            def work(conn: Connection) -> None:
                 execution_id = _lineage.start_execution(
-                    conn,
-                    self.ctx.project,
-                    self._context_id(),
-                    f"{self.spec.name}/{inst.name}",
-                    self._properties(inst),
-                    inst.artifacts_in,
-                )
-            inst.info = inst.info.model_copy(
-                update={
-                    "state": "RUNNING",
-                    "execution_id": execution_id,
-                    "attempts": inst.info.attempts + 1,
-                    "started_at": inst.info.started_at or now,
-                }
-            )
-            runs.save_task(conn, self.run.id, inst.info)
+                    conn, self.ctx.project, self._context_id(),
+                    f"{self.spec.name}/{inst.name}", props, inst.artifacts_in,
+                )  # fmt: skip
+                inst.info = base.model_copy(update={"execution_id": execution_id})
 
-        self.store.retry_write(work)
+            self._touch(inst, work)
+        else:
+            self._touch(inst)
         request: dict[str, Any] = {
             "task": inst.name,
             "component": component.model_dump(mode="json"),
             "params": inst.params,
             "inputs": inputs,
             "outputs": outputs,
-            "env": self._env(inst),
-            "log": str(inst.dir / "log.txt"),
+            "log": str(inst.log),
             "result": str(inst.dir / "result.json"),
         }
+        self._launches.append((inst, request))
+
+    def _run_step(self, inst: Inst, request: dict[str, Any]) -> None:
+        """Start a step whose RUNNING row is committed (its execution id is known now)."""
+        request["env"] = self._env(inst)
         timeout = inst.task.options.timeout
         inst.deadline = time.monotonic() + timeout if timeout else None
+        component = self.spec.components[inst.task.component]
         if self.options.inline:
             func = self.functions.get(inst.task.component)
-            handle = _launch.run_inline(component, request, func)
-            self._finish(inst, handle.result())
+            self._finish(inst, _launch.run_inline(component, request, func).result())
         elif self.options.backend == "ray":
             request["cpus"] = inst.task.options.cpu_limit
             inst.handle = _launch.start_ray(request)
         else:
-            inst.handle = _launch.start_process(str(inst.dir / "request.json"), request)
+            assert inst.dir is not None
+            inst.handle = self._launch(str(inst.dir / "request.json"), request)
+
+    def _launch(self, request_path: str, request: dict[str, Any]) -> _launch.Handle:
+        """A step process: forked from the run's warm launcher, or a cold interpreter."""
+        if self._fork_ok:
+            try:
+                if self._fork_server is None or not self._fork_server.alive:
+                    self.close_launcher()
+                    self._fork_server = _launch.ForkServer(str(self.workdir))
+                return self._fork_server.start(request_path, request)
+            except OSError as exc:
+                log.warning("cannot fork steps (%s); starting each in a fresh interpreter", exc)
+                self._fork_ok = False
+                self.close_launcher()
+        return _launch.start_process(request_path, request)
+
+    def close_launcher(self) -> None:
+        if self._fork_server is not None:
+            self._fork_server.close()
+            self._fork_server = None
 
     def _env(self, inst: Inst) -> dict[str, str]:
         env = {
@@ -237,7 +332,9 @@ class StepRunner:
             "metadata": art.metadata,
         }
 
-    def _store_output(self, path: Path, type_: str, metadata: dict[str, Any]) -> ArtifactOutput:
+    def _store_output(
+        self, name: str, path: Path, type_: str, metadata: dict[str, Any]
+    ) -> ArtifactOutput:
         layout: Literal["file", "tree", "none"]
         if path.is_file():
             blob = self.artifacts.put_file(path)
@@ -245,18 +342,25 @@ class StepRunner:
         elif path.is_dir():
             tree = self.artifacts.put_tree(path)
             digest, size, layout = tree.digest, tree.size, "tree"
-        else:
+        elif type_ in METADATA_ONLY or metadata:
             blob = self.artifacts.put_bytes(canonical_json(metadata).encode())
             digest, size, layout = blob.digest, blob.size, "none"
+        else:
+            raise MissingOutput(
+                f"the step wrote nothing to its output artifact {name!r} ({type_}): "
+                f"write a file at {name}.path, or files under it as a folder"
+            )
         uri = f"{self.artifacts.location}/{blob_key(digest)}"
         return ArtifactOutput(
             type=type_, digest=digest, size=size, layout=layout, uri=uri, metadata=metadata
         )
 
     def _store_log(self, inst: Inst) -> str | None:
-        assert inst.dir is not None
-        path = inst.dir / "log.txt"
-        if not path.exists() or path.stat().st_size == 0:
+        path = inst.log
+        try:
+            if path is None or path.stat().st_size == 0:
+                return inst.info.log_digest
+        except FileNotFoundError:
             return inst.info.log_digest
         digest: str = self.artifacts.put_file(path).digest
         return digest
@@ -274,76 +378,72 @@ class StepRunner:
                 if out.kind == "artifact":
                     metadata = dict(result.get("metadata", {}).get(name) or {})
                     outputs[name] = self._store_output(
-                        inst.dir / "outputs" / name, out.type, metadata
+                        name, inst.dir / "outputs" / name, out.type, metadata
                     )
                 else:
                     outputs[name] = result.get("outputs", {}).get(name)
+        except MissingOutput as exc:
+            self._fail(inst, str(exc))
+            return
         except Exception as exc:
             self._fail(inst, f"storing the outputs failed: {exc}")
             return
         log_digest = self._store_log(inst)
         cacheable = self._cacheable(inst)
+        base = inst.info.model_copy(
+            update={
+                "state": "SUCCEEDED",
+                "cached": False,
+                "outputs": outputs,
+                "error": None,
+                "log_digest": log_digest,
+                "finished_at": utcnow(),
+            }
+        )
+        inst.info = base
+        props = self._properties(inst)
 
         def work(conn: Connection) -> None:
-            assert inst.info.execution_id is not None
+            execution_id = base.execution_id
+            assert execution_id is not None
             recorded = _lineage.record_outputs(
-                conn,
-                self.ctx.project,
-                self._context_id(),
-                inst.info.execution_id,
-                inst.name,
-                outputs,
+                conn, self.ctx.project, self._context_id(), execution_id, inst.name, outputs
             )
-            _lineage.set_state(conn, inst.info.execution_id, "COMPLETE", self._properties(inst))
-            inst.info = inst.info.model_copy(
-                update={
-                    "state": "SUCCEEDED",
-                    "cached": False,
-                    "outputs": recorded,
-                    "error": None,
-                    "log_digest": log_digest,
-                    "finished_at": utcnow(),
-                }
-            )
-            runs.save_task(conn, self.run.id, inst.info)
-            if cacheable and inst.info.cache_key:
-                caching.record(
-                    conn, self.ctx.project, inst.info.cache_key, inst.info.execution_id, recorded
-                )
+            _lineage.set_state(conn, execution_id, "COMPLETE", props)
+            inst.info = base.model_copy(update={"outputs": recorded})
+            if cacheable and base.cache_key:
+                caching.record(conn, self.ctx.project, base.cache_key, execution_id, recorded)
 
-        self.store.retry_write(work)
+        self._touch(inst, work)
 
     def _fail(self, inst: Inst, error: str, *, final: bool = False, state: str = "FAILED") -> None:
         inst.handle = None
         opts = inst.task.options
-        log_digest = self._store_log(inst) if inst.dir is not None else inst.info.log_digest
+        log_digest = self._store_log(inst)
         retry = not final and inst.info.attempts <= opts.num_retries
         if retry:
             delay = opts.backoff_duration * opts.backoff_factor ** (inst.info.attempts - 1)
             inst.not_before = time.monotonic() + min(delay, opts.backoff_max_duration)
-        new_state = "PENDING" if retry else state
+        inst.info = inst.info.model_copy(
+            update={
+                "state": "PENDING" if retry else state,
+                "error": error,
+                "log_digest": log_digest,
+                "finished_at": None if retry else utcnow(),
+            }
+        )
+        execution_id = inst.info.execution_id
+        if retry or not execution_id:
+            self._touch(inst)
+            return
+        props = self._properties(inst, error=error[-2000:])
+        lineage_state = "FAILED" if state == "FAILED" else "CANCELED"
 
         def work(conn: Connection) -> None:
-            if not retry and inst.info.execution_id:
-                _lineage.set_state(
-                    conn,
-                    inst.info.execution_id,
-                    "FAILED" if state == "FAILED" else "CANCELED",
-                    self._properties(inst, error=error[-2000:]),
-                )
-            inst.info = inst.info.model_copy(
-                update={
-                    "state": new_state,
-                    "error": error,
-                    "log_digest": log_digest,
-                    "finished_at": None if retry else utcnow(),
-                }
-            )
-            runs.save_task(conn, self.run.id, inst.info)
+            _lineage.set_state(conn, execution_id, lineage_state, props)
 
-        self.store.retry_write(work)
+        self._touch(inst, work)
 
     def _save(self, inst: Inst, **update: Any) -> None:
         inst.info = inst.info.model_copy(update=update)
-        with self.store.write() as conn:
-            runs.save_task(conn, self.run.id, inst.info)
+        self._touch(inst)

@@ -74,6 +74,37 @@ def lookup(
     return outputs, row.execution_id
 
 
+def lookup_many(
+    conn: Connection,
+    project: str,
+    keys: dict[str, float | None],
+    *,
+    blob_exists: Callable[[str], bool],
+) -> dict[str, tuple[dict[str, Any], str | None]]:
+    """``lookup`` for many keys (each with its maximum age) in one query per 500 keys:
+    the hits, by key."""
+    found: dict[str, tuple[dict[str, Any], str | None]] = {}
+    wanted = list(keys)
+    now = utcnow()
+    for start in range(0, len(wanted), 500):
+        rows = conn.execute(
+            select(cache_entries).where(
+                cache_entries.c.project == project,
+                cache_entries.c.cache_key.in_(wanted[start : start + 500]),
+            )
+        )
+        for row in rows:
+            max_age = keys[row.cache_key]
+            if max_age is not None and now - row.created_at > timedelta(seconds=max_age):
+                continue
+            outputs = load_outputs(row.outputs)
+            if all(
+                blob_exists(v.digest) for v in outputs.values() if isinstance(v, ArtifactOutput)
+            ):
+                found[row.cache_key] = (outputs, row.execution_id)
+    return found
+
+
 def record(
     conn: Connection, project: str, key: str, execution_id: str | None, outputs: dict[str, Any]
 ) -> None:

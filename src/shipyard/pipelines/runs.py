@@ -9,15 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from shipyard import audit
 from shipyard.context import RequestContext
 from shipyard.errors import FailedPrecondition, InvalidArgument, NotFound
+from shipyard.pipelines import _lineage
 from shipyard.pipelines.models import TERMINAL_RUN_STATES, ArtifactOutput, PipelineRun, TaskInfo
 from shipyard.store import Store
 from shipyard.store.schema import pipeline_runs, pipeline_tasks
 from shipyard.store.types import utcnow
+
+_TASK_COLUMNS = (
+    "state", "cached", "cache_key", "execution_id", "outputs", "error", "log_digest",
+    "attempts", "started_at", "finished_at",
+)  # fmt: skip
 
 
 def insert_run(conn: Connection, run: PipelineRun, spec: dict[str, Any]) -> None:
@@ -48,9 +54,8 @@ def run_state(conn: Connection, run_id: str) -> str:
     return str(state)
 
 
-def save_task(conn: Connection, run_id: str, task: TaskInfo) -> None:
-    """Insert or replace the row of one task."""
-    values = {
+def _task_values(task: TaskInfo) -> dict[str, Any]:
+    return {
         "state": task.state,
         "cached": task.cached,
         "cache_key": task.cache_key,
@@ -62,12 +67,42 @@ def save_task(conn: Connection, run_id: str, task: TaskInfo) -> None:
         "started_at": task.started_at,
         "finished_at": task.finished_at,
     }
+
+
+def save_task(conn: Connection, run_id: str, task: TaskInfo) -> None:
+    """Insert or replace the row of one task."""
     where = (pipeline_tasks.c.run_id == run_id) & (pipeline_tasks.c.name == task.name)
-    found = conn.execute(select(pipeline_tasks.c.name).where(where)).first()
-    if found is None:
-        conn.execute(insert(pipeline_tasks).values(run_id=run_id, name=task.name, **values))
-    else:
-        conn.execute(update(pipeline_tasks).where(where).values(**values))
+    exists = conn.execute(select(pipeline_tasks.c.name).where(where)).first() is not None
+    save_tasks(conn, run_id, [(task, exists)])
+
+
+# Built once: constructing a statement with ``.values()`` costs more than running it.
+_INSERT_TASK = insert(pipeline_tasks)
+_UPDATE_TASK = (
+    update(pipeline_tasks)
+    .where(
+        pipeline_tasks.c.run_id == bindparam("key_run_id"),
+        pipeline_tasks.c.name == bindparam("key_name"),
+    )
+    .values({c: bindparam(c) for c in _TASK_COLUMNS})
+)
+
+
+def save_tasks(conn: Connection, run_id: str, tasks: list[tuple[TaskInfo, bool]]) -> None:
+    """Write task rows, each with whether its row exists already: one batched INSERT for
+    the new ones, one batched UPDATE for the others."""
+    inserts = [
+        {"run_id": run_id, "name": t.name, **_task_values(t)} for t, exists in tasks if not exists
+    ]
+    updates = [
+        {"key_run_id": run_id, "key_name": t.name, **_task_values(t)}
+        for t, exists in tasks
+        if exists
+    ]
+    if inserts:
+        conn.execute(_INSERT_TASK, inserts)
+    if updates:
+        conn.execute(_UPDATE_TASK, updates)
 
 
 def dump_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
@@ -206,6 +241,8 @@ def cancel_pipeline_run(
             for task in run.tasks.values():
                 if task.state in ("PENDING", "RUNNING"):
                     save_task(conn, run_id, task.model_copy(update={"state": "CANCELLED"}))
+                    if task.execution_id:  # its lineage must not show it running forever
+                        _lineage.set_state(conn, task.execution_id, "CANCELED", None)
         else:
             update_run(conn, run_id, state="CANCELLING")
         audit.record(
