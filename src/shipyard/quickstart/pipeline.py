@@ -231,9 +231,11 @@ def lead_scoring(
     seed: int = DEFAULT_SEED,
     data_version: str = DATA_VERSION,
     test_size: float = 0.2,
-    n_estimators: int = 150,
-    max_depth: int = 6,
-    learning_rate: float = 0.1,
+    # Measured on the default data against 150 trees of depth 6 at 0.1: within 1% of that
+    # RMSE at about half the training time, which matters on 2 cores.
+    n_estimators: int = 100,
+    max_depth: int = 5,
+    learning_rate: float = 0.15,
     model_name: str = MODEL_NAME,
     experiment: str = EXPERIMENT,
 ) -> None:
