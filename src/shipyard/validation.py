@@ -60,10 +60,10 @@ def check_finite(value: Any, field: str, *, allow_nan: bool = False) -> float:
 
 
 def check_text(value: Any, field: str, *, limit: int) -> str:
-    if not isinstance(value, str):
-        value = str(value)
-    if len(value) > limit:
-        raise TooLarge(f"{field} is {len(value)} characters long; the limit is {limit}", field=field)
-    if "\x00" in value:
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit:
+        raise TooLarge(f"{field} is {len(text)} characters long; the limit is {limit}",
+                       field=field)
+    if "\x00" in text:
         raise InvalidArgument(f"{field} must not contain NUL characters", field=field)
-    return value
+    return text

@@ -61,7 +61,6 @@ def search_runs(
 ) -> pd.DataFrame:
     """Runs matching ``filter`` as a DataFrame with MLflow's columns: run_id, experiment,
     name, status, start_time, end_time, params.*, metrics.*, tags.*."""
-    import pandas as pd
 
     experiments = [experiment] if isinstance(experiment, str) else experiment
     backend = session.current()
@@ -75,10 +74,12 @@ def search_runs(
         token = page.next_page_token
         if token is None or len(runs) >= max_results:
             break
-    return runs_to_frame(runs[:max_results], pd)
+    return runs_to_frame(runs[:max_results])
 
 
-def runs_to_frame(runs: Sequence[RunData], pd: Any) -> pd.DataFrame:
+def runs_to_frame(runs: Sequence[RunData]) -> pd.DataFrame:
+    import pandas as pd
+
     base = ["run_id", "experiment", "name", "status", "start_time", "end_time"]
     rows = []
     for r in runs:

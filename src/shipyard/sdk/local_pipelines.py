@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from shipyard import pipelines
 
@@ -24,7 +24,8 @@ class LocalPipelines:
     ctx: Callable[[], RequestContext]
 
     def run_pipeline(self, pipeline_or_yaml: Any, arguments: dict[str, Any] | None = None,
-                     *, executor: str = "process", **options: Any) -> PipelineRun:
+                     *, executor: Literal["process", "ray"] = "process", **options: Any
+                     ) -> PipelineRun:
         return pipelines.run_pipeline(self.store, self.artifacts, self.ctx(), pipeline_or_yaml,
                                       arguments, settings=self.settings, backend=executor,
                                       **options)

@@ -21,8 +21,8 @@ from shipyard.server.api import audit, identity, lineage, pipelines, registry, s
 from shipyard.server.auth import enforce
 from shipyard.server.limits import BodyLimit
 from shipyard.server.state import ServerState
-from shipyard.worker import start_worker
 from shipyard.store import open_store
+from shipyard.worker import start_worker
 
 log = logging.getLogger(__name__)
 
