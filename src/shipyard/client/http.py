@@ -50,9 +50,17 @@ def resolve_token(settings: Settings) -> str | None:
     server wrote to ``$SHIPYARD_HOME/credentials`` on first start."""
     if settings.token:
         return settings.token
-    if _is_loopback(settings.uri):
-        from shipyard.security.credentials import read_credentials
+    from shipyard.sdk.identity import credentials_file
+    from shipyard.security.credentials import read_credentials
 
+    try:  # saved by `shipyard login` for this server: comment lines, then the token
+        lines = credentials_file(settings.home, settings.uri).read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    saved = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    if saved:
+        return saved[0]
+    if _is_loopback(settings.uri):
         return read_credentials(settings.home)
     return None
 

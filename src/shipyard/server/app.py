@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,13 +10,13 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from shipyard import __version__
 from shipyard.artifacts import open_artifact_store
 from shipyard.config import Settings, ensure_home
 from shipyard.security import service as security_service
-from shipyard.security.headers import API_SECURITY_HEADERS
+from shipyard.security.headers import API_SECURITY_HEADERS, CONSOLE_SECURITY_HEADERS
 from shipyard.server import errors
 from shipyard.server.api import audit, identity, lineage, pipelines, registry, service, tracking
 from shipyard.server.auth import enforce
@@ -68,6 +69,9 @@ def create_app(
         dependencies=[Depends(enforce)],
         docs_url=None,
         redoc_url=None,
+        # Served by a route below instead, so that the policy dependency (and its Host
+        # check) runs on it like on every other route.
+        openapi_url=None,
         lifespan=lifespan,
     )
     app.state.shipyard = state
@@ -75,14 +79,31 @@ def create_app(
     for module in (service, identity, tracking, lineage, registry, pipelines, audit):
         app.include_router(module.router)
 
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="Shipyard API")
 
+    @app.get("/", include_in_schema=False)
+    def home(request: Request) -> HTMLResponse:
+        # The console proper comes with its own issue; this page is where the one-time
+        # login link lands, and says who is signed in.
+        who = html.escape(request.state.principal.name)
+        page = (
+            "<!doctype html><html><head><meta charset='utf-8'><title>Shipyard</title></head>"
+            f"<body><h1>Shipyard</h1><p>Signed in as {who}.</p>"
+            "<ul><li><a href='/docs'>API reference</a></li>"
+            "<li><a href='/api/v1/whoami'>Who am I</a></li></ul></body></html>"
+        )
+        return HTMLResponse(page, headers=dict(CONSOLE_SECURITY_HEADERS))
+
     @app.middleware("http")
     async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
         response: Response = await call_next(request)
-        if request.url.path != "/docs":
+        if request.url.path not in ("/docs", "/"):
             for name, value in API_SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
         return response

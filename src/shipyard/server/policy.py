@@ -34,6 +34,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
     ("GET", "/api/v1/whoami"): Rule(None, "authenticated"),
+    ("GET", "/"): Rule(None, "authenticated"),
     # -- tracking ------------------------------------------------------------------------------
     ("GET", f"{P}/experiments"): READ,
     ("POST", f"{P}/experiments"): WRITE,
