@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from shipyard.cli.state import command, current
+
+if TYPE_CHECKING:
+    from shipyard.config import Settings
 
 
 def register(root: typer.Typer) -> None:
@@ -25,17 +28,9 @@ def server(
     """Run the Shipyard server (API, console, prediction routes) until interrupted."""
     # Imported here, not at the top: the server's dependencies are heavy and no other
     # command needs them.
-    from shipyard.config import Settings, ensure_home
     from shipyard.server.run import serve
 
-    state = current()
-    settings = Settings.resolve(home=state.home, uri=state.uri, project=state.project)
-    if settings.remote:
-        raise typer.BadParameter("a server stores its data locally: give a sqlite:// or "
-                                 "postgresql+psycopg:// --uri, not http(s)://",
-                                 param_hint="--uri")
-    ensure_home(settings.home)
-    serve(settings, host=host, port=port)
+    serve(_local_settings("a server stores its data"), host=host, port=port)
 
 
 @command
@@ -47,19 +42,24 @@ def worker(
     import threading
 
     from shipyard.artifacts import open_artifact_store
-    from shipyard.config import Settings, ensure_home
     from shipyard.store import open_store
     from shipyard.worker import run_worker, worker_name
 
-    state = current()
-    settings = Settings.resolve(home=state.home, uri=state.uri, project=state.project)
-    if settings.remote:
-        raise typer.BadParameter("a worker reads the queue from the database: give a "
-                                 "sqlite:// or postgresql+psycopg:// --uri, not http(s)://",
-                                 param_hint="--uri")
-    if settings.uri.startswith("sqlite"):
-        ensure_home(settings.home)
+    settings = _local_settings("a worker reads the queue from the database")
     store = open_store(settings.uri)
     artifacts = open_artifact_store(settings.artifacts)
     typer.echo(f"worker {worker_name()} waiting for queued pipeline runs (Ctrl-C stops)")
     run_worker(store, artifacts, settings, threading.Event(), poll_seconds=poll)
+
+
+def _local_settings(why: str) -> Settings:
+    """The settings for a process that opens the store itself (not a client of a server)."""
+    from shipyard.config import Settings, ensure_home
+
+    state = current()
+    settings = Settings.resolve(home=state.home, uri=state.uri, project=state.project)
+    if settings.remote:
+        raise typer.BadParameter(f"{why}: give a sqlite:// or postgresql+psycopg:// --uri, "
+                                 "not http(s)://", param_hint="--uri")
+    ensure_home(settings.home)
+    return settings
