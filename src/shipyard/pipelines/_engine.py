@@ -61,11 +61,16 @@ class Engine(StepRunner):
                 running = [i for i in self.insts.values() if i.info.state == "RUNNING"]
                 pending = [i for i in self.insts.values() if i.info.state == "PENDING"]
                 if not running and not pending and len(self.final) == len(self.spec.tasks):
+                    self.flush()
                     return
                 if running:
                     self._wait(running, pending)
-                    self.flush()
+                    # Ends that consumers need written first are written now; the others
+                    # go with the next pass's starts (before any further wait).
+                    if self._must_flush:
+                        self.flush()
                 elif not progressed:
+                    self.flush()
                     waits = [i.not_before for i in pending if i.not_before > time.monotonic()]
                     if waits:
                         time.sleep(min(waits) - time.monotonic())

@@ -155,11 +155,12 @@ def write_result(path: str, result: dict[str, Any]) -> None:
 def child_main(request_path: str) -> None:
     """Entry point of a step process (its stdout and stderr already go to the log)."""
     with open(request_path, encoding="utf-8") as f:
-        run_request(json.load(f))
+        request = json.load(f)
+    write_result(request["result"], run_request(request))
 
 
-def run_request(request: dict[str, Any]) -> None:
-    """Run a step in this (step) process and write its result file."""
+def run_request(request: dict[str, Any]) -> dict[str, Any]:
+    """Run a step in this (step) process; its result, for the caller to hand over."""
     spec = ComponentSpec.model_validate(request["component"])
     try:
         result: dict[str, Any] = {"ok": True, **execute(spec, request)}
@@ -169,7 +170,7 @@ def run_request(request: dict[str, Any]) -> None:
         result = {"ok": False, "error": text}
     sys.stdout.flush()
     sys.stderr.flush()
-    write_result(request["result"], result)
+    return result
 
 
 def run_captured(request: dict[str, Any]) -> dict[str, Any]:

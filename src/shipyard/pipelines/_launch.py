@@ -118,13 +118,18 @@ class ForkServer:
 
     def __init__(self, cwd: str) -> None:
         parent, child = socket.socketpair()
+        # Steps report their end on a second channel, straight to the runner: a message
+        # per step (SEQPACKET keeps each whole), sent before the process exits, so
+        # finishing a step waits for neither its teardown nor the launcher reaping it.
+        notices, notifier = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         preload = ",".join(m for m in PRELOAD if m in sys.modules)
+        fds = (child.fileno(), notifier.fileno())
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "shipyard.pipelines._zygote", str(child.fileno()), preload],
+                [sys.executable, "-m", "shipyard.pipelines._zygote", *map(str, fds), preload],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                pass_fds=(child.fileno(),),
+                pass_fds=fds,
                 cwd=cwd,
                 # Its own session: a Ctrl-C meant for the runner must not kill the launcher
                 # under steps the runner is about to cancel cleanly.
@@ -132,22 +137,30 @@ class ForkServer:
             )
         except BaseException:
             parent.close()
+            notices.close()
             raise
         finally:
             child.close()
+            notifier.close()
         self._sock = parent
-        self._selector = selectors.DefaultSelector()
+        self._notices = notices
+        # One descriptor to wait on for both channels: the scheduler waits on one per step.
+        self._selector = selectors.EpollSelector()
         self._selector.register(self._sock, selectors.EVENT_READ)
+        self._selector.register(self._notices, selectors.EVENT_READ)
         self._buffer = b""
         self._ready = False
         self._closed = False
         self._next_id = 0
         self.pids: dict[int, int] = {}
         self.exited: dict[int, _Exited] = {}
+        # Steps that reported their end themselves, with their result when it fit.
+        self.finished: dict[int, dict[str, Any] | None] = {}
+        self._collected: set[int] = set()  # results read before the launcher reaped them
 
     @property
     def sentinel(self) -> int:
-        return self._sock.fileno()
+        return self._selector.fileno()
 
     @property
     def alive(self) -> bool:
@@ -157,32 +170,65 @@ class ForkServer:
         self._sock.sendall(json.dumps(message).encode() + b"\n")
 
     def pump(self, timeout: float | None = 0.0) -> None:
-        """Read what the launcher reported; wait up to ``timeout`` for something."""
+        """Read what the launcher and the steps reported; wait up to ``timeout``."""
         if self._closed:
             return
-        if not self._selector.select(timeout):
-            return
+        for key, _ in self._selector.select(timeout):
+            if key.fileobj is self._notices:
+                self._read_notices()
+            elif not self._read_control():
+                self._lost()
+                return
+
+    def _read_notices(self) -> None:
+        while True:
+            try:
+                data = self._notices.recv(4096, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return
+            if not data:
+                return
+            notice = json.loads(data)
+            self.finished[int(notice["id"])] = notice.get("result")
+
+    def _read_control(self) -> bool:
         try:
             data = self._sock.recv(65536, socket.MSG_DONTWAIT)
         except BlockingIOError:
-            return
+            return True
         except OSError:
             data = b""
         if not data:
-            self._lost()
-            return
+            return False
         self._buffer += data
         while b"\n" in self._buffer:
             line, self._buffer = self._buffer.split(b"\n", 1)
             message = json.loads(line)
+            step = message.get("id")
             if message.get("ready"):
                 self._ready = True
             elif "pid" in message:
-                self.pids[message["id"]] = message["pid"]
+                self.pids[step] = message["pid"]
+            elif step in self._collected:  # its result was read already
+                self._collected.discard(step)
+                self.pids.pop(step, None)
             elif "exit" in message:
-                self.exited[message["id"]] = _Exited(message["exit"])
+                self.exited[step] = _Exited(message["exit"])
             elif "error" in message:
-                self.exited[message["id"]] = _Exited(None, message["error"])
+                self.exited[step] = _Exited(None, message["error"])
+        return True
+
+    def collect(self, step: int) -> dict[str, Any] | _Exited | None:
+        """Forget a step whose result is being read: what it reported itself (its result,
+        or ``None`` for "in the result file") or else what the launcher saw it exit with."""
+        exited = self.exited.pop(step, None)
+        if exited is None:
+            self._collected.add(step)
+        else:
+            self.pids.pop(step, None)
+        if step in self.finished:
+            return self.finished.pop(step)
+        return exited
 
     def _lost(self) -> None:
         """The launcher died: its steps can no longer be watched, so they are killed."""
@@ -191,7 +237,7 @@ class ForkServer:
             f" with {code}" if code is not None else ""
         )
         for step, pid in self.pids.items():
-            if step not in self.exited:
+            if step not in self.exited and step not in self._collected:
                 # The launcher is gone, so nobody can have reaped and reused this pid yet
                 # unless init did: a small window, accepted to not leave steps running.
                 with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -245,6 +291,7 @@ class ForkServer:
         self._closed = True
         self._selector.close()
         self._sock.close()
+        self._notices.close()
         try:
             self._process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -270,23 +317,27 @@ class _ForkedHandle:
 
     def done(self) -> bool:
         self._server.pump()
-        return self._step in self._server.exited
+        return self._step in self._server.exited or self._step in self._server.finished
 
     def result(self) -> dict[str, Any]:
-        while self._step not in self._server.exited and self._server.alive:
-            self._server.pump(None)
-        exited = self._server.exited.pop(self._step, None) or _Exited(None, "was lost")
-        self._server.pids.pop(self._step, None)
+        server = self._server
+        while not self.done() and server.alive:
+            server.pump(None)
+        lost = not self.done()
+        reported = server.collect(self._step)
+        if isinstance(reported, dict):
+            return reported
         try:
             with open(self._result_path, encoding="utf-8") as f:
                 return dict(json.load(f))
         except (OSError, ValueError):
-            return {"ok": False, "error": _died(exited.code, exited.why)}
+            if reported is None:
+                reported = _Exited(None, "was lost" if lost else "ended without a result file")
+            return {"ok": False, "error": _died(reported.code, reported.why)}
 
     def kill(self) -> None:
         self._server.kill(self._step)
-        self._server.exited.pop(self._step, None)
-        self._server.pids.pop(self._step, None)
+        self._server.collect(self._step)
 
 
 def _died(code: int | None, why: str = "") -> str:

@@ -76,6 +76,7 @@ class StepRunner:
         self._writes: list[Callable[[Connection], None]] = []
         self._dirty: dict[str, Inst] = {}
         self._launches: list[tuple[Inst, dict[str, Any]]] = []
+        self._must_flush = False  # queued writes create artifacts someone may consume next
         self._fork_server: _launch.ForkServer | None = None
         self._fork_ok = _launch.FORK_SERVER
 
@@ -89,17 +90,23 @@ class StepRunner:
 
     def flush(self) -> None:
         """Write every queued transition in one transaction, then start the steps whose
-        start it recorded (an inline step runs to its end here, and its end is written
-        before this returns, so the scheduler never reads an unrecorded output)."""
+        start it recorded.
+
+        The end of an inline step run here is written at once only when it produced
+        artifacts (their lineage ids, which its consumers record, exist only once written);
+        otherwise it waits for the next flush, with the start of whatever comes next."""
         while self._writes or self._dirty or self._launches:
             if self._writes or self._dirty:
                 writes, dirty = self._writes, list(self._dirty.values())
                 self._writes, self._dirty = [], {}
+                self._must_flush = False
                 self.store.retry_write(functools.partial(self._write, writes=writes, dirty=dirty))
                 self._stored.update(inst.name for inst in dirty)
             launches, self._launches = self._launches, []
             for inst, request in launches:
                 self._run_step(inst, request)
+            if not self._launches and not self._must_flush:
+                return
 
     def _write(
         self, conn: Connection, writes: list[Callable[[Connection], None]], dirty: list[Inst]
@@ -390,6 +397,9 @@ class StepRunner:
             return
         log_digest = self._store_log(inst)
         cacheable = self._cacheable(inst)
+        self._must_flush = self._must_flush or any(
+            isinstance(v, ArtifactOutput) for v in outputs.values()
+        )
         base = inst.info.model_copy(
             update={
                 "state": "SUCCEEDED",

@@ -7,7 +7,10 @@ what a cold step process was: its own session and process group (so a timeout or
 kills the step and everything it started), stdout and stderr on the step's log, stdin on
 ``/dev/null``, the run's environment, and ``_executor.child_main`` writing the result file.
 
-The protocol is newline-delimited JSON over a socket shared with the runner:
+The protocol is newline-delimited JSON over a socket shared with the runner, plus a
+SEQPACKET socket on which each step reports its own end just before it exits, with its
+result (``{"id": 7, "result": {...}}``), or ``{"id": 7}`` when the result was too big for one
+message and went to the step's result file instead:
 
     runner -> here   {"op": "start", "id": 7, "request": {...}, "cwd": ..., "env": {...}}
                      {"op": "kill", "id": 7}
@@ -39,11 +42,13 @@ import traceback
 from typing import Any
 
 _LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+NOTICE_LIMIT = 60_000  # bytes; the runner reads notices into a 64 KiB buffer
 
 
 class _Server:
-    def __init__(self, sock: socket.socket, preload: list[str]) -> None:
+    def __init__(self, sock: socket.socket, notifier: socket.socket, preload: list[str]) -> None:
         self.sock = sock
+        self.notifier = notifier
         self.preload = preload
         self.buffer = b""
         self.live: dict[int, int] = {}  # pid -> step id, until reaped
@@ -82,7 +87,10 @@ class _Server:
             self._reap()
 
     def _read(self) -> bool:
-        data = self.sock.recv(65536)
+        try:
+            data = self.sock.recv(65536)
+        except ConnectionResetError:  # the runner closed with our reports unread
+            return False
         if not data:
             return False
         self.buffer += data
@@ -164,8 +172,15 @@ class _Server:
         from shipyard.pipelines import _executor
 
         sys.argv = [_executor.__file__]
-        _executor.run_request(request)
+        result = _executor.run_request(request)
         _finish_like_an_interpreter()
+        # The result travels in the notice unless it is too big for one message.
+        notice = json.dumps({"id": message["id"], "result": result}).encode()
+        if len(notice) > NOTICE_LIMIT:
+            _executor.write_result(request["result"], result)
+            notice = json.dumps({"id": message["id"]}).encode()
+        with contextlib.suppress(OSError):  # the runner is gone; nobody to tell
+            self.notifier.send(notice)
 
 
 def _kill_group(pid: int) -> None:
@@ -208,13 +223,14 @@ def _import(name: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """``python -m shipyard.pipelines._zygote FD [MODULE,...]``: serve on socket ``FD``;
-    the executor is imported first, the listed modules (those the runner had loaded)
-    whenever the launcher is idle."""
+    """``python -m shipyard.pipelines._zygote FD NOTIFY_FD [MODULE,...]``: serve on socket
+    ``FD``, steps report their end on ``NOTIFY_FD``; the executor is imported first, the
+    listed modules (those the runner had loaded) whenever the launcher is idle."""
     sock = socket.socket(fileno=int(argv[0]))
+    notifier = socket.socket(fileno=int(argv[1]))
     _import("shipyard.pipelines._executor")
-    preload = [m for m in (argv[1] if len(argv) > 1 else "").split(",") if m]
-    _Server(sock, preload).serve()
+    preload = [m for m in (argv[2] if len(argv) > 2 else "").split(",") if m]
+    _Server(sock, notifier, preload).serve()
 
 
 if __name__ == "__main__":
