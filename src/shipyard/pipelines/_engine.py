@@ -294,6 +294,9 @@ class Engine(StepRunner):
         for inst in list(self.insts.values()):
             if inst.info.state != "PENDING" or inst.not_before > now:
                 continue
+            if inst.prepared:  # what it reads has finished: resolving again gives the same
+                ready.append(inst)
+                continue
             try:
                 runnable = self._prepare(inst)
             except Unresolved as exc:
@@ -302,6 +305,7 @@ class Engine(StepRunner):
                     skipped = True
                 continue
             if runnable:
+                inst.prepared = True
                 ready.append(inst)
             else:
                 self._save(inst, state="SKIPPED", error=None, finished_at=utcnow())

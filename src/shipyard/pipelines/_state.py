@@ -60,6 +60,7 @@ class Inst:
     log: Path | None = None
     artifacts_in: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+    prepared: bool = False  # its inputs are resolved (``params``, ``artifacts_in``)
     looked_up: bool = False  # its cache key was looked up (a miss is not looked up again)
 
 

@@ -79,6 +79,9 @@ class StepRunner:
         self._must_flush = False  # queued writes create artifacts someone may consume next
         self._fork_server: _launch.ForkServer | None = None
         self._fork_ok = _launch.FORK_SERVER
+        # Both are derived by serialising the component: once per run, not per task.
+        self._hashes = {k: c.hash for k, c in spec.components.items()}
+        self._component_json = {k: c.model_dump(mode="json") for k, c in spec.components.items()}
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -128,9 +131,11 @@ class StepRunner:
         )
 
     def _key(self, inst: Inst) -> str:
-        component = self.spec.components[inst.task.component]
         return caching.cache_key(
-            component.hash, inst.params, inst.artifacts_in, inst.task.options.cache_key
+            self._hashes[inst.task.component],
+            inst.params,
+            inst.artifacts_in,
+            inst.task.options.cache_key,
         )
 
     def _max_age(self, inst: Inst) -> float | None:
@@ -205,7 +210,7 @@ class StepRunner:
             "pipeline": self.spec.name,
             "task": inst.name,
             "component": component.name,
-            "component_hash": component.hash,
+            "component_hash": self._hashes[inst.task.component],
             "parameters": inst.params,
         }
         if inst.task.options.display_name:
@@ -262,7 +267,7 @@ class StepRunner:
             self._touch(inst)
         request: dict[str, Any] = {
             "task": inst.name,
-            "component": component.model_dump(mode="json"),
+            "component": self._component_json[inst.task.component],
             "params": inst.params,
             "inputs": inputs,
             "outputs": outputs,
