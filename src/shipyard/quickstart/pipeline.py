@@ -195,9 +195,15 @@ def evaluate_model(
     metrics.metadata.update(figures)
     report = Path(metrics.path + "/metrics.json")
     report.write_text(json.dumps({**figures, "bands": bands, "confusion_matrix": matrix.tolist()}))
+    params = model.metadata.get("params", {})
+    # The hyperparameters that vary between runs are params (columns in `shipyard runs
+    # list`); the fixed ones and the sizes are tags, kept but out of the way.
+    tuned = ("n_estimators", "max_depth", "learning_rate")
     with sy.start_run(experiment=experiment, name="evaluate") as run:
-        run.log_params({k: str(v) for k, v in model.metadata.get("params", {}).items()})
-        run.log_metrics({**figures, "test_rows": float(len(test))})
+        run.log_params({k: str(params[k]) for k in tuned if k in params})
+        run.log_metrics(figures)
+        run.set_tags({**{k: str(v) for k, v in params.items() if k not in tuned},
+                      "test_rows": str(len(test))})  # fmt: skip
         run.log_artifact(str(report), name="metrics.json")
     print(", ".join(f"{k} {v:.4f}" for k, v in figures.items()))
     return EvaluationOutputs(figures["rmse"], figures["mae"], figures["r2"], run.id)
