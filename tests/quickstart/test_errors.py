@@ -63,3 +63,26 @@ def test_root_home_option_is_honoured(cli: Cli, tmp_path: Path) -> None:
     blocker.write_text("")
     result = cli("--home", str(blocker / "home"), "quickstart")
     result.assert_one_error_line(str(blocker / "home"))
+
+
+def test_a_failing_step_is_one_line_naming_the_step_and_its_log(home: Path, tmp_path: Path
+                                                                 ) -> None:  # fmt: skip
+    import os
+    import subprocess
+    import sys
+
+    # An xgboost that cannot be imported, for the step processes only: the check before
+    # the run finds the module, the train step then fails importing it.
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "xgboost.py").write_text("raise ImportError('xgboost is broken here')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake), *sys.path])}
+    done = subprocess.run(
+        [sys.executable, "-m", "shipyard.cli.main", "quickstart", "--home", str(home),
+         "--rows", "500"],
+        capture_output=True, text=True, timeout=300, env=env, check=False,
+    )  # fmt: skip
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 1 and len(lines) == 1, done.stdout + done.stderr
+    assert lines[0].startswith("error: step train-model failed: ImportError: xgboost is broken")
+    assert "shipyard pipelines logs" in lines[0] and "--task train-model" in lines[0]

@@ -57,10 +57,15 @@ def _main_input_rank(artifact: ArtifactNode) -> int:
     return 2 if kind == "Model" else 3
 
 
+def home_flag(home: Path) -> str:
+    """`` --home DIR`` when ``home`` is not the one a bare command would use, else ``""``."""
+    default = Path(os.environ.get("SHIPYARD_HOME") or Path.home() / ".shipyard")
+    return "" if home == default else f" --home {shlex.quote(str(home))}"
+
+
 def next_commands(result: QuickstartResult) -> list[str]:
     """The commands to look further, with ``--home`` when the home is not the default one."""
-    default = Path(os.environ.get("SHIPYARD_HOME") or Path.home() / ".shipyard")
-    flag = "" if result.home == default else f" --home {shlex.quote(str(result.home))}"
+    flag = home_flag(result.home)
     commands = [f"shipyard runs list{flag}", f"shipyard models history {MODEL_NAME}{flag}"]
     if result.production is not None and result.production.artifact_id:
         commands.append(f"shipyard lineage show {result.production.artifact_id}{flag}")

@@ -39,7 +39,7 @@ from shipyard.pipelines import (
 )
 from shipyard.quickstart.data import DEFAULT_ROWS, DEFAULT_SEED, MAX_ROWS
 from shipyard.quickstart.pipeline import MODEL_NAME, PIPELINE_NAME, TASKS, lead_scoring
-from shipyard.quickstart.report import lineage_chain, print_summary
+from shipyard.quickstart.report import home_flag, lineage_chain, print_summary
 from shipyard.registry import ModelVersion, get_model_version
 from shipyard.store import Store, open_store
 
@@ -207,12 +207,13 @@ def _run_with_progress(
     run: PipelineRun = outcome["run"]
     _report(console, None, run, shown)
     if not run.succeeded:
-        failed = next((t for t in run.tasks.values() if t.state == "FAILED"), None)
+        failed = next((t for t in _ordered(run) if t.state == "FAILED"), None)
         where = f"step {failed.name} failed" if failed else f"the run ended {run.state}"
         last = (failed.error or "").strip().splitlines()[-1:] if failed else []
-        raise FailedPrecondition(
-            f"{where}{': ' + last[0] if last else ''} (log: shipyard pipelines show {run.id})"
-        )
+        logs = f"shipyard pipelines logs {run.id}{home_flag(settings.home)}"
+        if failed:
+            logs += f" --task {failed.name}"
+        raise FailedPrecondition(f"{where}{': ' + last[0] if last else ''} (see: {logs})")
     return run
 
 
