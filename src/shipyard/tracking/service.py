@@ -289,7 +289,10 @@ _UPSERT_TAG = (
     "INSERT INTO run_tags (run_id, key, value) VALUES ({p}, {p}, {p}) "
     "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value"
 )
-_INSERT_PARAM = "INSERT INTO run_params (run_id, key, value) VALUES ({p}, {p}, {p})"
+_INSERT_PARAM = (
+    "INSERT INTO run_params (run_id, key, value) VALUES ({p}, {p}, {p}) "
+    "ON CONFLICT (run_id, key) DO NOTHING"
+)
 
 
 def _insert_points(cursor: Any, p: str, run_id: str, points: list[Metric]) -> None:
@@ -314,23 +317,24 @@ def _require_running(cursor: Any, p: str, project: str, run_id: str) -> None:
 
 
 def _insert_params(cursor: Any, p: str, run_id: str, params: dict[str, str]) -> None:
+    # Insert first and look only when a key was already there: the common case (new keys)
+    # is one statement. Logging the same value again is allowed; a different one is not.
+    cursor.executemany(_INSERT_PARAM.format(p=p), [(run_id, k, v) for k, v in params.items()])
+    if cursor.rowcount == len(params):
+        return
     keys = list(params)
     cursor.execute(
         f"SELECT key, value FROM run_params WHERE run_id = {p} AND key IN "
         f"({', '.join([p] * len(keys))})",
         (run_id, *keys),
     )
-    existing = dict(cursor.fetchall())
-    for key, old in existing.items():
+    for key, old in cursor.fetchall():
         if old != params[key]:
             raise Conflict(
                 f"param {key!r} was already logged as {old[:60]!r}; params cannot change "
                 "within a run (log a metric or a tag instead)",
                 field=f"params.{key}",
             )
-    new = [(run_id, k, v) for k, v in params.items() if k not in existing]
-    if new:
-        cursor.executemany(_INSERT_PARAM.format(p=p), new)
 
 
 def _upsert(
