@@ -1,7 +1,8 @@
 """Authentication: API tokens over the store, and password logins that issue them.
 
-Token validity is never cached: :func:`authenticate` reads the token and its principal on
-every call, so a revocation or a disabled principal counts from the next request on. The
+Token lookups are cached for at most a second (:mod:`~shipyard.security.authcache`), and
+revoking a token or disabling a principal here forgets them, so a revocation counts from the
+next request on in this process and within a second in others sharing the database. The
 same work (one hash, one constant-time comparison) is done whether or not a lookup id
 exists, and only the holder of the real secret learns that a token is revoked or expired.
 """
@@ -24,6 +25,7 @@ from shipyard.errors import (
     NotFound,
     Unauthenticated,
 )
+from shipyard.security.authcache import AUTH_CACHE, CachedToken, database_key
 from shipyard.security.passwords import (
     hash_password,
     needs_rehash,
@@ -251,7 +253,10 @@ def revoke_token(store: Store, ctx: RequestContext, token_id: str) -> TokenInfo:
         audit.record(conn, ctx, "tokens.revoke", f"principals/{info.principal}/tokens/{token_id}")
         return dataclasses.replace(info, revoked_at=now)
 
-    return store.retry_write(work)
+    revoked = store.retry_write(work)
+    # After the commit: a request that reads the row from now on sees the revocation.
+    AUTH_CACHE.forget_token(database_key(store), token_id)
+    return revoked
 
 
 _TOKEN_COLUMNS = (
@@ -304,9 +309,20 @@ def authenticate(store: Store, plaintext: object, *, pepper: bytes | None = None
     """The principal a presented token (``sy_...`` or ``Bearer sy_...``) belongs to.
 
     Raises ``Unauthenticated`` for a malformed, unknown, revoked or expired token or a
-    disabled principal. Reads the store on every call (no cache), so revocation is immediate.
+    disabled principal. A token that authenticated in the last second is checked against
+    the in-process cache (:mod:`~shipyard.security.authcache`): its secret is still hashed
+    and compared and its expiry checked; revoking it or disabling its owner through this
+    module forgets it at once, and other processes re-read it within the cache's TTL.
     """
     parsed = parse_token(plaintext)
+    db = database_key(store)
+    cached = AUTH_CACHE.token(db, parsed.lookup)
+    if cached is not None:
+        if not verify_token(parsed.plaintext, cached.hash, pepper=pepper):
+            raise Unauthenticated(_UNKNOWN)
+        ensure_active(expires_at=cached.expires_at, revoked_at=None)
+        return _principal(cached, parsed.lookup)
+    generation = AUTH_CACHE.generation(db)
     with store.read() as conn:
         row = conn.execute(
             select(
@@ -328,19 +344,36 @@ def authenticate(store: Store, plaintext: object, *, pepper: bytes | None = None
     # Always hash and compare, so an unknown lookup id costs what a wrong secret does.
     matches = verify_token(parsed.plaintext, stored_hash, pepper=pepper)
     if found is None or not matches:
-        raise Unauthenticated("unknown API token: check it was copied whole, or create a new one")
+        raise Unauthenticated(_UNKNOWN)
     ensure_active(expires_at=found["expires_at"], revoked_at=found["revoked_at"])
     if found["disabled"]:
         raise Unauthenticated(
             f"principal {found['name']!r} is disabled: ask an administrator to enable it"
         )
-    return Principal(
-        id=found["principal_id"],
+    entry = CachedToken(
+        hash=found["hash"],
+        expires_at=found["expires_at"],
+        principal_id=found["principal_id"],
         name=found["name"],
         kind=found["kind"],
         is_admin=bool(found["is_admin"]),
-        token_id=parsed.lookup,
         scopes=stored_scopes(found["scopes"]),
+    )
+    AUTH_CACHE.put_token(db, parsed.lookup, entry, generation)
+    return _principal(entry, parsed.lookup)
+
+
+_UNKNOWN = "unknown API token: check it was copied whole, or create a new one"
+
+
+def _principal(entry: CachedToken, lookup: str) -> Principal:
+    return Principal(
+        id=entry.principal_id,
+        name=entry.name,
+        kind=entry.kind,
+        is_admin=entry.is_admin,
+        token_id=lookup,
+        scopes=entry.scopes,
     )
 
 

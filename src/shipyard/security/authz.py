@@ -17,6 +17,7 @@ from shipyard.errors import (
     NotFound,
     PermissionDenied,
 )
+from shipyard.security.authcache import AUTH_CACHE, database_key
 from shipyard.security.principals import Principal, require_principal
 from shipyard.security.roles import ROLE_PERMISSIONS, Permission, Role, parse_role
 from shipyard.security.tokens import (
@@ -87,7 +88,10 @@ def grant(
         )
         return GrantInfo(principal=principal_name, project=project, role=chosen, created_at=now)
 
-    return store.retry_write(work)
+    try:
+        return store.retry_write(work)
+    finally:
+        _forget_roles(store, project)
 
 
 def revoke_grant(store: Store, ctx: RequestContext, principal_name: str, project: str) -> None:
@@ -106,7 +110,17 @@ def revoke_grant(store: Store, ctx: RequestContext, principal_name: str, project
             raise NotFound(f"{principal_name!r} has no role in project {project!r}")
         audit.record(conn, ctx, "grants.delete", f"projects/{project}/grants/{principal_name}")
 
-    store.retry_write(work)
+    try:
+        store.retry_write(work)
+    finally:
+        _forget_roles(store, project)
+
+
+def _forget_roles(store: Store, project: str) -> None:
+    # After the transaction (committed or not: forgetting is always safe), so the next
+    # request re-reads the role (see authcache). Grants change rarely: dropping the whole
+    # project's roles is simpler than looking up whose changed.
+    AUTH_CACHE.forget_project(database_key(store), project)
 
 
 def list_grants(
@@ -136,18 +150,25 @@ def role_in(store: Store, principal: Principal, project: str) -> Role | None:
     """``principal``'s role in ``project``: ``admin`` for an admin, else its grant or None."""
     if principal.is_admin:
         return Role.ADMIN
+    db = database_key(store)
+    hit, cached = AUTH_CACHE.role(db, principal.id, project)
+    if hit:
+        return cached
+    generation = AUTH_CACHE.generation(db)
     with store.read() as conn:
         value = conn.execute(
             select(grants.c.role)
             .where(grants.c.principal_id == principal.id)
             .where(grants.c.project == project)
         ).scalar()
-    if value is None:
-        return None
-    try:
-        return Role(value)
-    except ValueError:  # a role name from a newer version grants nothing here
-        return None
+    role: Role | None = None
+    if value is not None:
+        try:
+            role = Role(value)
+        except ValueError:  # a role name from a newer version grants nothing here
+            role = None
+    AUTH_CACHE.put_role(db, principal.id, project, role, generation)
+    return role
 
 
 def _needed_role(permission: Permission) -> Role:

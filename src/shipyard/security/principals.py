@@ -22,6 +22,7 @@ from shipyard.errors import (
     NotFound,
 )
 from shipyard.ids import new_id
+from shipyard.security.authcache import AUTH_CACHE, database_key
 from shipyard.security.passwords import (
     hash_password,
 )
@@ -168,7 +169,10 @@ def _set_disabled(store: Store, ctx: RequestContext, name: str, *, disabled: boo
         audit.record(conn, ctx, action, f"principals/{name}")
         return _principal_info({**row, "disabled": disabled})
 
-    return store.retry_write(work)
+    info = store.retry_write(work)
+    # After the commit, so the next request re-reads the principal (see authcache).
+    AUTH_CACHE.forget_principal(database_key(store), info.id)
+    return info
 
 
 def principal_row(conn: Connection, name: str) -> dict[str, Any] | None:
