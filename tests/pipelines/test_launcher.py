@@ -103,6 +103,17 @@ def writes_metadata_only(model: dsl.Output[dsl.Model]) -> None:
     model.metadata["registered_elsewhere"] = True
 
 
+@dsl.component
+def big(size: int) -> str:
+    return "x" * size
+
+
+@dsl.pipeline(name="big-results")
+def big_results() -> None:
+    for size in (10, 10_000, 100_000):  # in the notice, in a larger one, in the result file
+        big(size=size)
+
+
 @dsl.pipeline(name="crashes")
 def crashes() -> None:
     segfault()
@@ -158,6 +169,12 @@ def test_crashing_steps_fail_alone_and_leave_no_processes(env: Env) -> None:
     assert "about to crash" in get_task_log(env.store, env.artifacts, "default", run.id, "segfault")
     # The launcher was reaped and reaped its steps: no zombie, nothing left running.
     assert {pid for pid, _ in _children()} <= before
+
+
+def test_results_of_any_size_come_back(env: Env) -> None:
+    run = env.run(big_results, enable_caching=False)
+    sizes = [len(run.tasks[n].outputs["Output"]) for n in ("big", "big-2", "big-3")]
+    assert sizes == [10, 10_000, 100_000]
 
 
 @dsl.pipeline(name="chatty")

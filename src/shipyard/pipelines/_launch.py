@@ -37,6 +37,7 @@ FORK_SERVER = sys.platform == "linux" and hasattr(os, "fork")
 # slow down the launcher's start).
 PRELOAD = ("numpy", "pandas")
 _READY_TIMEOUT = 60.0
+_NOTICE_BUFFER = 65536  # above _zygote.NOTICE_LIMIT: a notice is never cut short
 
 
 class Handle(Protocol):
@@ -183,7 +184,7 @@ class ForkServer:
     def _read_notices(self) -> None:
         while True:
             try:
-                data = self._notices.recv(4096, socket.MSG_DONTWAIT)
+                data = self._notices.recv(_NOTICE_BUFFER, socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 return
             if not data:
