@@ -5,7 +5,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 21:30:54.503876
+Create Date: 2026-11-23 07:24:13.740997
 """
 
 from __future__ import annotations
@@ -315,7 +315,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_run_metrics'))
     )
     with op.batch_alter_table('run_metrics', schema=None) as batch_op:
-        batch_op.create_index('ix_run_metrics_run_key_step', ['run_id', 'key', 'step'], unique=False)
+        batch_op.create_index('ix_run_metrics_run_step_key', ['run_id', 'step', 'key'], unique=False)
 
     op.create_table('run_params',
     sa.Column('run_id', sa.String(length=32), nullable=False),
@@ -339,7 +339,7 @@ def downgrade() -> None:
     op.drop_table('run_tags')
     op.drop_table('run_params')
     with op.batch_alter_table('run_metrics', schema=None) as batch_op:
-        batch_op.drop_index('ix_run_metrics_run_key_step')
+        batch_op.drop_index('ix_run_metrics_run_step_key')
 
     op.drop_table('run_metrics')
     with op.batch_alter_table('run_latest_metrics', schema=None) as batch_op:
