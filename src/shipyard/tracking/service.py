@@ -188,15 +188,24 @@ def clean_metrics(metrics: Iterable[Any], default_ts: int | None = None) -> list
     out: list[Metric] = []
     seen_keys: set[str] = set()
     for i, item in enumerate(metrics):
-        if isinstance(item, tuple | list) and len(item) in (2, 3, 4):
-            key, value = item[0], item[1]
-            step = item[2] if len(item) > 2 else 0
-            ts = item[3] if len(item) > 3 else now
+        size = len(item) if type(item) is tuple or type(item) is list else 0
+        if size == 3:  # (key, value, step): what the SDK sends; unpacked first, cheaply
+            key, value, step = item
+            ts = now
+        elif size == 4:
+            key, value, step, ts = item
+        elif size == 2:
+            key, value = item
+            step, ts = 0, now
         elif isinstance(item, MetricPoint):
             key, value, step, ts = item.key, item.value, item.step, item.timestamp
         elif isinstance(item, Mapping):
             key, value = item.get("key"), item.get("value")
             step, ts = item.get("step", 0), item.get("timestamp", now)
+        elif isinstance(item, tuple | list) and len(item) in (2, 3, 4):  # subclasses
+            key, value = item[0], item[1]
+            step = item[2] if len(item) > 2 else 0
+            ts = item[3] if len(item) > 3 else now
         else:
             raise InvalidArgument(f"metrics[{i}] must be a metric point", field=f"metrics[{i}]")
         if key not in seen_keys:
@@ -296,15 +305,16 @@ _INSERT_PARAM = (
 
 
 def _insert_points(cursor: Any, p: str, run_id: str, points: list[Metric]) -> None:
-    cursor.executemany(_INSERT_POINTS.format(p=p), [(run_id, *point) for point in points])
+    rows = [(run_id, key, value, step, ts) for key, value, step, ts in points]
+    cursor.executemany(_INSERT_POINTS.format(p=p), rows)
     # Only the newest point per key (by step, then timestamp) can move the latest value.
-    latest: dict[str, Metric] = {}
-    for point in points:
-        current = latest.get(point[0])
-        if current is None or (point[2], point[3]) >= (current[2], current[3]):
-            latest[point[0]] = point
-    cursor.executemany(_UPSERT_LATEST.format(p=p),
-                       [(run_id, *point) for point in latest.values()])
+    latest: dict[str, tuple[str, str, float, int, int]] = {}
+    for row in rows:
+        current = latest.get(row[1])
+        if current is None or row[3] > current[3] or (row[3] == current[3]
+                                                       and row[4] >= current[4]):
+            latest[row[1]] = row
+    cursor.executemany(_UPSERT_LATEST.format(p=p), list(latest.values()))
 
 
 def _require_running(cursor: Any, p: str, project: str, run_id: str) -> None:
