@@ -3,6 +3,12 @@
 Starting uvicorn and migrating a database costs a second or two, so each module gets one
 server per backend (``live``); tests that need a pristine server start their own with
 ``tests.server.live.live_server``. Projects and principal names are unique per test.
+
+The deserialization tripwire is armed for every module here (and in ``tests/security``,
+which imports these fixtures), from before its servers start until after they stop: the
+server process never unpickles (DESIGN.md 6). The servers run in this process, so the
+tripwire also covers the tests' own client code; none of these suites loads a model, so
+any trip is a failure, reported on the test during which it happened.
 """
 
 from __future__ import annotations
@@ -15,9 +21,35 @@ import httpx
 import pytest
 
 from shipyard.config import Settings
+from shipyard.security.tripwire import Tripwire, deserialization_tripwire
 from shipyard.store import Store, open_store
 from tests.conftest import PG_URI, _pg_database
 from tests.server.live import LiveServer, live_server
+
+# Modules that trip the wire on purpose, to test it.
+TRIPWIRE_EXEMPT = {"tests.security.test_tripwire"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def server_tripwire(request: pytest.FixtureRequest) -> Iterator[Tripwire | None]:
+    """Armed before the module's servers start (autouse fixtures of a scope come first)."""
+    if request.module.__name__ in TRIPWIRE_EXEMPT:
+        yield None
+        return
+    with deserialization_tripwire() as wire:
+        yield wire
+    wire.assert_untripped()
+
+
+@pytest.fixture(autouse=True)
+def no_unpickling(server_tripwire: Tripwire | None) -> Iterator[None]:
+    """Fail the test during which anything unpickled (even if the caller swallowed it)."""
+    before = len(server_tripwire.trips) if server_tripwire is not None else 0
+    yield
+    if server_tripwire is not None and len(server_tripwire.trips) > before:
+        tripped = server_tripwire.trips[before:]
+        del server_tripwire.trips[before:]  # reported here, not again at module teardown
+        pytest.fail("unpickling while the server ran: " + "; ".join(tripped))
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

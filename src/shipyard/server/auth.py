@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from fastapi import Request
 
@@ -30,6 +31,38 @@ from shipyard.validation import check_name
 log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "shipyard_session"
+
+
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "kind": {"type": "string"},
+        "field": {"type": "string"},
+    },
+}
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {
+        "description": "The request was refused: bad input (400, with ``field``), no or a bad "
+                       "credential (401), a missing permission or a foreign Host or Origin "
+                       "(403), not found (404), a conflict (409, 412), too large (413), not "
+                       "JSON (415), an unsafe model (422) or throttled (429).",
+        "content": {"application/problem+json": {"schema": _PROBLEM_SCHEMA}},
+    },
+    "5XX": {
+        "description": "The database is busy (503, with Retry-After) or an internal error.",
+        "content": {"application/problem+json": {"schema": _PROBLEM_SCHEMA}},
+    },
+}
+"""Declared on every router: each refusal this dependency (or ``server.errors``) answers is
+RFC 9457 problem+json, and the schema must say so for clients and schemathesis alike.
+Declaring ``4XX`` also stops FastAPI from advertising its default 422 body, which this
+server never sends (validation errors are 400 problem+json)."""
 
 
 def route_path(request: Request) -> str | None:

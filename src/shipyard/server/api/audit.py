@@ -9,9 +9,11 @@ from fastapi import APIRouter, Depends, Query
 
 from shipyard import audit
 from shipyard.context import RequestContext
+from shipyard.server.api import params
+from shipyard.server.auth import PROBLEM_RESPONSES
 from shipyard.server.state import ServerState, request_context, server_state
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(tags=["audit"], responses=PROBLEM_RESPONSES)
 
 State = Annotated[ServerState, Depends(server_state)]
 Ctx = Annotated[RequestContext, Depends(request_context)]
@@ -19,7 +21,8 @@ Text = Annotated[str | None, Query(max_length=256)]
 Limit = Annotated[int, Query(ge=1, le=10_000)]
 
 
-@router.get("/api/v1/projects/{project}/audit")
+@router.get("/api/v1/projects/{project}/audit",
+            dependencies=[Depends(params.project_parameter)])
 def project_audit(state: State, ctx: Ctx, actor: Text = None, action: Text = None,
                   outcome: Text = None, since: datetime | None = None,
                   limit: Limit = 100) -> list[dict[str, Any]]:

@@ -27,20 +27,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from shipyard.context import RequestContext
 from shipyard.errors import NotFound, PermissionDenied, ShipyardError, Unauthenticated
 from shipyard.security import service as identity
+from shipyard.security.passwords import MIN_PASSWORD_LENGTH
 from shipyard.security.principals import Principal, PrincipalKind
 from shipyard.security.ratelimit import RateLimiter
 from shipyard.security.roles import ROLE_PERMISSIONS, Permission, Role
 from shipyard.security.tokens import SCOPE_PERMISSIONS, effective_permissions, parse_scopes
-from shipyard.server.auth import SESSION_COOKIE, audit_denial
+from shipyard.server.api import params
+from shipyard.server.auth import PROBLEM_RESPONSES, SESSION_COOKIE, audit_denial
 from shipyard.server.state import ServerState, request_context, server_state
 
-router = APIRouter(tags=["identity"])
+router = APIRouter(tags=["identity"], responses=PROBLEM_RESPONSES)
 
 State = Annotated[ServerState, Depends(server_state)]
 Ctx = Annotated[RequestContext, Depends(request_context)]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-NameParam = Annotated[str, Path(max_length=128)]
-TokenIdParam = Annotated[str, Path(min_length=1, max_length=64)]
+NameParam = params.Name
+TokenIdParam = Annotated[str, Path(min_length=12, max_length=12, pattern="^[0-9a-f]{12}$")]
 
 LOGIN_LINK_LIFETIME = timedelta(minutes=15)
 SESSION_LIFETIME = timedelta(hours=8)
@@ -118,14 +120,15 @@ class LoginIn(Strict):
 class CreateUserIn(Strict):
     name: str = Field(pattern=NAME_PATTERN, max_length=128)
     kind: str = Field(default="user", pattern="^(user|service)$", max_length=7)
-    password: str | None = Field(default=None, min_length=1, max_length=1024)
+    password: str | None = Field(default=None, min_length=MIN_PASSWORD_LENGTH, max_length=1024)
     admin: bool = False
 
 
 class CreateTokenIn(Strict):
     name: str = Field(pattern=NAME_PATTERN, max_length=128)
     principal: str | None = Field(default=None, pattern=NAME_PATTERN, max_length=128)
-    scopes: list[str] | None = Field(default=None, min_length=1, max_length=4)
+    scopes: list[Annotated[str, Field(max_length=16)]] | None = Field(
+        default=None, min_length=1, max_length=4)
     expires_in_days: int | None = Field(default=None, ge=1, le=MAX_TOKEN_DAYS)
 
 
@@ -309,17 +312,20 @@ def revoke_token(token_id: TokenIdParam, request: Request, state: State,
 
 
 # -- grants ----------------------------------------------------------------------------------------
-@router.get("/api/v1/projects/{project}/grants", response_model=list[GrantOut])
+@router.get("/api/v1/projects/{project}/grants", response_model=list[GrantOut],
+            dependencies=[Depends(params.project_parameter)])
 def list_grants(state: State, ctx: Ctx) -> list[GrantOut]:
     return [_grant(g) for g in identity.list_grants(state.store, project=ctx.project)]
 
 
-@router.put("/api/v1/projects/{project}/grants/{principal}", response_model=GrantOut)
+@router.put("/api/v1/projects/{project}/grants/{principal}", response_model=GrantOut,
+            dependencies=[Depends(params.project_parameter)])
 def set_grant(principal: NameParam, body: GrantIn, state: State, ctx: Ctx) -> GrantOut:
     return _grant(identity.grant(state.store, ctx, principal, ctx.project, body.role))
 
 
-@router.delete("/api/v1/projects/{project}/grants/{principal}", status_code=204)
+@router.delete("/api/v1/projects/{project}/grants/{principal}", status_code=204,
+               dependencies=[Depends(params.project_parameter)])
 def delete_grant(principal: NameParam, state: State, ctx: Ctx) -> None:
     identity.revoke_grant(state.store, ctx, principal, ctx.project)
 

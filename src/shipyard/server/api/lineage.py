@@ -9,9 +9,12 @@ from fastapi import APIRouter, Depends, Query
 from shipyard.context import RequestContext
 from shipyard.lineage import queries
 from shipyard.lineage.models import ArtifactNode, ContextNode, ExecutionNode, LineageGraph
+from shipyard.server.api import params
+from shipyard.server.auth import PROBLEM_RESPONSES
 from shipyard.server.state import ServerState, request_context, server_state
 
-router = APIRouter(prefix="/api/v1/projects/{project}/lineage", tags=["lineage"])
+router = APIRouter(prefix="/api/v1/projects/{project}/lineage", tags=["lineage"],
+                   dependencies=[Depends(params.project_parameter)], responses=PROBLEM_RESPONSES)
 
 State = Annotated[ServerState, Depends(server_state)]
 Ctx = Annotated[RequestContext, Depends(request_context)]
@@ -20,20 +23,20 @@ Name = Annotated[str | None, Query(max_length=256)]
 
 
 @router.get("/artifacts", response_model=list[ArtifactNode])
-def list_artifacts(state: State, ctx: Ctx, type: Name = None, name: Name = None,
-                   context_id: Name = None, limit: Limit = 100) -> list[ArtifactNode]:
+def list_artifacts(state: State, ctx: Ctx, type: params.OptionalName = None, name: Name = None,
+                   context_id: params.OptionalId = None, limit: Limit = 100) -> list[ArtifactNode]:
     return queries.list_artifacts(state.store, ctx.project, type=type, name=name,
                                   context_id=context_id, limit=limit)
 
 
 @router.get("/artifacts/{artifact_id}", response_model=ArtifactNode)
-def get_artifact(artifact_id: str, state: State, ctx: Ctx) -> ArtifactNode:
+def get_artifact(artifact_id: params.Id, state: State, ctx: Ctx) -> ArtifactNode:
     return queries.get_artifact(state.store, ctx.project, artifact_id)
 
 
 @router.get("/artifacts/{artifact_id}/graph", response_model=LineageGraph)
 def artifact_graph(
-    artifact_id: str, state: State, ctx: Ctx,
+    artifact_id: params.Id, state: State, ctx: Ctx,
     direction: Literal["upstream", "downstream", "both"] = "upstream",
     depth: Annotated[int, Query(ge=1, le=queries.MAX_DEPTH)] = queries.MAX_DEPTH,
 ) -> LineageGraph:
@@ -42,18 +45,18 @@ def artifact_graph(
 
 
 @router.get("/executions", response_model=list[ExecutionNode])
-def list_executions(state: State, ctx: Ctx, context_id: Name = None, type: Name = None,
-                    limit: Limit = 100) -> list[ExecutionNode]:
+def list_executions(state: State, ctx: Ctx, context_id: params.OptionalId = None,
+                    type: params.OptionalName = None, limit: Limit = 100) -> list[ExecutionNode]:
     return queries.list_executions(state.store, ctx.project, context_id=context_id,
                                    type=type, limit=limit)
 
 
 @router.get("/executions/{execution_id}", response_model=ExecutionNode)
-def get_execution(execution_id: str, state: State, ctx: Ctx) -> ExecutionNode:
+def get_execution(execution_id: params.Id, state: State, ctx: Ctx) -> ExecutionNode:
     return queries.get_execution(state.store, ctx.project, execution_id)
 
 
 @router.get("/contexts", response_model=list[ContextNode])
-def list_contexts(state: State, ctx: Ctx, type: Name = None,
+def list_contexts(state: State, ctx: Ctx, type: params.OptionalName = None,
                   limit: Limit = 100) -> list[ContextNode]:
     return queries.list_contexts(state.store, ctx.project, type=type, limit=limit)

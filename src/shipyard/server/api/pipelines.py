@@ -15,9 +15,12 @@ from shipyard import pipelines
 from shipyard.context import RequestContext
 from shipyard.pipelines.compiler import parse_spec
 from shipyard.pipelines.models import PipelineRun
+from shipyard.server.api import params
+from shipyard.server.auth import PROBLEM_RESPONSES
 from shipyard.server.state import ServerState, request_context, server_state
 
-router = APIRouter(prefix="/api/v1/projects/{project}/pipelines", tags=["pipelines"])
+router = APIRouter(prefix="/api/v1/projects/{project}/pipelines", tags=["pipelines"],
+                   dependencies=[Depends(params.project_parameter)], responses=PROBLEM_RESPONSES)
 
 State = Annotated[ServerState, Depends(server_state)]
 Ctx = Annotated[RequestContext, Depends(request_context)]
@@ -62,24 +65,24 @@ def list_runs(
 
 
 @router.get("/runs/{run_id}", response_model=PipelineRun)
-def get_run(run_id: str, state: State, ctx: Ctx) -> PipelineRun:
+def get_run(run_id: params.Id, state: State, ctx: Ctx) -> PipelineRun:
     return pipelines.get_pipeline_run(state.store, ctx.project, run_id)
 
 
 @router.post("/runs/{run_id}/retry", response_model=PipelineRun)
-def retry(run_id: str, state: State, ctx: Ctx) -> PipelineRun:
+def retry(run_id: params.Id, state: State, ctx: Ctx) -> PipelineRun:
     # Runs to the end in this worker thread; the client waits (as a local retry does).
     return pipelines.retry_pipeline_run(state.store, state.artifacts, ctx, run_id,
                                         raise_on_error=False, settings=state.settings)
 
 
 @router.post("/runs/{run_id}/cancel", response_model=PipelineRun)
-def cancel(run_id: str, body: Cancel, state: State, ctx: Ctx) -> PipelineRun:
+def cancel(run_id: params.Id, body: Cancel, state: State, ctx: Ctx) -> PipelineRun:
     return pipelines.cancel_pipeline_run(state.store, ctx, run_id, force=body.force)
 
 
 @router.get("/runs/{run_id}/log")
-def task_log(run_id: str, state: State, ctx: Ctx,
+def task_log(run_id: params.Id, state: State, ctx: Ctx,
              task: Annotated[str, Query(max_length=512)]) -> dict[str, str]:
     return {"task": task, "log": pipelines.get_task_log(state.store, state.artifacts,
                                                         ctx.project, run_id, task)}

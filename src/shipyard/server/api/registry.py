@@ -23,13 +23,16 @@ from shipyard.artifacts.export import tree_as_tar
 from shipyard.context import RequestContext
 from shipyard.errors import InvalidArgument
 from shipyard.registry.models import AliasChange, ModelVersion, PromotionDecision, RegisteredModel
+from shipyard.server.api import params
+from shipyard.server.auth import PROBLEM_RESPONSES
 from shipyard.server.state import ServerState, request_context, server_state
 
-router = APIRouter(prefix="/api/v1/projects/{project}/models", tags=["registry"])
+router = APIRouter(prefix="/api/v1/projects/{project}/models", tags=["registry"],
+                   dependencies=[Depends(params.project_parameter)], responses=PROBLEM_RESPONSES)
 
 State = Annotated[ServerState, Depends(server_state)]
 Ctx = Annotated[RequestContext, Depends(request_context)]
-Filter = Annotated[str | None, Query(max_length=10_000)]
+Filter = Annotated[str | None, Query(max_length=params.FILTER_MAX)]
 Version = Annotated[int, Field(ge=1)]
 
 
@@ -49,7 +52,7 @@ class NewVersion(Strict):
 
 
 class SetStatus(Strict):
-    status: str = Field(max_length=16)
+    status: str = Field(max_length=16, pattern="^(registered|staged|retired)$")
     reason: str = Field(default="", max_length=2000)
 
 
@@ -62,7 +65,7 @@ class Promote(Strict):
 
 
 class MoveAlias(Strict):
-    version: int
+    version: int = Field(ge=1, le=2**31 - 1)
     reason: str = Field(default="", max_length=2000)
 
 
@@ -76,19 +79,19 @@ def list_models(state: State, ctx: Ctx, filter: Filter = None) -> list[Registere
 
 
 @router.get("/{name}", response_model=RegisteredModel)
-def get_model(name: str, state: State, ctx: Ctx) -> RegisteredModel:
+def get_model(name: params.Name, state: State, ctx: Ctx) -> RegisteredModel:
     return registry.get_model(state.store, ctx.project, name)
 
 
 @router.get("/{name}/versions", response_model=list[ModelVersion])
-def list_versions(name: str, state: State, ctx: Ctx, filter: Filter = None
+def list_versions(name: params.Name, state: State, ctx: Ctx, filter: Filter = None
                   ) -> list[ModelVersion]:
     return registry.list_versions(state.store, ctx.project, name, filter)
 
 
 @router.post("/{name}/versions", response_model=ModelVersion)
 def register(
-    name: str, state: State, ctx: Ctx,
+    name: params.Name, state: State, ctx: Ctx,
     model: Annotated[UploadFile, File(description="tar of a packaged model directory")],
     metadata: Annotated[str, Form(max_length=100_000)] = "{}",
 ) -> ModelVersion:
@@ -116,12 +119,14 @@ def register(
 
 
 @router.get("/{name}/versions/{version}", response_model=ModelVersion)
-def get_version(name: str, version: int, state: State, ctx: Ctx) -> ModelVersion:
+def get_version(name: params.Name, version: params.VersionNumber, state: State, ctx: Ctx
+                ) -> ModelVersion:
     return registry.get_model_version(state.store, ctx.project, name, version=version)
 
 
 @router.get("/{name}/versions/{version}/download")
-def download(name: str, version: int, state: State, ctx: Ctx) -> StreamingResponse:
+def download(name: params.Name, version: params.VersionNumber, state: State, ctx: Ctx
+             ) -> StreamingResponse:
     mv = registry.get_model_version(state.store, ctx.project, name, version=version)
     reader = tree_as_tar(state.artifacts, mv.tree_digest)
 
@@ -137,13 +142,13 @@ def download(name: str, version: int, state: State, ctx: Ctx) -> StreamingRespon
 
 
 @router.post("/{name}/versions/{version}/status", response_model=ModelVersion)
-def set_status(name: str, version: int, body: SetStatus, state: State, ctx: Ctx
-               ) -> ModelVersion:
+def set_status(name: params.Name, version: params.VersionNumber, body: SetStatus,
+               state: State, ctx: Ctx) -> ModelVersion:
     return registry.set_status(state.store, ctx, name, version, body.status, body.reason)
 
 
 @router.post("/{name}/versions/{version}/promote", response_model=PromotionDecision)
-def promote(name: str, version: int, body: Promote, state: State, ctx: Ctx
+def promote(name: params.Name, version: params.VersionNumber, body: Promote, state: State, ctx: Ctx
             ) -> PromotionDecision:
     return registry.promote_if_better(state.store, state.artifacts, ctx, name, version,
                                       metric=body.metric, mode=body.mode, alias=body.alias,
@@ -151,27 +156,29 @@ def promote(name: str, version: int, body: Promote, state: State, ctx: Ctx
 
 
 @router.get("/{name}/aliases/{alias}", response_model=ModelVersion)
-def get_alias(name: str, alias: str, state: State, ctx: Ctx) -> ModelVersion:
+def get_alias(name: params.Name, alias: params.Name, state: State, ctx: Ctx) -> ModelVersion:
     return registry.get_model_version(state.store, ctx.project, name, alias=alias)
 
 
 @router.put("/{name}/aliases/{alias}", response_model=ModelVersion)
-def put_alias(name: str, alias: str, body: MoveAlias, state: State, ctx: Ctx) -> ModelVersion:
+def put_alias(name: params.Name, alias: params.Name, body: MoveAlias, state: State, ctx: Ctx
+              ) -> ModelVersion:
     return registry.set_alias(state.store, ctx, name, alias, body.version, body.reason)
 
 
 @router.delete("/{name}/aliases/{alias}", status_code=204)
-def delete_alias(name: str, alias: str, state: State, ctx: Ctx,
+def delete_alias(name: params.Name, alias: params.Name, state: State, ctx: Ctx,
                  reason: Annotated[str, Query(max_length=2000)] = "") -> None:
     registry.delete_alias(state.store, ctx, name, alias, reason)
 
 
 @router.post("/{name}/aliases/{alias}/rollback", response_model=ModelVersion)
-def rollback(name: str, alias: str, body: Reason, state: State, ctx: Ctx) -> ModelVersion:
+def rollback(name: params.Name, alias: params.Name, body: Reason, state: State, ctx: Ctx
+             ) -> ModelVersion:
     return registry.rollback(state.store, ctx, name, alias, body.reason)
 
 
 @router.get("/{name}/history", response_model=list[AliasChange])
-def history(name: str, state: State, ctx: Ctx,
+def history(name: params.Name, state: State, ctx: Ctx,
             alias: Annotated[str | None, Query(max_length=128)] = None) -> list[AliasChange]:
     return registry.alias_history(state.store, ctx.project, name, alias)

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from shipyard import __version__
+from shipyard.server.auth import PROBLEM_RESPONSES
 from shipyard.server.state import ServerState, server_state
 
-router = APIRouter(tags=["service"])
+router = APIRouter(tags=["service"], responses=PROBLEM_RESPONSES)
 
 
 @router.get("/api/v1/health")

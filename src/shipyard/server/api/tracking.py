@@ -14,16 +14,23 @@ from starlette.concurrency import run_in_threadpool
 
 from shipyard.context import RequestContext
 from shipyard.errors import DataCorruption, InvalidArgument, NotFound
+from shipyard.server.api import params
+from shipyard.server.auth import PROBLEM_RESPONSES
 from shipyard.server.state import ServerState, request_context, server_state
 from shipyard.tracking import artifacts as run_artifacts
 from shipyard.tracking import search, service
 from shipyard.tracking.models import Experiment, MetricPoint, RunArtifact, RunData, RunPage
-from shipyard.validation import check_name
+from shipyard.validation import MAX_TAG_VALUE, check_name
 
-router = APIRouter(prefix="/api/v1/projects/{project}", tags=["tracking"])
+router = APIRouter(prefix="/api/v1/projects/{project}", tags=["tracking"],
+                   dependencies=[Depends(params.project_parameter)], responses=PROBLEM_RESPONSES)
 
 State = Annotated[ServerState, Depends(server_state)]
 Ctx = Annotated[RequestContext, Depends(request_context)]
+
+
+# Tag values as shipyard.validation caps them.
+TagValue = Annotated[str, Field(max_length=MAX_TAG_VALUE)]
 
 
 class Strict(BaseModel):
@@ -31,38 +38,39 @@ class Strict(BaseModel):
 
 
 class CreateExperiment(Strict):
-    name: str = Field(max_length=128)
+    name: str = Field(max_length=128, pattern=params.NAME_PATTERN)
 
 
 class CreateRun(Strict):
-    experiment: str = Field(max_length=128)
-    name: str | None = Field(default=None, max_length=128)
-    tags: dict[str, str] | None = None
+    experiment: str = Field(max_length=128, pattern=params.NAME_PATTERN)
+    name: str | None = Field(default=None, max_length=128, pattern=params.NAME_PATTERN)
+    tags: dict[str, TagValue] | None = None
     params: dict[str, Any] | None = None
 
 
 class MetricIn(Strict):
-    key: str = Field(max_length=250)
+    key: str = Field(max_length=250, pattern=params.KEY_PATTERN)
     value: float
-    step: int = 0
-    timestamp: int | None = None
+    # JSON-safe integers: every client (and JavaScript) reads them back exactly.
+    step: int = Field(default=0, ge=0, le=2**53 - 1)
+    timestamp: int | None = Field(default=None, ge=-(2**53 - 1), le=2**53 - 1)
 
 
 class LogBatch(Strict):
     metrics: list[MetricIn] = Field(default_factory=list)
     params: dict[str, Any] | None = None
-    tags: dict[str, str] | None = None
+    tags: dict[str, TagValue] | None = None
 
 
 class Terminate(Strict):
-    status: str = "FINISHED"
+    status: str = Field(default="FINISHED", max_length=16, pattern="^(FINISHED|FAILED|KILLED)$")
 
 
 class SearchRuns(Strict):
-    experiments: list[str] | None = None
-    filter: str | None = Field(default=None, max_length=10_000)
-    order_by: list[str] | None = None
-    max_results: int = 1000
+    experiments: list[Annotated[str, Field(max_length=128)]] | None = None
+    filter: str | None = Field(default=None, max_length=4000)
+    order_by: list[Annotated[str, Field(max_length=1000)]] | None = None
+    max_results: int = Field(default=1000, ge=1, le=search.MAX_RESULTS)
     page_token: str | None = Field(default=None, max_length=200)
 
 
@@ -90,12 +98,12 @@ def search_runs(body: SearchRuns, state: State, ctx: Ctx) -> RunPage:
 
 
 @router.get("/runs/{run_id}", response_model=RunData)
-def get_run(run_id: str, state: State, ctx: Ctx) -> RunData:
+def get_run(run_id: params.Id, state: State, ctx: Ctx) -> RunData:
     return service.get_run(state.store, ctx.project, run_id)
 
 
 @router.post("/runs/{run_id}/log-batch", status_code=204)
-def log_batch(run_id: str, body: LogBatch, state: State, ctx: Ctx) -> None:
+def log_batch(run_id: params.Id, body: LogBatch, state: State, ctx: Ctx) -> None:
     points = [(m.key, m.value, m.step) if m.timestamp is None
               else (m.key, m.value, m.step, m.timestamp) for m in body.metrics]
     service.log_batch(state.store, ctx, run_id, metrics=points, params=body.params,
@@ -103,25 +111,26 @@ def log_batch(run_id: str, body: LogBatch, state: State, ctx: Ctx) -> None:
 
 
 @router.post("/runs/{run_id}/terminate", response_model=RunData)
-def terminate(run_id: str, body: Terminate, state: State, ctx: Ctx) -> RunData:
+def terminate(run_id: params.Id, body: Terminate, state: State, ctx: Ctx) -> RunData:
     return service.set_terminated(state.store, ctx, run_id, body.status)
 
 
 @router.get("/runs/{run_id}/metrics/history", response_model=list[MetricPoint])
 def metric_history(
-    run_id: str, state: State, ctx: Ctx, key: Annotated[str, Query(max_length=250)]
+    run_id: params.Id, state: State, ctx: Ctx,
+    key: Annotated[str, Query(max_length=250, pattern=params.KEY_PATTERN)],
 ) -> list[MetricPoint]:
     return service.metric_history(state.store, ctx.project, run_id, key)
 
 
 @router.put("/runs/{run_id}/artifacts/{name}", response_model=RunArtifact)
 async def upload_artifact(
-    run_id: str,
-    name: str,
+    run_id: params.Id,
+    name: params.Name,
     request: Request,
     state: State,
     ctx: Ctx,
-    kind: Annotated[str, Query(pattern="^(file|tree)$")] = "file",
+    kind: Annotated[str, Query(pattern="^(file|tree)$", max_length=4)] = "file",
 ) -> RunArtifact:
     """Stream the body to a temporary file, check the digest the client announced, store."""
     check_name(name, "name")
@@ -144,7 +153,8 @@ async def upload_artifact(
 
 
 @router.get("/runs/{run_id}/artifacts/{name}")
-def download_artifact(run_id: str, name: str, state: State, ctx: Ctx) -> StreamingResponse:
+def download_artifact(run_id: params.Id, name: params.Name, state: State, ctx: Ctx
+                      ) -> StreamingResponse:
     check_name(name, "name")
     art = service.get_run_artifact(state.store, ctx.project, run_id, name)
     reader = run_artifacts.open_artifact(state.artifacts, art)
