@@ -99,12 +99,12 @@ class _Shipyard:
         self.store.dispose()
 
 
-def measure_shipyard(repeat: int) -> dict[str, list[float]]:
+def measure_shipyard(repeat: int, first: int = 0) -> dict[str, list[float]]:
     chain, fanout = _shipyard_pipelines()
     results: dict[str, list[float]] = {}
 
     def sample(name: str, fn: Callable[[_Shipyard, int], float]) -> None:
-        for i in range(repeat):
+        for i in range(first, first + repeat):
             with tempfile.TemporaryDirectory(prefix="sy-bench-") as tmp:
                 sy = _Shipyard(Path(tmp))
                 try:
@@ -299,6 +299,11 @@ def report(results: dict[str, list[float]], kfp_note: str, install: bool) -> boo
     return ok
 
 
+def _merge(into: dict[str, list[float]], more: dict[str, list[float]]) -> None:
+    for key, values in more.items():
+        into.setdefault(key, []).extend(values)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5, help="samples per Shipyard figure")
@@ -312,23 +317,32 @@ def main() -> int:
     opts = parser.parse_args()
 
     print(f"python {sys.version.split()[0]} on {os.cpu_count()} cores", flush=True)
-    results = measure_shipyard(opts.repeat)
-    note = ""
-    if opts.skip_kfp:
-        note = "skipped (--skip-kfp)"
-    else:
+    python: Path | None = None
+    note = "skipped (--skip-kfp)"
+    if not opts.skip_kfp:
         python, version = ensure_kfp()
+        note = f"kfp {version}, SubprocessRunner(use_venv=False)"
         if python is None:
             note = f"cannot run here: {version}"
         else:
             print(f"kfp {version} from {python}", flush=True)
-            kfp_results, problems = measure_kfp(python, opts.kfp_repeat, install=False)
-            results.update(kfp_results)
-            if opts.kfp_pip:
-                pip_results, more = measure_kfp(python, 1, install=True)
-                results.update(pip_results)
-                problems = "\n".join(p for p in (problems, more) if p)
-            note = problems or f"kfp {version}, SubprocessRunner(use_venv=False)"
+    # Rounds of one sample per figure, Shipyard's and kfp's in turn: the load of a shared
+    # machine drifts, and the ratios should compare samples taken under the same load.
+    results: dict[str, list[float]] = {}
+    problems: list[str] = []
+    for r in range(max(opts.repeat, 0 if python is None else opts.kfp_repeat)):
+        print(f"round {r + 1}", flush=True)
+        if r < opts.repeat:
+            _merge(results, measure_shipyard(1, first=r))
+        if python is not None and r < opts.kfp_repeat and not problems:
+            found, problem = measure_kfp(python, 1, install=False)
+            _merge(results, found)
+            problems += [problem] if problem else []
+    if python is not None and opts.kfp_pip and not problems:
+        found, problem = measure_kfp(python, 1, install=True)
+        _merge(results, found)
+        problems += [problem] if problem else []
+    note = "\n".join(problems) or note
     ok = report(results, note, opts.kfp_pip)
     if opts.json:
         Path(opts.json).write_text(json.dumps(results, indent=2))
