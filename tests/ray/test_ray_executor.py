@@ -39,11 +39,16 @@ def ray_sum(count: int = 10) -> None:
 def ray_cluster() -> Iterator[None]:
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # Another test in this worker process may have started Ray already (the runner starts
+    # a local cluster on first use); then that one is used and left to its owner.
+    ours = not ray.is_initialized()
+    if ours:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield
     finally:
-        ray.shutdown()
+        if ours:
+            ray.shutdown()
 
 
 def test_steps_run_as_ray_tasks(ray_cluster: None, home: Path) -> None:

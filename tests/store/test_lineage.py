@@ -84,7 +84,8 @@ def test_all_executions_of_a_context(store: Store) -> None:
     found = queries.list_executions(store, "p", context_id=mine, limit=1000)
     assert sorted(e.id for e in found) == sorted(expected)
     assert [e.id for e in queries.list_executions(store, "p", context_id=other)] == [stray]
-    assert queries.list_executions(store, "elsewhere", context_id=mine) == []
+    with pytest.raises(NotFound):  # another project's context does not exist there
+        queries.list_executions(store, "elsewhere", context_id=mine)
     assert {c.id for c in queries.list_contexts(store, "p", type="pipeline_run")} == {mine, other}
 
 
@@ -124,8 +125,6 @@ def test_unknown_or_malformed_ids(store: Store) -> None:
     assert caught.value.field == "direction"
 
 
-@pytest.mark.xfail(strict=True, reason="lineage.queries raises NotFound without naming the "
-                   "field (reported; src/shipyard/lineage is outside this change)")
 def test_not_found_names_the_field(store: Store) -> None:
     with pytest.raises(NotFound) as artifact:
         queries.get_artifact(store, "p", new_id())
@@ -134,8 +133,6 @@ def test_not_found_names_the_field(store: Store) -> None:
     assert (artifact.value.field, execution.value.field) == ("artifact_id", "execution_id")
 
 
-@pytest.mark.xfail(strict=True, reason="an unknown context id lists nothing instead of "
-                   "raising NotFound (reported; src/shipyard/lineage is outside this change)")
 def test_an_unknown_context_is_not_found(store: Store) -> None:
     with pytest.raises(NotFound) as caught:
         queries.list_executions(store, "p", context_id=new_id())

@@ -52,7 +52,8 @@ def get_artifact(store: Store, project: str, artifact_id: str) -> ArtifactNode:
             )
         ).first()
     if row is None:
-        raise NotFound(f"artifact {artifact_id} not found in project {project!r}")
+        raise NotFound(f"artifact {artifact_id} not found in project {project!r}",
+                       field="artifact_id")
     return ArtifactNode.model_validate(dict(row._mapping))
 
 
@@ -65,7 +66,8 @@ def get_execution(store: Store, project: str, execution_id: str) -> ExecutionNod
             )
         ).first()
     if row is None:
-        raise NotFound(f"execution {execution_id} not found in project {project!r}")
+        raise NotFound(f"execution {execution_id} not found in project {project!r}",
+                       field="execution_id")
     return ExecutionNode.model_validate(dict(row._mapping))
 
 
@@ -149,6 +151,16 @@ def graph(
     return LineageGraph(root=artifact_id, artifacts=arts, executions=execs, events=edges)
 
 
+def _require_context(conn: Connection, project: str, context_id: str) -> None:
+    # An unknown context is a mistake to report, not an empty result to show.
+    found = conn.execute(
+        select(contexts.c.id).where(contexts.c.id == context_id, contexts.c.project == project)
+    ).first()
+    if found is None:
+        raise NotFound(f"context {context_id} not found in project {project!r}",
+                       field="context_id")
+
+
 def list_artifacts(
     store: Store,
     project: str,
@@ -170,6 +182,8 @@ def list_artifacts(
         ).where(attributions.c.context_id == context_id)
     stmt = stmt.order_by(lineage_artifacts.c.created_at.desc()).limit(limit)
     with store.read() as conn:
+        if context_id is not None:
+            _require_context(conn, project, context_id)
         return [ArtifactNode.model_validate(dict(r._mapping)) for r in conn.execute(stmt)]
 
 
@@ -191,6 +205,8 @@ def list_executions(
         stmt = stmt.where(executions.c.type == check_name(type, "type"))
     stmt = stmt.order_by(executions.c.created_at).limit(limit)
     with store.read() as conn:
+        if context_id is not None:
+            _require_context(conn, project, context_id)
         return [ExecutionNode.model_validate(dict(r._mapping)) for r in conn.execute(stmt)]
 
 
