@@ -1,4 +1,8 @@
-"""The contract suite runs every test in local mode and in remote mode (real HTTP server)."""
+"""The contract suite runs every test in local mode and in remote mode (real HTTP server).
+
+It runs under the server suite's deserialization tripwire too: the server never unpickles,
+and neither does the SDK when it loads the safe formats these tests register.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,10 @@ import pytest
 import shipyard
 from shipyard.config import Settings
 from shipyard.sdk import session
+from tests.server.conftest import no_unpickling, server_tripwire
 from tests.server.live import live_server
+
+__all__ = ["no_unpickling", "server_tripwire", "sy"]
 
 
 @pytest.fixture(params=["local", "remote"])
