@@ -132,12 +132,28 @@ def install(app: FastAPI) -> None:
                                for e in errors[:20]])
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = "too_large" if exc.status_code == 413 else None
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; RFC 9110 wants
+            # every method the path supports.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         return problem(exc.status_code, str(exc.detail), kind=kind,
-                       field="body" if kind else None, headers=dict(exc.headers or {}))
+                       field="body" if kind else None, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem(500, "internal error; the server log has the details", kind="internal")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
