@@ -272,11 +272,9 @@ def shipyard_session(uri: str | None = None, token: str | None = None) -> Iterat
 
 
 def _log_batch(run: Any) -> Callable[[list[tuple[str, float, int]]], None]:
-    """The batch call: ``ActiveRun.log_batch`` when the SDK has one; else the call that
-    ``log_metrics`` makes (one backend batch synchronously, one buffer append otherwise)."""
-    if hasattr(run, "log_batch"):
-        return lambda points: run.log_batch(metrics=points)  # type: ignore[no-any-return]
-    return lambda points: run._send(metrics=points)  # type: ignore[no-any-return]
+    """The batch call: ``ActiveRun.log_batch`` (one backend batch synchronously, one buffer
+    append otherwise)."""
+    return lambda points: run.log_batch(metrics=points)  # type: ignore[no-any-return]
 
 
 def shipyard_logging(synchronous: bool, uri: str | None = None,

@@ -29,10 +29,12 @@ class LocalBackend(LocalRegistry, LocalPipelines):
         if settings.uri.startswith("sqlite"):
             ensure_home(settings.home)
         self.store: Store = open_store(settings.uri)
+        self._actor = RequestContext(project=self.project).actor
         self.artifacts = open_artifact_store(settings.artifacts)
 
     def ctx(self) -> RequestContext:
-        return RequestContext(project=self.project)
+        # The OS user is looked up once: it costs more than a whole metric write otherwise.
+        return RequestContext(project=self.project, actor=self._actor)
 
     # -- tracking ----------------------------------------------------------------------------
     def create_experiment(self, name: str) -> Experiment:

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import types
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -210,6 +210,14 @@ class ActiveRun:
     def log_metric(self, key: str, value: float, step: int | None = None,
                    timestamp: int | None = None) -> None:
         self.log_metrics({key: value}, step=step, timestamp=timestamp)
+
+    def log_batch(self, metrics: Sequence[MetricTuple] = (),
+                  params: Mapping[str, Any] | None = None,
+                  tags: Mapping[str, Any] | None = None) -> None:
+        """Log many points at once: ``metrics`` as ``(key, value, step[, timestamp_ms])``
+        tuples, plus params and tags, in one write."""
+        self._send(metrics=list(metrics), params=params,
+                   tags={k: str(v) for k, v in tags.items()} if tags else None)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         self._send(tags={k: str(v) for k, v in tags.items()})
