@@ -58,6 +58,22 @@ def store(store_uri: str) -> Iterator[Store]:
 
 
 @pytest.fixture
+def pg_store() -> Iterator[Store]:
+    """A fresh store on PostgreSQL only, for behaviour SQLite does not have (serialization
+    failures); it fails rather than skips where CI requires PostgreSQL."""
+    if not PG_URI:
+        if os.environ.get("SHIPYARD_REQUIRE_POSTGRES"):
+            pytest.fail("SHIPYARD_REQUIRE_POSTGRES is set but SHIPYARD_TEST_POSTGRES is not")
+        pytest.skip("SHIPYARD_TEST_POSTGRES is not set")
+    for uri in _pg_database():
+        s = open_store(uri, cached=False)
+        try:
+            yield s
+        finally:
+            s.dispose()
+
+
+@pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An isolated SHIPYARD_HOME; no SHIPYARD_* variable leaks in from the environment."""
     for key in list(os.environ):

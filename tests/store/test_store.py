@@ -55,9 +55,9 @@ def test_open_store_rejects_a_bad_busy_timeout(tmp_path: Any) -> None:
     assert caught.value.field == "busy_timeout_ms"
 
 
-def test_serialization_failures_are_retried(store: Store) -> None:
-    if store.is_sqlite:
-        pytest.skip("SQLite serialises writers with BEGIN IMMEDIATE; nothing to retry")
+def test_serialization_failures_are_retried(pg_store: Store) -> None:
+    # SQLite serialises writers with BEGIN IMMEDIATE, so only PostgreSQL can abort one.
+    store = pg_store
     with store.write() as conn:
         conn.execute(text("CREATE TABLE skew (id INT PRIMARY KEY, v INT NOT NULL)"))
         conn.execute(text("INSERT INTO skew VALUES (1, 0), (2, 0)"))
@@ -94,9 +94,8 @@ def test_serialization_failures_are_retried(store: Store) -> None:
     assert values == [1, 2]  # the retry saw the winner's write: serial order
 
 
-def test_retry_gives_up_with_unavailable(store: Store) -> None:
-    if store.is_sqlite:
-        pytest.skip("PostgreSQL only")
+def test_retry_gives_up_with_unavailable(pg_store: Store) -> None:
+    store = pg_store
     from psycopg.errors import SerializationFailure
     from sqlalchemy.exc import OperationalError
 
