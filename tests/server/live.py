@@ -32,11 +32,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(settings: Settings, **app_options: Any) -> Iterator[LiveServer]:
-    token = bootstrap(settings)
+def live_server(settings: Settings, *, port: int | None = None, **app_options: Any
+                ) -> Iterator[LiveServer]:
+    """A server for ``settings``; a second one on the same home reuses the admin token."""
+    from shipyard.security.credentials import read_credentials
+
+    token = bootstrap(settings) or read_credentials(settings.home)
     assert token is not None
     app = create_app(settings, **app_options)
-    port = free_port()
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             lifespan="on")
     server = uvicorn.Server(config)
