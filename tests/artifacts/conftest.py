@@ -52,7 +52,11 @@ def s3_endpoint() -> Iterator[str]:
         patch.setenv("AWS_CONFIG_FILE", os.devnull)
         patch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
         patch.delenv("AWS_PROFILE", raising=False)
-        s3_filesystem().mkdir(BUCKET)
+        # moto keeps its state per process, so a second server in this process (another
+        # suite importing this fixture) already sees the bucket.
+        fs = s3_filesystem()
+        if not fs.exists(BUCKET):
+            fs.mkdir(BUCKET)
         try:
             yield endpoint
         finally:
@@ -62,7 +66,8 @@ def s3_endpoint() -> Iterator[str]:
 def s3_filesystem() -> Any:
     import fsspec
 
-    return fsspec.filesystem("s3", use_listings_cache=False)
+    # A fresh instance each time: it must read the endpoint of the server now running.
+    return fsspec.filesystem("s3", use_listings_cache=False, skip_instance_cache=True)
 
 
 @dataclass
