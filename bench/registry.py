@@ -219,8 +219,11 @@ def mlflow_objects(source: Path, repeat: int) -> dict[str, float] | None:
         subprocess.run([str(python), "-m", "pip", "install", "--quiet", "xgboost"], check=True)
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1",
            "GIT_PYTHON_REFRESH": "quiet"}
-    done = subprocess.run([str(python), "-", str(source), str(repeat)], input=MLFLOW_SCRIPT,
-                          capture_output=True, text=True, env=env)
+    # MLflow writes its artifacts under the working directory: keep them out of the repo.
+    with tempfile.TemporaryDirectory(prefix="bench-mlflow-cwd-") as cwd:
+        done = subprocess.run([str(python), "-", str(source), str(repeat)],
+                              input=MLFLOW_SCRIPT, capture_output=True, text=True, env=env,
+                              cwd=cwd)
     if done.returncode != 0:
         print(f"MLflow comparison failed:\n{done.stderr[-2000:]}", file=sys.stderr)
         return None
