@@ -20,6 +20,15 @@ from shipyard.store import Store, open_store
 PG_URI = os.environ.get("SHIPYARD_TEST_POSTGRES")
 
 
+def require_postgres() -> str:
+    """The PostgreSQL test URI; without one, skip, or fail where CI requires PostgreSQL."""
+    if not PG_URI:
+        if os.environ.get("SHIPYARD_REQUIRE_POSTGRES"):
+            pytest.fail("SHIPYARD_REQUIRE_POSTGRES is set but SHIPYARD_TEST_POSTGRES is not")
+        pytest.skip("SHIPYARD_TEST_POSTGRES is not set")
+    return PG_URI
+
+
 def _pg_database() -> Iterator[str]:
     assert PG_URI is not None
     name = f"sy_test_{uuid.uuid4().hex[:12]}"
@@ -41,10 +50,7 @@ def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'shipyard.db'}"
         return
-    if not PG_URI:
-        if os.environ.get("SHIPYARD_REQUIRE_POSTGRES"):
-            pytest.fail("SHIPYARD_REQUIRE_POSTGRES is set but SHIPYARD_TEST_POSTGRES is not")
-        pytest.skip("SHIPYARD_TEST_POSTGRES is not set")
+    require_postgres()
     yield from _pg_database()
 
 
@@ -61,10 +67,7 @@ def store(store_uri: str) -> Iterator[Store]:
 def pg_store() -> Iterator[Store]:
     """A fresh store on PostgreSQL only, for behaviour SQLite does not have (serialization
     failures); it fails rather than skips where CI requires PostgreSQL."""
-    if not PG_URI:
-        if os.environ.get("SHIPYARD_REQUIRE_POSTGRES"):
-            pytest.fail("SHIPYARD_REQUIRE_POSTGRES is set but SHIPYARD_TEST_POSTGRES is not")
-        pytest.skip("SHIPYARD_TEST_POSTGRES is not set")
+    require_postgres()
     for uri in _pg_database():
         s = open_store(uri, cached=False)
         try:

@@ -34,7 +34,7 @@ from shipyard.config import Settings
 from shipyard.ids import new_id
 from shipyard.server.policy import POLICY
 from tests.artifacts.conftest import BUCKET, s3_endpoint, s3_filesystem
-from tests.conftest import PG_URI, _pg_database
+from tests.conftest import _pg_database, require_postgres
 from tests.server.conftest import client
 from tests.server.live import LiveServer, live_server
 
@@ -147,8 +147,7 @@ def planted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     else:
         artifacts = str(home / "blobs")
     if database == "postgres":
-        if not PG_URI:
-            pytest.skip("SHIPYARD_TEST_POSTGRES is not set")
+        require_postgres()
         databases: Iterator[str] = _pg_database()
         uri = next(databases)
     else:

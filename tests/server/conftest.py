@@ -23,7 +23,7 @@ import pytest
 from shipyard.config import Settings
 from shipyard.security.tripwire import Tripwire, deserialization_tripwire
 from shipyard.store import Store, open_store
-from tests.conftest import PG_URI, _pg_database
+from tests.conftest import _pg_database, require_postgres
 from tests.server.live import LiveServer, live_server
 
 # Modules that trip the wire on purpose, to test it.
@@ -58,8 +58,7 @@ def live_uri(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'shipyard.db'}"
         return
-    if not PG_URI:
-        pytest.skip("SHIPYARD_TEST_POSTGRES is not set")
+    require_postgres()
     yield from _pg_database()
 
 
