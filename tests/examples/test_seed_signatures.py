@@ -8,8 +8,6 @@ import glob
 import os
 from pathlib import Path
 
-import pytest
-
 from tests.examples.seed_code import (
     COMPONENTS,
     EXTRACT,
@@ -63,8 +61,9 @@ def test_pipeline_wiring_matches_the_seed() -> None:
 
 
 def test_the_checked_in_extract_is_faithful_to_the_seed() -> None:
-    root = Path(os.environ.get("SHIPYARD_SEEDS", "/work/shared/seeds"))
-    found = glob.glob(str(root / "002_*.txt"))
-    if not found:
-        pytest.skip(f"seed 002 is not in {root} (set SHIPYARD_SEEDS)")
-    assert extract(Path(found[0]).read_text()) == EXTRACT.read_text()
+    # seed_002.txt is a verbatim copy of the source document (shared/seeds/002_*.txt), kept
+    # beside the test so that CI checks the extract too; SHIPYARD_SEEDS checks a live copy.
+    root = os.environ.get("SHIPYARD_SEEDS")
+    found = glob.glob(str(Path(root) / "002_*.txt")) if root else []
+    seed = Path(found[0]) if found else Path(__file__).with_name("seed_002.txt")
+    assert extract(seed.read_text()) == EXTRACT.read_text()
