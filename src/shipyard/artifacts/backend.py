@@ -21,6 +21,12 @@ class Staged(abc.ABC):
     def write(self, chunk: bytes) -> None:
         """Append ``chunk``."""
 
+    def copy_local_file(self, source: int) -> tuple[str, int] | None:
+        """Copy the whole local file open as ``source`` in, before any ``write``; return the
+        sha256 and size of what was staged, or ``None`` where the backend has no faster way
+        than ``write`` (the caller then streams the file)."""
+        return None
+
     @abc.abstractmethod
     def commit(self, key: str, size: int) -> None:
         """Publish everything written under ``key`` atomically: readers see all or nothing.

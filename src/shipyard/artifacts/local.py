@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+from shipyard.artifacts import kernel_copy
 from shipyard.artifacts.backend import Backend, Staged
 from shipyard.artifacts.paths import make_dirs, resolve_inside
 from shipyard.artifacts.streams import CHUNK_SIZE, RawSource
@@ -24,8 +25,9 @@ _STAGING = "tmp"
 # O_NOFOLLOW: resolve_inside already refused links leading out; this closes the window in
 # which one could be planted between that check and the open.
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+# Read-write: a large copy is hashed by reading back what was written (see kernel_copy).
 _CREATE_FLAGS = (
-    os.O_WRONLY
+    os.O_RDWR
     | os.O_CREAT
     | os.O_EXCL
     | getattr(os, "O_NOFOLLOW", 0)
@@ -60,6 +62,13 @@ class _LocalStaged(Staged):
 
     def write(self, chunk: bytes) -> None:
         self._file.write(chunk)
+
+    def copy_local_file(self, source: int) -> tuple[str, int] | None:
+        try:
+            # Synced here, beside the hashing; the fsync in commit then finds nothing to do.
+            return kernel_copy.copy_and_hash(source, self._file.fileno(), sync=True)
+        except kernel_copy.KernelCopyUnsupported:
+            return None
 
     def commit(self, key: str, size: int) -> None:
         self._file.flush()

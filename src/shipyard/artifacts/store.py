@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import shutil
 import tempfile
@@ -19,13 +20,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-from shipyard.artifacts import trees
+from shipyard.artifacts import kernel_copy, trees
 from shipyard.artifacts.backend import Backend
 from shipyard.artifacts.info import BlobInfo, TreeInfo
 from shipyard.artifacts.local import fsync_dir
 from shipyard.artifacts.paths import blob_key, is_digest
 from shipyard.artifacts.streams import CHUNK_SIZE, Readable, copy_hashing, verifying_reader
-from shipyard.errors import NotFound
+from shipyard.errors import DataCorruption, NotFound
 
 _BLOBS = "blobs/sha256"
 
@@ -69,9 +70,23 @@ class ArtifactStore:
         return info
 
     def put_file(self, path: str | os.PathLike[str]) -> BlobInfo:
-        """Store the contents of the local file at ``path`` (hashed and copied in one pass)."""
+        """Store the contents of the local file at ``path`` (hashed and copied in one pass;
+        a large file into a local store is copied in the kernel and hashed beside it)."""
         with open(path, "rb", buffering=0) as source:
-            return self.put_stream(source)
+            if os.fstat(source.fileno()).st_size < kernel_copy.MIN_SIZE:
+                return self.put_stream(source)
+            staged = self._backend.stage()
+            try:
+                copied = staged.copy_local_file(source.fileno())
+                if copied is None:
+                    staged.discard()
+                    return self.put_stream(source)
+                digest, size = copied
+                staged.commit(blob_key(digest), size)
+            except BaseException:
+                staged.discard()
+                raise
+            return BlobInfo(digest, size)
 
     def put_stream(self, readable: Readable, max_size: int | None = None) -> BlobInfo:
         """Store everything ``readable.read`` returns until EOF, hashing as it streams.
@@ -115,9 +130,7 @@ class ArtifactStore:
         fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
         try:
             with os.fdopen(fd, "wb") as out:
-                size = self.write_to(digest, out)
-                out.flush()
-                os.fsync(out.fileno())
+                size = self.write_to(digest, out, sync=True)
             os.replace(temp, target)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -126,14 +139,53 @@ class ArtifactStore:
         fsync_dir(target.parent)
         return BlobInfo(digest, size)
 
-    def write_to(self, digest: str, out: BinaryIO) -> int:
-        """Copy a verified blob into ``out``; return its size. ``out`` is not rolled back."""
-        with self.open(digest) as reader:
+    def write_to(self, digest: str, out: BinaryIO, *, sync: bool = False) -> int:
+        """Copy a verified blob into ``out``; return its size. ``out`` is not rolled back.
+        ``sync`` flushes and fsyncs ``out`` before returning.
+
+        A large local blob going to an empty local file is copied in the kernel and the copy
+        hashed beside it (and fsynced while it is hashed); ``DataCorruption`` if it does not
+        match.
+        """
+        raw, stored = self._backend.open_read(blob_key(digest))
+        if stored >= kernel_copy.MIN_SIZE and isinstance(raw, io.FileIO) and _is_empty(out):
+            try:
+                copied = self._copy_in_kernel(raw, digest, stored, out, sync=sync)
+            except BaseException:
+                raw.close()
+                raise
+            if copied is not None:
+                raw.close()
+                return copied
+        location = f"{self.location}/{blob_key(digest)}"
+        with verifying_reader(raw, digest, stored, location) as reader:
             size = 0
             while chunk := reader.read(CHUNK_SIZE):
                 out.write(chunk)
                 size += len(chunk)
+        if sync:
+            out.flush()
+            os.fsync(out.fileno())
         return size
+
+    def _copy_in_kernel(
+        self, raw: io.FileIO, digest: str, size: int, out: BinaryIO, *, sync: bool
+    ) -> int | None:
+        out.flush()
+        try:
+            actual, copied = kernel_copy.copy_and_hash(raw.fileno(), out.fileno(), sync=sync)
+        except kernel_copy.KernelCopyUnsupported:
+            return None
+        if actual != digest or copied != size:
+            raise DataCorruption(
+                f"blob {digest} is corrupt: read {copied} bytes hashing to {actual[:16]}..., "
+                f"expected {size} bytes; restore it from a backup or delete it and upload "
+                "it again",
+                digest=digest,
+                location=f"{self.location}/{blob_key(digest)}",
+            )
+        out.seek(copied)
+        return copied
 
     def exists(self, digest: str) -> bool:
         """Whether a blob with this digest is stored (its content is not checked)."""
@@ -180,6 +232,26 @@ class ArtifactStore:
         manifest = self.put_bytes(trees.encode_manifest(files))
         return TreeInfo(manifest.digest, files)
 
+    def put_tree_entries(self, files: Mapping[str, BlobInfo]) -> TreeInfo:
+        """Store the manifest of a tree whose blobs are already stored (relative path ->
+        blob), for callers that store files from several places without first copying
+        them into one directory. Paths are checked as ``read_tree_manifest`` checks them;
+        a missing blob raises ``NotFound``, so a tree never names bytes that are not there.
+        """
+        encoded = trees.encode_manifest(files)
+        checked = trees.decode_manifest(encoded, "(new tree)")
+        for relative, blob in checked.items():
+            try:
+                present = self.size(blob.digest) == blob.size
+            except NotFound:
+                present = False
+            if not present:
+                raise NotFound(
+                    f"{relative!r}: no blob {blob.digest} of {blob.size} bytes is stored"
+                )
+        manifest = self.put_bytes(encoded)
+        return TreeInfo(manifest.digest, checked)
+
     def read_tree_manifest(self, digest: str) -> Mapping[str, BlobInfo]:
         """Return a tree's files (relative path -> blob), each path checked as safe.
 
@@ -191,22 +263,35 @@ class ArtifactStore:
             raise trees.not_a_manifest(digest, f"it is {size} bytes long")
         return trees.decode_manifest(self.get_bytes(digest), digest)
 
-    def get_tree(self, digest: str, dest_dir: str | os.PathLike[str]) -> TreeInfo:
+    def get_tree(
+        self, digest: str, dest_dir: str | os.PathLike[str], *, durable: bool = True
+    ) -> TreeInfo:
         """Materialise a tree into ``dest_dir``, which must not exist or be empty.
 
         Files are written (0600, directories 0700) into a staging directory beside
         ``dest_dir``, each verified, then the staging directory is renamed into place: the
         tree appears whole or not at all. Every path in the manifest goes through
         ``resolve_inside``, so a hostile manifest cannot write outside ``dest_dir``.
+        ``durable=False`` skips the fsyncs, for caches that check their files before use
+        and fetch again when a crash left them short.
         """
         files = self.read_tree_manifest(digest)
         target = Path(dest_dir).absolute()
         staging = trees.prepare_staging(target)
         try:
-            trees.materialise(self, files, staging)
+            trees.materialise(self, files, staging, durable=durable)
             os.replace(staging, target)  # replaces an empty directory atomically on POSIX
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        fsync_dir(target.parent)
+        if durable:
+            fsync_dir(target.parent)
         return TreeInfo(digest, files)
+
+
+def _is_empty(out: BinaryIO) -> bool:
+    """Whether ``out`` is a real, empty file, at its start: one the kernel can copy into."""
+    try:
+        return os.fstat(out.fileno()).st_size == 0 and out.tell() == 0
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False

@@ -199,8 +199,11 @@ def prepare_staging(target: Path) -> Path:
     return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.staging-"))
 
 
-def materialise(store: ArtifactStore, files: Mapping[str, BlobInfo], staging: Path) -> None:
-    """Write every file of a tree under ``staging`` (0600 files, 0700 directories), verified.
+def materialise(
+    store: ArtifactStore, files: Mapping[str, BlobInfo], staging: Path, *, durable: bool = True
+) -> None:
+    """Write every file of a tree under ``staging`` (0600 files, 0700 directories), verified;
+    fsynced unless ``durable`` is false.
 
     Raises ``DataCorruption`` if a blob does not match its digest or the manifest's size.
     """
@@ -218,9 +221,7 @@ def materialise(store: ArtifactStore, files: Mapping[str, BlobInfo], staging: Pa
                 field="manifest",
             ) from None
         with os.fdopen(fd, "wb") as out:
-            size = store.write_to(blob.digest, out)
-            out.flush()
-            os.fsync(out.fileno())
+            size = store.write_to(blob.digest, out, sync=durable)
         if size != blob.size:
             raise DataCorruption(
                 f"{relative!r} is {size} bytes but its tree manifest says {blob.size}",

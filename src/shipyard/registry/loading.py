@@ -2,9 +2,9 @@
 
 The version's directory is materialised from the artifact store (every blob verified
 against the digest recorded in the version row) into a per-digest cache under
-``$SHIPYARD_HOME/cache/models``, and every file is checked against the manifest again on
-each load, so an edited cache is caught too. Predictions validate their input against the
-signature first.
+``$SHIPYARD_HOME/cache/models``. A load from the cache checks every file against the
+manifest again before parsing it, so an edited cache is caught too. Predictions validate
+their input against the signature first.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from shipyard.artifacts import ArtifactStore, BlobInfo
 from shipyard.config import Settings
 from shipyard.errors import DataCorruption, InvalidArgument
 from shipyard.registry import flavors
-from shipyard.registry.flavors._manifest import MANIFEST_NAME, Manifest, hash_file
+from shipyard.registry.flavors._manifest import MANIFEST_NAME, FileEntry, Manifest, hash_file
 from shipyard.registry.models import ModelVersion
 from shipyard.registry.refs import ModelRef, parse_ref
 from shipyard.registry.service import resolve_ref
@@ -110,39 +110,54 @@ def _load(
     options = flavors.LoadOptions(
         trusted_types=tuple(settings.trusted_types), allow_pickle=allow_pickle
     )
-    path = materialise(artifacts, version.tree_digest, cache_root)
+    path, fetched = materialise(artifacts, version.tree_digest, cache_root)
     try:
-        manifest, model = flavors.load(path, options)
+        manifest, model = flavors.load(path, options, stored=fetched)
     except DataCorruption:
         # The cache copy was altered after it was fetched (the store's copy is verified
         # on every fetch): replace it once; if the fresh copy fails too, the error stands.
         log.warning("model cache entry %s is damaged; fetching it again", path)
         shutil.rmtree(path, ignore_errors=True)
-        path = materialise(artifacts, version.tree_digest, cache_root)
-        manifest, model = flavors.load(path, options)
+        path, fetched = materialise(artifacts, version.tree_digest, cache_root)
+        manifest, model = flavors.load(path, options, stored=fetched)
     return LoadedModel(version, manifest, model, path)
 
 
-def materialise(artifacts: ArtifactStore, tree_digest: str, cache_root: Path) -> Path:
-    """The version's directory in the cache, fetched if absent, checked against the tree."""
+def materialise(
+    artifacts: ArtifactStore, tree_digest: str, cache_root: Path
+) -> tuple[Path, dict[str, FileEntry] | None]:
+    """The version's directory in the cache, fetched if absent, checked against the tree.
+
+    Also returns the digests of the files when this call fetched them (each verified on
+    the way), so the load need not hash them again; ``None`` for a cached copy, which the
+    load verifies.
+    """
     cache_root.mkdir(mode=0o700, parents=True, exist_ok=True)
     target = cache_root / tree_digest
     expected = artifacts.read_tree_manifest(tree_digest)
     if target.is_dir():
         try:
             _check_against_tree(target, expected)
-            return target
+            return target, None
         except DataCorruption:
             # A damaged cache entry is replaced from the verified store, not trusted.
             shutil.rmtree(target, ignore_errors=True)
+    fetched: dict[str, FileEntry] | None = None
     try:
-        artifacts.get_tree(tree_digest, target)
+        # Not fsynced: the cache can always be fetched again, and a copy a crash left short
+        # fails the check on its next load and is replaced.
+        tree = artifacts.get_tree(tree_digest, target, durable=False)
+        fetched = {
+            name: FileEntry(blob.digest, blob.size)
+            for name, blob in tree.files.items()
+            if name != MANIFEST_NAME
+        }
     except (OSError, InvalidArgument):
         # Another process materialised the same version first; its copy is checked below.
         if not (target / MANIFEST_NAME).is_file():
             raise
     _check_against_tree(target, expected)
-    return target
+    return target, fetched
 
 
 def _check_against_tree(target: Path, expected: Mapping[str, BlobInfo]) -> None:

@@ -82,7 +82,7 @@ def register_model(
     with tempfile.TemporaryDirectory(prefix="shipyard-model-") as tmp:
         model_dir = Path(tmp, "model")
         model_dir.mkdir()
-        manifest = flavors.save(
+        package = flavors.package(
             model_or_path,
             model_dir,
             signature=signature,
@@ -90,7 +90,7 @@ def register_model(
             metadata=metadata,
             trusted_digest=trusted_digest,
         )
-        tree = artifacts.put_tree(model_dir)
+        manifest, tree = _store_package(artifacts, package)
     sig = None if manifest.signature is None else manifest.signature.to_dict()
 
     def work(conn: Connection) -> ModelVersion:
@@ -313,6 +313,18 @@ def _model_result(conn: Connection, model: Row[Any]) -> RegisteredModel:
         created_at=model.created_at,
         updated_at=model.updated_at,
     )
+
+
+def _store_package(
+    artifacts: ArtifactStore, package: flavors.Package
+) -> tuple[flavors.Manifest, TreeInfo]:
+    """Store the package's files (each read once, hashed as it is written), then its
+    manifest, then the tree listing them all."""
+    blobs = {name: artifacts.put_file(path) for name, path in sorted(package.files.items())}
+    entries = {name: flavors.FileEntry(b.digest, b.size) for name, b in blobs.items()}
+    manifest, data = package.manifest(entries)
+    blobs[flavors.MANIFEST_NAME] = artifacts.put_bytes(data)
+    return manifest, artifacts.put_tree_entries(blobs)
 
 
 def _get_or_create_model(

@@ -2,8 +2,8 @@
 
 A packaged model is a directory holding the flavor's files and ``shipyard-model.json`` (the
 manifest: flavor, framework, Python and package versions, signature, every file's sha256).
-``save`` writes one; ``load`` verifies every file against the manifest before the flavor
-parses a byte.
+``package`` prepares one for the store (``Package``), ``save`` writes one to a directory;
+``load`` returns a model only once every file has matched the manifest.
 """
 
 from __future__ import annotations
@@ -11,16 +11,21 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from shipyard.errors import DataCorruption, FailedPrecondition, InvalidArgument
 from shipyard.registry.flavors._base import Flavor, LoadOptions, Saved
+from shipyard.registry.flavors._files import ACCEPTED, save_file
 from shipyard.registry.flavors._manifest import (
     MANIFEST_NAME,
+    FileEntry,
     Manifest,
-    hash_file,
+    check_entries,
+    check_file_set,
     hash_tree,
+    list_files,
     package_versions,
     verify_tree,
 )
@@ -28,8 +33,7 @@ from shipyard.registry.flavors.composite import CompositeFlavor
 from shipyard.registry.flavors.custom import CustomFlavor, CustomPredictor
 from shipyard.registry.flavors.lightgbm import LightGBMFlavor
 from shipyard.registry.flavors.onnx import OnnxFlavor
-from shipyard.registry.flavors.onnx import save_file as save_onnx_file
-from shipyard.registry.flavors.pickle import PickleFlavor, looks_like_pickle, save_trusted
+from shipyard.registry.flavors.pickle import PickleFlavor
 from shipyard.registry.flavors.sklearn import SklearnFlavor
 from shipyard.registry.flavors.xgboost import XGBoostFlavor
 from shipyard.registry.signature import Signature, infer_signature, to_frame
@@ -38,9 +42,12 @@ __all__ = [
     "FLAVORS",
     "MANIFEST_NAME",
     "CustomPredictor",
+    "FileEntry",
     "LoadOptions",
     "Manifest",
+    "Package",
     "load",
+    "package",
     "save",
 ]
 
@@ -57,11 +64,100 @@ FLAVORS: tuple[Flavor, ...] = (
 _BY_NAME = {f.name: f for f in FLAVORS}
 INPUT_EXAMPLE = "input_example.json"
 MAX_EXAMPLE_ROWS = 20
-_ACCEPTED = (
-    "a scikit-learn estimator or Pipeline, an XGBoost or LightGBM model, an ONNX ModelProto, "
-    "a CustomPredictor, or a path to a .skops, .ubj/.json (XGBoost), .txt (LightGBM), .onnx "
-    "or packaged model directory"
-)
+
+
+@dataclass
+class Package:
+    """A model ready to store: its files, some still where the user keeps them, and all the
+    manifest needs except the files' digests, which the caller learns while storing them
+    (so every byte is read once). ``manifest`` completes it.
+    """
+
+    flavor: str
+    saved: Saved
+    files: dict[str, Path]  # name in the model directory -> file to read
+    signature: Signature | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    input_example: str | None = None
+    adopted: tuple[Manifest, bytes] | None = None  # a directory packaged earlier, as is
+
+    def manifest(self, entries: Mapping[str, FileEntry]) -> tuple[Manifest, bytes]:
+        """The manifest for these stored files, and its bytes. ``entries`` are the digests
+        and sizes of ``files`` as they were actually stored."""
+        if set(entries) != set(self.files):
+            raise ValueError(f"entries for {sorted(entries)}, files {sorted(self.files)}")
+        if self.adopted is not None:
+            manifest, data = self.adopted
+            for name in sorted(entries):
+                if manifest.files.get(name) != entries[name]:
+                    raise DataCorruption(
+                        f"{name} does not match its manifest entry: the model files were "
+                        "changed after saving, or while they were being registered",
+                        file=name,
+                    )
+            return manifest, data
+        manifest = Manifest(
+            flavor=self.flavor,
+            framework=self.saved.framework,
+            framework_version=self.saved.framework_version,
+            files=dict(entries),
+            packages=package_versions(self.saved.packages),
+            signature=self.signature,
+            options=self.saved.options,
+            metadata=self.metadata,
+            input_example=self.input_example,
+        )
+        return manifest, manifest.encode()
+
+
+def package(
+    model_or_path: Any,
+    model_dir: Path,
+    *,
+    signature: Signature | Mapping[str, Any] | None = None,
+    input_example: Any = None,
+    metadata: Mapping[str, Any] | None = None,
+    trusted_digest: str | None = None,
+) -> Package:
+    """Package ``model_or_path``, writing what must be written into the empty directory
+    ``model_dir``; a model file given by path is left where it is.
+
+    Raises ``InvalidArgument`` for an unsupported object or metadata that is not JSON,
+    ``UnsafeModel`` for a pickle file without a matching ``trusted_digest``.
+    """
+    clean_metadata = dict(metadata or {})
+    sig = _signature(signature, input_example)
+    _check_json({"metadata": clean_metadata, "signature": sig and sig.to_dict()})
+    external: dict[str, Path] = {}
+    if isinstance(model_or_path, str | Path):
+        source = Path(model_or_path)
+        if source.is_dir():
+            return _adopt_directory(source, trusted_digest)
+        flavor_name, saved, external = save_file(source, model_dir, trusted_digest)
+    else:
+        flavor = next((f for f in FLAVORS if f.matches(model_or_path)), None)
+        if flavor is None:
+            raise InvalidArgument(
+                f"cannot register a {type(model_or_path).__module__}."
+                f"{type(model_or_path).__qualname__}: pass {ACCEPTED}",
+                field="model",
+            )
+        flavor_name, saved = flavor.name, flavor.save(model_or_path, model_dir)
+    example_file = None
+    if input_example is not None:
+        example_file = INPUT_EXAMPLE
+        frame = to_frame(input_example, None).head(MAX_EXAMPLE_ROWS)
+        text = frame.to_json(orient="split", date_format="iso", index=False)
+        (model_dir / INPUT_EXAMPLE).write_text(text, encoding="utf-8")
+    files = {name: model_dir / name for name in list_files(model_dir)}
+    return Package(
+        flavor=flavor_name,
+        saved=saved,
+        files={**files, **external},
+        signature=sig,
+        metadata=clean_metadata,
+        input_example=example_file,
+    )
 
 
 def save(
@@ -73,58 +169,50 @@ def save(
     metadata: Mapping[str, Any] | None = None,
     trusted_digest: str | None = None,
 ) -> Manifest:
-    """Package ``model_or_path`` into the empty directory ``model_dir``; return its manifest.
+    """Package ``model_or_path`` into the empty directory ``model_dir`` as a complete model
+    directory (every file copied in, manifest written); return its manifest.
 
-    Raises ``InvalidArgument`` for an unsupported object, ``UnsafeModel`` for a pickle file
-    without a matching ``trusted_digest``.
+    Raises as ``package`` does.
     """
-    sig = _signature(signature, input_example)
-    if isinstance(model_or_path, str | Path):
-        source = Path(model_or_path)
-        if source.is_dir():
-            return _adopt_directory(source, model_dir, trusted_digest)
-        flavor_name, saved = _save_file(source, model_dir, trusted_digest)
-    else:
-        flavor = next((f for f in FLAVORS if f.matches(model_or_path)), None)
-        if flavor is None:
-            raise InvalidArgument(
-                f"cannot register a {type(model_or_path).__module__}."
-                f"{type(model_or_path).__qualname__}: pass {_ACCEPTED}",
-                field="model",
-            )
-        flavor_name, saved = flavor.name, flavor.save(model_or_path, model_dir)
-    example_file = None
-    if input_example is not None:
-        example_file = INPUT_EXAMPLE
-        frame = to_frame(input_example, None).head(MAX_EXAMPLE_ROWS)
-        text = frame.to_json(orient="split", date_format="iso", index=False)
-        (model_dir / INPUT_EXAMPLE).write_text(text, encoding="utf-8")
-    manifest = Manifest(
-        flavor=flavor_name,
-        framework=saved.framework,
-        framework_version=saved.framework_version,
-        files=hash_tree(model_dir),
-        packages=package_versions(saved.packages),
-        signature=sig,
-        options=saved.options,
-        metadata=dict(metadata or {}),
-        input_example=example_file,
+    pkg = package(
+        model_or_path,
+        model_dir,
+        signature=signature,
+        input_example=input_example,
+        metadata=metadata,
+        trusted_digest=trusted_digest,
     )
-    _check_json(manifest)
-    manifest.write(model_dir)
+    for name, path in pkg.files.items():
+        target = model_dir / name
+        if path != target:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+    manifest, data = pkg.manifest(hash_tree(model_dir))
+    (model_dir / MANIFEST_NAME).write_bytes(data)
     return manifest
 
 
-def load(model_dir: Path, options: LoadOptions) -> tuple[Manifest, Any]:
-    """Verify a packaged model directory and load it; ``DataCorruption`` on any mismatch."""
+def load(
+    model_dir: Path, options: LoadOptions, *, stored: Mapping[str, FileEntry] | None = None
+) -> tuple[Manifest, Any]:
+    """Verify a packaged model directory and load it; ``DataCorruption`` on any mismatch.
+
+    ``stored`` are the digests of files the caller has just written from verified bytes:
+    the manifest is compared with them instead of hashing every file again. Otherwise
+    every file is hashed before a flavor parses a byte, for every flavor: XGBoost's own
+    parser crashes the process on a damaged file rather than raising.
+    """
     manifest = Manifest.read(model_dir)
-    verify_tree(model_dir, manifest)
     flavor = _BY_NAME.get(manifest.flavor)
     if flavor is None:
         raise FailedPrecondition(
             f"unknown model flavor {manifest.flavor!r}: it needs a newer Shipyard "
             f"(this one knows {sorted(_BY_NAME)})"
         )
+    if stored is not None:
+        check_entries(manifest, stored)
+    else:
+        verify_tree(model_dir, manifest)
     return manifest, flavor.load(model_dir, manifest, options)
 
 
@@ -149,65 +237,18 @@ def _signature(
     return None
 
 
-def _save_file(source: Path, model_dir: Path, trusted: str | None) -> tuple[str, Saved]:
-    if not source.is_file():
-        raise InvalidArgument(f"no such model file: {source}", field="model")
-    suffix = source.suffix.lower()
-    if looks_like_pickle(source):
-        return "pickle", save_trusted(source, model_dir, trusted)
-    if suffix == ".skops":
-        import sklearn
-
-        shutil.copyfile(source, model_dir / "model.skops")
-        return "sklearn", Saved(
-            "scikit-learn", sklearn.__version__, ("scikit-learn", "skops"), {"file": "model.skops"}
-        )
-    if suffix in (".ubj", ".json"):
-        import xgboost
-
-        name = "model" + suffix
-        shutil.copyfile(source, model_dir / name)
-        # Parsing the file proves it is an XGBoost model before it is registered as one.
-        try:
-            xgboost.Booster(model_file=str(model_dir / name))
-        except xgboost.core.XGBoostError as exc:
-            raise InvalidArgument(
-                f"{source.name} is not an XGBoost model: {str(exc).splitlines()[0]}",
-                field="model",
-            ) from None
-        return "xgboost", Saved(
-            "xgboost", xgboost.__version__, ("xgboost",), {"file": name, "estimator": "Booster"}
-        )
-    if suffix == ".txt":
-        import lightgbm
-
-        shutil.copyfile(source, model_dir / "model.txt")
-        try:
-            lightgbm.Booster(model_file=str(model_dir / "model.txt"))
-        except lightgbm.basic.LightGBMError as exc:
-            raise InvalidArgument(
-                f"{source.name} is not a LightGBM model: {exc}", field="model"
-            ) from None
-        return "lightgbm", Saved(
-            "lightgbm",
-            lightgbm.__version__,
-            ("lightgbm",),
-            {"file": "model.txt", "kind": "booster"},
-        )
-    if suffix == ".onnx":
-        return "onnx", save_onnx_file(source, model_dir)
-    raise InvalidArgument(f"unsupported model file {source.name}: pass {_ACCEPTED}", field="model")
-
-
-def _adopt_directory(source: Path, model_dir: Path, trusted: str | None) -> Manifest:
-    """Register a directory packaged earlier (by the SDK, before an upload)."""
-    if not (source / MANIFEST_NAME).is_file():
+def _adopt_directory(source: Path, trusted: str | None) -> Package:
+    """Register a directory packaged earlier (by the SDK, before an upload). Its files are
+    compared with the manifest as they are stored (``Package.manifest``)."""
+    try:
+        data = (source / MANIFEST_NAME).read_bytes()
+    except FileNotFoundError:
         raise InvalidArgument(
             f"{source} has no {MANIFEST_NAME}: pass a model file or object instead",
             field="model",
-        )
-    manifest = Manifest.read(source)
-    verify_tree(source, manifest)
+        ) from None
+    manifest = Manifest.from_bytes(data)
+    check_file_set(source, manifest)
     if manifest.flavor not in _BY_NAME:
         raise InvalidArgument(f"unknown model flavor {manifest.flavor!r}", field="model")
     if manifest.flavor == "pickle":
@@ -216,14 +257,19 @@ def _adopt_directory(source: Path, model_dir: Path, trusted: str | None) -> Mani
         name = str(manifest.options.get("file", FILE))
         if name not in manifest.files:
             raise DataCorruption(f"the manifest names {name!r} but does not list it")
-        check_trust(hash_file(source / name).sha256, trusted, name)
-    shutil.copytree(source, model_dir, dirs_exist_ok=True, symlinks=False)
-    return manifest
+        check_trust(manifest.files[name].sha256, trusted, name)
+    saved = Saved(manifest.framework, manifest.framework_version, (), manifest.options)
+    return Package(
+        flavor=manifest.flavor,
+        saved=saved,
+        files={name: source / name for name in manifest.files},
+        adopted=(manifest, data),
+    )
 
 
-def _check_json(manifest: Manifest) -> None:
+def _check_json(metadata: Mapping[str, Any]) -> None:
     try:
-        json.dumps(manifest.to_dict(), allow_nan=False)
+        json.dumps(metadata, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidArgument(
             f"model metadata must be JSON (strings, numbers, lists, objects): {exc}",

@@ -8,6 +8,7 @@ exactly the bytes that were saved.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -106,37 +107,55 @@ class Manifest:
             # A hand-edited signature is a damaged file, not bad input from the caller.
             raise DataCorruption(f"{MANIFEST_NAME} has a bad signature: {exc}") from None
 
+    def encode(self) -> bytes:
+        """The bytes of ``shipyard-model.json``."""
+        return (json.dumps(self.to_dict(), indent=2) + "\n").encode("utf-8")
+
     def write(self, model_dir: Path) -> None:
-        text = json.dumps(self.to_dict(), indent=2, sort_keys=False)
-        (model_dir / MANIFEST_NAME).write_text(text + "\n", encoding="utf-8")
+        (model_dir / MANIFEST_NAME).write_bytes(self.encode())
 
     @classmethod
-    def read(cls, model_dir: Path) -> Manifest:
-        path = model_dir / MANIFEST_NAME
+    def from_bytes(cls, raw: bytes) -> Manifest:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DataCorruption(
-                f"{model_dir} has no {MANIFEST_NAME}: it is not a Shipyard model directory, "
-                "or the manifest was deleted",
-                file=MANIFEST_NAME,
-            ) from None
+            data = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise DataCorruption(f"{MANIFEST_NAME} is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise DataCorruption(f"{MANIFEST_NAME} must hold a JSON object")
         return cls.from_dict(data)
 
+    @classmethod
+    def read(cls, model_dir: Path) -> Manifest:
+        path = model_dir / MANIFEST_NAME
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise DataCorruption(
+                f"{model_dir} has no {MANIFEST_NAME}: it is not a Shipyard model directory, "
+                "or the manifest was deleted",
+                file=MANIFEST_NAME,
+            ) from None
+        return cls.from_bytes(raw)
+
 
 def package_versions(names: Iterable[str]) -> dict[str, str]:
     """Installed versions of ``names`` (distribution names), skipping absent ones."""
     versions = {}
     for name in (*CORE_PACKAGES, *names):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
+        version = _installed_version(name)
+        if version is not None:
+            versions[name] = version
     return versions
+
+
+@functools.lru_cache(maxsize=256)
+def _installed_version(name: str) -> str | None:
+    # Reading a distribution's metadata costs milliseconds; what the process imported does
+    # not change under it, so each name is read once.
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def hash_file(path: Path) -> FileEntry:
@@ -147,17 +166,33 @@ def hash_file(path: Path) -> FileEntry:
 
 def hash_tree(model_dir: Path) -> dict[str, FileEntry]:
     """Digest every file under ``model_dir`` except the manifest itself."""
-    return {name: hash_file(model_dir / name) for name in _list_files(model_dir)}
+    return {name: hash_file(model_dir / name) for name in list_files(model_dir)}
+
+
+def check_file_set(model_dir: Path, manifest: Manifest) -> None:
+    """Raise ``DataCorruption`` naming the first file that is missing or extra."""
+    present = set(list_files(model_dir))
+    for name in sorted(present - manifest.files.keys()):
+        raise DataCorruption(f"{name} is in the model directory but not in its manifest", file=name)
+    for name in sorted(manifest.files.keys() - present):
+        raise DataCorruption(f"{name} is listed in the manifest but missing", file=name)
+
+
+def check_entries(manifest: Manifest, stored: Mapping[str, FileEntry]) -> None:
+    """Compare the manifest with the digests of files known to hold verified bytes."""
+    for name in sorted(manifest.files.keys() ^ stored.keys()):
+        raise DataCorruption(f"{name} is not both in the manifest and in the model", file=name)
+    for name, expected in sorted(manifest.files.items()):
+        if stored[name] != expected:
+            raise DataCorruption(
+                f"{name} does not match its recorded sha256 {expected.sha256}", file=name
+            )
 
 
 def verify_tree(model_dir: Path, manifest: Manifest) -> None:
     """Raise ``DataCorruption`` naming the first file that is missing, extra or altered."""
-    present = set(_list_files(model_dir))
-    for name in sorted(present - manifest.files.keys()):
-        raise DataCorruption(f"{name} is in the model directory but not in its manifest", file=name)
+    check_file_set(model_dir, manifest)
     for name, expected in sorted(manifest.files.items()):
-        if name not in present:
-            raise DataCorruption(f"{name} is listed in the manifest but missing", file=name)
         # Size first: a cheap stat catches truncation without reading the file.
         path = model_dir / name
         if path.stat().st_size != expected.size or hash_file(path) != expected:
@@ -168,7 +203,7 @@ def verify_tree(model_dir: Path, manifest: Manifest) -> None:
             )
 
 
-def _list_files(model_dir: Path) -> list[str]:
+def list_files(model_dir: Path) -> list[str]:
     names = []
     for root, dirs, files in os.walk(model_dir, followlinks=False):
         for entry in (*dirs, *files):
