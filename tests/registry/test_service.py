@@ -192,6 +192,31 @@ def test_list_models_and_versions_with_filters(
         assert info.value.field == "filter"
 
 
+def test_list_models_reads_each_models_own_versions_and_aliases(
+    store: Store, artifacts: ArtifactStore, ctx: RequestContext
+) -> None:
+    # Versions and aliases of every model are read in one query each: each model must still
+    # be matched against its own rows only, in any project.
+    for name in ("a", "b", "c"):
+        register(store, artifacts, ctx, name, metrics={"rmse": 0.5})
+    register(store, artifacts, ctx, "b", metrics={"rmse": 0.1})
+    set_alias(store, ctx, "b", "production", 2)
+    set_alias(store, ctx, "c", "staging", 1)
+    other = RequestContext(project="p2", actor="alice")
+    register(store, artifacts, other, "a", metrics={"rmse": 0.01})
+    set_alias(store, other, "a", "production", 1)
+    assert [m.name for m in list_models(store, "p1", "metrics.rmse < 0.2")] == ["b"]
+    assert [m.name for m in list_models(store, "p1", "alias = 'production'")] == ["b"]
+    assert [m.name for m in list_models(store, "p1", "alias = 'staging'")] == ["c"]
+    assert [m.name for m in list_models(store, "p2", "alias = 'production'")] == ["a"]
+    listed = {m.name: m.aliases for m in list_models(store, "p1")}
+    assert listed == {"a": {}, "b": {"production": 2}, "c": {"staging": 1}}
+    filtered = list_models(store, "p1", "version = 1")
+    assert {m.name: m.aliases for m in filtered} == listed
+    assert get_model(store, "p1", "b").aliases == {"production": 2}
+    assert [m.name for m in list_models(store, "p1", "name != 'b'", limit=1)] == ["a"]
+
+
 def test_alias_moves_history_and_rollback(
     store: Store, artifacts: ArtifactStore, ctx: RequestContext
 ) -> None:

@@ -148,7 +148,9 @@ def register_model(
 def get_model(store: Store, project: str, name: str) -> RegisteredModel:
     with store.read() as conn:
         model = _rows.model_row(conn, project, name)
-        return _model_result(conn, model)
+        held = _rows.aliases_of(conn, model.id)
+        aliases = {alias: version for version, names in held.items() for alias in names}
+        return _model_result(model, dict(sorted(aliases.items())))
 
 
 def get_model_version(
@@ -182,17 +184,29 @@ def list_models(
     store: Store, project: str, filter: str | None = None, *, limit: int = 1000
 ) -> list[RegisteredModel]:
     """Models with at least one version matching ``filter`` (see ``registry.filters``),
-    by name. With no filter, every model, including those without versions."""
+    by name. With no filter, every model, including those without versions.
+
+    A fixed number of queries whatever the number of models: the project's aliases, and
+    (with a filter) its versions, are read once and matched here.
+    """
     clauses = parse_filter(filter)
-    out: list[RegisteredModel] = []
     with store.read() as conn:
         rows = conn.execute(
             select(models).where(models.c.project == project).order_by(models.c.name)
         ).all()
+        aliases = _project_aliases(conn, project)
+        versions = _project_versions(conn, project) if clauses else {}
+        out: list[RegisteredModel] = []
         for model in rows:
-            if clauses and not _matching_versions(conn, model, clauses, first_only=True):
-                continue
-            out.append(_model_result(conn, model))
+            if clauses:
+                held = _by_version(aliases.get(model.id, {}))
+                deployed = _rows.deployed_versions(conn, model.id)
+                if not any(
+                    _version_matches(model, row, held, deployed, clauses)
+                    for row in versions.get(model.id, ())
+                ):
+                    continue
+            out.append(_model_result(model, aliases.get(model.id, {})))
             if len(out) >= limit:
                 break
     return out
@@ -274,33 +288,70 @@ def _matching_versions(
     )
     out: list[ModelVersion] = []
     for row in rows:
-        mv = _rows.to_version(row, model.project, model.name, aliases, deployed)
-        doc = {
-            "labels": {**(model.labels or {}), **mv.labels},
-            "metrics": mv.metrics,
-            "name": mv.name,
-            "status": mv.status,
-            "flavor": mv.flavor,
-            "semver": mv.semver,
-            "version": mv.version,
-            "alias": mv.aliases,
-        }
-        if all(c.matches(doc) for c in clauses):
-            out.append(mv)
+        if _version_matches(model, row, aliases, deployed, clauses):
+            out.append(_rows.to_version(row, model.project, model.name, aliases, deployed))
             if first_only:
                 break
     return out
 
 
-def _model_result(conn: Connection, model: Row[Any]) -> RegisteredModel:
-    aliases = {
-        alias: int(version)
-        for alias, version in conn.execute(
-            select(model_aliases.c.alias, model_aliases.c.version).where(
-                model_aliases.c.model_id == model.id
-            )
-        )
+def _version_matches(
+    model: Row[Any],
+    row: Row[Any],
+    aliases: Mapping[int, list[str]],
+    deployed: set[int],
+    clauses: list[Any],
+) -> bool:
+    mv = _rows.to_version(row, model.project, model.name, aliases, deployed)
+    doc = {
+        "labels": {**(model.labels or {}), **mv.labels},
+        "metrics": mv.metrics,
+        "name": mv.name,
+        "status": mv.status,
+        "flavor": mv.flavor,
+        "semver": mv.semver,
+        "version": mv.version,
+        "alias": mv.aliases,
     }
+    return all(c.matches(doc) for c in clauses)
+
+
+def _project_aliases(conn: Connection, project: str) -> dict[str, dict[str, int]]:
+    """model id -> {alias: version} for every model of ``project``."""
+    out: dict[str, dict[str, int]] = {}
+    rows = conn.execute(
+        select(model_aliases.c.model_id, model_aliases.c.alias, model_aliases.c.version)
+        .join(models, models.c.id == model_aliases.c.model_id)
+        .where(models.c.project == project)
+        .order_by(model_aliases.c.alias)
+    )
+    for model_id, alias, version in rows:
+        out.setdefault(model_id, {})[alias] = int(version)
+    return out
+
+
+def _project_versions(conn: Connection, project: str) -> dict[str, list[Row[Any]]]:
+    """model id -> its version rows, newest first, for every model of ``project``."""
+    out: dict[str, list[Row[Any]]] = {}
+    rows = conn.execute(
+        select(model_versions)
+        .join(models, models.c.id == model_versions.c.model_id)
+        .where(models.c.project == project)
+        .order_by(model_versions.c.model_id, model_versions.c.version.desc())
+    )
+    for row in rows:
+        out.setdefault(row.model_id, []).append(row)
+    return out
+
+
+def _by_version(aliases: Mapping[str, int]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for alias, version in sorted(aliases.items()):
+        out.setdefault(version, []).append(alias)
+    return out
+
+
+def _model_result(model: Row[Any], aliases: Mapping[str, int]) -> RegisteredModel:
     latest = int(model.next_version) - 1
     return RegisteredModel(
         id=model.id,
@@ -308,7 +359,7 @@ def _model_result(conn: Connection, model: Row[Any]) -> RegisteredModel:
         name=model.name,
         description=model.description,
         labels=dict(model.labels or {}),
-        aliases=aliases,
+        aliases=dict(aliases),
         latest_version=latest or None,
         created_at=model.created_at,
         updated_at=model.updated_at,
