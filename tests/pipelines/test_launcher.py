@@ -1,5 +1,6 @@
-"""The step launcher: steps forked from a warm per-run process (``_zygote``), and the cold
-``python -m`` fallback. Each step must still behave like a process of its own."""
+"""The step launcher: steps forked from a warm process (``_zygote``, kept between runs by
+``_pool``), and the cold ``python -m`` fallback. Each step must still behave like a process
+of its own."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy  # noqa: F401 - loaded here so the launcher preloads it, as a user's runner would
 import pytest
 
 from shipyard import dsl
-from shipyard.pipelines import _launch, get_task_log
+from shipyard.pipelines import _launch, _pool, get_task_log
 from tests.pipelines import steps
 from tests.pipelines.conftest import Env
 
@@ -121,10 +123,10 @@ def crashes() -> None:
     steps.echo(value="survivor")
 
 
-def _children() -> list[tuple[int, str]]:
-    """(pid, state) of this process's child processes, from /proc."""
+def _children(parent: int | None = None) -> list[tuple[int, str]]:
+    """(pid, state) of the child processes of ``parent`` (this process), from /proc."""
     found = []
-    me = os.getpid()
+    me = os.getpid() if parent is None else parent
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -167,7 +169,17 @@ def test_crashing_steps_fail_alone_and_leave_no_processes(env: Env) -> None:
     assert "exited with 3" in (run.tasks["hard-exit"].error or "")
     assert run.tasks["echo"].state == "SUCCEEDED"
     assert "about to crash" in get_task_log(env.store, env.artifacts, "default", run.id, "segfault")
-    # The launcher was reaped and reaped its steps: no zombie, nothing left running.
+    # The launcher reaped its steps: nothing of them is left, not even a zombie. It is kept
+    # for the next run, with at most a spare child waiting for a step.
+    kept = {pid for pid, _ in _children()} - before
+    assert len(kept) <= 1
+    for launcher in kept:
+        deadline = time.monotonic() + 10
+        while len(_children(launcher)) > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(state != "Z" for _, state in _children(launcher))
+    # Closed, it is reaped, and so is its spare.
+    _pool.shutdown()
     assert {pid for pid, _ in _children()} <= before
 
 
@@ -298,3 +310,48 @@ def test_an_unwritten_output_fails_the_step_naming_it(env: Env, inline: bool) ->
     ok = env.run(metadata_only, inline=inline)
     model = ok.tasks["writes-metadata-only"].outputs["model"]
     assert model.layout == "none" and model.metadata == {"registered_elsewhere": True}
+
+
+@dsl.component
+def parent_pid(tag: str) -> int:
+    import os
+
+    return os.getppid()
+
+
+@dsl.pipeline(name="parents")
+def parents(tag: str) -> None:
+    parent_pid(tag=tag)
+
+
+def _launcher_of(run: Any) -> int:
+    return int(run.tasks["parent-pid"].outputs["Output"])
+
+
+@needs_fork
+def test_the_launcher_is_kept_between_runs_and_replaced_when_dead(env: Env) -> None:
+    first = _launcher_of(env.run(parents, {"tag": "a"}))
+    assert _launcher_of(env.run(parents, {"tag": "b"})) == first
+    os.kill(first, signal.SIGKILL)
+    assert _wait_gone(first)
+    assert _launcher_of(env.run(parents, {"tag": "c"})) not in (first, 0)
+
+
+@needs_fork
+def test_a_forked_copy_of_the_runner_does_not_hold_the_launcher(env: Env) -> None:
+    launcher = _launcher_of(env.run(parents, {"tag": "fork"}))
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # a copy of the runner that outlives it (a multiprocessing worker, say)
+        os.close(write)
+        os.read(read, 1)
+        os._exit(0)
+    os.close(read)
+    try:
+        started = time.monotonic()
+        _pool.shutdown()  # closes our side: the launcher must see it, despite the copy
+        assert time.monotonic() - started < 5
+        assert _wait_gone(launcher, 1)
+    finally:
+        os.close(write)
+        os.waitpid(child, 0)

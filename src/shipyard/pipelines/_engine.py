@@ -51,6 +51,7 @@ class Engine(StepRunner):
 
     def execute(self) -> None:
         try:
+            self.open_launcher()
             while True:
                 if self._cancel_requested():
                     self._cancel_all()

@@ -28,6 +28,20 @@ from shipyard.dsl._artifacts import ARTIFACT_TYPES, Artifact
 from shipyard.pipelines.spec import ComponentSpec
 
 _HERE = os.path.abspath(__file__)
+# Components defined in this process, by their JSON. Only for ``run_request``, whose process
+# runs one step and exits: the launcher defines each component once, and the steps forked
+# from it afterwards start with it defined (each with its own copy of its namespace).
+_LOADED: dict[str, tuple[ComponentSpec, Callable[..., Any]]] = {}
+
+
+def load(component: dict[str, Any]) -> tuple[ComponentSpec, Callable[..., Any]]:
+    """The validated spec and the function of a component, defined once per process."""
+    key = json.dumps(component, sort_keys=True)
+    loaded = _LOADED.get(key)
+    if loaded is None:
+        spec = ComponentSpec.model_validate(component)
+        loaded = _LOADED[key] = (spec, load_function(spec))
+    return loaded
 
 
 def load_function(spec: ComponentSpec) -> Callable[..., Any]:
@@ -161,9 +175,9 @@ def child_main(request_path: str) -> None:
 
 def run_request(request: dict[str, Any]) -> dict[str, Any]:
     """Run a step in this (step) process; its result, for the caller to hand over."""
-    spec = ComponentSpec.model_validate(request["component"])
     try:
-        result: dict[str, Any] = {"ok": True, **execute(spec, request)}
+        spec, function = load(request["component"])
+        result: dict[str, Any] = {"ok": True, **execute(spec, request, function)}
     except BaseException as exc:  # every failure is reported to the parent
         text = user_traceback(exc)
         sys.stderr.write(text)

@@ -5,10 +5,11 @@ module state, no re-import of the caller's ``__main__`` (which ``multiprocessing
 methods would do), and a process group to kill on timeout or cancel. Its stdout and stderr
 go straight to the step's log.
 
-Where ``fork`` is safe (Linux), a run starts one warm launcher (``_zygote``, a fresh
-interpreter with the executor imported) and each step is a child forked from it, which costs
-milliseconds instead of a cold interpreter's ~0.3 s. Elsewhere, or if the launcher cannot be
-started, each step is a cold ``python -m shipyard.pipelines._executor``.
+Where ``fork`` is safe (Linux), steps are children forked from a warm launcher (``_zygote``,
+a fresh interpreter with the executor imported), which costs milliseconds instead of a cold
+interpreter's ~0.3 s; ``_pool`` keeps the launcher between runs, so only a process's first
+run waits for it to start. Elsewhere, or if the launcher cannot be started, each step is a
+cold ``python -m shipyard.pipelines._executor``.
 """
 
 from __future__ import annotations
@@ -114,24 +115,32 @@ class _Exited:
         self.why = why
 
 
+def preload_wanted() -> list[str]:
+    return [m for m in PRELOAD if m in sys.modules]
+
+
 class ForkServer:
     """The runner's side of one ``_zygote`` process (see that module for the protocol)."""
 
-    def __init__(self, cwd: str) -> None:
+    def __init__(self, key: tuple[str, ...] = ()) -> None:
+        self.key = key  # what ``_pool`` matches a later run's interpreter against
         parent, child = socket.socketpair()
         # Steps report their end on a second channel, straight to the runner: a message
         # per step (SEQPACKET keeps each whole), sent before the process exits, so
         # finishing a step waits for neither its teardown nor the launcher reaping it.
         notices, notifier = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        preload = ",".join(m for m in PRELOAD if m in sys.modules)
+        self.preloaded = set(preload_wanted())
         fds = (child.fileno(), notifier.fileno())
+        # -P: nothing of the launcher's working directory on its path (each step puts its
+        # own first, as a cold step would); "/" so that no directory is held busy.
+        command = [sys.executable, "-P", "-m", "shipyard.pipelines._zygote", *map(str, fds)]
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "shipyard.pipelines._zygote", *map(str, fds), preload],
+                [*command, ",".join(sorted(self.preloaded))],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 pass_fds=fds,
-                cwd=cwd,
+                cwd="/",
                 # Its own session: a Ctrl-C meant for the runner must not kill the launcher
                 # under steps the runner is about to cancel cleanly.
                 start_new_session=True,
@@ -158,6 +167,7 @@ class ForkServer:
         # Steps that reported their end themselves, with their result when it fit.
         self.finished: dict[int, dict[str, Any] | None] = {}
         self._collected: set[int] = set()  # results read before the launcher reaped them
+        self._open: set[int] = set()  # started, result not read yet
 
     @property
     def sentinel(self) -> int:
@@ -166,6 +176,20 @@ class ForkServer:
     @property
     def alive(self) -> bool:
         return not self._closed
+
+    @property
+    def idle(self) -> bool:
+        """Alive, and every step it started has ended and been read: fit for another run."""
+        self.pump()
+        return not self._closed and not self._open
+
+    def preload(self, modules: list[str]) -> None:
+        """Have the launcher import ``modules`` too (when idle), if it has not."""
+        missing = sorted(set(modules) - self.preloaded)
+        if missing and not self._closed:
+            with contextlib.suppress(OSError):  # a dead launcher shows at the next pump
+                self._send({"op": "preload", "modules": missing})
+            self.preloaded.update(missing)
 
     def _send(self, message: dict[str, Any]) -> None:
         self._sock.sendall(json.dumps(message).encode() + b"\n")
@@ -222,6 +246,7 @@ class ForkServer:
     def collect(self, step: int) -> dict[str, Any] | _Exited | None:
         """Forget a step whose result is being read: what it reported itself (its result,
         or ``None`` for "in the result file") or else what the launcher saw it exit with."""
+        self._open.discard(step)
         exited = self.exited.pop(step, None)
         if exited is None:
             self._collected.add(step)
@@ -276,6 +301,7 @@ class ForkServer:
         except OSError:
             self._lost()
             raise
+        self._open.add(step)
         return _ForkedHandle(self, step, request["result"])
 
     def kill(self, step: int) -> None:
@@ -289,15 +315,25 @@ class ForkServer:
         """End the launcher (it kills any step still running) and reap it."""
         if self._closed:
             return
-        self._closed = True
-        self._selector.close()
-        self._sock.close()
-        self._notices.close()
+        self.abandon()
         try:
             self._process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+
+    def abandon(self, *, child_of_fork: bool = False) -> None:
+        """Close this side without reaping the launcher (``close`` then reaps it; a forked
+        copy of the runner, whose child the launcher is not, only closes). The launcher
+        exits when every copy of this side is closed."""
+        self._closed = True
+        self._selector.close()
+        self._sock.close()
+        self._notices.close()
+        if child_of_fork:
+            # Not this process's child: nothing to wait for, and nothing for ``Popen`` to
+            # warn about ("still running") when it is collected here.
+            self._process.returncode = 0
 
 
 class _ForkedHandle:

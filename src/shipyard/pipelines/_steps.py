@@ -26,7 +26,7 @@ from shipyard.artifacts.paths import blob_key
 from shipyard.config import Settings
 from shipyard.context import RequestContext
 from shipyard.dsl._artifacts import METADATA_ONLY
-from shipyard.pipelines import _launch, _lineage, caching, runs
+from shipyard.pipelines import _launch, _lineage, _pool, caching, runs
 from shipyard.pipelines._state import Inst, MissingOutput, RunOptions, safe_name
 from shipyard.pipelines.models import ArtifactOutput, PipelineRun, TaskInfo
 from shipyard.pipelines.spec import PipelineSpec, canonical_json, topological_order
@@ -292,24 +292,38 @@ class StepRunner:
             assert inst.dir is not None
             inst.handle = self._launch(str(inst.dir / "request.json"), request)
 
+    def open_launcher(self) -> None:
+        """Have a warm launcher for this run's steps (it starts while the run sets up)."""
+        if not self._fork_ok or self.options.inline or self.options.backend != "process":
+            return
+        if self._fork_server is not None and self._fork_server.alive:
+            return
+        self.close_launcher()
+        try:
+            self._fork_server = _pool.acquire()
+        except OSError as exc:
+            self._no_fork(exc)
+
+    def _no_fork(self, exc: OSError) -> None:
+        log.warning("cannot fork steps (%s); starting each in a fresh interpreter", exc)
+        self._fork_ok = False
+        self.close_launcher()
+
     def _launch(self, request_path: str, request: dict[str, Any]) -> _launch.Handle:
-        """A step process: forked from the run's warm launcher, or a cold interpreter."""
-        if self._fork_ok:
+        """A step process: forked from a warm launcher, or a cold interpreter."""
+        self.open_launcher()
+        if self._fork_server is not None:
             try:
-                if self._fork_server is None or not self._fork_server.alive:
-                    self.close_launcher()
-                    self._fork_server = _launch.ForkServer(str(self.workdir))
                 return self._fork_server.start(request_path, request)
             except OSError as exc:
-                log.warning("cannot fork steps (%s); starting each in a fresh interpreter", exc)
-                self._fork_ok = False
-                self.close_launcher()
+                self._no_fork(exc)
         return _launch.start_process(request_path, request)
 
     def close_launcher(self) -> None:
+        """Hand the launcher back (``_pool`` keeps it for the next run if it is fit)."""
         if self._fork_server is not None:
-            self._fork_server.close()
-            self._fork_server = None
+            server, self._fork_server = self._fork_server, None
+            _pool.release(server)
 
     def _env(self, inst: Inst) -> dict[str, str]:
         env = {

@@ -1,11 +1,18 @@
-"""The step launcher of one run: a warm interpreter that forks a fresh process per step.
+"""The step launcher: a warm interpreter that forks a fresh process per step.
 
 A cold ``python -m shipyard.pipelines._executor`` costs ~0.3 s before a step's first line
-runs; most of it is importing Python, pydantic and Shipyard. This process (started once per
-run by ``_launch.ForkServer``) pays that once, then forks a child per step. Each child is
-what a cold step process was: its own session and process group (so a timeout or a cancel
-kills the step and everything it started), stdout and stderr on the step's log, stdin on
-``/dev/null``, the run's environment, and ``_executor.child_main`` writing the result file.
+runs; most of it is importing Python, pydantic and Shipyard. This process (started by
+``_launch.ForkServer`` and kept by ``_pool`` for the runs that follow) pays that once, then
+forks a child per step. Each child is what a cold step process was: its own session and
+process group (so a timeout or a cancel kills the step and everything it started), stdout
+and stderr on the step's log, stdin on ``/dev/null``, the run's environment, its working
+directory first on ``sys.path``, and ``_executor`` running the step from its recorded source.
+
+Forking copies the page tables of the whole interpreter (~1.5 ms here), so it is done ahead:
+when idle the launcher keeps one *spare* child forked, already in its own session, waiting
+on a pipe for its step. A start hands the request to the spare (or forks one if there is
+none), then defines the component here too, so the spares forked afterwards find its source
+compiled and its spec validated.
 
 The protocol is newline-delimited JSON over a socket shared with the runner, plus a
 SEQPACKET socket on which each step reports its own end just before it exits, with its
@@ -14,15 +21,17 @@ message and went to the step's result file instead:
 
     runner -> here   {"op": "start", "id": 7, "request": {...}, "cwd": ..., "env": {...}}
                      {"op": "kill", "id": 7}
+                     {"op": "preload", "modules": ["pandas"]}  import these when idle
     here -> runner   {"ready": true, "pid": ...}            once, after the imports
-                     {"id": 7, "pid": 12345}                 the step is forked
-                     {"id": 7, "error": "fork failed: ..."}  or it could not be
+                     {"id": 7, "pid": 12345}                 the step has its process
+                     {"id": 7, "error": "fork failed: ..."}  or it could not have one
                      {"id": 7, "exit": -9}                   reaped; Popen-style returncode
 
 Only this process reaps the children, so only it may signal them: a pid it has reaped can
 be reused, so the runner asks for kills instead of sending signals itself. When the runner
 goes away (end of file on the socket: it finished or was killed) the steps still running are
-killed, since nobody is left to record their outputs, and this process exits.
+killed, since nobody is left to record their outputs, and this process exits; so does a
+spare, which sees the end of its pipe.
 """
 
 from __future__ import annotations
@@ -39,7 +48,10 @@ import socket
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from typing import Any
+
+from shipyard.pipelines import _executor
 
 _LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 NOTICE_LIMIT = 60_000  # bytes; the runner reads notices into a 64 KiB buffer
@@ -51,7 +63,9 @@ class _Server:
         self.notifier = notifier
         self.preload = preload
         self.buffer = b""
-        self.live: dict[int, int] = {}  # pid -> step id, until reaped
+        self.live: dict[int, int | None] = {}  # pid -> step id (None: the spare), until reaped
+        self.spare: tuple[int, int] | None = None  # its pid, and the pipe its step goes to
+        self.spares = True  # False after a failed fork, until a start needs a process again
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
@@ -70,11 +84,17 @@ class _Server:
         signal.set_wakeup_fd(self.wake_w)
         self.send({"ready": True, "pid": os.getpid()})
         while True:
-            # Heavy modules are imported when nothing is waiting, so the first steps start
-            # at once and the later ones find them loaded.
-            events = self.selector.select(0 if self.preload else None)
-            if not events and self.preload:
-                _import(self.preload.pop(0))
+            # Work that can wait is done when no message is waiting: a spare first (the
+            # next step's fork), then heavy modules, so the first steps start at once and
+            # the later ones find them loaded.
+            want_spare = self.spare is None and self.spares
+            events = self.selector.select(0 if want_spare or self.preload else None)
+            if not events:
+                if want_spare:
+                    self._fork_spare()
+                else:
+                    _import(self.preload.pop(0))
+                    self._drop_spare()  # it was forked without the module
                 continue
             for key, _ in events:
                 if key.fileobj is self.sock:
@@ -98,9 +118,11 @@ class _Server:
             line, self.buffer = self.buffer.split(b"\n", 1)
             message = json.loads(line)
             if message["op"] == "start":
-                self._start(message)
+                self._start(message, line)
             elif message["op"] == "kill":
                 self._kill(int(message["id"]))
+            elif message["op"] == "preload":
+                self.preload += [m for m in message["modules"] if m not in sys.modules]
         return True
 
     def _reap(self) -> None:
@@ -112,6 +134,9 @@ class _Server:
             if pid == 0:
                 return
             step = self.live.pop(pid, None)
+            if self.spare is not None and self.spare[0] == pid:  # it died waiting
+                os.close(self.spare[1])
+                self.spare = None
             if step is not None:
                 self.send({"id": step, "exit": os.waitstatus_to_exitcode(status)})
 
@@ -121,35 +146,85 @@ class _Server:
                 _kill_group(pid)
 
     def _shutdown(self) -> None:
+        self._drop_spare()
         for pid in list(self.live):
             _kill_group(pid)
         for pid in list(self.live):
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
 
-    def _start(self, message: dict[str, Any]) -> None:
+    def _start(self, message: dict[str, Any], line: bytes) -> None:
+        step = int(message["id"])
+        self.spares = True
+        pid = self._hand_to_spare(line)
+        if pid is None:
+            pid = self._fork(lambda: self._become_step(message))
+        if pid is None:
+            self.send({"id": step, "error": "could not be forked"})
+            return
+        self.live[pid] = step
+        self.send({"id": step, "pid": pid})
+        # Defined here after the step has its process (which defines it too, meanwhile),
+        # so that every spare forked from now on has it ready.
+        with contextlib.suppress(Exception):  # a broken component fails in its step
+            _executor.load(message["request"]["component"])
+            gc.freeze()
+
+    def _hand_to_spare(self, line: bytes) -> int | None:
+        if self.spare is None:
+            return None
+        pid, pipe = self.spare
+        self.spare = None
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(pipe, view) :]
+        except OSError:  # it died waiting: reaped as a spare, never reported
+            _kill_group(pid)
+            return None
+        finally:
+            os.close(pipe)
+        return pid
+
+    def _fork_spare(self) -> None:
+        read, write = os.pipe()
+        pid = self._fork(lambda: self._wait_as_spare(read, write))
+        os.close(read)
+        if pid is None:
+            os.close(write)
+            self.spares = False
+            return
+        self.live[pid] = None
+        self.spare = (pid, write)
+
+    def _drop_spare(self) -> None:
+        if self.spare is not None:
+            pid, pipe = self.spare
+            self.spare = None
+            os.close(pipe)  # it sees the end of the pipe and exits
+            _kill_group(pid)
+
+    def _fork(self, child: Callable[[], None]) -> int | None:
         sys.stdout.flush()
         sys.stderr.flush()
         try:
             pid = os.fork()
-        except OSError as exc:
-            self.send({"id": message["id"], "error": f"could not be forked: {exc}"})
-            return
+        except OSError:
+            return None
         if pid == 0:
             code = 70
             try:
-                self._become_step(message)
+                child()
                 code = 0
             except BaseException:
                 with contextlib.suppress(BaseException):
                     traceback.print_exc()
                     sys.stderr.flush()
             os._exit(code)
-        self.live[pid] = int(message["id"])
-        self.send({"id": message["id"], "pid": pid})
+        return pid
 
-    def _become_step(self, message: dict[str, Any]) -> None:
-        """Runs in the forked child: turn it into a step process, run the step, exit."""
+    def _leave_launcher(self) -> None:
+        """In a forked child: drop what belongs to the launcher, take a session of its own."""
         os.setsid()
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -157,6 +232,27 @@ class _Server:
         self.sock.close()
         os.close(self.wake_r)
         os.close(self.wake_w)
+        if self.spare is not None:  # a spare's pipe is for it alone
+            os.close(self.spare[1])
+
+    def _wait_as_spare(self, read: int, write: int) -> None:
+        """Runs in a spare: wait for a step (the whole message, then the end of the pipe);
+        the end alone means the launcher is gone or has replaced this spare."""
+        os.close(write)
+        self._leave_launcher()
+        chunks = []
+        while chunk := os.read(read, 65536):
+            chunks.append(chunk)
+        os.close(read)
+        if chunks:
+            self._run_step(json.loads(b"".join(chunks)))
+
+    def _become_step(self, message: dict[str, Any]) -> None:
+        self._leave_launcher()
+        self._run_step(message)
+
+    def _run_step(self, message: dict[str, Any]) -> None:
+        """Runs in a step's process: set it up as a step process, run the step, report."""
         null = os.open(os.devnull, os.O_RDONLY)
         request = message["request"]
         log = os.open(request["log"], _LOG_FLAGS, 0o600)
@@ -166,11 +262,11 @@ class _Server:
         os.close(null)
         os.close(log)
         os.chdir(message["cwd"])
+        # A cold ``python -m`` step would have its working directory first on its path.
+        sys.path.insert(0, message["cwd"])
         os.environ.clear()
         os.environ.update(message["env"])
         _reseed()
-        from shipyard.pipelines import _executor
-
         sys.argv = [_executor.__file__]
         result = _executor.run_request(request)
         _finish_like_an_interpreter()
@@ -224,11 +320,11 @@ def _import(name: str) -> None:
 
 def main(argv: list[str]) -> None:
     """``python -m shipyard.pipelines._zygote FD NOTIFY_FD [MODULE,...]``: serve on socket
-    ``FD``, steps report their end on ``NOTIFY_FD``; the executor is imported first, the
-    listed modules (those the runner had loaded) whenever the launcher is idle."""
+    ``FD``, steps report their end on ``NOTIFY_FD``; the listed modules (those the runner
+    had loaded) are imported whenever the launcher is idle."""
     sock = socket.socket(fileno=int(argv[0]))
     notifier = socket.socket(fileno=int(argv[1]))
-    _import("shipyard.pipelines._executor")
+    gc.freeze()
     preload = [m for m in (argv[2] if len(argv) > 2 else "").split(",") if m]
     _Server(sock, notifier, preload).serve()
 
