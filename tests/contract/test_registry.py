@@ -79,3 +79,68 @@ def test_registry_errors_are_clear(sy: ModuleType) -> None:
         sy.get_model_version("m", alias="production")
     with pytest.raises(InvalidArgument):
         sy.resolve_model("m@@bad")
+
+
+def _booster_file(tmp_path: Path) -> tuple[Path, pd.DataFrame]:
+    import xgboost
+
+    frame, y = _data(3)
+    numeric = frame[["pages"]].astype("float64")
+    booster = xgboost.train({"max_depth": 3}, xgboost.DMatrix(numeric, label=y), 10)
+    path = tmp_path / "booster.ubj"
+    booster.save_model(str(path))
+    return path, numeric
+
+
+def _blob_path(tmp_path: Path, sy: ModuleType, model: str, file: str) -> Path:
+    """Where the artifact store (the same directory in both modes) keeps ``file`` of
+    ``model``'s version 1."""
+    from shipyard.artifacts import open_artifact_store
+    from shipyard.artifacts.paths import blob_key
+
+    store = open_artifact_store(str(tmp_path / "blobs"), cached=False)
+    tree = store.read_tree_manifest(sy.get_model_version(model, version=1).tree_digest)
+    return tmp_path / "blobs" / blob_key(tree[file].digest)
+
+
+def test_model_file_round_trip_and_damaged_cache(sy: ModuleType, tmp_path: Path) -> None:
+    import xgboost
+
+    path, numeric = _booster_file(tmp_path)
+    original = path.read_bytes()
+    expected = xgboost.Booster(model_file=str(path)).inplace_predict(numeric)
+    mv = sy.register_model("booster", path)
+    assert path.read_bytes() == original  # the caller's file is only read
+    assert _blob_path(tmp_path, sy, "booster", "model.ubj").read_bytes() == original
+    first = sy.load_model(mv.uri)
+    np.testing.assert_array_equal(first.predict(numeric), expected)
+    cached = first.path / "model.ubj"
+    damaged = bytearray(cached.read_bytes())
+    damaged[len(damaged) // 2] ^= 0x01
+    cached.write_bytes(bytes(damaged))
+    again = sy.load_model(mv.uri)  # the damaged entry is fetched again, never parsed
+    np.testing.assert_array_equal(again.predict(numeric), expected)
+    assert (again.path / "model.ubj").read_bytes() == original
+    manifest = again.path / "shipyard-model.json"
+    stored_manifest = manifest.read_bytes()
+    edited = stored_manifest.replace(b'"metadata": {}', b'"metadata": {"x": 1}')
+    assert edited != stored_manifest
+    manifest.write_bytes(edited)
+    assert sy.load_model(mv.uri).manifest.metadata == {}
+    assert manifest.read_bytes() == stored_manifest
+
+
+def test_damaged_stored_model_is_data_corruption(sy: ModuleType, tmp_path: Path) -> None:
+    from shipyard.errors import DataCorruption
+
+    path, _ = _booster_file(tmp_path)
+    mv = sy.register_model("booster", path)
+    blob = _blob_path(tmp_path, sy, "booster", "model.ubj")
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 3] ^= 0x01
+    blob.write_bytes(bytes(data))
+    with pytest.raises(DataCorruption):
+        sy.load_model(mv.uri)
+    with pytest.raises(DataCorruption):
+        sy.download_model(mv.uri, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

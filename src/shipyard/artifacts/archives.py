@@ -43,6 +43,7 @@ def safe_extract(
     *,
     max_bytes: int = MAX_EXTRACT_BYTES,
     max_members: int = MAX_EXTRACT_MEMBERS,
+    durable: bool = True,
 ) -> dict[str, int]:
     """Extract a tar (plain, gzip, bzip2, xz) or zip archive into ``dest_dir``, atomically.
 
@@ -50,6 +51,8 @@ def safe_extract(
     (relative POSIX path -> size). Raises ``InvalidArgument(field="archive")`` for an unsafe
     or unreadable archive and ``TooLarge(field="archive")`` once its contents exceed
     ``max_bytes`` in total or ``max_members`` entries; then ``dest_dir`` is left untouched.
+    ``durable=False`` skips the fsyncs, for scratch directories whose contents are stored
+    (durably) elsewhere next, and for caches that are checked before use.
     """
     source = Path(archive_path)
     target = Path(dest_dir).absolute()
@@ -63,13 +66,14 @@ def safe_extract(
         )
     staging = prepare_staging(target)
     try:
-        writer = _Writer(staging, max_bytes, max_members)
+        writer = _Writer(staging, max_bytes, max_members, durable=durable)
         extract(source, writer)
         os.replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    fsync_dir(target.parent)
+    if durable:
+        fsync_dir(target.parent)
     return dict(sorted(writer.files.items()))
 
 
@@ -94,8 +98,9 @@ def _is_tarfile(path: Path) -> bool:
 class _Writer:
     """Writes members under the staging directory, enforcing names, kinds and limits."""
 
-    def __init__(self, root: Path, max_bytes: int, max_members: int) -> None:
+    def __init__(self, root: Path, max_bytes: int, max_members: int, *, durable: bool) -> None:
         self.root = root
+        self._durable = durable
         self.files: dict[str, int] = {}
         self._max_bytes = max_bytes
         self._max_members = max_members
@@ -144,8 +149,9 @@ class _Writer:
                 if self._total > self._max_bytes:
                     raise self._too_large()
                 out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
+            if self._durable:
+                out.flush()
+                os.fsync(out.fileno())
         self.files[relative] = size
 
     def _make_dirs(self, relative: str) -> None:

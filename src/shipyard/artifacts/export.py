@@ -4,20 +4,33 @@ from __future__ import annotations
 
 import tarfile
 import tempfile
-from pathlib import Path
 from typing import BinaryIO
 
 from shipyard.artifacts.store import ArtifactStore
+from shipyard.artifacts.streams import CHUNK_SIZE
 
 
 def tree_as_tar(artifacts: ArtifactStore, digest: str) -> BinaryIO:
-    """A spooled, rewound tar of the tree ``digest``; every file verified on the way."""
+    """A spooled, rewound tar of the tree ``digest``; every file verified on the way.
+
+    Each blob is read once, straight into the archive, through the store's verifying
+    reader, so a damaged blob raises ``DataCorruption`` here, before a byte is sent: the
+    archive is complete before the caller streams it.
+    """
+    files = artifacts.read_tree_manifest(digest)
     spool = tempfile.TemporaryFile(prefix="shipyard-tar-")
-    with tempfile.TemporaryDirectory(prefix="shipyard-tree-") as scratch:
-        target = Path(scratch) / "tree"
-        info = artifacts.get_tree(digest, target)
-        with tarfile.open(fileobj=spool, mode="w") as tar:
-            for rel in sorted(info.files):
-                tar.add(target / rel, arcname=rel, recursive=False)
-    spool.seek(0)
+    try:
+        with tarfile.TarFile(fileobj=spool, mode="w", copybufsize=CHUNK_SIZE) as tar:
+            for relative, blob in sorted(files.items()):
+                info = tarfile.TarInfo(relative)
+                info.size, info.mode = blob.size, 0o600
+                # The verifying reader checks the digest (and that the blob is neither
+                # shorter nor longer than recorded) on the read that completes it.
+                with artifacts.open(blob.digest) as reader:
+                    tar.addfile(info, reader)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
     return spool  # type: ignore[return-value]
+

@@ -16,6 +16,7 @@ real staging directory while materialising (so a link planted there is not follo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -110,6 +111,17 @@ def _follow_link(root: Path, link: Path, relative: str) -> Path:
             field="directory",
         )
     return Path(target)
+
+
+def digest_directory(directory: Path) -> tuple[str, dict[str, BlobInfo]]:
+    """The tree digest ``directory`` would be stored under, and its files, without storing
+    anything: what a client checks a downloaded or cached tree against."""
+    files: dict[str, BlobInfo] = {}
+    for relative, path in scan_directory(directory):
+        with path.open("rb") as file:
+            digest = hashlib.file_digest(file, "sha256").hexdigest()
+            files[relative] = BlobInfo(digest, os.fstat(file.fileno()).st_size)
+    return hashlib.sha256(encode_manifest(files)).hexdigest(), files
 
 
 # -- the manifest -----------------------------------------------------------------------------

@@ -22,8 +22,9 @@ from pydantic import TypeAdapter
 
 from shipyard.client.http_pipelines import HttpPipelines
 from shipyard.client.http_registry import HttpRegistry
+from shipyard.client.problems import raise_for_problem
 from shipyard.config import Settings
-from shipyard.errors import ERROR_KINDS, DataCorruption, ShipyardError, Unavailable
+from shipyard.errors import DataCorruption, Unavailable
 from shipyard.ids import check_id
 from shipyard.lineage.models import ArtifactNode, ContextNode, ExecutionNode, LineageGraph
 from shipyard.sdk.backend import MetricTuple
@@ -63,32 +64,6 @@ def resolve_token(settings: Settings) -> str | None:
     if _is_loopback(settings.uri):
         return read_credentials(settings.home)
     return None
-
-
-def raise_for_problem(response: httpx.Response) -> None:
-    if response.is_success:
-        return
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
-    kind = str(body.get("kind") or "")
-    detail = str(body.get("detail") or response.reason_phrase or "request failed")
-    field = body.get("field")
-    cls = ERROR_KINDS.get(kind)
-    if cls is None:
-        cls = {400: ERROR_KINDS["invalid_argument"], 401: ERROR_KINDS["unauthenticated"],
-               403: ERROR_KINDS["permission_denied"], 404: ERROR_KINDS["not_found"],
-               409: ERROR_KINDS["conflict"], 413: ERROR_KINDS["too_large"],
-               503: Unavailable}.get(response.status_code, ShipyardError)
-    if cls is Unavailable:
-        retry = float(response.headers.get("retry-after", "1") or 1)
-        raise Unavailable(detail, retry_after=retry, field=field)
-    if cls is ERROR_KINDS["missing_dependency"]:
-        raise ERROR_KINDS["failed_precondition"](detail, field=field)
-    raise cls(detail, field=field if isinstance(field, str) else None)
 
 
 class HttpBackend(HttpRegistry, HttpPipelines):

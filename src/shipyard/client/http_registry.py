@@ -1,42 +1,50 @@
 """Remote mode for the model registry.
 
 Packaging and loading happen here, in the user's process, exactly as in local mode: the
-client packages the model with ``registry.flavors.save`` and uploads the directory as a tar;
-``load_model`` downloads a version's tar into the per-digest cache, checks it against the
-tree digest the server recorded, and loads it with the caller's own trust settings.
+client packages the model with ``registry.flavors.package`` and uploads it as a tar (each
+file read once, hashed as it is archived); ``load_model`` streams a version's tar into the
+per-digest cache, checks it against the tree digest the server recorded (again on every
+later load), and loads it with the caller's own trust settings.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote
 
 import httpx
 from pydantic import TypeAdapter
 
 from shipyard.artifacts import BlobInfo, safe_extract
-from shipyard.artifacts.trees import encode_manifest
-from shipyard.errors import DataCorruption, FailedPrecondition
+from shipyard.artifacts.trees import digest_directory
+from shipyard.client.problems import raise_for_problem
+from shipyard.errors import DataCorruption, FailedPrecondition, InvalidArgument, Unavailable
 from shipyard.registry.models import AliasChange, ModelVersion, PromotionDecision, RegisteredModel
 from shipyard.registry.refs import parse_ref
 from shipyard.validation import check_name
 
 if TYPE_CHECKING:
     from shipyard.config import Settings
+    from shipyard.registry.flavors import FileEntry, Package
     from shipyard.registry.loading import LoadedModel
+
+
+_CHUNK = 1 << 20
 
 
 class HttpRegistry:
     # Provided by HttpBackend, which mixes this class in.
     settings: Settings
+    _http: httpx.Client
     request: Callable[..., httpx.Response]
     _json: Callable[..., Any]
     _p: Callable[[str], str]
@@ -56,14 +64,11 @@ class HttpRegistry:
         with tempfile.TemporaryDirectory(prefix="shipyard-model-") as scratch:
             model_dir = Path(scratch, "model")
             model_dir.mkdir()
-            flavors.save(model_or_path, model_dir, signature=signature,
-                         input_example=input_example, metadata=metadata,
-                         trusted_digest=trusted_digest)
+            package = flavors.package(model_or_path, model_dir, signature=signature,
+                                      input_example=input_example, metadata=metadata,
+                                      trusted_digest=trusted_digest)
             archive = Path(scratch, "model.tar")
-            with tarfile.open(archive, "w") as tar:
-                for path in sorted(model_dir.rglob("*")):
-                    if path.is_file():
-                        tar.add(path, arcname=path.relative_to(model_dir).as_posix())
+            _write_package_tar(package, archive)
             with open(archive, "rb") as f:
                 response = self.request(
                     "POST", self._m(name, "/versions"),
@@ -137,7 +142,7 @@ class HttpRegistry:
         target = Path(dest)
         with tempfile.TemporaryDirectory(prefix="shipyard-dl-",
                                          dir=target.absolute().parent) as scratch:
-            fetched = self._fetch_tree(version, Path(scratch))
+            fetched, _ = self._fetch_tree(version, Path(scratch), durable=True)
             os.replace(fetched, target)
         return target
 
@@ -149,38 +154,112 @@ class HttpRegistry:
         cache_root = self.settings.home / "cache" / "models"
         cache_root.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = cache_root / version.tree_digest
-        if not path.is_dir():
-            with tempfile.TemporaryDirectory(prefix=".fetch-", dir=cache_root) as scratch:
-                fetched = self._fetch_tree(version, Path(scratch))
-                try:
-                    os.replace(fetched, path)
-                except OSError:
-                    if not path.is_dir():  # else another process cached it first
-                        raise
+        files = _cached_tree(path, version.tree_digest)
+        if files is None:
+            files = self._cache_tree(version, cache_root, path)
         options = flavors.LoadOptions(trusted_types=tuple(self.settings.trusted_types),
                                       allow_pickle=True)
-        try:
-            manifest, model = flavors.load(path, options)
-        except DataCorruption:
-            shutil.rmtree(path, ignore_errors=True)
-            raise
+        # Every file was just hashed against the tree digest the server recorded; the
+        # manifest is compared with those digests rather than hashing them all again.
+        stored = {name: flavors.FileEntry(blob.digest, blob.size)
+                  for name, blob in files.items() if name != flavors.MANIFEST_NAME}
+        manifest, model = flavors.load(path, options, stored=stored)
         return LoadedModel(version, manifest, model, path)
 
-    def _fetch_tree(self, version: ModelVersion, scratch: Path) -> Path:
+    def _cache_tree(self, version: ModelVersion, cache_root: Path,
+                    path: Path) -> Mapping[str, BlobInfo]:
+        with tempfile.TemporaryDirectory(prefix=".fetch-", dir=cache_root) as scratch:
+            # Not fsynced: a cache entry is checked against the tree digest on every load.
+            fetched, files = self._fetch_tree(version, Path(scratch), durable=False)
+            try:
+                os.replace(fetched, path)
+            except OSError:
+                if not path.is_dir():  # else another process cached it first
+                    raise
+                cached = _cached_tree(path, version.tree_digest)
+                if cached is None:
+                    raise
+                return cached
+        return files
+
+    def _fetch_tree(self, version: ModelVersion, scratch: Path,
+                    *, durable: bool) -> tuple[Path, Mapping[str, BlobInfo]]:
         """Download a version's files into ``scratch/tree`` and prove they are the tree the
         server recorded (the same canonical manifest hashes to the same digest)."""
         archive = scratch / "model.tar"
         url = self._m(version.name, f"/versions/{version.version}/download")
-        with open(archive, "wb") as out:
-            response = self.request("GET", url, timeout=httpx.Timeout(None, connect=5.0))
-            out.write(response.content)
+        try:
+            with open(archive, "wb") as out, self._http.stream(
+                    "GET", url, timeout=httpx.Timeout(None, connect=5.0)) as response:
+                if not response.is_success:
+                    response.read()
+                    raise_for_problem(response)
+                for chunk in response.iter_bytes(_CHUNK):
+                    out.write(chunk)
+        except httpx.TransportError as exc:
+            raise Unavailable(f"download of {version.uri} failed: "
+                              f"{exc.__class__.__name__}") from None
         target = scratch / "tree"
-        sizes = safe_extract(archive, target)
-        files = {}
-        for rel in sizes:
-            data = (target / rel).read_bytes()
-            files[rel] = BlobInfo(hashlib.sha256(data).hexdigest(), len(data))
-        if hashlib.sha256(encode_manifest(files)).hexdigest() != version.tree_digest:
+        safe_extract(archive, target, durable=durable)
+        archive.unlink()
+        digest, files = digest_directory(target)
+        if digest != version.tree_digest:
             raise DataCorruption(f"the files of {version.uri} arrived damaged: they do not "
                                  "match the digest the registry recorded")
-        return target
+        return target, files
+
+
+def _cached_tree(path: Path, tree_digest: str) -> Mapping[str, BlobInfo] | None:
+    """The files of a cached version if they still hash to its tree digest; a damaged or
+    edited entry is removed (and fetched again by the caller)."""
+    if not path.is_dir():
+        return None
+    try:
+        digest, files = digest_directory(path)
+    except (OSError, InvalidArgument):
+        digest, files = "", {}
+    if digest == tree_digest:
+        return files
+    shutil.rmtree(path, ignore_errors=True)
+    return None
+
+
+def _write_package_tar(package: Package, archive: Path) -> None:
+    """Write a packaged model as a tar, reading each file once: its digest for the
+    manifest is taken as it goes into the archive, and the manifest goes in last."""
+    from shipyard.registry import flavors
+
+    entries: dict[str, FileEntry] = {}
+    with tarfile.TarFile(archive, "w", copybufsize=_CHUNK) as tar:
+        for name, path in sorted(package.files.items()):
+            with open(path, "rb") as source:
+                info = tar.gettarinfo(arcname=name, fileobj=source)
+                info.mode, info.uid, info.gid, info.uname, info.gname = 0o600, 0, 0, "", ""
+                reader = _HashingReader(source)
+                tar.addfile(info, reader)
+                if reader.size != info.size:
+                    raise DataCorruption(f"{name} changed while it was being packaged",
+                                         file=name)
+                entries[name] = flavors.FileEntry(reader.hexdigest(), reader.size)
+        _, data = package.manifest(entries)
+        info = tarfile.TarInfo(flavors.MANIFEST_NAME)
+        info.size, info.mode = len(data), 0o600
+        tar.addfile(info, io.BytesIO(data))
+
+
+class _HashingReader:
+    """A file wrapper that hashes what is read through it."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        self._source = source
+        self._hasher = hashlib.sha256()
+        self.size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._source.read(size)
+        self._hasher.update(chunk)
+        self.size += len(chunk)
+        return chunk
+
+    def hexdigest(self) -> str:
+        return self._hasher.hexdigest()

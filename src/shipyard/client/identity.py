@@ -1,7 +1,7 @@
 """Users, tokens and grants over the REST API (the remote half of ``shipyard.sdk.identity``).
 
 Answers come back as the same dataclasses the identity service returns locally, and errors
-as the same ``ShipyardError`` kinds (via :func:`~shipyard.client.http.raise_for_problem`).
+as the same ``ShipyardError`` kinds (via :func:`~shipyard.client.problems.raise_for_problem`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from urllib.parse import quote
 
 import httpx
 
-from shipyard.client.http import HttpBackend, raise_for_problem
+from shipyard.client.http import HttpBackend
+from shipyard.client.problems import raise_for_problem
 from shipyard.errors import Unavailable
 from shipyard.security.authn import CreatedToken, TokenInfo
 from shipyard.security.authz import GrantInfo

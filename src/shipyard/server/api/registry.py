@@ -109,7 +109,8 @@ def register(
         with open(archive, "wb") as out:
             shutil.copyfileobj(model.file, out, 1 << 20)
         model_dir = Path(scratch) / "model"
-        safe_extract(archive, model_dir)
+        # Not fsynced: registering stores every file durably in the artifact store next.
+        safe_extract(archive, model_dir, durable=False)
         return registry.register_model(
             state.store, state.artifacts, ctx, name, model_dir, semver=body.semver,
             description=body.description, labels=body.labels, metrics=body.metrics,
