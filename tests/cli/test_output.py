@@ -58,3 +58,9 @@ def test_cells_escape_markup() -> None:
     assert output.cell("[red]x[/red]") == "\\[red]x\\[/red]"
     assert output.cell(True) == "yes"
     assert output.cell(None) == ""
+
+
+def test_mapping_cells_put_one_compact_pair_per_line() -> None:
+    cell = output.cell({"rmse": 0.07314297796890205, "n": 3, "team": "[sales]"})
+    assert cell == "rmse=0.073143\nn=3\nteam=\\[sales]"
+    assert output.cell({"x": float("nan")}) == "x=nan"

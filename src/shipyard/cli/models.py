@@ -127,8 +127,13 @@ def _decision(decision: dict[str, Any] | None) -> str:
     if not decision:
         return ""
     if "metric" in decision:
-        return (f"{decision.get('metric')}: {decision.get('candidate_value')} vs "
-                f"{decision.get('incumbent_value')}")
+        def figure(value: Any) -> str:
+            if value is None:
+                return "none"
+            return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+        return (f"{decision.get('metric')}: {figure(decision.get('candidate_value'))} vs "
+                f"{figure(decision.get('incumbent_value'))}")
     return str(decision.get("action", ""))
 
 

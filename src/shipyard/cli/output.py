@@ -117,12 +117,19 @@ def cell(value: Any) -> str | Text:
     if isinstance(value, datetime) or hasattr(value, "to_pydatetime"):
         return local_time(value)
     if isinstance(value, Mapping):
-        return escape(", ".join(f"{k}={v}" for k, v in value.items()))
+        # One pair per line: in a narrow column, "a=1, b=2" wraps mid-pair.
+        return escape("\n".join(f"{k}={_scalar(v)}" for k, v in value.items()))
     if isinstance(value, list | tuple | set | frozenset):
         return escape(", ".join(str(jsonable(v)) for v in value))
     if isinstance(value, Enum):
         return escape(str(value.value))
     return escape(str(value))
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:.6g}"
+    return str(value)
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]],
