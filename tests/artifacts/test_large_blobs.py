@@ -133,3 +133,31 @@ def test_put_tree_entries_refuses_missing_blobs_and_bad_paths(
         artifact_store.put_tree_entries({"../escape": info})
     tree = artifact_store.put_tree_entries({"a/b.txt": info})
     assert artifact_store.read_tree_manifest(tree.digest) == {"a/b.txt": info}
+
+
+def test_copy_file_range_answering_zero_falls_back(
+    tmp_path: Path, large_data: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Some filesystems report "copied nothing" instead of an error; storing an empty blob
+    # for a 8 MiB file would lose the file silently.
+    from shipyard.artifacts import open_artifact_store
+
+    monkeypatch.setattr(os, "copy_file_range", lambda *_args: 0)
+    store = open_artifact_store(str(tmp_path / "a"), cached=False)
+    source = tmp_path / "w.bin"
+    source.write_bytes(large_data)
+    info = store.put_file(source)
+    assert (info.digest, info.size) == (hashlib.sha256(large_data).hexdigest(), LARGE)
+    store.get_file(info.digest, tmp_path / "back.bin")
+    assert (tmp_path / "back.bin").read_bytes() == large_data
+
+
+@pytest.mark.parametrize("extra", [1, 5 * 1024 * 1024])
+def test_tree_archive_refuses_a_blob_grown_on_disk(case: StoreCase, extra: int) -> None:
+    from shipyard.artifacts.export import tree_as_tar
+
+    info = case.store.put_bytes(b"x" * 1000)
+    tree = case.store.put_tree_entries({"model.bin": info})
+    case.write_raw(blob_key(info.digest), b"EVIL" * 250 + b"\0" * extra)
+    with pytest.raises(DataCorruption, match=r"model\.bin"):
+        tree_as_tar(case.store, tree.digest)

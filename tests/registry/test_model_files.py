@@ -171,3 +171,33 @@ def test_packaged_directory_changed_after_saving_is_refused(
     (packaged / "extra.txt").write_text("not in the manifest")
     with pytest.raises(DataCorruption, match=r"extra\.txt"):
         register_model(store, artifacts, ctx, "xgb", packaged)
+
+
+def test_packaged_directory_with_a_wrong_size_stores_nothing(
+    tmp_path: Path,
+    store: Store,
+    artifacts: ArtifactStore,
+    ctx: RequestContext,
+    booster_file: Path,
+) -> None:
+    packaged = tmp_path / "packaged"
+    packaged.mkdir()
+    flavors.save(booster_file, packaged)
+    with (packaged / "model.ubj").open("ab") as f:
+        f.write(b"more")
+    before = sorted(artifacts.iter_digests())
+    with pytest.raises(DataCorruption, match="size"):
+        register_model(store, artifacts, ctx, "xgb", packaged)
+    assert sorted(artifacts.iter_digests()) == before
+
+
+def test_remote_client_refuses_a_tree_digest_that_is_not_one(
+    store: Store, artifacts: ArtifactStore, ctx: RequestContext, booster_file: Path
+) -> None:
+    from shipyard.client.http_registry import _checked
+
+    mv = register_model(store, artifacts, ctx, "xgb", booster_file)
+    assert _checked(mv) is mv
+    for hostile in ("../../etc", "/home/user", mv.tree_digest.upper(), ""):
+        with pytest.raises(DataCorruption, match="invalid tree digest"):
+            _checked(mv.model_copy(update={"tree_digest": hostile}))

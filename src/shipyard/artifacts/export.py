@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import tarfile
 import tempfile
+import time
 from typing import BinaryIO
 
+from shipyard.artifacts.info import BlobInfo
 from shipyard.artifacts.store import ArtifactStore
 from shipyard.artifacts.streams import CHUNK_SIZE
+from shipyard.errors import DataCorruption
 
 
 def tree_as_tar(artifacts: ArtifactStore, digest: str) -> BinaryIO:
@@ -22,15 +25,33 @@ def tree_as_tar(artifacts: ArtifactStore, digest: str) -> BinaryIO:
     try:
         with tarfile.TarFile(fileobj=spool, mode="w", copybufsize=CHUNK_SIZE) as tar:
             for relative, blob in sorted(files.items()):
-                info = tarfile.TarInfo(relative)
-                info.size, info.mode = blob.size, 0o600
-                # The verifying reader checks the digest (and that the blob is neither
-                # shorter nor longer than recorded) on the read that completes it.
-                with artifacts.open(blob.digest) as reader:
-                    tar.addfile(info, reader)
+                _add_verified(artifacts, tar, relative, blob)
         spool.seek(0)
     except BaseException:
         spool.close()
         raise
     return spool  # type: ignore[return-value]
 
+
+def _add_verified(
+    artifacts: ArtifactStore, tar: tarfile.TarFile, relative: str, blob: BlobInfo
+) -> None:
+    info = tarfile.TarInfo(relative)
+    info.size, info.mode, info.mtime = blob.size, 0o600, int(time.time())
+    # tarfile reads exactly the recorded size; the verifying reader checks the digest on
+    # the read that completes the *stored* blob. Equal sizes make the two the same read,
+    # so a blob grown on disk cannot slip through unchecked.
+    if artifacts.size(blob.digest) != blob.size:
+        raise _wrong_size(relative, blob.digest)
+    with artifacts.open(blob.digest) as reader:
+        tar.addfile(info, reader)
+        if reader.read(1):
+            raise _wrong_size(relative, blob.digest)
+
+
+def _wrong_size(relative: str, digest: str) -> DataCorruption:
+    return DataCorruption(
+        f"{relative!r}: blob {digest} is not the size its tree records; restore it from a "
+        "backup or delete it and upload it again",
+        digest=digest,
+    )

@@ -65,6 +65,9 @@ def copy_and_hash(src: int, dst: int, *, sync: bool) -> tuple[str, int]:
                     raise KernelCopyUnsupported(str(exc)) from exc
                 raise
             if count == 0:
+                if size == 0 and os.fstat(src).st_size > 0:
+                    # Some filesystems answer 0 instead of an error when they cannot copy.
+                    raise KernelCopyUnsupported("copy_file_range copied nothing")
                 break
             size += count
             written.put(size)

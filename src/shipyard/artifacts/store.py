@@ -291,6 +291,8 @@ class ArtifactStore:
 
 def _is_empty(out: BinaryIO) -> bool:
     """Whether ``out`` is a real, empty file, at its start: one the kernel can copy into."""
+    if not isinstance(out, io.BufferedWriter | io.BufferedRandom | io.FileIO):
+        return False  # fileno() would force a spooled file to disk, say
     try:
         return os.fstat(out.fileno()).st_size == 0 and out.tell() == 0
     except (OSError, ValueError, io.UnsupportedOperation):

@@ -25,6 +25,7 @@ import httpx
 from pydantic import TypeAdapter
 
 from shipyard.artifacts import BlobInfo, safe_extract
+from shipyard.artifacts.paths import is_digest
 from shipyard.artifacts.trees import digest_directory
 from shipyard.client.problems import raise_for_problem
 from shipyard.errors import DataCorruption, FailedPrecondition, InvalidArgument, Unavailable
@@ -138,7 +139,7 @@ class HttpRegistry:
             "only: evaluate here and log the metric at registration, then promote on it")
 
     def download_model(self, ref: str, dest: str | os.PathLike[str]) -> Path:
-        version = self.resolve_model(ref)
+        version = _checked(self.resolve_model(ref))
         target = Path(dest)
         with tempfile.TemporaryDirectory(prefix="shipyard-dl-",
                                          dir=target.absolute().parent) as scratch:
@@ -150,7 +151,7 @@ class HttpRegistry:
         from shipyard.registry import flavors
         from shipyard.registry.loading import LoadedModel
 
-        version = self.resolve_model(ref)
+        version = _checked(self.resolve_model(ref))
         cache_root = self.settings.home / "cache" / "models"
         cache_root.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = cache_root / version.tree_digest
@@ -198,7 +199,7 @@ class HttpRegistry:
                     out.write(chunk)
         except httpx.TransportError as exc:
             raise Unavailable(f"download of {version.uri} failed: "
-                              f"{exc.__class__.__name__}") from None
+                              f"{exc.__class__.__name__}", retry_after=1) from None
         target = scratch / "tree"
         safe_extract(archive, target, durable=durable)
         archive.unlink()
@@ -207,6 +208,14 @@ class HttpRegistry:
             raise DataCorruption(f"the files of {version.uri} arrived damaged: they do not "
                                  "match the digest the registry recorded")
         return target, files
+
+
+def _checked(version: ModelVersion) -> ModelVersion:
+    """The server's answer names a directory of the cache: it must be a digest, nothing
+    a path could be made of."""
+    if not is_digest(version.tree_digest):
+        raise DataCorruption(f"the server sent {version.uri} with an invalid tree digest")
+    return version
 
 
 def _cached_tree(path: Path, tree_digest: str) -> Mapping[str, BlobInfo] | None:
@@ -236,10 +245,11 @@ def _write_package_tar(package: Package, archive: Path) -> None:
                 info = tar.gettarinfo(arcname=name, fileobj=source)
                 info.mode, info.uid, info.gid, info.uname, info.gname = 0o600, 0, 0, "", ""
                 reader = _HashingReader(source)
-                tar.addfile(info, reader)
-                if reader.size != info.size:
+                try:
+                    tar.addfile(info, reader)
+                except OSError:  # tarfile's "unexpected end of data": the file shrank
                     raise DataCorruption(f"{name} changed while it was being packaged",
-                                         file=name)
+                                         file=name) from None
                 entries[name] = flavors.FileEntry(reader.hexdigest(), reader.size)
         _, data = package.manifest(entries)
         info = tarfile.TarInfo(flavors.MANIFEST_NAME)

@@ -186,8 +186,8 @@ def list_models(
     """Models with at least one version matching ``filter`` (see ``registry.filters``),
     by name. With no filter, every model, including those without versions.
 
-    A fixed number of queries whatever the number of models: the project's aliases, and
-    (with a filter) its versions, are read once and matched here.
+    The project's aliases, and (with a filter) its versions, are read in one query each
+    and matched here, rather than in queries per model.
     """
     clauses = parse_filter(filter)
     with store.read() as conn:
@@ -199,11 +199,13 @@ def list_models(
         out: list[RegisteredModel] = []
         for model in rows:
             if clauses:
+                candidates = versions.get(model.id, ())
+                if not candidates:
+                    continue
                 held = _by_version(aliases.get(model.id, {}))
                 deployed = _rows.deployed_versions(conn, model.id)
                 if not any(
-                    _version_matches(model, row, held, deployed, clauses)
-                    for row in versions.get(model.id, ())
+                    _version_matches(model, row, held, deployed, clauses) for row in candidates
                 ):
                     continue
             out.append(_model_result(model, aliases.get(model.id, {})))

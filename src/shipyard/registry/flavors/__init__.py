@@ -249,6 +249,14 @@ def _adopt_directory(source: Path, trusted: str | None) -> Package:
         ) from None
     manifest = Manifest.from_bytes(data)
     check_file_set(source, manifest)
+    # Sizes now, digests as the files are stored: a mismatch caught here stores nothing.
+    for name, entry in sorted(manifest.files.items()):
+        if (source / name).stat().st_size != entry.size:
+            raise DataCorruption(
+                f"{name} is not the size its manifest records: the model files were changed "
+                "after saving",
+                file=name,
+            )
     if manifest.flavor not in _BY_NAME:
         raise InvalidArgument(f"unknown model flavor {manifest.flavor!r}", field="model")
     if manifest.flavor == "pickle":
