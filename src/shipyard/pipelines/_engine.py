@@ -211,7 +211,7 @@ class Engine(StepRunner):
     def _instances(self, task_name: str, loops: list[str], index: tuple[int, ...]) -> list[Inst]:
         """The instances of ``task_name`` visible from a task in ``loops`` at ``index``."""
         if task_name not in self.final:
-            raise Unresolved("wait")
+            raise Unresolved("wait", on=task_name)
         task = self.spec.tasks[task_name]
         common = 0
         while common < min(len(task.loops), len(loops)) and task.loops[common] == loops[common]:
@@ -236,8 +236,9 @@ class Engine(StepRunner):
                 raise Unresolved("skip", f"task {source.task!r} did not run")
             value = self._output_of(producers[0], source.output or "")
             return select(value, source.key)
-        if any(p.info.state not in DONE for p in producers):
-            raise Unresolved("wait")
+        for p in producers:
+            if p.info.state not in DONE:
+                raise Unresolved("wait", on=p)
         ordered = sorted(producers, key=lambda p: p.index)
         return [
             select(p.info.outputs.get(source.output or ""), source.key)
@@ -250,7 +251,7 @@ class Engine(StepRunner):
         if state in BAD:
             raise Unresolved("skip", f"upstream task {producer.name!r} {state.lower()}")
         if state != "SUCCEEDED":
-            raise Unresolved("wait")
+            raise Unresolved("wait", on=producer)
         if output not in producer.info.outputs:
             raise Unresolved("skip", f"task {producer.name!r} has no output {output!r}")
         return producer.info.outputs[output]
@@ -298,9 +299,13 @@ class Engine(StepRunner):
             if inst.prepared:  # what it reads has finished: resolving again gives the same
                 ready.append(inst)
                 continue
+            if inst.waits_on is not None and not self._settled(inst.waits_on):
+                continue  # still waiting for what stopped it last time: skip the resolving
+            inst.waits_on = None
             try:
                 runnable = self._prepare(inst)
             except Unresolved as exc:
+                inst.waits_on = exc.on
                 if exc.status == "skip":
                     self._save(inst, state="SKIPPED", error=exc.why or None, finished_at=utcnow())
                     skipped = True
@@ -312,6 +317,13 @@ class Engine(StepRunner):
                 self._save(inst, state="SKIPPED", error=None, finished_at=utcnow())
                 skipped = True
         return ready, skipped
+
+    def _settled(self, waits_on: Inst | str) -> bool:
+        """Whether what an instance waited for (an instance, or a task's list of instances)
+        has changed since, so that resolving the instance again may get further."""
+        if isinstance(waits_on, str):
+            return waits_on in self.final
+        return waits_on.info.state in DONE
 
     def _running_count(self) -> int:
         return sum(1 for i in self.insts.values() if i.info.state == "RUNNING")
@@ -339,13 +351,14 @@ class Engine(StepRunner):
         guarded: list[Inst] = []
         for name in task.exit_for:
             found = self._instances(name, task.loops, inst.index)
-            if any(g.info.state not in DONE for g in found):
-                raise Unresolved("wait")
+            for g in found:
+                if g.info.state not in DONE:
+                    raise Unresolved("wait", on=g)
             guarded.extend(found)
         for name in task.depends_on:
             for dep in self._instances(name, task.loops, inst.index):
                 if dep.info.state not in DONE:
-                    raise Unresolved("wait")
+                    raise Unresolved("wait", on=dep)
                 if dep.info.state in BAD and not task.options.ignore_upstream_failure:
                     raise Unresolved("skip", f"upstream task {dep.name!r} {dep.info.state.lower()}")
         component = self.spec.components[task.component]

@@ -181,6 +181,8 @@ class ForkServer:
     def idle(self) -> bool:
         """Alive, and every step it started has ended and been read: fit for another run."""
         self.pump()
+        if not self._closed and self._process.poll() is not None:
+            self._lost()  # dead, with its end of file perhaps behind unread reports
         return not self._closed and not self._open
 
     def preload(self, modules: list[str]) -> None:
@@ -262,13 +264,17 @@ class ForkServer:
         why = f"was killed: its launcher (pid {self._process.pid}) died" + (
             f" with {code}" if code is not None else ""
         )
-        for step, pid in self.pids.items():
-            if step not in self.exited and step not in self._collected:
+        for step in self._open:
+            if step in self.exited:
+                continue
+            pid = self.pids.get(step)
+            if pid is not None:
                 # The launcher is gone, so nobody can have reaped and reused this pid yet
                 # unless init did: a small window, accepted to not leave steps running.
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, signal.SIGKILL)
-                self.exited[step] = _Exited(None, why)
+            # Also a step whose fork was never reported: it will never report anything.
+            self.exited[step] = _Exited(None, why)
         self.close()
 
     def _until(self, done: Callable[[], bool], timeout: float) -> bool:

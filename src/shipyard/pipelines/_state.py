@@ -62,6 +62,9 @@ class Inst:
     params: dict[str, Any] = field(default_factory=dict)
     prepared: bool = False  # its inputs are resolved (``params``, ``artifacts_in``)
     looked_up: bool = False  # its cache key was looked up (a miss is not looked up again)
+    # What it waited for when last resolved (an instance, or a task whose instances were not
+    # all known yet): until that is done it is not resolved again, so a pass costs O(tasks).
+    waits_on: Inst | str | None = None
 
 
 class MissingOutput(Exception):
@@ -69,10 +72,11 @@ class MissingOutput(Exception):
 
 
 class Unresolved(Exception):
-    def __init__(self, status: Status, why: str = "") -> None:
+    def __init__(self, status: Status, why: str = "", on: Inst | str | None = None) -> None:
         super().__init__(why)
         self.status = status
         self.why = why
+        self.on = on  # for "wait": what it waits for, when known
 
 
 def instance_name(task: str, index: tuple[int, ...]) -> str:
