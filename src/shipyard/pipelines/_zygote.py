@@ -66,6 +66,7 @@ class _Server:
         self.live: dict[int, int | None] = {}  # pid -> step id (None: the spare), until reaped
         self.spare: tuple[int, int] | None = None  # its pid, and the pipe its step goes to
         self.spares = True  # False after a failed fork, until a start needs a process again
+        self.last: bytes | None = None  # the last start message, for spares to rehearse
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
@@ -156,6 +157,7 @@ class _Server:
     def _start(self, message: dict[str, Any], line: bytes) -> None:
         step = int(message["id"])
         self.spares = True
+        self.last = line
         pid = self._hand_to_spare(line)
         if pid is None:
             pid = self._fork(lambda: self._become_step(message))
@@ -188,7 +190,7 @@ class _Server:
 
     def _fork_spare(self) -> None:
         read, write = os.pipe()
-        pid = self._fork(lambda: self._wait_as_spare(read, write))
+        pid = self._fork(lambda: self._wait_as_spare(read, write, self.last))
         os.close(read)
         if pid is None:
             os.close(write)
@@ -235,11 +237,13 @@ class _Server:
         if self.spare is not None:  # a spare's pipe is for it alone
             os.close(self.spare[1])
 
-    def _wait_as_spare(self, read: int, write: int) -> None:
+    def _wait_as_spare(self, read: int, write: int, rehearsal: bytes | None) -> None:
         """Runs in a spare: wait for a step (the whole message, then the end of the pipe);
         the end alone means the launcher is gone or has replaced this spare."""
         os.close(write)
         self._leave_launcher()
+        if rehearsal is not None:
+            _rehearse(rehearsal)
         chunks = []
         while chunk := os.read(read, 65536):
             chunks.append(chunk)
@@ -264,8 +268,7 @@ class _Server:
         os.chdir(message["cwd"])
         # A cold ``python -m`` step would have its working directory first on its path.
         sys.path.insert(0, message["cwd"])
-        os.environ.clear()
-        os.environ.update(message["env"])
+        _set_environment(message["env"])
         _reseed()
         sys.argv = [_executor.__file__]
         result = _executor.run_request(request)
@@ -277,6 +280,27 @@ class _Server:
             notice = json.dumps({"id": message["id"]}).encode()
         with contextlib.suppress(OSError):  # the runner is gone; nobody to tell
             self.notifier.send(notice)
+
+
+def _rehearse(line: bytes) -> None:
+    """In a spare, before its step arrives: go through the previous step's setup as far as
+    it has no effect outside this process (decode it, find its component, take on its
+    environment). The memory that writes to is copied from the launcher now, page by page,
+    instead of after the step has arrived, and the step's own setup finds little to do."""
+    with contextlib.suppress(Exception):
+        message = json.loads(line)
+        _executor.load(message["request"]["component"])
+        _set_environment(message["env"])
+
+
+def _set_environment(env: dict[str, str]) -> None:
+    """Make ``os.environ`` exactly ``env``, changing only what differs (little: the step's
+    environment is the runner's plus a few variables)."""
+    for key in [k for k in os.environ if k not in env]:
+        del os.environ[key]
+    for key, value in env.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
 
 
 def _kill_group(pid: int) -> None:
