@@ -325,9 +325,6 @@ class Engine(StepRunner):
             return waits_on in self.final
         return waits_on.info.state in DONE
 
-    def _running_count(self) -> int:
-        return sum(1 for i in self.insts.values() if i.info.state == "RUNNING")
-
     def _loop_capacity(self, inst: Inst) -> bool:
         for depth, loop_name in enumerate(inst.task.loops):
             limit = self.spec.loops[loop_name].parallelism

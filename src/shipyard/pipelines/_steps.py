@@ -7,7 +7,12 @@ hit of a cached rerun), rather than one or two per task. Two rules keep that saf
 start is committed before its code runs (so its execution row exists for whatever the step
 records), and a step's outputs are in the artifact store before the transaction that marks
 it SUCCEEDED and records its cache entry, so a killed runner never leaves a cache entry
-pointing at missing blobs."""
+pointing at missing blobs.
+
+When a core is idle (fewer steps running than ``parallelism``) and no start needs them
+first, the ends are written just after the starts, in a second transaction, while the
+started steps run: in a chain each step then waits only for its own start to be recorded.
+When every core is busy one transaction costs less CPU, and that is what counts."""
 
 from __future__ import annotations
 
@@ -73,7 +78,7 @@ class StepRunner:
         # Rows already in pipeline_tasks (a retried run has them all), so saving one is a
         # single INSERT or UPDATE instead of a SELECT first.
         self._stored = set(prior or {})
-        self._writes: list[Callable[[Connection], None]] = []
+        self._writes: list[tuple[str, Callable[[Connection], None]]] = []  # (instance, work)
         self._dirty: dict[str, Inst] = {}
         self._launches: list[tuple[Inst, dict[str, Any]]] = []
         self._must_flush = False  # queued writes create artifacts someone may consume next
@@ -88,34 +93,64 @@ class StepRunner:
     def _touch(self, inst: Inst, work: Callable[[Connection], None] | None = None) -> None:
         """Queue ``work`` (lineage rows) and the save of ``inst``'s row for ``flush``."""
         if work is not None:
-            self._writes.append(work)
+            self._writes.append((inst.name, work))
         self._dirty[inst.name] = inst
 
     def flush(self) -> None:
         """Write every queued transition in one transaction, then start the steps whose
-        start it recorded.
+        start it recorded (with an idle core: the starts, the steps, then the rest).
 
         The end of an inline step run here is written at once only when it produced
         artifacts (their lineage ids, which its consumers record, exist only once written);
         otherwise it waits for the next flush, with the start of whatever comes next."""
         while self._writes or self._dirty or self._launches:
-            if self._writes or self._dirty:
-                writes, dirty = self._writes, list(self._dirty.values())
-                self._writes, self._dirty = [], {}
-                self._must_flush = False
-                self.store.retry_write(functools.partial(self._write, writes=writes, dirty=dirty))
-                self._stored.update(inst.name for inst in dirty)
             launches, self._launches = self._launches, []
+            later = self._deferrable(launches)
+            self._commit(later, deferred=False)
             for inst, request in launches:
                 self._run_step(inst, request)
+            self._commit(later, deferred=True)
             if not self._launches and not self._must_flush:
                 return
 
+    def _deferrable(self, launches: list[tuple[Inst, dict[str, Any]]]) -> set[str]:
+        """Instances whose queued writes may follow the start of ``launches`` (see the
+        module docstring): none unless a core would otherwise sit idle."""
+        idle = self._running_count() < self.parallelism  # the starting ones count
+        if not launches or not idle or self._must_flush or self.options.inline:
+            return set()
+        starting = {inst.name for inst, _ in launches}
+        return {name for name in self._dirty if name not in starting}
+
+    def _running_count(self) -> int:
+        return sum(1 for i in self.insts.values() if i.info.state == "RUNNING")
+
+    def _commit(self, later: set[str], *, deferred: bool) -> None:
+        """Write in one transaction the queued transitions of the instances in ``later``
+        (``deferred``) or of all the others."""
+
+        def now(name: str) -> bool:
+            return (name in later) == deferred
+
+        writes = [w for w in self._writes if now(w[0])]
+        dirty = [inst for name, inst in self._dirty.items() if now(name)]
+        if not writes and not dirty:
+            return
+        self._writes = [w for w in self._writes if not now(w[0])]
+        self._dirty = {name: inst for name, inst in self._dirty.items() if not now(name)}
+        if not self._dirty:
+            self._must_flush = False
+        self.store.retry_write(functools.partial(self._write, writes=writes, dirty=dirty))
+        self._stored.update(inst.name for inst in dirty)
+
     def _write(
-        self, conn: Connection, writes: list[Callable[[Connection], None]], dirty: list[Inst]
+        self,
+        conn: Connection,
+        writes: list[tuple[str, Callable[[Connection], None]]],
+        dirty: list[Inst],
     ) -> None:
         # Lineage first: it fills in the execution ids the task rows carry.
-        for write in writes:
+        for _, write in writes:
             write(conn)
         runs.save_tasks(conn, self.run.id, [(i.info, i.name in self._stored) for i in dirty])
 
