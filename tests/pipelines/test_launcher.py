@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -360,3 +361,36 @@ def test_a_forked_copy_of_the_runner_does_not_hold_the_launcher(env: Env) -> Non
     finally:
         os.close(write)
         os.waitpid(child, 0)
+
+
+@dsl.component
+def where_is(secret: str) -> dict:
+    import os
+
+    def cmdline(pid: int) -> str:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().decode(errors="replace")
+
+    return {
+        "env": secret in os.environ.get("SHIPYARD_URI", ""),
+        "argv": secret in cmdline(os.getpid()) or secret in cmdline(os.getppid()),
+    }
+
+
+@dsl.pipeline(name="where-is")
+def where_is_pipeline(secret: str) -> None:
+    where_is(secret=secret)
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "cold"])
+def test_the_database_password_reaches_steps_by_environment_only(
+    env: Env, fork: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if fork and not _launch.FORK_SERVER:
+        pytest.skip("no fork server here")
+    monkeypatch.setattr(_launch, "FORK_SERVER", fork)
+    # Only the steps see this URI (the run itself is recorded through env.store).
+    uri = "postgresql+psycopg://shipyard:pa55-Wd.only.in.env@127.0.0.1:1/none"
+    monkeypatch.setattr(env, "settings", replace(env.settings, uri=uri))
+    run = env.run(where_is_pipeline, {"secret": "pa55-Wd"})
+    assert run.tasks["where-is"].outputs["Output"] == {"env": True, "argv": False}

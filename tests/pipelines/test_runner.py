@@ -60,6 +60,44 @@ def test_inline_mode_runs_in_this_process(env: Env) -> None:
     assert "SHIPYARD_PIPELINE_RUN_ID" not in os.environ  # restored afterwards
 
 
+@dsl.component
+def pathlib_folder(data: dsl.Output[dsl.Dataset]) -> bool:
+    from pathlib import Path
+
+    folder = Path(data.path)
+    parent_existed = folder.parent.is_dir()
+    folder.mkdir()  # as on kfp: the folder holding .path exists, .path is the step's to make
+    (folder / "part-0.csv").write_text("x\n1\n")
+    return parent_existed
+
+
+@dsl.pipeline(name="pathlib-folder")
+def pathlib_folder_pipeline() -> None:
+    pathlib_folder()
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["process", "inline"])
+def test_the_folder_of_an_output_path_exists_when_the_step_starts(env: Env, inline: bool) -> None:
+    run = env.run(pathlib_folder_pipeline, inline=inline)
+    task = run.tasks["pathlib-folder"]
+    assert task.outputs["Output"] is True
+    assert task.outputs["data"].layout == "tree"
+
+
+def test_the_executor_makes_the_folder_of_an_output_path(tmp_path: Path) -> None:
+    from shipyard.pipelines import _executor
+
+    path = tmp_path / "not" / "made" / "data"
+    request = {
+        "params": {},
+        "inputs": {},
+        "outputs": {"data": {"type": "system.Dataset", "name": "data", "path": str(path)}},
+    }
+    spec = pathlib_folder.component_spec
+    assert _executor.execute(spec, request)["outputs"] == {"Output": True}
+    assert (path / "part-0.csv").read_text() == "x\n1\n"
+
+
 @dsl.pipeline(name="branches")
 def branches(flag: str, ledger: str) -> None:
     guarded = steps.fail_unless(flag=flag, ledger=ledger)

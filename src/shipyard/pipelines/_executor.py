@@ -119,6 +119,10 @@ def _arguments(
         else:
             kwargs[name] = request["params"].get(name)
     outputs = {name: _artifact(desc) for name, desc in request["outputs"].items()}
+    for art in outputs.values():
+        # As kfp's executor does: the folder holding ``.path`` exists, so that a step can
+        # write a file there or make the path a folder (``Path(out.path).mkdir()``).
+        os.makedirs(os.path.dirname(art.path), exist_ok=True)
     kwargs.update(outputs)
     return kwargs, outputs
 
