@@ -394,3 +394,41 @@ def test_the_database_password_reaches_steps_by_environment_only(
     monkeypatch.setattr(env, "settings", replace(env.settings, uri=uri))
     run = env.run(where_is_pipeline, {"secret": "pa55-Wd"})
     assert run.tasks["where-is"].outputs["Output"] == {"env": True, "argv": False}
+
+
+@dsl.component
+def light(metrics: dsl.Output[dsl.Metrics]) -> list:
+    import sys
+
+    return ["pydantic" not in sys.modules, isinstance(metrics, Metrics)]  # noqa: F821
+
+
+@dsl.component
+def names() -> list:
+    # Every DSL name is there, as with kfp's ``from kfp.dsl import *``; naming one that
+    # defines pipelines imports that part of the DSL, in this step only.
+    return [dsl.If.__name__, ParallelFor.__name__]  # noqa: F821
+
+
+@dsl.pipeline(name="light")
+def light_pipeline() -> None:
+    light()
+
+
+@dsl.pipeline(name="names")
+def names_pipeline() -> None:
+    names()
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "cold"])
+def test_steps_start_without_the_pipeline_definition_machinery(
+    env: Env, fork: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if fork and not _launch.FORK_SERVER:
+        pytest.skip("no fork server here")
+    monkeypatch.setattr(_launch, "FORK_SERVER", fork)
+    _pool.shutdown()  # a new launcher: one that defined ``names`` has imported more
+    run = env.run(light_pipeline, enable_caching=False)
+    assert run.tasks["light"].outputs["Output"] == [True, True]
+    run = env.run(names_pipeline, enable_caching=False)
+    assert run.tasks["names"].outputs["Output"] == ["If", "ParallelFor"]

@@ -14,6 +14,11 @@ Component code written for Vertex AI or Kubeflow runs unchanged after replacing
         ...
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from shipyard.dsl._artifacts import (
     HTML,
     Artifact,
@@ -26,12 +31,42 @@ from shipyard.dsl._artifacts import (
     Output,
     SlicedClassificationMetrics,
 )
-from shipyard.dsl._channels import Collected
-from shipyard.dsl._component import PythonComponent, component
-from shipyard.dsl._control import Condition, Elif, Else, ExitHandler, If, ParallelFor
-from shipyard.dsl._pipeline import Pipeline, SubPipelineTask, pipeline
-from shipyard.dsl._task import PipelineTask
 from shipyard.dsl._types import PipelineTaskFinalStatus
+
+if TYPE_CHECKING:
+    from shipyard.dsl._channels import Collected
+    from shipyard.dsl._component import PythonComponent, component
+    from shipyard.dsl._control import Condition, Elif, Else, ExitHandler, If, ParallelFor
+    from shipyard.dsl._pipeline import Pipeline, SubPipelineTask, pipeline
+    from shipyard.dsl._task import PipelineTask
+
+# What defines pipelines is imported on first use: it needs the spec models (pydantic), and
+# a step process, which needs only the artifact types, starts faster and smaller without.
+_LAZY = {
+    "Collected": "_channels",
+    "PythonComponent": "_component",
+    "component": "_component",
+    "Condition": "_control",
+    "Elif": "_control",
+    "Else": "_control",
+    "ExitHandler": "_control",
+    "If": "_control",
+    "ParallelFor": "_control",
+    "Pipeline": "_pipeline",
+    "SubPipelineTask": "_pipeline",
+    "pipeline": "_pipeline",
+    "PipelineTask": "_task",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "HTML",

@@ -5,7 +5,9 @@ request (as ``SHIPYARD_*`` environment variables, so SDK calls inside the step l
 same project), sends stdout and stderr to the step's log file and writes a JSON result. The
 parent stores the outputs; the child never touches the artifact store or run records.
 
-This module imports only the DSL, so step processes start fast.
+This module imports only the DSL's artifact types (and of the rest of the DSL what a
+component's code names), and reads the component's spec without pydantic, so a step process
+(and the launcher it is forked from) starts fast and small.
 """
 
 from __future__ import annotations
@@ -19,32 +21,111 @@ import os
 import sys
 import traceback
 import typing
-from collections.abc import Callable, Iterator
-from types import TracebackType
-from typing import Any, TextIO
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import CodeType, TracebackType
+from typing import Any, Protocol, TextIO
 
 from shipyard import dsl
 from shipyard.dsl._artifacts import ARTIFACT_TYPES, Artifact
-from shipyard.pipelines.spec import ComponentSpec
 
 _HERE = os.path.abspath(__file__)
 # Components defined in this process, by their JSON. Only for ``run_request``, whose process
 # runs one step and exits: the launcher defines each component once, and the steps forked
 # from it afterwards start with it defined (each with its own copy of its namespace).
-_LOADED: dict[str, tuple[ComponentSpec, Callable[..., Any]]] = {}
+_LOADED: dict[str, tuple[Component, Callable[..., Any]]] = {}
 
 
-def load(component: dict[str, Any]) -> tuple[ComponentSpec, Callable[..., Any]]:
-    """The validated spec and the function of a component, defined once per process."""
+class _Input(Protocol):
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+
+class Component(Protocol):
+    """What running a step needs of a component: a ``ComponentSpec`` or a ``StepComponent``."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def function(self) -> str: ...
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def inputs(self) -> Mapping[str, _Input]: ...
+
+    @property
+    def returns(self) -> str: ...
+
+    @property
+    def return_names(self) -> Sequence[str]: ...
+
+    @property
+    def filename(self) -> str: ...
+
+    @property
+    def lineno(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class _StepInput:
+    kind: str
+    type: str
+
+
+@dataclass(frozen=True)
+class StepComponent:
+    """A component read from the JSON of its ``ComponentSpec`` (as the runner sends it),
+    without importing pydantic: most of a step process's start-up time and memory."""
+
+    name: str
+    function: str
+    source: str
+    inputs: dict[str, _StepInput]
+    returns: str
+    return_names: list[str]
+    filename: str
+    lineno: int
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StepComponent:
+        inputs = {n: _StepInput(d["kind"], d["type"]) for n, d in data.get("inputs", {}).items()}
+        return cls(
+            name=data["name"],
+            function=data["function"],
+            source=data["source"],
+            inputs=inputs,
+            returns=data.get("returns", "none"),
+            return_names=list(data.get("return_names", [])),
+            filename=data.get("filename", ""),
+            lineno=int(data.get("lineno", 1)),
+        )
+
+
+def load(component: dict[str, Any]) -> tuple[Component, Callable[..., Any]]:
+    """The spec and the function of a component, defined once per process."""
     key = json.dumps(component, sort_keys=True)
     loaded = _LOADED.get(key)
     if loaded is None:
-        spec = ComponentSpec.model_validate(component)
+        spec = StepComponent.from_json(component)
         loaded = _LOADED[key] = (spec, load_function(spec))
     return loaded
 
 
-def load_function(spec: ComponentSpec) -> Callable[..., Any]:
+def _global_names(code: CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            names |= _global_names(const)
+    return names
+
+
+def load_function(spec: Component) -> Callable[..., Any]:
     """Define the component's function from its recorded source.
 
     Decorators are dropped (they were ``@dsl.component``) and defaults are replaced by
@@ -70,7 +151,10 @@ def load_function(spec: ComponentSpec) -> Callable[..., Any]:
         dont_inherit=True,
     )
     namespace: dict[str, Any] = {n: getattr(typing, n) for n in typing.__all__}
-    namespace.update({n: getattr(dsl, n) for n in dsl.__all__})
+    # Every DSL name, as kfp's ``from kfp.dsl import *``; but only those the code names are
+    # fetched, so that the parts of the DSL a step does not use are never imported.
+    used = _global_names(code)
+    namespace.update({n: getattr(dsl, n) for n in dsl.__all__ if n in used})
     namespace.update(dsl=dsl, __name__=f"shipyard_component_{spec.function}")
     exec(code, namespace)
     func = namespace[spec.function]
@@ -102,7 +186,7 @@ def _artifact(desc: dict[str, Any]) -> Artifact:
 
 
 def _arguments(
-    spec: ComponentSpec, request: dict[str, Any]
+    spec: Component, request: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Artifact]]:
     kwargs: dict[str, Any] = {}
     for name, definition in spec.inputs.items():
@@ -128,7 +212,7 @@ def _arguments(
 
 
 def execute(
-    spec: ComponentSpec, request: dict[str, Any], func: Callable[..., Any] | None = None
+    spec: Component, request: dict[str, Any], func: Callable[..., Any] | None = None
 ) -> dict[str, Any]:
     """Call the step; return ``{"outputs": {name: value}, "metadata": {artifact: {...}}}``."""
     kwargs, outputs = _arguments(spec, request)
@@ -194,7 +278,7 @@ def run_request(request: dict[str, Any]) -> dict[str, Any]:
 def run_captured(request: dict[str, Any]) -> dict[str, Any]:
     """Run a step in a worker process we do not own (a Ray worker): environment and
     output capture last only for the step."""
-    spec = ComponentSpec.model_validate(request["component"])
+    spec = StepComponent.from_json(request["component"])
     with (
         open(request["log"], "a", encoding="utf-8") as log,
         _environment(request["env"]),
@@ -243,7 +327,7 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
 
 
 def run_inline(
-    spec: ComponentSpec, request: dict[str, Any], func: Callable[..., Any] | None
+    spec: Component, request: dict[str, Any], func: Callable[..., Any] | None
 ) -> dict[str, Any]:
     """Run a step in this process (breakpoints work), teeing its output to its log.
 
