@@ -112,6 +112,8 @@ def load(component: dict[str, Any]) -> tuple[Component, Callable[..., Any]]:
     key = json.dumps(component, sort_keys=True)
     loaded = _LOADED.get(key)
     if loaded is None:
+        if len(_LOADED) >= 256:  # a launcher kept by a long-lived worker: stay small
+            _LOADED.clear()
         spec = StepComponent.from_json(component)
         loaded = _LOADED[key] = (spec, load_function(spec))
     return loaded

@@ -6,9 +6,9 @@ methods would do), and a process group to kill on timeout or cancel. Its stdout 
 go straight to the step's log.
 
 Where ``fork`` is safe (Linux), steps are children forked from a warm launcher (``_zygote``,
-a fresh interpreter with the executor imported), which costs milliseconds instead of a cold
-interpreter's ~0.3 s; ``_pool`` keeps the launcher between runs, so only a process's first
-run waits for it to start. Elsewhere, or if the launcher cannot be started, each step is a
+a fresh interpreter with the executor imported), which costs a millisecond or two instead of
+a cold interpreter's ~0.1 s; ``_pool`` keeps the launcher between runs, so only a process's
+first run waits for it to start. Elsewhere, or if the launcher cannot be started, each step is a
 cold ``python -m shipyard.pipelines._executor``.
 """
 

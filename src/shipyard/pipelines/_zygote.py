@@ -1,18 +1,18 @@
 """The step launcher: a warm interpreter that forks a fresh process per step.
 
-A cold ``python -m shipyard.pipelines._executor`` costs ~0.3 s before a step's first line
-runs; most of it is importing Python, pydantic and Shipyard. This process (started by
+A cold ``python -m shipyard.pipelines._executor`` costs ~0.1 s before a step's first line
+runs, starting Python and importing Shipyard's executor. This process (started by
 ``_launch.ForkServer`` and kept by ``_pool`` for the runs that follow) pays that once, then
 forks a child per step. Each child is what a cold step process was: its own session and
 process group (so a timeout or a cancel kills the step and everything it started), stdout
 and stderr on the step's log, stdin on ``/dev/null``, the run's environment, its working
 directory first on ``sys.path``, and ``_executor`` running the step from its recorded source.
 
-Forking copies the page tables of the whole interpreter (~1.5 ms here), so it is done ahead:
-when idle the launcher keeps one *spare* child forked, already in its own session, waiting
-on a pipe for its step. A start hands the request to the spare (or forks one if there is
-none), then defines the component here too, so the spares forked afterwards find its source
-compiled and its spec validated.
+Forking copies the page tables of the whole interpreter (about a millisecond), so it is
+done ahead: when idle the launcher keeps one *spare* child forked, already in its own
+session, waiting on a pipe for its step. A start hands the request to the spare (or forks
+one if there is none), then defines the component here too, so the spares forked afterwards
+find its source compiled.
 
 The protocol is newline-delimited JSON over a socket shared with the runner, plus a
 SEQPACKET socket on which each step reports its own end just before it exits, with its
