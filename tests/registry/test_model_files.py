@@ -148,6 +148,13 @@ def test_damaged_store_blob_is_data_corruption(
     assert not (cache / mv.tree_digest).exists()  # no unverified copy left to be trusted
 
 
+def _packaged(directory: Path, booster_file: Path) -> Path:
+    """``booster_file`` packaged by ``flavors.save`` into the new ``directory``."""
+    directory.mkdir()
+    flavors.save(booster_file, directory)
+    return directory
+
+
 def test_packaged_directory_changed_after_saving_is_refused(
     tmp_path: Path,
     store: Store,
@@ -155,9 +162,7 @@ def test_packaged_directory_changed_after_saving_is_refused(
     ctx: RequestContext,
     booster_file: Path,
 ) -> None:
-    packaged = tmp_path / "packaged"
-    packaged.mkdir()
-    flavors.save(booster_file, packaged)
+    packaged = _packaged(tmp_path / "packaged", booster_file)
     with (packaged / "model.ubj").open("r+b") as f:
         f.seek(10)
         f.write(b"X")
@@ -166,8 +171,7 @@ def test_packaged_directory_changed_after_saving_is_refused(
     with pytest.raises(NotFound):
         get_model(store, "p1", "xgb")
     shutil.rmtree(packaged)
-    packaged.mkdir()
-    flavors.save(booster_file, packaged)
+    packaged = _packaged(packaged, booster_file)
     (packaged / "extra.txt").write_text("not in the manifest")
     with pytest.raises(DataCorruption, match=r"extra\.txt"):
         register_model(store, artifacts, ctx, "xgb", packaged)
@@ -180,9 +184,7 @@ def test_packaged_directory_with_a_wrong_size_stores_nothing(
     ctx: RequestContext,
     booster_file: Path,
 ) -> None:
-    packaged = tmp_path / "packaged"
-    packaged.mkdir()
-    flavors.save(booster_file, packaged)
+    packaged = _packaged(tmp_path / "packaged", booster_file)
     with (packaged / "model.ubj").open("ab") as f:
         f.write(b"more")
     before = sorted(artifacts.iter_digests())
