@@ -21,7 +21,7 @@ _REGISTRY = {
 _FACADE = {
     "init", "start_run", "get_run", "search_runs", "compare_runs", "get_metric_history",
     "download_artifact", "get_lineage", "get_artifact", "list_artifacts", "list_executions",
-    "list_contexts", "list_audit_events",
+    "list_contexts", "list_audit_events", "verify_audit_log",
 }
 
 __all__ = [
@@ -61,6 +61,7 @@ __all__ = [
     "set_alias",
     "set_model_status",
     "start_run",
+    "verify_audit_log",
 ]
 
 if TYPE_CHECKING:  # what the lazy __getattr__ below returns, for type checkers and IDEs
@@ -79,6 +80,7 @@ if TYPE_CHECKING:  # what the lazy __getattr__ below returns, for type checkers 
         list_executions,
         search_runs,
         start_run,
+        verify_audit_log,
     )
     from shipyard.sdk.facade_registry import (
         alias_history,

@@ -2,15 +2,25 @@
 
 ``record`` is called inside the caller's write transaction, so the row commits or rolls back
 with the change it describes. Nothing in Shipyard updates or deletes audit rows.
+
+Rows are chained: each stores the sha256 of the previous row's hash and its own fields, so
+whoever deletes or edits a row in the database (without rewriting every later row) breaks
+the chain, and :func:`verify` names the first row that no longer fits. The last hash it
+reports (``head``), kept somewhere else, also reveals rows cut off the end. Writers take
+the chain's head in their own transaction: SQLite's write lock serialises them, and on
+PostgreSQL a transaction-scoped advisory lock does.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, text
 
 from shipyard.context import RequestContext
 from shipyard.store import Store
@@ -32,6 +42,24 @@ class AuditEvent(BaseModel):
     detail: dict[str, Any] | None = None
 
 
+_CHAIN_LOCK = 0x5A1B7A2E  # PostgreSQL advisory lock serialising writers of the chain
+_BATCH = 5000
+
+
+def chain_hash(previous: str | None, row: dict[str, Any]) -> str:
+    """The hash a row with these fields stores after a row whose hash is ``previous``."""
+    time = row["time"]
+    if isinstance(time, datetime):
+        time = time.astimezone(UTC).isoformat(timespec="microseconds")
+    fields = [
+        previous or "", time, row.get("actor"), row.get("token_id"), row["action"],
+        row["resource"], row.get("project"), row["outcome"], row.get("request_id"),
+        row.get("client"), row.get("detail"),
+    ]  # fmt: skip
+    data = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
 def record(
     conn: Connection,
     ctx: RequestContext,
@@ -41,20 +69,73 @@ def record(
     outcome: str = "ok",
     detail: dict[str, Any] | None = None,
 ) -> None:
-    conn.execute(
-        insert(audit_log).values(
-            time=utcnow(),
-            actor=ctx.actor,
-            token_id=ctx.token_id,
-            action=action,
-            resource=resource[:512],
-            project=ctx.project,
-            outcome=outcome,
-            request_id=ctx.request_id,
-            client=ctx.client,
-            detail=detail,
-        )
-    )
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK})
+    previous = conn.execute(
+        select(audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)
+    ).scalar()
+    values: dict[str, Any] = {
+        "time": utcnow(),
+        "actor": ctx.actor,
+        "token_id": ctx.token_id,
+        "action": action,
+        "resource": resource[:512],
+        "project": ctx.project,
+        "outcome": outcome,
+        "request_id": ctx.request_id,
+        "client": ctx.client,
+        # As the database will give it back (JSON), so the hash is over what is stored.
+        "detail": json.loads(json.dumps(detail, default=str)) if detail is not None else None,
+    }
+    values["hash"] = chain_hash(previous, values)
+    conn.execute(insert(audit_log).values(**values))
+
+
+@dataclass(frozen=True)
+class AuditVerification:
+    """What :func:`verify` found. ``ok`` when every chained row fits; ``head`` is the last
+    row's hash (keep it elsewhere to detect rows cut off the end later)."""
+
+    ok: bool
+    rows: int
+    unchained: int  # rows written before the chain existed (migration 0002), all first
+    head: str | None
+    broken_at: int | None = None  # the id of the first row that does not fit
+    reason: str | None = None
+
+
+def verify(store: Store) -> AuditVerification:
+    """Walk the whole log in order and recompute the chain."""
+    previous: str | None = None
+    rows = unchained = 0
+    last_id = 0
+    chained = False
+    while True:
+        with store.read() as conn:
+            batch = conn.execute(
+                select(audit_log).where(audit_log.c.id > last_id)
+                .order_by(audit_log.c.id).limit(_BATCH)
+            ).all()  # fmt: skip
+        if not batch:
+            break
+        for row in batch:
+            entry = dict(row._mapping)
+            rows += 1
+            last_id = entry["id"]
+            stored = entry["hash"]
+            if stored is None:
+                if chained:
+                    return AuditVerification(False, rows, unchained, previous, entry["id"],
+                                             "its hash was removed")
+                unchained += 1
+                continue
+            chained = True
+            if chain_hash(previous, entry) != stored:
+                reason = ("it was edited, or a row before it was deleted or edited"
+                          if previous is not None or rows > 1 else "it was edited")
+                return AuditVerification(False, rows, unchained, previous, entry["id"], reason)
+            previous = stored
+    return AuditVerification(True, rows, unchained, previous)
 
 
 def query(

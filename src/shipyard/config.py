@@ -34,6 +34,13 @@ class Settings:
     token: str | None = None
     # Fully qualified class names skops may load besides its own defaults (DESIGN.md 5).
     trusted_types: tuple[str, ...] = ()
+    # sha256 digests of pickle files this process's loader trusts (DESIGN.md 5): the
+    # loader's own decision, never the registrant's.
+    trusted_digests: tuple[str, ...] = ()
+    # Where steps of server-side pipeline runs reach the server (a worker's setting).
+    server_url: str | None = None
+    # The OS user steps of server-side runs run as, when the worker can switch to it.
+    step_user: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -72,6 +79,11 @@ class Settings:
         trusted = tuple(
             t.strip() for t in env.get("SHIPYARD_TRUSTED_TYPES", "").split(",") if t.strip()
         )
+        digests = tuple(
+            d.strip().lower()
+            for d in env.get("SHIPYARD_TRUSTED_DIGESTS", "").split(",")
+            if d.strip()
+        )
         return cls(
             home=home_path,
             uri=resolved_uri,
@@ -79,6 +91,9 @@ class Settings:
             project=resolved_project,
             token=token or env.get("SHIPYARD_TOKEN") or None,
             trusted_types=trusted,
+            trusted_digests=digests,
+            server_url=env.get("SHIPYARD_SERVER_URL") or None,
+            step_user=env.get("SHIPYARD_STEP_USER") or None,
         )
 
 

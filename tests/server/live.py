@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import threading
 import time
@@ -39,8 +40,10 @@ def live_server(settings: Settings, *, port: int | None = None, **app_options: A
 
     token = bootstrap(settings) or read_credentials(settings.home)
     assert token is not None
-    app = create_app(settings, **app_options)
     port = port or free_port()
+    if settings.server_url is None:  # as ``serve`` does: steps of server-side runs call back
+        settings = dataclasses.replace(settings, server_url=f"http://127.0.0.1:{port}")
+    app = create_app(settings, **app_options)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             lifespan="on")
     server = uvicorn.Server(config)

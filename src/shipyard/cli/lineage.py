@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from enum import StrEnum
 from typing import Annotated, Any
@@ -11,7 +12,7 @@ from rich.markup import escape
 from rich.tree import Tree
 
 from shipyard.cli import output
-from shipyard.cli.state import command, current, require, sdk
+from shipyard.cli.state import command, current, fail, invoked_subcommand, require, sdk
 
 app = typer.Typer(help="Lineage: where artifacts came from and what used them.",
                   no_args_is_help=True)
@@ -95,10 +96,14 @@ def render_tree(graph: Any, direction: str) -> Tree:
     return tree
 
 
+audit_app = typer.Typer(help="The audit log: who changed what, and whether it is intact.")
+
+
 def register_audit(root: typer.Typer) -> None:
-    root.command("audit")(audit)
+    root.add_typer(audit_app, name="audit")
 
 
+@audit_app.callback(invoke_without_command=True)
 @command
 def audit(
     actor: Annotated[str | None, typer.Option("--actor", help="Only this actor")] = None,
@@ -110,7 +115,9 @@ def audit(
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000,
                                        help="At most this many entries")] = 100,
 ) -> None:
-    """Show the audit log of the project, newest first."""
+    """Show the audit log of the project, newest first (``audit verify`` checks it)."""
+    if invoked_subcommand() is not None:
+        return
     sy = sdk()
     list_events = require(sy, "list_audit_events", "reading the audit log")
     entries = list_events(actor=actor, action=action, outcome=outcome, limit=limit)
@@ -121,6 +128,23 @@ def audit(
              _get(e, "outcome"), _get(e, "client")] for e in entries]
     output.show(output.table(None, ["time", "actor", "action", "resource", "outcome",
                                     "client"], rows))
+
+
+@audit_app.command("verify")
+@command
+def verify() -> None:
+    """Check the whole audit log's hash chain: exit 1 naming the first row that was
+    deleted or edited. Keep the printed head hash elsewhere to detect rows cut off later."""
+    sy = sdk()
+    result = sy.verify_audit_log()
+    if current().json:
+        output.print_json(dataclasses.asdict(result))
+    elif result.ok:
+        output.show(f"audit log intact: {result.rows} rows ({result.unchained} written before "
+                    f"chaining), head {result.head or 'none'}")
+    if not result.ok:
+        fail(f"audit log broken at row {result.broken_at}: {result.reason} "
+             f"({result.rows} rows read)")
 
 
 def _get(entry: Any, key: str) -> Any:

@@ -70,6 +70,12 @@ class CliState:
 # context object so that helpers need not be handed a context.
 _state: ContextVar[CliState | None] = ContextVar("shipyard_cli_state", default=None)
 _settings: ContextVar[Any] = ContextVar("shipyard_cli_settings", default=None)
+_invoked: ContextVar[str | None] = ContextVar("shipyard_cli_subcommand", default=None)
+
+
+def invoked_subcommand() -> str | None:
+    """In a group's callback: the subcommand about to run (None: the group alone)."""
+    return _invoked.get()
 
 
 def current() -> CliState:
@@ -169,10 +175,12 @@ def command(fn: Callable[P, R]) -> Callable[..., R]:
         root = ctx.find_root().obj
         base = root if isinstance(root, CliState) else CliState()
         token = _state.set(base.merged(overrides))
+        invoked = _invoked.set(ctx.invoked_subcommand)
         try:
             with handled_errors():
                 return fn(*args, **kwargs)
         finally:
+            _invoked.reset(invoked)
             _state.reset(token)
 
     # Typer reads the parameters from the signature; the annotations are evaluated here

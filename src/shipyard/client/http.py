@@ -248,6 +248,10 @@ class HttpBackend(HttpRegistry, HttpPipelines):
         result: list[dict[str, Any]] = self._json("GET", self._p("/audit"), params=params)
         return result
 
+    def verify_audit(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("GET", "/api/v1/audit/verify")
+        return result
+
 
 def _id(value: str, field: str) -> str:
     # Checked before sending: the server decodes %2F before routing, so a hostile id would

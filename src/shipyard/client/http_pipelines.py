@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 from pydantic import TypeAdapter
 
 from shipyard.errors import InvalidArgument
@@ -72,13 +71,9 @@ class HttpPipelines:
             self._json("GET", self._p("/pipelines/runs"), params=params))
 
     def retry_pipeline_run(self, run_id: str, *, raise_on_error: bool = True) -> PipelineRun:
-        from shipyard.pipelines import PipelineRunFailed
-
-        run = PipelineRun.model_validate(self._json(
-            "POST", self._r(run_id, "/retry"), timeout=httpx.Timeout(None, connect=5.0)))
-        if run.state != "SUCCEEDED" and raise_on_error:
-            raise PipelineRunFailed(run)
-        return run
+        # The server queues the retry for its worker; wait for it as a local retry would.
+        run = PipelineRun.model_validate(self._json("POST", self._r(run_id, "/retry")))
+        return self.wait_pipeline_run(run.id, raise_on_error=raise_on_error)
 
     def cancel_pipeline_run(self, run_id: str, *, force: bool = False) -> PipelineRun:
         return PipelineRun.model_validate(self._json("POST", self._r(run_id, "/cancel"),

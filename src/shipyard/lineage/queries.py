@@ -72,20 +72,27 @@ def get_execution(store: Store, project: str, execution_id: str) -> ExecutionNod
 
 
 def _events_for(
-    conn: Connection, column: Any, ids: set[str], kind: str
+    conn: Connection, project: str, column: Any, ids: set[str], kind: str
 ) -> list[EventEdge]:
+    """Events of ``kind`` touching ``ids`` whose execution and artifact are both in
+    ``project``: an edge a run recorded to another project's artifact is not followed."""
     found: list[EventEdge] = []
     for chunk in _chunks(ids):
         rows = conn.execute(
             select(events.c.execution_id, events.c.artifact_id, events.c.kind, events.c.name)
+            .join(executions, executions.c.id == events.c.execution_id)
+            .join(lineage_artifacts, lineage_artifacts.c.id == events.c.artifact_id)
             .where(column.in_(chunk), events.c.kind == kind)
+            .where(executions.c.project == project, lineage_artifacts.c.project == project)
             .order_by(events.c.id)
         )
         found.extend(EventEdge.model_validate(dict(r._mapping)) for r in rows)
     return found
 
 
-def _walk(conn: Connection, root: str, upstream: bool, depth: int) -> list[EventEdge]:
+def _walk(
+    conn: Connection, project: str, root: str, upstream: bool, depth: int
+) -> list[EventEdge]:
     """Follow events away from ``root``; ``depth`` counts executions crossed."""
     edges: list[EventEdge] = []
     frontier = {root}
@@ -94,13 +101,13 @@ def _walk(conn: Connection, root: str, upstream: bool, depth: int) -> list[Event
     for _ in range(depth):
         # Upstream: who produced the frontier (output events), then what they consumed.
         first_kind, second_kind = ("output", "input") if upstream else ("input", "output")
-        hop1 = _events_for(conn, events.c.artifact_id, frontier, first_kind)
+        hop1 = _events_for(conn, project, events.c.artifact_id, frontier, first_kind)
         new_execs = {e.execution_id for e in hop1} - seen_executions
         edges.extend(hop1)
         if not new_execs:
             break
         seen_executions |= new_execs
-        hop2 = _events_for(conn, events.c.execution_id, new_execs, second_kind)
+        hop2 = _events_for(conn, project, events.c.execution_id, new_execs, second_kind)
         edges.extend(hop2)
         frontier = {e.artifact_id for e in hop2} - seen_artifacts
         seen_artifacts |= frontier
@@ -128,9 +135,9 @@ def graph(
     with store.read() as conn:
         edges: list[EventEdge] = []
         if direction in ("upstream", "both"):
-            edges += _walk(conn, artifact_id, True, depth)
+            edges += _walk(conn, project, artifact_id, True, depth)
         if direction in ("downstream", "both"):
-            edges += _walk(conn, artifact_id, False, depth)
+            edges += _walk(conn, project, artifact_id, False, depth)
         unique = {(e.execution_id, e.artifact_id, e.kind, e.name): e for e in edges}
         edges = list(unique.values())
         artifact_ids = {e.artifact_id for e in edges} | {artifact_id}
@@ -139,13 +146,19 @@ def graph(
             ArtifactNode.model_validate(dict(r._mapping))
             for chunk in _chunks(artifact_ids - {artifact_id})
             for r in conn.execute(
-                select(lineage_artifacts).where(lineage_artifacts.c.id.in_(chunk))
+                select(lineage_artifacts).where(
+                    lineage_artifacts.c.id.in_(chunk), lineage_artifacts.c.project == project
+                )
             )
         ]
         execs = [
             ExecutionNode.model_validate(dict(r._mapping))
             for chunk in _chunks(execution_ids)
-            for r in conn.execute(select(executions).where(executions.c.id.in_(chunk)))
+            for r in conn.execute(
+                select(executions).where(
+                    executions.c.id.in_(chunk), executions.c.project == project
+                )
+            )
         ]
     execs.sort(key=lambda e: e.created_at)
     return LineageGraph(root=artifact_id, artifacts=arts, executions=execs, events=edges)

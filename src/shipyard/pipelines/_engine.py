@@ -14,6 +14,7 @@ query, then looks again, so a fully cached chain completes in a single pass.
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import threading
@@ -21,7 +22,8 @@ import time
 from multiprocessing.connection import wait
 from typing import Any
 
-from shipyard.pipelines import runs
+from shipyard.errors import InvalidArgument
+from shipyard.pipelines import _lineage, runs
 from shipyard.pipelines._state import (
     BAD,
     DONE,
@@ -34,7 +36,7 @@ from shipyard.pipelines._state import (
     select,
 )
 from shipyard.pipelines._steps import StepRunner
-from shipyard.pipelines.models import TaskInfo
+from shipyard.pipelines.models import ArtifactOutput, TaskInfo
 from shipyard.pipelines.spec import ConditionSpec, TaskSpec, ValueSource
 from shipyard.store.types import utcnow
 
@@ -309,6 +311,8 @@ class Engine(StepRunner):
                 if exc.status == "skip":
                     self._save(inst, state="SKIPPED", error=exc.why or None, finished_at=utcnow())
                     skipped = True
+                elif exc.status == "fail":
+                    self._fail(inst, exc.why, final=True)
                 continue
             if runnable:
                 inst.prepared = True
@@ -317,6 +321,12 @@ class Engine(StepRunner):
                 self._save(inst, state="SKIPPED", error=None, finished_at=utcnow())
                 skipped = True
         return ready, skipped
+
+    def _own(self, name: str, value: Any) -> ArtifactOutput:
+        try:
+            return _lineage.own_artifact(self.store, self.ctx.project, value, f"inputs.{name}")
+        except InvalidArgument as exc:
+            raise Unresolved("fail", exc.message) from None
 
     def _settled(self, waits_on: Inst | str) -> bool:
         """Whether what an instance waited for (an instance, or a task's list of instances)
@@ -368,7 +378,7 @@ class Engine(StepRunner):
             source = task.inputs.get(name)
             value = self._resolve(source, task.loops, inst.index) if source else definition.default
             if definition.kind == "artifact":
-                arts[name] = artifact_value(value)
+                arts[name] = artifact_value(value, functools.partial(self._own, name))
             else:
                 params[name] = value
         # Conditions last: their operands may only exist once the inputs above do.

@@ -78,8 +78,7 @@ class _ProcessHandle:
         code = self._process.wait()
         self._close()
         try:
-            with open(self._result_path, encoding="utf-8") as f:
-                return dict(json.load(f))
+            return read_result(self._result_path)
         except (OSError, ValueError):
             return {"ok": False, "error": _died(code)}
 
@@ -122,8 +121,11 @@ def preload_wanted() -> list[str]:
 class ForkServer:
     """The runner's side of one ``_zygote`` process (see that module for the protocol)."""
 
-    def __init__(self, key: tuple[str, ...] = ()) -> None:
+    def __init__(self, key: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
         self.key = key  # what ``_pool`` matches a later run's interpreter against
+        # The launcher's own environment (None: the runner's). Steps of server-side runs
+        # fork from one started clean, so their /proc/self/environ holds nothing more.
+        self.env = env
         parent, child = socket.socketpair()
         # Steps report their end on a second channel, straight to the runner: a message
         # per step (SEQPACKET keeps each whole), sent before the process exits, so
@@ -141,6 +143,7 @@ class ForkServer:
                 stdout=subprocess.DEVNULL,
                 pass_fds=fds,
                 cwd="/",
+                env=env,
                 # Its own session: a Ctrl-C meant for the runner must not kill the launcher
                 # under steps the runner is about to cancel cleanly.
                 start_new_session=True,
@@ -300,7 +303,7 @@ class ForkServer:
             "id": step,
             "request": request,
             "cwd": os.path.dirname(request_path),
-            "env": {**os.environ, **request["env"]},
+            "env": _step_environment(request),
         }
         try:
             self._send(message)
@@ -371,8 +374,7 @@ class _ForkedHandle:
         if isinstance(reported, dict):
             return reported
         try:
-            with open(self._result_path, encoding="utf-8") as f:
-                return dict(json.load(f))
+            return read_result(self._result_path)
         except (OSError, ValueError):
             if reported is None:
                 reported = _Exited(None, "was lost" if lost else "ended without a result file")
@@ -393,24 +395,44 @@ def _died(code: int | None, why: str = "") -> str:
     return f"the step process {how} before reporting a result"
 
 
+def _step_environment(request: dict[str, Any]) -> dict[str, str]:
+    """A step's whole environment: the runner's plus the step's variables, or for an
+    isolated step (a server-side run's) exactly its own."""
+    env: dict[str, str] = request["env"]
+    return dict(env) if request.get("isolated") else {**os.environ, **env}
+
+
+def read_result(path: str) -> dict[str, Any]:
+    """A step's result file, not following a link the step may have put in its place."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with open(fd, encoding="utf-8") as f:
+        return dict(json.load(f))
+
+
 def write_request(path: str, request: dict[str, Any]) -> None:
     with open(path, "w", encoding="utf-8") as f:
         json.dump(request, f)
     os.chmod(path, 0o600)
+    user = request.get("user")
+    if user:  # the step reads it as its own user
+        os.chown(path, user[0], user[1])
 
 
 def start_process(request_path: str, request: dict[str, Any]) -> Handle:
     write_request(request_path, request)
-    env = {**os.environ, **request["env"]}
+    user = request.get("user")
     with open(request["log"], "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "shipyard.pipelines._executor", request_path],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=_step_environment(request),
             cwd=os.path.dirname(request_path),
             start_new_session=True,
+            user=user[0] if user else None,
+            group=user[1] if user else None,
+            extra_groups=[] if user else None,
         )
     return _ProcessHandle(process, request["result"])
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Connection
 
-from shipyard.lineage import records
+from shipyard.errors import InvalidArgument, NotFound
+from shipyard.lineage import queries, records
 from shipyard.pipelines.models import ArtifactOutput
+from shipyard.store import Store
 
 CONTEXT_TYPE = "pipeline_run"
 EXECUTION_TYPE = "pipeline_task"
@@ -83,3 +86,31 @@ def set_state(
     conn: Connection, execution_id: str, state: str, properties: dict[str, Any] | None
 ) -> None:
     records.set_execution_state(conn, execution_id, state, properties)
+
+
+def own_artifact(store: Store, project: str, value: Any, field: str) -> ArtifactOutput:
+    """The artifact a reference names, if it is an artifact of ``project`` with the digest
+    the reference gives; ``InvalidArgument`` naming ``field`` otherwise. A reference must
+    carry the ``artifact_id`` (a digest alone could name any project's bytes)."""
+    try:
+        art = ArtifactOutput.model_validate(value)
+    except ValidationError:
+        raise InvalidArgument(f"{field}: not an artifact reference", field=field) from None
+    if not art.artifact_id:
+        raise InvalidArgument(
+            f"{field}: an artifact reference needs the artifact_id of an artifact of project "
+            f"{project!r} (a digest alone is not accepted)",
+            field=field,
+        )
+    try:
+        node = queries.get_artifact(store, project, art.artifact_id)
+    except (NotFound, InvalidArgument):
+        raise InvalidArgument(
+            f"{field}: artifact {art.artifact_id!r} is not an artifact of project {project!r}",
+            field=field,
+        ) from None
+    if node.digest != art.digest:
+        raise InvalidArgument(
+            f"{field}: the digest does not match artifact {art.artifact_id}'s", field=field
+        )
+    return art.model_copy(update={"uri": node.uri})

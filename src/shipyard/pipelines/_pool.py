@@ -29,16 +29,21 @@ _every: weakref.WeakSet[ForkServer] = weakref.WeakSet()
 _hooked = False
 
 
-def _interpreter() -> tuple[str, ...]:
-    python = sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("PYTHON"))
-    return (sys.executable, *python)
+def _interpreter(env: dict[str, str] | None = None) -> tuple[str, ...]:
+    """What a launcher must match to be reused: the interpreter, its ``PYTHON*`` variables,
+    and for a launcher started with an environment of its own, that whole environment."""
+    source = os.environ if env is None else env
+    python = sorted(f"{k}={v}" for k, v in source.items() if k.startswith("PYTHON"))
+    own = () if env is None else ("clean", *sorted(f"{k}={v}" for k, v in env.items()))
+    return (sys.executable, *python, *own)
 
 
-def acquire() -> ForkServer:
+def acquire(env: dict[str, str] | None = None) -> ForkServer:
     """A launcher for one run: a kept one that still fits, or a new one (not waited for:
-    its first start does). Raises ``OSError`` when none can be started."""
+    its first start does), started with ``env`` when given (the runner's otherwise).
+    Raises ``OSError`` when none can be started."""
     global _hooked
-    key = _interpreter()
+    key = _interpreter(env)
     stale: list[ForkServer] = []
     found: ForkServer | None = None
     with _lock:
@@ -57,14 +62,14 @@ def acquire() -> ForkServer:
     if found is not None:
         found.preload(preload_wanted())
         return found
-    server = ForkServer(key)
+    server = ForkServer(key, env)
     _every.add(server)
     return server
 
 
 def release(server: ForkServer) -> None:
     """Hand back a run's launcher: kept for the next run if fit, otherwise closed."""
-    if server.idle and server.key == _interpreter():
+    if server.idle and server.key == _interpreter(server.env):
         with _lock:
             if not _kept:
                 _kept.append((server.key, server))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -14,7 +15,7 @@ from shipyard.pipelines.spec import InputDef, PipelineSpec, TaskSpec
 
 DONE = frozenset({"SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"})
 BAD = frozenset({"FAILED", "SKIPPED", "CANCELLED"})
-Status = Literal["ok", "wait", "skip"]
+Status = Literal["ok", "wait", "skip", "fail"]
 
 
 @dataclass(frozen=True)
@@ -92,13 +93,17 @@ def select(value: Any, key: str | int | None) -> Any:
         raise Unresolved("skip", f"value has no field {key!r}") from None
 
 
-def artifact_value(value: Any) -> Any:
+def artifact_value(value: Any, own: Callable[[Any], ArtifactOutput]) -> Any:
+    """An artifact input's value. One this run produced (or took from the cache) is an
+    ``ArtifactOutput`` already; anything else (a constant, an argument, a loop item) is a
+    reference that ``own`` checks against the run's project (item 4 of the security review:
+    a digest alone would copy any project's bytes into the step)."""
     if value is None or isinstance(value, ArtifactOutput):
         return value
     if isinstance(value, list):
-        return [artifact_value(v) for v in value]
+        return [artifact_value(v, own) for v in value]
     if isinstance(value, dict):
-        return ArtifactOutput.model_validate(value)
+        return own(value)
     raise Unresolved("skip", f"expected an artifact, got {value!r}")
 
 

@@ -32,6 +32,7 @@ from shipyard.config import Settings
 from shipyard.context import RequestContext
 from shipyard.dsl._artifacts import METADATA_ONLY
 from shipyard.pipelines import _launch, _lineage, _pool, caching, runs
+from shipyard.pipelines._isolation import StepIsolation, clean_environment, open_output
 from shipyard.pipelines._state import Inst, MissingOutput, RunOptions, safe_name
 from shipyard.pipelines.models import ArtifactOutput, PipelineRun, TaskInfo
 from shipyard.pipelines.spec import PipelineSpec, canonical_json, topological_order
@@ -55,8 +56,10 @@ class StepRunner:
         settings: Settings,
         options: RunOptions,
         prior: dict[str, TaskInfo] | None = None,
+        isolation: StepIsolation | None = None,
     ) -> None:
         self.store = store
+        self.isolation = isolation
         self.artifacts = artifacts
         self.ctx = ctx
         self.spec = spec
@@ -314,6 +317,11 @@ class StepRunner:
     def _run_step(self, inst: Inst, request: dict[str, Any]) -> None:
         """Start a step whose RUNNING row is committed (its execution id is known now)."""
         request["env"] = self._env(inst)
+        if self.isolation is not None and inst.dir is not None:
+            request["isolated"] = True
+            self.isolation.prepare(self.workdir, inst.dir)
+            if self.isolation.user is not None:
+                request["user"] = [self.isolation.user.uid, self.isolation.user.gid]
         timeout = inst.task.options.timeout
         inst.deadline = time.monotonic() + timeout if timeout else None
         component = self.spec.components[inst.task.component]
@@ -335,7 +343,9 @@ class StepRunner:
             return
         self.close_launcher()
         try:
-            self._fork_server = _pool.acquire()
+            self._fork_server = _pool.acquire(
+                clean_environment() if self.isolation is not None else None
+            )
         except OSError as exc:
             self._no_fork(exc)
 
@@ -361,6 +371,15 @@ class StepRunner:
             _pool.release(server)
 
     def _env(self, inst: Inst) -> dict[str, str]:
+        if self.isolation is not None and inst.dir is not None:
+            own = {
+                "SHIPYARD_PROJECT": self.ctx.project,
+                "SHIPYARD_PIPELINE_RUN_ID": self.run.id,
+                "SHIPYARD_PIPELINE_TASK": inst.name,
+                "SHIPYARD_EXECUTION_ID": inst.info.execution_id or "",
+                **inst.task.options.env,
+            }
+            return self.isolation.environment(inst.dir, own)
         env = {
             "SHIPYARD_HOME": str(self.settings.home),
             "SHIPYARD_URI": self.settings.uri,
@@ -397,8 +416,12 @@ class StepRunner:
         self, name: str, path: Path, type_: str, metadata: dict[str, Any]
     ) -> ArtifactOutput:
         layout: Literal["file", "tree", "none"]
+        if self.isolation is not None and path.is_symlink():
+            # It could name a file only the worker may read (the step's user may not).
+            raise MissingOutput(f"the step's output artifact {name!r} is a symlink: write "
+                                "the file or folder itself")
         if path.is_file():
-            blob = self.artifacts.put_file(path)
+            blob = self._put_step_file(path)
             digest, size, layout = blob.digest, blob.size, "file"
         elif path.is_dir():
             tree = self.artifacts.put_tree(path)
@@ -423,8 +446,22 @@ class StepRunner:
                 return inst.info.log_digest
         except FileNotFoundError:
             return inst.info.log_digest
-        digest: str = self.artifacts.put_file(path).digest
+        try:
+            digest: str = self._put_step_file(path).digest
+        except OSError as exc:  # a link in its place (isolated steps): keep no log
+            log.warning("the log of step %s was not stored: %s", inst.name, exc.strerror)
+            return inst.info.log_digest
         return digest
+
+    def _put_step_file(self, path: Path) -> Any:
+        """Store a file the step wrote, never through a link it put in its place."""
+        if self.isolation is None:
+            return self.artifacts.put_file(path)
+        fd = open_output(path)
+        try:
+            return self.artifacts.put_file(f"/proc/self/fd/{fd}")
+        finally:
+            os.close(fd)
 
     def _finish(self, inst: Inst, result: dict[str, Any]) -> None:
         inst.handle = None

@@ -265,6 +265,11 @@ class _Server:
         os.dup2(log, 2)
         os.close(null)
         os.close(log)
+        user = request.get("user")
+        if user:  # a server-side run's step, as the worker's step user (``_isolation``)
+            os.setgroups([])
+            os.setgid(user[1])
+            os.setuid(user[0])
         os.chdir(message["cwd"])
         # A cold ``python -m`` step would have its working directory first on its path.
         sys.path.insert(0, message["cwd"])

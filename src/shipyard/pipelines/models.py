@@ -67,6 +67,8 @@ class PipelineRun(BaseModel):
     finished_at: datetime | None = None
     claimed_by: str | None = None
     retry_of: str | None = None
+    # The server principal that submitted it; None for a run started in local mode.
+    principal: str | None = None
 
     @property
     def succeeded(self) -> bool:

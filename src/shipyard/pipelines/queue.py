@@ -11,13 +11,16 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from shipyard.config import Settings
+from shipyard.config import DEFAULT_HOST, DEFAULT_PORT, Settings
 from shipyard.context import RequestContext
+from shipyard.errors import ShipyardError
 from shipyard.pipelines import runs
+from shipyard.pipelines._isolation import StepIsolation, resolve_user
 from shipyard.pipelines._state import RunOptions
 from shipyard.pipelines.models import PipelineRun
 from shipyard.pipelines.runner import execute_run
 from shipyard.pipelines.spec import PipelineSpec
+from shipyard.security import service as security
 from shipyard.store import Store
 from shipyard.store.schema import pipeline_runs
 from shipyard.store.types import utcnow
@@ -65,7 +68,39 @@ def claim_and_run_next(
         run = runs.read_run(conn, run_project, run_id)
         spec = PipelineSpec.model_validate(runs.read_spec(conn, run_id))
     ctx = RequestContext(project=run_project, actor=worker_name)
-    return execute_run(
-        store, artifacts, ctx, spec, run, RunOptions.from_json(run.options),
-        settings=settings, raise_on_error=False,
-    )  # fmt: skip
+    options = RunOptions.from_json(run.options)
+    if run.principal is None:  # queued in local mode: its submitter had the store already
+        return execute_run(store, artifacts, ctx, spec, run, options, settings=settings,
+                           raise_on_error=False, prior=run.tasks or None)
+    try:
+        token = security.issue_run_token(
+            store, ctx, run.principal, run_project, name=f"pipeline-run-{run_id[:12]}"
+        )
+        isolation = _isolation_for(settings, token.plaintext)
+    except ShipyardError as exc:
+        _fail_unstarted(store, run_id, f"the run could not start: {exc.message}")
+        with store.read() as conn:
+            return runs.read_run(conn, run_project, run_id)
+    try:
+        return execute_run(store, artifacts, ctx, spec, run, options, settings=settings,
+                           raise_on_error=False, prior=run.tasks or None, isolation=isolation)
+    finally:
+        security.revoke_token(store, ctx, token.id)
+
+
+def _isolation_for(settings: Settings | None, token: str) -> StepIsolation:
+    """How this worker starts the steps of server-side runs (its settings say where the
+    server is and which OS user steps run as)."""
+    server_url = (settings.server_url if settings else None) or (
+        f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+    )
+    step_user = settings.step_user if settings else None
+    user = resolve_user(step_user) if step_user else None
+    return StepIsolation(server_url=server_url, token=token, user=user)
+
+
+def _fail_unstarted(store: Store, run_id: str, error: str) -> None:
+    def work(conn: Connection) -> None:
+        runs.update_run(conn, run_id, state="FAILED", error=error, finished_at=utcnow())
+
+    store.retry_write(work)

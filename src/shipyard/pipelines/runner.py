@@ -22,6 +22,7 @@ from shipyard.errors import FailedPrecondition, InvalidArgument
 from shipyard.ids import new_id
 from shipyard.pipelines import _launch, _lineage, runs
 from shipyard.pipelines._engine import Engine
+from shipyard.pipelines._isolation import StepIsolation
 from shipyard.pipelines._state import RunOptions, check_arguments
 from shipyard.pipelines.compiler import to_spec
 from shipyard.pipelines.errors import PipelineRunFailed
@@ -57,6 +58,7 @@ def run_pipeline(
     """
     spec, functions = to_spec(pipeline_or_yaml)
     resolved = check_arguments(spec, arguments or {})
+    _check_artifact_references(store, ctx.project, spec, resolved)
     if parallelism is not None and parallelism < 1:
         raise InvalidArgument("parallelism must be >= 1", field="parallelism")
     if backend not in ("process", "ray"):
@@ -79,6 +81,26 @@ def run_pipeline(
     )  # fmt: skip
 
 
+def _check_artifact_references(
+    store: Store, project: str, spec: PipelineSpec, arguments: dict[str, Any]
+) -> None:
+    """Refuse, before anything is recorded, an artifact argument or constant that is not an
+    artifact of ``project`` (the engine checks again whatever reaches a step otherwise,
+    such as a loop item)."""
+    for name, definition in spec.inputs.items():
+        value = arguments.get(name)
+        if definition.kind == "artifact" and isinstance(value, dict):
+            _lineage.own_artifact(store, project, value, f"arguments.{name}")
+    for task_name, task in spec.tasks.items():
+        component = spec.components[task.component]
+        for name, source in task.inputs.items():
+            wanted = component.inputs.get(name)
+            if (wanted is not None and wanted.kind == "artifact"
+                    and source.kind == "constant" and isinstance(source.value, dict)):
+                _lineage.own_artifact(store, project, source.value,
+                                      f"tasks.{task_name}.inputs.{name}")
+
+
 def _create_run(
     store: Store,
     ctx: RequestContext,
@@ -98,6 +120,8 @@ def _create_run(
         options=options.to_json(),
         created_at=now,
         started_at=None if queued else now,
+        # Submitted through the server (a token was presented): its steps run isolated.
+        principal=ctx.actor if ctx.token_id is not None else None,
     )
 
     def work(conn: Connection) -> PipelineRun:
@@ -131,11 +155,14 @@ def execute_run(
     settings: Settings | None = None,
     raise_on_error: bool = True,
     prior: dict[str, TaskInfo] | None = None,
+    isolation: StepIsolation | None = None,
 ) -> PipelineRun:
-    """Drive a recorded RUNNING run to its end and record the outcome."""
+    """Drive a recorded RUNNING run to its end and record the outcome. With ``isolation``
+    its steps hold no credentials of this process (``_isolation``)."""
     settings = settings or default_settings(store, artifacts, ctx)
     engine = Engine(
-        store, artifacts, ctx, spec, functions or {}, run, settings, options, prior=prior
+        store, artifacts, ctx, spec, functions or {}, run, settings, options, prior=prior,
+        isolation=isolation,
     )
     try:
         engine.execute()
@@ -167,9 +194,11 @@ def retry_pipeline_run(
     raise_on_error: bool = True,
     settings: Settings | None = None,
     inline: bool | None = None,
+    submit: bool = False,
 ) -> PipelineRun:
     """Rerun a FAILED or CANCELLED run in place: tasks that succeeded keep their outputs,
-    everything else runs again (from the recorded source)."""
+    everything else runs again (from the recorded source). ``submit=True`` queues it for a
+    worker instead (as the server does) and returns it QUEUED."""
 
     def work(conn: Connection) -> tuple[PipelineRun, dict[str, Any]]:
         run = runs.read_run(conn, ctx.project, run_id)
@@ -177,13 +206,22 @@ def retry_pipeline_run(
             raise FailedPrecondition(
                 f"pipeline run {run_id} is {run.state}; only FAILED or CANCELLED runs are retried"
             )
-        runs.update_run(
-            conn, run_id, state="RUNNING", error=None, finished_at=None, started_at=utcnow()
-        )
-        audit.record(conn, ctx, "pipelines.run.retry", f"pipeline_runs/{run_id}")
+        if submit:
+            principal = ctx.actor if ctx.token_id is not None else None
+            runs.update_run(conn, run_id, state="QUEUED", error=None, finished_at=None,
+                            started_at=None, claimed_by=None, principal=principal)
+        else:
+            runs.update_run(
+                conn, run_id, state="RUNNING", error=None, finished_at=None, started_at=utcnow()
+            )
+        audit.record(conn, ctx, "pipelines.run.retry", f"pipeline_runs/{run_id}",
+                     detail={"queued": submit})
         return run, runs.read_spec(conn, run_id)
 
     run, raw_spec = store.retry_write(work)
+    if submit:
+        with store.read() as conn:
+            return runs.read_run(conn, ctx.project, run_id)
     spec = PipelineSpec.model_validate(raw_spec)
     options = RunOptions.from_json(run.options)
     if inline is not None:

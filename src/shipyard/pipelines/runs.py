@@ -41,6 +41,7 @@ def insert_run(conn: Connection, run: PipelineRun, spec: dict[str, Any]) -> None
             created_at=run.created_at or utcnow(),
             started_at=run.started_at,
             retry_of=run.retry_of,
+            principal=run.principal,
         )
     )
 
@@ -156,6 +157,7 @@ def _run(row: Row[Any], tasks: dict[str, TaskInfo]) -> PipelineRun:
         finished_at=row.finished_at,
         claimed_by=row.claimed_by,
         retry_of=row.retry_of,
+        principal=row.principal,
     )
 
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.audit import AuditEvent
+from shipyard.audit import AuditEvent, AuditVerification
 from shipyard.lineage.models import ArtifactNode, ContextNode, ExecutionNode, LineageGraph
 from shipyard.sdk import session
 from shipyard.sdk.runs import ActiveRun
@@ -146,3 +146,10 @@ def list_audit_events(actor: str | None = None, action: str | None = None,
     """The project's audit log, newest first (remote mode needs the manager role)."""
     rows = session.current().audit(actor=actor, action=action, outcome=outcome, limit=limit)
     return [AuditEvent.model_validate(r) for r in rows]
+
+
+def verify_audit_log() -> AuditVerification:
+    """Recompute the whole audit log's hash chain; ``.ok`` is False and ``.broken_at`` names
+    the first row that no longer fits when a row was deleted or edited (remote mode needs
+    an admin)."""
+    return AuditVerification(**session.current().verify_audit())

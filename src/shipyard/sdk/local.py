@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -109,3 +110,6 @@ class LocalBackend(LocalRegistry, LocalPipelines):
 
     def audit(self, **filters: Any) -> list[dict[str, Any]]:
         return audit_log.query(self.store, project=self.project, **filters)
+
+    def verify_audit(self) -> dict[str, Any]:
+        return dataclasses.asdict(audit_log.verify(self.store))

@@ -62,6 +62,7 @@ class CachedToken:
     kind: str
     is_admin: bool
     scopes: frozenset[Scope]
+    project: str | None = None
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ __all__ = [
     "authenticate",
     "create_token",
     "get_token",
+    "issue_run_token",
     "list_tokens",
     "login",
     "revoke_token",
@@ -145,6 +146,46 @@ def create_token(
     return store.retry_write(work)
 
 
+RUN_TOKEN_LIFETIME = timedelta(hours=24)
+
+
+def issue_run_token(
+    store: Store,
+    ctx: RequestContext,
+    principal_name: str,
+    project: str,
+    *,
+    name: str,
+    expires_in: timedelta = RUN_TOKEN_LIFETIME,
+) -> CreatedToken:
+    """A token for the steps of one pipeline run (DESIGN.md 6: steps hold no server
+    credentials): owned by the run's submitter, bound to ``project`` (no role anywhere
+    else, never admin) with scope ``write``, so a step may do what its submitter's role in
+    that project allows, as long as that role lasts. Revoke it when the run ends."""
+    check_name(principal_name, "principal")
+    check_name(project, "project")
+
+    def work(conn: Connection) -> CreatedToken:
+        owner = require_principal(conn, principal_name)
+        if owner["disabled"]:
+            raise FailedPrecondition(
+                f"principal {principal_name!r} is disabled: its pipeline runs cannot start"
+            )
+        scopes = frozenset({Scope.WRITE})
+        issued = insert_token(conn, owner["id"], name, scopes, expires_in, None, project=project)
+        audit.record(
+            conn, ctx, "tokens.create", f"principals/{principal_name}/tokens/{issued.id}",
+            detail={"name": name, "scopes": ["write"], "project": project,
+                    "expires_at": _iso(issued.expires_at)},
+        )  # fmt: skip
+        return CreatedToken(
+            id=issued.id, name=name, principal=principal_name, scopes=scopes,
+            expires_at=issued.expires_at, plaintext=issued.plaintext,
+        )  # fmt: skip
+
+    return store.retry_write(work)
+
+
 @dataclass(frozen=True)
 class InsertedToken:
     id: str
@@ -171,6 +212,8 @@ def insert_token(
     scopes: frozenset[Scope],
     expires_in: timedelta | None,
     pepper: bytes | None,
+    *,
+    project: str | None = None,
 ) -> InsertedToken:
     now = utcnow()
     expires_at = now + expires_in if expires_in is not None else None
@@ -193,6 +236,7 @@ def insert_token(
             created_at=now,
             expires_at=expires_at,
             revoked_at=None,
+            project=project,
         )
     )
     return InsertedToken(id=issued.lookup, plaintext=issued.plaintext, expires_at=expires_at)
@@ -330,6 +374,7 @@ def authenticate(store: Store, plaintext: object, *, pepper: bytes | None = None
                 tokens.c.scopes,
                 tokens.c.expires_at,
                 tokens.c.revoked_at,
+                tokens.c.project,
                 principals.c.id.label("principal_id"),
                 principals.c.name,
                 principals.c.kind,
@@ -358,6 +403,7 @@ def authenticate(store: Store, plaintext: object, *, pepper: bytes | None = None
         kind=found["kind"],
         is_admin=bool(found["is_admin"]),
         scopes=stored_scopes(found["scopes"]),
+        project=found["project"],
     )
     AUTH_CACHE.put_token(db, parsed.lookup, entry, generation)
     return _principal(entry, parsed.lookup)
@@ -374,6 +420,7 @@ def _principal(entry: CachedToken, lookup: str) -> Principal:
         is_admin=entry.is_admin,
         token_id=lookup,
         scopes=entry.scopes,
+        project=entry.project,
     )
 
 

@@ -147,7 +147,11 @@ def list_grants(
 
 
 def role_in(store: Store, principal: Principal, project: str) -> Role | None:
-    """``principal``'s role in ``project``: ``admin`` for an admin, else its grant or None."""
+    """``principal``'s role in ``project``: ``admin`` for an admin, else its grant or None.
+
+    A token bound to a project (``principal.project``) has no role in any other."""
+    if principal.project is not None and principal.project != project:
+        return None
     if principal.is_admin:
         return Role.ADMIN
     db = database_key(store)
@@ -169,6 +173,11 @@ def role_in(store: Store, principal: Principal, project: str) -> Role | None:
             role = None
     AUTH_CACHE.put_role(db, principal.id, project, role, generation)
     return role
+
+
+def server_role(principal: Principal) -> Role | None:
+    """``principal``'s role for server-wide routes: ``admin`` for an admin's unbound token."""
+    return Role.ADMIN if principal.is_admin and principal.project is None else None
 
 
 def _needed_role(permission: Permission) -> Role:
@@ -225,7 +234,7 @@ def require(
     role = (
         role_in(store, principal, project)
         if project is not None
-        else (Role.ADMIN if principal.is_admin else None)
+        else server_role(principal)
     )
     try:
         authorize(principal, role, permission, project=project)

@@ -58,6 +58,8 @@ class Principal:
     is_admin: bool
     token_id: str | None = None
     scopes: frozenset[Scope] = frozenset()
+    # Set for a token bound to one project (a pipeline step's): no role anywhere else.
+    project: str | None = None
 
 
 @dataclass(frozen=True)

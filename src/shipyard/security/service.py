@@ -32,6 +32,7 @@ from shipyard.security.authn import (
     authenticate,
     create_token,
     get_token,
+    issue_run_token,
     list_tokens,
     login,
     revoke_token,
@@ -44,6 +45,7 @@ from shipyard.security.authz import (
     require,
     revoke_grant,
     role_in,
+    server_role,
 )
 from shipyard.security.bootstrap import ADMIN_NAME, bootstrap_admin
 from shipyard.security.credentials import read_credentials
@@ -76,6 +78,7 @@ __all__ = [
     "enable_principal",
     "get_token",
     "grant",
+    "issue_run_token",
     "list_grants",
     "list_principals",
     "list_tokens",
@@ -85,4 +88,5 @@ __all__ = [
     "revoke_grant",
     "revoke_token",
     "role_in",
+    "server_role",
 ]

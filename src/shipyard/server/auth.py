@@ -5,7 +5,9 @@ user error); browser-supplied headers allow the request (Host, Origin, Content-T
 caller is authenticated (bearer token or the console's session cookie); the caller's role in
 the route's project, narrowed by the token's scopes, holds the permission. Every denial of a
 presented credential or of a permission is written to the audit log (a request that presents
-no credential at all is not: anonymous probes would otherwise fill it).
+no credential at all is not: anonymous probes would otherwise fill it). On upload routes
+``server.limits`` runs the same checks (``authorize``) before the body is read, since FastAPI
+spools a multipart body before any dependency runs.
 """
 
 from __future__ import annotations
@@ -106,12 +108,22 @@ def enforce(request: Request) -> None:
     A plain ``def`` on purpose: it reads the store (and may write an audit row), which must
     not stall the event loop, so FastAPI runs it in the thread pool.
     """
-    state = server_state(request)
     rule = rule_for(request)
     if rule is None:
         log.error("route without a policy entry refused: %s %s", request.method,
                   request.url.path)
         raise PermissionDenied("this route has no access policy and is refused")
+    authorize(request, rule, route_path(request))
+
+
+def authorize(request: Request, rule: Rule, route: str | None) -> None:
+    """Check ``request`` against its route's ``rule`` (``route``: the path template).
+
+    Everything ``enforce`` checks once the rule is known, for callers that know the rule
+    before routing: ``server.limits`` checks an upload this way before reading its body, with
+    the route's path parameters in ``request.path_params``. Denials are audited the same way.
+    """
+    state = server_state(request)
     _check_browser_headers(request, rule)
     project = request.path_params.get("project")
     if project is not None:
@@ -128,7 +140,7 @@ def enforce(request: Request) -> None:
         # A credential was presented and failed: that is a denial worth a row (an
         # anonymous request without any credential is not, or probes would fill the log).
         audit_denial(request, RequestContext(project=project or "", actor="anonymous",
-                                             client=client), exc)
+                                             client=client), exc, route=route)
         raise
     if principal is None:
         raise Unauthenticated(
@@ -157,7 +169,7 @@ def enforce(request: Request) -> None:
             f"permission {rule.permission.value!r} on {where} is required; {reason}",
             permission=rule.permission.value,
         )
-        audit_denial(request, ctx, denial)
+        audit_denial(request, ctx, denial, route=route)
         raise denial
 
 
@@ -199,15 +211,16 @@ class UnsupportedMediaType(ShipyardError):
 
 
 def audit_denial(request: Request, ctx: RequestContext, denial: ShipyardError, *,
-                 resource: str | None = None) -> None:
+                 resource: str | None = None, route: str | None = None) -> None:
     """Record a refused request in the audit log (its own transaction: nothing changed).
 
+    ``route`` is the path template the action is named by (default: the matched route's).
     Failing to record is logged, never turned into a different answer for the caller.
     """
     state = server_state(request)
     # Server-wide routes have no project: record none rather than the default one.
     ctx = dataclasses.replace(ctx, project=request.path_params.get("project") or "")
-    action = f"{request.method} {route_path(request) or request.url.path}"[:128]
+    action = f"{request.method} {route or route_path(request) or request.url.path}"[:128]
     try:
         with state.store.write() as conn:
             audit.record(conn, ctx, action, resource or request.url.path, outcome="denied",

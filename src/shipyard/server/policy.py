@@ -91,6 +91,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     # -- audit ---------------------------------------------------------------------------------
     ("GET", f"{P}/audit"): Rule(Permission.GRANT),
     ("GET", "/api/v1/audit"): Rule(Permission.ADMIN, "server"),
+    ("GET", "/api/v1/audit/verify"): Rule(Permission.ADMIN, "server"),
 }
 
 

@@ -228,6 +228,9 @@ pipeline_runs = Table(
     Column("claimed_by", String(NAME), nullable=True),
     Column("heartbeat_at", UTCDateTime(), nullable=True),
     Column("retry_of", String(ID), nullable=True),
+    # The server principal that submitted the run (None: submitted in local mode). Its
+    # steps run isolated, holding a token bound to the run's project (DESIGN.md 6).
+    Column("principal", String(NAME), nullable=True),
     Index("ix_pipeline_runs_project_created", "project", "created_at"),
     Index("ix_pipeline_runs_state", "state"),
 )
@@ -346,6 +349,8 @@ tokens = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=True),
     Column("revoked_at", UTCDateTime(), nullable=True),
+    # A token bound to one project (a pipeline step's): no role anywhere else, never admin.
+    Column("project", String(NAME), nullable=True),
 )
 
 grants = Table(
@@ -372,6 +377,9 @@ audit_log = Table(
     Column("request_id", String(64), nullable=True),
     Column("client", String(64), nullable=True),
     Column("detail", JSON, nullable=True),
+    # sha256 over the previous row's hash and this row's fields: a deleted or edited row
+    # breaks the chain (``shipyard audit verify``). None for rows written before 0002.
+    Column("hash", String(64), nullable=True),
     Index("ix_audit_log_time", "time"),
     Index("ix_audit_log_project", "project"),
 )

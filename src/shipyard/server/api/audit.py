@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -36,3 +37,9 @@ def server_audit(state: State, project: Text = None, actor: Text = None, action:
                  limit: Limit = 100) -> list[dict[str, Any]]:
     return audit.query(state.store, project=project, actor=actor, action=action,
                        outcome=outcome, since=since, limit=limit)
+
+
+@router.get("/api/v1/audit/verify")
+def verify_audit(state: State) -> dict[str, Any]:
+    """Recompute the audit log's hash chain (server-wide: admins only)."""
+    return dataclasses.asdict(audit.verify(state.store))

@@ -71,9 +71,9 @@ def get_run(run_id: params.Id, state: State, ctx: Ctx) -> PipelineRun:
 
 @router.post("/runs/{run_id}/retry", response_model=PipelineRun)
 def retry(run_id: params.Id, state: State, ctx: Ctx) -> PipelineRun:
-    # Runs to the end in this worker thread; the client waits (as a local retry does).
+    # Queued like a submitted run: a worker runs it, its steps isolated (never in here).
     return pipelines.retry_pipeline_run(state.store, state.artifacts, ctx, run_id,
-                                        raise_on_error=False, settings=state.settings)
+                                        submit=True)
 
 
 @router.post("/runs/{run_id}/cancel", response_model=PipelineRun)
