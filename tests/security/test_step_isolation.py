@@ -55,7 +55,7 @@ def snoop(home: str, database: str, other_project: str) -> str:
     for name, path in [("credentials", home + "/credentials"), ("database", database)]:
         try:
             with open(path, "rb") as f:
-                report[name] = "read %d bytes" % len(f.read())
+                report[name] = f"read {len(f.read())} bytes"
         except OSError as exc:
             report[name] = type(exc).__name__
 
@@ -71,8 +71,8 @@ def snoop(home: str, database: str, other_project: str) -> str:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.settimeout(10)
             s.connect((host, int(port)))
-            s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
-                       "Connection: close\r\n\r\n" % (path, hostport, token)).encode())
+            s.sendall((f"GET {path} HTTP/1.1\r\nHost: {hostport}\r\n"
+                       f"Authorization: Bearer {token}\r\nConnection: close\r\n\r\n").encode())
             data = b""
             while chunk := s.recv(65536):
                 data += chunk
@@ -83,7 +83,7 @@ def snoop(home: str, database: str, other_project: str) -> str:
         status, body = get("/api/v1/whoami")
         report["whoami"] = json.loads(body) if status == 200 else status
         report["own_project"] = get("/api/v1/projects/isolated/pipelines/runs")[0]
-        report["other_project"] = get("/api/v1/projects/%s/pipelines/runs" % other_project)[0]
+        report["other_project"] = get(f"/api/v1/projects/{other_project}/pipelines/runs")[0]
         report["server_audit"] = get("/api/v1/audit")[0]
         report["users"] = get("/api/v1/users")[0]
     return json.dumps(report)
@@ -159,7 +159,8 @@ def test_a_step_sees_no_server_credentials_and_only_its_submitters_role(
     # The token dies with the run.
     step_token_id = whoami["token_id"]
     store = open_store(live.settings.uri, cached=False)
-    (info,) = [t for t in service.list_tokens(store, principal_name="mallory") if t.id == step_token_id]
+    tokens = service.list_tokens(store, principal_name="mallory")
+    (info,) = [t for t in tokens if t.id == step_token_id]
     assert info.revoked_at is not None
 
 
@@ -188,7 +189,8 @@ def test_a_server_side_retry_is_queued_and_isolated_too(
     arguments = {"marker": str(tmp_path / "marker"), "home": str(live.settings.home)}
     with httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {token}"}) as c:
         runs = f"/api/v1/projects/{PROJECT}/pipelines/runs"
-        run_id = c.post(runs, json={"spec": dump_spec(spec), "arguments": arguments}).json()["id"]
+        body = {"spec": dump_spec(spec), "arguments": arguments}
+        run_id = c.post(runs, json=body).json()["id"]
         assert _wait(c, f"{runs}/{run_id}")["state"] == "FAILED"
         answer = c.post(f"{runs}/{run_id}/retry")
         # Queued for the worker, not run inside the request with the server's environment.
