@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -206,12 +207,20 @@ def test_trusted_pickle_loads_only_in_load_model(
         store, artifacts, ctx, "legacy", path, trusted_digest=digest, input_example=X
     )
     assert mv.flavor == "pickle"
-    loaded = load_model(store, artifacts, "p1", "legacy", settings)
+    # The registrant's trusted_digest is not the loader's trust: the loader names it.
+    with pytest.raises(UnsafeModel, match=re.escape(f'trusted_digests=["{digest}"]')):
+        load_model(store, artifacts, "p1", "legacy", settings)
+    loaded = load_model(store, artifacts, "p1", "legacy", settings, trusted_digests=[digest])
     np.testing.assert_allclose(loaded.predict(X), model.predict(X))
-    # Evaluation inside Shipyard (possibly the server) never unpickles.
-    with pytest.raises(UnsafeModel):
+    # Evaluation inside Shipyard (possibly the server) never unpickles, even where the
+    # configuration trusts the digest.
+    import dataclasses
+
+    trusting = dataclasses.replace(settings, trusted_digests=(digest,))
+    assert load_model(store, artifacts, "p1", "legacy", trusting).flavor == "pickle"
+    with pytest.raises(UnsafeModel, match="only load_model"):
         promote_if_better_on_data(
-            store, artifacts, ctx, "legacy", 1, X, [0.0, 2.0, 4.0], settings=settings
+            store, artifacts, ctx, "legacy", 1, X, [0.0, 2.0, 4.0], settings=trusting
         )
 
 

@@ -16,7 +16,7 @@ import os
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote
@@ -147,10 +147,14 @@ class HttpRegistry:
             os.replace(fetched, target)
         return target
 
-    def load_model(self, ref: str) -> LoadedModel:
+    def load_model(self, ref: str, *, trusted_digests: Iterable[str] | None = None
+                   ) -> LoadedModel:
         from shipyard.registry import flavors
-        from shipyard.registry.loading import LoadedModel
+        from shipyard.registry.flavors.pickle import trust_list
+        from shipyard.registry.loading import load_directory
 
+        # The trust list is this process's own; nothing the server sends adds to it.
+        trusted = trust_list(self.settings.trusted_digests, trusted_digests)
         version = _checked(self.resolve_model(ref))
         cache_root = self.settings.home / "cache" / "models"
         cache_root.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -159,13 +163,12 @@ class HttpRegistry:
         if files is None:
             files = self._cache_tree(version, cache_root, path)
         options = flavors.LoadOptions(trusted_types=tuple(self.settings.trusted_types),
-                                      allow_pickle=True)
+                                      allow_pickle=True, trusted_digests=trusted)
         # Every file was just hashed against the tree digest the server recorded; the
         # manifest is compared with those digests rather than hashing them all again.
         stored = {name: flavors.FileEntry(blob.digest, blob.size)
                   for name, blob in files.items() if name != flavors.MANIFEST_NAME}
-        manifest, model = flavors.load(path, options, stored=stored)
-        return LoadedModel(version, manifest, model, path)
+        return load_directory(version, path, options, stored)
 
     def _cache_tree(self, version: ModelVersion, cache_root: Path,
                     path: Path) -> Mapping[str, BlobInfo]:

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from shipyard.artifacts import ArtifactStore, BlobInfo
 from shipyard.config import Settings
-from shipyard.errors import DataCorruption, InvalidArgument
+from shipyard.errors import DataCorruption, InvalidArgument, UnsafeModel
 from shipyard.registry import flavors
 from shipyard.registry.flavors._manifest import MANIFEST_NAME, FileEntry, Manifest, hash_file
+from shipyard.registry.flavors.pickle import trust_list
 from shipyard.registry.models import ModelVersion
 from shipyard.registry.refs import ModelRef, parse_ref
 from shipyard.registry.service import resolve_ref
@@ -80,14 +81,20 @@ def load_model(
     project: str,
     ref: str | ModelRef,
     settings: Settings,
+    *,
+    trusted_digests: Iterable[str] | None = None,
 ) -> LoadedModel:
     """Load the version ``ref`` names, in the calling (user's) process.
 
-    skops files load only with types from ``settings.trusted_types`` and the built-in list;
-    a pickle loads only because the user trusted its digest at registration.
+    skops files load only with types from ``settings.trusted_types`` and the built-in list.
+    A pickle loads only if the sha256 of its bytes is in ``trusted_digests`` or
+    ``settings.trusted_digests``: the loader's decision alone, whatever the registrant
+    vouched for (``UnsafeModel``, naming the digest, otherwise). ``InvalidArgument`` for a
+    trusted digest that is not 64 lowercase hex characters.
     """
+    trusted = trust_list(settings.trusted_digests, trusted_digests)
     version = resolve_ref(store, project, ref if isinstance(ref, ModelRef) else parse_ref(ref))
-    return _load(artifacts, version, settings, allow_pickle=True)
+    return _load(artifacts, version, settings, allow_pickle=True, trusted_digests=trusted)
 
 
 def load_version(
@@ -104,22 +111,44 @@ def load_version(
 
 
 def _load(
-    artifacts: ArtifactStore, version: ModelVersion, settings: Settings, *, allow_pickle: bool
+    artifacts: ArtifactStore,
+    version: ModelVersion,
+    settings: Settings,
+    *,
+    allow_pickle: bool,
+    trusted_digests: frozenset[str] = frozenset(),
 ) -> LoadedModel:
     cache_root = settings.home / "cache" / "models"
     options = flavors.LoadOptions(
-        trusted_types=tuple(settings.trusted_types), allow_pickle=allow_pickle
+        trusted_types=tuple(settings.trusted_types),
+        allow_pickle=allow_pickle,
+        trusted_digests=trusted_digests,
     )
     path, fetched = materialise(artifacts, version.tree_digest, cache_root)
     try:
-        manifest, model = flavors.load(path, options, stored=fetched)
+        return load_directory(version, path, options, fetched)
     except DataCorruption:
         # The cache copy was altered after it was fetched (the store's copy is verified
         # on every fetch): replace it once; if the fresh copy fails too, the error stands.
         log.warning("model cache entry %s is damaged; fetching it again", path)
         shutil.rmtree(path, ignore_errors=True)
         path, fetched = materialise(artifacts, version.tree_digest, cache_root)
-        manifest, model = flavors.load(path, options, stored=fetched)
+        return load_directory(version, path, options, fetched)
+
+
+def load_directory(
+    version: ModelVersion,
+    path: Path,
+    options: flavors.LoadOptions,
+    stored: Mapping[str, FileEntry] | None,
+) -> LoadedModel:
+    """``flavors.load`` for ``version``'s directory (local and remote mode alike); an
+    ``UnsafeModel`` error names the version it refused."""
+    try:
+        manifest, model = flavors.load(path, options, stored=stored)
+    except UnsafeModel as exc:
+        raise UnsafeModel(f"{version.uri}: {exc.message}", field=exc.field, **exc.details
+                          ) from None
     return LoadedModel(version, manifest, model, path)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -131,10 +131,15 @@ def promote_if_better(
     return _api().promote_if_better(name, version, **options)  # type: ignore[no-any-return]
 
 
-def load_model(ref: str) -> LoadedModel:
+def load_model(ref: str, *, trusted_digests: Iterable[str] | None = None) -> LoadedModel:
     """Load ``models:/name@alias`` (or ``name:3``...) in this process: an object with
-    ``.predict(DataFrame)`` that checks its input against the signature."""
-    return _api().load_model(ref)  # type: ignore[no-any-return]
+    ``.predict(DataFrame)`` that checks its input against the signature.
+
+    A pickle runs whatever code it holds, so one loads only if the sha256 of its file is in
+    ``trusted_digests`` or ``SHIPYARD_TRUSTED_DIGESTS``: your decision, never that of whoever
+    registered it. Otherwise ``UnsafeModel`` names the digest to trust.
+    """
+    return _api().load_model(ref, trusted_digests=trusted_digests)  # type: ignore[no-any-return]
 
 
 def download_model(ref: str, dest: str | os.PathLike[str]) -> Path:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,8 +74,10 @@ class LocalRegistry:
                                                   version, X, y, settings=self.settings,
                                                   **options)
 
-    def load_model(self, ref: str) -> LoadedModel:
-        return registry.load_model(self.store, self.artifacts, self.project, ref, self.settings)
+    def load_model(self, ref: str, *, trusted_digests: Iterable[str] | None = None
+                   ) -> LoadedModel:
+        return registry.load_model(self.store, self.artifacts, self.project, ref, self.settings,
+                                   trusted_digests=trusted_digests)
 
     def download_model(self, ref: str, dest: str | os.PathLike[str]) -> Path:
         version = self.resolve_model(ref)

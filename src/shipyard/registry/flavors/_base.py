@@ -32,8 +32,11 @@ class LoadOptions:
 
     trusted_types: Sequence[str] = ()
     # Unpickling runs arbitrary code: only ``load_model`` in the user's own process allows
-    # it, and only for a file whose digest the user trusted when registering it.
+    # it (never an evaluation that may run in the server)...
     allow_pickle: bool = False
+    # ...and only for a file whose sha256 is in the loader's own trust list (its argument
+    # and configuration). Whatever the registrant vouched for is no part of it.
+    trusted_digests: frozenset[str] = frozenset()
 
 
 class Flavor(Protocol):
