@@ -98,14 +98,27 @@ class Settings:
 
 
 def ensure_home(home: Path) -> Path:
-    """Create ``home`` with mode 0700 (DESIGN.md 6: the OS is the local-mode boundary)."""
+    """Create ``home`` with mode 0700 (DESIGN.md 6: the OS is the local-mode boundary), or
+    tighten an existing one of ours that others could read. Safe when many processes (or
+    pipeline steps) open the same new home at once."""
+    import logging
+    import stat
+    import tempfile
+
     from shipyard.errors import FailedPrecondition
 
     try:
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        probe = home / ".write-probe"
-        probe.write_bytes(b"")
-        probe.unlink()
+        info = home.stat()
+        if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) & 0o077:
+            logging.getLogger(__name__).warning(
+                "the Shipyard home %s was readable by others (mode %o): made it 0700",
+                home, stat.S_IMODE(info.st_mode))
+            home.chmod(0o700)
+        # A probe of its own: a fixed name would race with another process's probe.
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=home)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
         raise FailedPrecondition(
             f"cannot write to the Shipyard home {home}: {exc.strerror}; "

@@ -24,7 +24,7 @@ from shipyard.artifacts import kernel_copy, trees
 from shipyard.artifacts.backend import Backend
 from shipyard.artifacts.info import BlobInfo, TreeInfo
 from shipyard.artifacts.local import fsync_dir
-from shipyard.artifacts.paths import blob_key, is_digest
+from shipyard.artifacts.paths import blob_key, check_digest, is_digest
 from shipyard.artifacts.streams import CHUNK_SIZE, Readable, copy_hashing, verifying_reader
 from shipyard.errors import DataCorruption, NotFound
 
@@ -49,6 +49,14 @@ class ArtifactStore:
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self.location!r})"
+
+    @staticmethod
+    def uri(digest: str) -> str:
+        """The name a blob (or a tree's manifest) is shown by: ``artifacts:/sha256/<digest>``,
+        as a model version is ``models:/name/3``. It says which bytes, never where the
+        server keeps them (a local path or a bucket is nobody else's business)."""
+        check_digest(digest)
+        return f"artifacts:/sha256/{digest}"
 
     # -- writing ---------------------------------------------------------------------------
 

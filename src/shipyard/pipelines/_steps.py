@@ -27,7 +27,6 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection
 
-from shipyard.artifacts.paths import blob_key
 from shipyard.config import Settings
 from shipyard.context import RequestContext
 from shipyard.dsl._artifacts import METADATA_ONLY
@@ -434,7 +433,7 @@ class StepRunner:
                 f"the step wrote nothing to its output artifact {name!r} ({type_}): "
                 f"write a file at {name}.path, or files under it as a folder"
             )
-        uri = f"{self.artifacts.location}/{blob_key(digest)}"
+        uri = self.artifacts.uri(digest)
         return ArtifactOutput(
             type=type_, digest=digest, size=size, layout=layout, uri=uri, metadata=metadata
         )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import math
+import re
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -112,11 +114,31 @@ def _field_of(loc: Sequence[Any]) -> str:
     return out or "body"
 
 
-def install(app: FastAPI) -> None:
+_SCRATCH = re.compile(r"(?:/[^\s'\"]*)?/\.?[\w.-]*(?:shipyard-upload-|\.staging-)[\w.-]*"
+                      r"(?:/[^\s'\"]*)?")
+
+
+def redact(message: str, places: Sequence[str]) -> str:
+    """``message`` without the server's own paths: its home, artifact root and temporary
+    folders (a caller learns which of its inputs was wrong, not where the server keeps
+    things)."""
+    message = _SCRATCH.sub("<upload>", message)
+    for place in places:
+        if place and len(place) > 1:
+            message = message.replace(place.rstrip("/"), "<server>")
+    return message
+
+
+def install(app: FastAPI, places: Sequence[str] = ()) -> None:
+    """Answer errors as problems; ``places`` (paths of the server's own) never appear in
+    one."""
+    hidden = sorted({*places, tempfile.gettempdir()}, key=len, reverse=True)
+
     @app.exception_handler(ShipyardError)
     async def _shipyard(_: Request, exc: ShipyardError) -> JSONResponse:
         if exc.kind == "data_corruption":
             log.error("data corruption: %s", exc.message)
+        exc.message = redact(exc.message, hidden)
         return from_error(exc)
 
     @app.exception_handler(RequestValidationError)
