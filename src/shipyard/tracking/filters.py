@@ -4,8 +4,9 @@
     status = 'FINISHED' and name LIKE 'lr-%' and metrics.`loss/train` <= 1e-3
     params.model IN ('xgb', 'lgbm')
 
-Clauses are joined by ``and``. Keys with characters beyond letters, digits, '_', '.' and '-'
-are quoted with backticks. Errors name the position in the filter that could not be read.
+Clauses are joined by ``and``, at most ``MAX_CLAUSES`` of them (each becomes a subquery).
+Keys with characters beyond letters, digits, '_', '.' and '-' are quoted with backticks.
+Errors name the position in the filter that could not be read.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ ATTRIBUTES = ("status", "name", "run_id", "start_time", "end_time", "experiment"
 NUMERIC_OPS = ("<", "<=", ">", ">=", "=", "!=")
 STRING_OPS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
 MAX_FILTER = 4000
+MAX_CLAUSES = 50
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -81,6 +83,10 @@ def parse_filter(text: str | None) -> list[Clause]:
             i += 1
         clause, i = _clause(tokens, i)
         clauses.append(clause)
+    if len(clauses) > MAX_CLAUSES:
+        raise InvalidArgument(
+            f"filter has {len(clauses)} clauses; the limit is {MAX_CLAUSES}", field="filter"
+        )
     return clauses
 
 

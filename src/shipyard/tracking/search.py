@@ -1,5 +1,10 @@
 """``search_runs``: the filter language compiled to SQL, then params, metrics and tags loaded
-for the whole page in three bulk queries (never one query per run)."""
+for the whole page in three bulk queries (never one query per run).
+
+Every list a caller can grow is bounded here, so local mode and the server refuse the same
+requests with the same message: each ``order_by`` key on a metric, param or tag is one outer
+join (SQLite 3.40, Debian 12's, segfaults on a few dozen), each filter clause one subquery.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +34,13 @@ from shipyard.tracking.models import RunArtifact, RunData, RunPage
 from shipyard.validation import check_name
 
 MAX_RESULTS = 50_000
+MAX_EXPERIMENTS = 100
+# Distinct sort keys; a key named again adds nothing and is dropped, up to a list this long.
+MAX_ORDER_BY = 5
+MAX_ORDER_BY_ENTRIES = 50
+MAX_PAGE_TOKEN = 200
+# Offsets stay JSON-safe integers, far below what SQLite can bind (2**63 - 1).
+MAX_OFFSET = 2**53 - 1
 _CHUNK = 900  # stays under SQLite's bound-parameter limit
 
 
@@ -42,6 +54,11 @@ def search_runs(
     max_results: int = 1000,
     page_token: str | None = None,
 ) -> RunPage:
+    """One page of the runs of ``project`` in ``experiments_`` (at most ``MAX_EXPERIMENTS``)
+    that match ``filter``, sorted by ``order_by`` (at most ``MAX_ORDER_BY`` distinct keys).
+
+    Bad or oversized input raises ``InvalidArgument`` naming the field before any query runs.
+    """
     if isinstance(max_results, bool) or not isinstance(max_results, int) or not (
         1 <= max_results <= MAX_RESULTS
     ):
@@ -50,17 +67,18 @@ def search_runs(
         )
     offset = _decode_token(page_token)
     clauses = parse_filter(filter)
+    keys = _order_keys(order_by or [])
+    names = _experiment_names(experiments_ or [])
     stmt: Select[Any] = (
         select(runs.c.id)
         .join(experiments, experiments.c.id == runs.c.experiment_id)
         .where(runs.c.project == project)
     )
-    if experiments_:
-        names = [check_name(e, "experiment") for e in experiments_]
+    if names:
         stmt = stmt.where(experiments.c.name.in_(names))
     for clause in clauses:
         stmt = stmt.where(_condition(clause))
-    stmt = _apply_order(stmt, order_by or [])
+    stmt = _apply_order(stmt, keys)
     stmt = stmt.limit(max_results + 1).offset(offset)
     with store.read() as conn:
         ids = list(conn.execute(stmt).scalars())
@@ -71,6 +89,15 @@ def search_runs(
     return RunPage(runs=found, next_page_token=token)
 
 
+def _experiment_names(names: Sequence[str]) -> list[str]:
+    if len(names) > MAX_EXPERIMENTS:
+        raise InvalidArgument(
+            f"experiments has {len(names)} entries; the limit is {MAX_EXPERIMENTS}",
+            field="experiments",
+        )
+    return list(dict.fromkeys(check_name(e, "experiment") for e in names))
+
+
 def _encode_token(offset: int) -> str:
     return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
 
@@ -78,12 +105,17 @@ def _encode_token(offset: int) -> str:
 def _decode_token(token: str | None) -> int:
     if not token:
         return 0
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        offset = int(data["offset"])
-    except (ValueError, KeyError, TypeError, json.JSONDecodeError, UnicodeError):
-        offset = -1
-    if offset < 0:
+    offset: object = None
+    # Issued tokens are ~30 characters: a long one is not ours, and is not decoded.
+    if isinstance(token, str) and len(token) <= MAX_PAGE_TOKEN:
+        try:
+            data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        except (ValueError, UnicodeError):  # binascii.Error and JSONDecodeError included
+            data = None
+        if isinstance(data, dict):
+            offset = data.get("offset")
+    # Exactly an int: not a float (1e30, Infinity), a bool or a string.
+    if type(offset) is not int or not 0 <= offset <= MAX_OFFSET:
         raise InvalidArgument("page_token is not a token this server issued",
                               field="page_token")
     return offset
@@ -158,8 +190,22 @@ def _attribute_condition(clause: Clause) -> ColumnElement[bool]:
     return _compare(column, op, value)
 
 
-def _apply_order(stmt: Select[Any], order_by: Sequence[str]) -> Select[Any]:
-    columns: list[Any] = []
+def _order_keys(order_by: Sequence[str]) -> list[tuple[Any, bool]]:
+    """The distinct sort keys of ``order_by`` in order, each with its direction (descending?).
+
+    A key named again is dropped: the first mention already settled every tie it can. More
+    than ``MAX_ORDER_BY`` distinct keys is an ``InvalidArgument`` naming ``order_by``.
+    """
+    if isinstance(order_by, str):
+        raise InvalidArgument(
+            "order_by takes a list of keys, such as ['metrics.rmse DESC']", field="order_by"
+        )
+    if len(order_by) > MAX_ORDER_BY_ENTRIES:
+        raise InvalidArgument(
+            f"order_by has {len(order_by)} entries; the limit is {MAX_ORDER_BY_ENTRIES}",
+            field="order_by",
+        )
+    keys: dict[tuple[str, str], tuple[Any, bool]] = {}
     for n, item in enumerate(order_by):
         if not isinstance(item, str) or not item.strip():
             raise InvalidArgument("order_by entries must be non-empty strings",
@@ -172,6 +218,20 @@ def _apply_order(stmt: Select[Any], order_by: Sequence[str]) -> Select[Any]:
         else:
             target = item.strip()
         column = _order_column(target, n)
+        table, key = column if isinstance(column, tuple) else (column.table, column.key)
+        identity = (table.name, key)
+        keys.setdefault(identity, (column, descending))
+    if len(keys) > MAX_ORDER_BY:
+        raise InvalidArgument(
+            f"order_by has {len(keys)} distinct keys; the limit is {MAX_ORDER_BY}",
+            field="order_by",
+        )
+    return list(keys.values())
+
+
+def _apply_order(stmt: Select[Any], keys: Sequence[tuple[Any, bool]]) -> Select[Any]:
+    columns: list[Any] = []
+    for n, (column, descending) in enumerate(keys):
         if isinstance(column, tuple):
             table, key = column
             alias = table.alias(f"o{n}")

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +26,11 @@ from shipyard.registry.signature import Signature
 
 MANIFEST_NAME = "shipyard-model.json"
 FORMAT_VERSION = 1
+# As large as a JSON request body may be; real manifests are a few kilobytes.
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+# Sizes as SQL and the artifact store can hold them.
+MAX_FILE_SIZE = 2**63 - 1
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 # Recorded for every model: a prediction depends on them whatever the flavor.
 CORE_PACKAGES = ("numpy", "pandas", "scipy")
 
@@ -72,40 +78,38 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
+        """Rebuild a manifest, checking every field's type: a manifest is read from a model
+        directory, which may have been edited or crafted. Raises ``DataCorruption`` naming
+        the field (``FailedPrecondition`` for a format newer than this Shipyard)."""
         version = data.get("format_version")
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise DataCorruption(f"{MANIFEST_NAME} has no valid format_version: {version!r}")
+            raise _malformed("format_version", f"has no valid format_version: {_brief(version)}")
         if version > FORMAT_VERSION:
             raise FailedPrecondition(
-                f"model manifest format {version!r} is newer than this Shipyard understands "
-                f"({FORMAT_VERSION}): upgrade Shipyard to load it"
+                f"model manifest format {_brief(version)} is newer than this Shipyard "
+                f"understands ({FORMAT_VERSION}): upgrade Shipyard to load it",
+                field="format_version",
             )
-        try:
-            signature = data.get("signature")
-            return cls(
-                flavor=str(data["flavor"]),
-                framework=str(data["framework"]["name"]),
-                framework_version=str(data["framework"]["version"]),
-                python_version=str(data["python_version"]),
-                packages={str(k): str(v) for k, v in data.get("packages", {}).items()},
-                created_at=str(data.get("created_at", "")),
-                signature=None if signature is None else Signature.from_dict(signature),
-                options=dict(data.get("options", {})),
-                metadata=dict(data.get("metadata", {})),
-                input_example=(
-                    None if data.get("input_example") is None else str(data["input_example"])
-                ),
-                files={
-                    _check_relpath(name): FileEntry(str(e["sha256"]), int(e["size"]))
-                    for name, e in data["files"].items()
-                },
-                format_version=version,
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise DataCorruption(f"{MANIFEST_NAME} is malformed: bad or missing {exc}") from None
-        except InvalidArgument as exc:
-            # A hand-edited signature is a damaged file, not bad input from the caller.
-            raise DataCorruption(f"{MANIFEST_NAME} has a bad signature: {exc}") from None
+        framework = data.get("framework")
+        if not isinstance(framework, dict):
+            raise _malformed("framework", "has no framework object")
+        input_example = data.get("input_example")
+        if input_example is not None:
+            input_example = _check_relpath(_text(data, "input_example"), "input_example")
+        return cls(
+            flavor=_text(data, "flavor"),
+            framework=_text(framework, "name", "framework.name"),
+            framework_version=_text(framework, "version", "framework.version"),
+            python_version=_text(data, "python_version"),
+            packages=_texts(data.get("packages", {}), "packages"),
+            created_at=_text(data, "created_at") if "created_at" in data else "",
+            signature=_signature(data.get("signature")),
+            options=_object(data.get("options", {}), "options"),
+            metadata=_object(data.get("metadata", {}), "metadata"),
+            input_example=input_example,
+            files=_files(data.get("files")),
+            format_version=version,
+        )
 
     def encode(self) -> bytes:
         """The bytes of ``shipyard-model.json``."""
@@ -116,10 +120,18 @@ class Manifest:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Manifest:
+        """Parse the bytes of ``shipyard-model.json``; anything else than a manifest raises
+        ``DataCorruption`` (or ``FailedPrecondition``, as ``from_dict``), never another
+        exception, whatever the bytes."""
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise DataCorruption(
+                f"{MANIFEST_NAME} is {len(raw)} bytes; the limit is {MAX_MANIFEST_BYTES}"
+            )
         try:
             data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataCorruption(f"{MANIFEST_NAME} is not valid JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:
+            # ValueError covers bad UTF-8, bad JSON and integers too long to convert.
+            raise DataCorruption(f"{MANIFEST_NAME} is not valid JSON: {_brief(exc)}") from None
         if not isinstance(data, dict):
             raise DataCorruption(f"{MANIFEST_NAME} must hold a JSON object")
         return cls.from_dict(data)
@@ -128,14 +140,18 @@ class Manifest:
     def read(cls, model_dir: Path) -> Manifest:
         path = model_dir / MANIFEST_NAME
         try:
-            raw = path.read_bytes()
+            size = path.stat().st_size
         except FileNotFoundError:
             raise DataCorruption(
                 f"{model_dir} has no {MANIFEST_NAME}: it is not a Shipyard model directory, "
                 "or the manifest was deleted",
                 file=MANIFEST_NAME,
             ) from None
-        return cls.from_bytes(raw)
+        if size > MAX_MANIFEST_BYTES:  # refused before it is read into memory
+            raise DataCorruption(
+                f"{MANIFEST_NAME} is {size} bytes; the limit is {MAX_MANIFEST_BYTES}"
+            )
+        return cls.from_bytes(path.read_bytes())
 
 
 def package_versions(names: Iterable[str]) -> dict[str, str]:
@@ -219,8 +235,74 @@ def list_files(model_dir: Path) -> list[str]:
     return sorted(names)
 
 
-def _check_relpath(name: str) -> str:
+def _check_relpath(name: object, field: str = "files") -> str:
+    if not isinstance(name, str):
+        raise DataCorruption(f"{MANIFEST_NAME} lists a path that is not text: {_brief(name)}",
+                             field=field)
     pure = PurePosixPath(name)
     if pure.is_absolute() or ".." in pure.parts or "\\" in name or not pure.parts:
-        raise DataCorruption(f"{MANIFEST_NAME} lists an unsafe path {name!r}", file=name)
+        raise DataCorruption(f"{MANIFEST_NAME} lists an unsafe path {_brief(name)}",
+                             field=field, file=name[:200])
     return name
+
+
+def _malformed(field: str, problem: str) -> DataCorruption:
+    return DataCorruption(f"{MANIFEST_NAME} {problem}", field=field)
+
+
+def _brief(value: object) -> str:
+    """``repr(value)``, cut short: the manifest may be hostile, and is not echoed whole."""
+    text = repr(value) if not isinstance(value, BaseException) else str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _text(data: Mapping[str, Any], key: str, field: str | None = None) -> str:
+    value = data.get(key)
+    if not isinstance(value, str):
+        raise _malformed(field or key, f"{field or key} must be text, got {_brief(value)}")
+    return value
+
+
+def _texts(value: object, field: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise _malformed(field, f"{field} must map names to text")
+    return value
+
+
+def _object(value: object, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _malformed(field, f"{field} must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def _signature(value: object) -> Signature | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _malformed("signature", f"signature must be a JSON object, not "
+                         f"{type(value).__name__}")
+    try:
+        return Signature.from_dict(value)
+    # A hand-edited signature is a damaged file, not bad input from the caller.
+    except (InvalidArgument, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _malformed("signature", f"has a bad signature: {_brief(exc)}") from None
+
+
+def _files(value: object) -> dict[str, FileEntry]:
+    if not isinstance(value, dict):
+        raise _malformed("files", "has no files object (file name -> sha256 and size)")
+    files = {}
+    for name, entry in value.items():
+        _check_relpath(name)
+        sha256 = entry.get("sha256") if isinstance(entry, dict) else None
+        size = entry.get("size") if isinstance(entry, dict) else None
+        if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
+            raise DataCorruption(
+                f"{MANIFEST_NAME} files: the sha256 of {_brief(name)} must be 64 lowercase hex "
+                f"digits, got {_brief(sha256)}", field="files", file=name[:200])
+        if type(size) is not int or not 0 <= size <= MAX_FILE_SIZE:
+            raise DataCorruption(
+                f"{MANIFEST_NAME} files: the size of {_brief(name)} must be an integer from 0 "
+                f"to {MAX_FILE_SIZE}, got {_brief(size)}", field="files", file=name[:200])
+        files[name] = FileEntry(sha256, size)
+    return files

@@ -3,6 +3,8 @@
 A new version arrives as a multipart upload: ``metadata`` (JSON) and ``model`` (a tar of the
 directory the client packaged with ``registry.flavors.save``). The server unpacks it through
 the artifact store's safe extraction and registers the directory; it never loads the model.
+A directory whose manifest is malformed or does not match its files is the client's bad
+input here (400 naming ``model``), not damaged data of the server's own.
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ from shipyard import registry
 from shipyard.artifacts import safe_extract
 from shipyard.artifacts.export import tree_as_tar
 from shipyard.context import RequestContext
-from shipyard.errors import InvalidArgument
+from shipyard.errors import DataCorruption, InvalidArgument
+from shipyard.registry.flavors import MANIFEST_NAME
+from shipyard.registry.flavors._manifest import MAX_MANIFEST_BYTES
 from shipyard.registry.models import AliasChange, ModelVersion, PromotionDecision, RegisteredModel
+from shipyard.registry.service import MAX_LABELS
 from shipyard.server.api import params
 from shipyard.server.auth import PROBLEM_RESPONSES
 from shipyard.server.state import ServerState, request_context, server_state
@@ -34,6 +39,9 @@ State = Annotated[ServerState, Depends(server_state)]
 Ctx = Annotated[RequestContext, Depends(request_context)]
 Filter = Annotated[str | None, Query(max_length=params.FILTER_MAX)]
 Version = Annotated[int, Field(ge=1)]
+# Bounds of the lists a new version's metadata can grow (labels are bounded by the service).
+MAX_METRICS = 1000
+MAX_ALIASES = 64
 
 
 class Strict(BaseModel):
@@ -43,9 +51,10 @@ class Strict(BaseModel):
 class NewVersion(Strict):
     semver: str | None = Field(default=None, max_length=64)
     description: str = Field(default="", max_length=20_000)
-    labels: dict[str, str] | None = None
-    metrics: dict[str, float] | None = None
-    aliases: list[str] | None = None
+    labels: dict[str, str] | None = Field(default=None, max_length=MAX_LABELS)
+    metrics: dict[str, float] | None = Field(default=None, max_length=MAX_METRICS)
+    aliases: list[Annotated[str, Field(max_length=128)]] | None = Field(
+        default=None, max_length=MAX_ALIASES)
     run_id: str | None = Field(default=None, max_length=32)
     trusted_digest: str | None = Field(default=None, max_length=64)
     execution_id: str | None = Field(default=None, max_length=32)
@@ -97,6 +106,9 @@ def register(
 ) -> ModelVersion:
     try:
         body = NewVersion.model_validate(json.loads(metadata))
+    except RecursionError:
+        raise InvalidArgument("metadata is not valid: nested too deeply",
+                              field="metadata") from None
     except (ValueError, ValidationError) as exc:
         field = "metadata"
         if isinstance(exc, ValidationError) and exc.errors():
@@ -111,12 +123,38 @@ def register(
         model_dir = Path(scratch) / "model"
         # Not fsynced: registering stores every file durably in the artifact store next.
         safe_extract(archive, model_dir, durable=False)
-        return registry.register_model(
-            state.store, state.artifacts, ctx, name, model_dir, semver=body.semver,
-            description=body.description, labels=body.labels, metrics=body.metrics,
-            aliases=body.aliases, run_id=body.run_id, trusted_digest=body.trusted_digest,
-            execution_id=body.execution_id,
+        _check_manifest_file(model_dir / MANIFEST_NAME)
+        try:
+            return registry.register_model(
+                state.store, state.artifacts, ctx, name, model_dir, semver=body.semver,
+                description=body.description, labels=body.labels, metrics=body.metrics,
+                aliases=body.aliases, run_id=body.run_id, trusted_digest=body.trusted_digest,
+                execution_id=body.execution_id,
+            )
+        except DataCorruption as exc:
+            # Registering only writes: every mismatch it finds is in the uploaded directory.
+            raise _bad_upload(exc) from None
+
+
+def _check_manifest_file(path: Path) -> None:
+    """Refuse a manifest that is not a file, or too large to read into memory."""
+    if not path.exists():
+        return  # registering says what is missing
+    if path.is_symlink() or not path.is_file():
+        raise InvalidArgument(f"model: {MANIFEST_NAME} is not a file", field="model")
+    size = path.stat().st_size
+    if size > MAX_MANIFEST_BYTES:
+        raise InvalidArgument(
+            f"model: {MANIFEST_NAME} is {size} bytes; the limit is {MAX_MANIFEST_BYTES}",
+            field="model",
         )
+
+
+def _bad_upload(exc: DataCorruption) -> InvalidArgument:
+    details = {k: v for k, v in exc.details.items() if isinstance(v, str)}
+    if exc.field is not None:
+        details["manifest_field"] = exc.field
+    return InvalidArgument(f"model: {exc.message}", field="model", **details)
 
 
 @router.get("/{name}/versions/{version}", response_model=ModelVersion)

@@ -19,6 +19,7 @@ from shipyard.server.auth import PROBLEM_RESPONSES
 from shipyard.server.state import ServerState, request_context, server_state
 from shipyard.tracking import artifacts as run_artifacts
 from shipyard.tracking import search, service
+from shipyard.tracking.filters import MAX_FILTER
 from shipyard.tracking.models import Experiment, MetricPoint, RunArtifact, RunData, RunPage
 from shipyard.validation import MAX_TAG_VALUE, check_name
 
@@ -41,11 +42,17 @@ class CreateExperiment(Strict):
     name: str = Field(max_length=128, pattern=params.NAME_PATTERN)
 
 
+# Every list and mapping a body can grow declares the bound the service checks, so that an
+# oversized one is refused before its entries are validated.
+Tags = Annotated[dict[str, TagValue] | None, Field(max_length=service.MAX_BATCH_TAGS)]
+Params = Annotated[dict[str, Any] | None, Field(max_length=service.MAX_BATCH_PARAMS)]
+
+
 class CreateRun(Strict):
     experiment: str = Field(max_length=128, pattern=params.NAME_PATTERN)
     name: str | None = Field(default=None, max_length=128, pattern=params.NAME_PATTERN)
-    tags: dict[str, TagValue] | None = None
-    params: dict[str, Any] | None = None
+    tags: Tags = None
+    params: Params = None
 
 
 class MetricIn(Strict):
@@ -57,9 +64,9 @@ class MetricIn(Strict):
 
 
 class LogBatch(Strict):
-    metrics: list[MetricIn] = Field(default_factory=list)
-    params: dict[str, Any] | None = None
-    tags: dict[str, TagValue] | None = None
+    metrics: list[MetricIn] = Field(default_factory=list, max_length=service.MAX_BATCH_METRICS)
+    params: Params = None
+    tags: Tags = None
 
 
 class Terminate(Strict):
@@ -67,11 +74,16 @@ class Terminate(Strict):
 
 
 class SearchRuns(Strict):
-    experiments: list[Annotated[str, Field(max_length=128)]] | None = None
-    filter: str | None = Field(default=None, max_length=4000)
-    order_by: list[Annotated[str, Field(max_length=1000)]] | None = None
+    experiments: list[Annotated[str, Field(max_length=128)]] | None = Field(
+        default=None, max_length=search.MAX_EXPERIMENTS)
+    filter: str | None = Field(default=None, max_length=MAX_FILTER)
+    # The service allows MAX_ORDER_BY distinct keys; repeats are dropped, so the list may be
+    # longer, up to this hard cap.
+    order_by: list[Annotated[str, Field(max_length=1000)]] | None = Field(
+        default=None, max_length=search.MAX_ORDER_BY_ENTRIES,
+        description=f"at most {search.MAX_ORDER_BY} distinct keys")
     max_results: int = Field(default=1000, ge=1, le=search.MAX_RESULTS)
-    page_token: str | None = Field(default=None, max_length=200)
+    page_token: str | None = Field(default=None, max_length=search.MAX_PAGE_TOKEN)
 
 
 @router.get("/experiments", response_model=list[Experiment])
