@@ -281,3 +281,20 @@ def test_openapi_declares_the_bounds(admin: httpx.Client) -> None:
     assert max_items("SearchRuns", "order_by") == search.MAX_ORDER_BY_ENTRIES
     assert max_items("SearchRuns", "experiments") == search.MAX_EXPERIMENTS
     assert max_items("LogBatch", "metrics") == 10_000
+
+
+def test_a_pipeline_spec_nested_too_deeply_or_with_aliases_is_400() -> None:
+    from shipyard.errors import InvalidArgument
+    from shipyard.pipelines.compiler import parse_spec
+
+    deep = "schemaVersion: x\nroot: " + "[" * 50_000 + "]" * 50_000
+    with pytest.raises(InvalidArgument, match="nested too deeply") as info:
+        parse_spec(deep)
+    assert info.value.field == "spec"
+    # Nine levels of nine aliases each: 387 million leaves once expanded.
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True))
+    with pytest.raises(InvalidArgument, match="aliases") as info:
+        parse_spec(bomb)
+    assert info.value.field == "spec"

@@ -66,11 +66,25 @@ def compile_pipeline(pipeline: Any, path: str | os.PathLike[str]) -> PipelineSpe
     return spec
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """Safe YAML without anchors and aliases: a spec never needs them, and a few lines of
+    nested aliases expand to gigabytes once the spec is hashed or written back out."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.constructor.ConstructorError(
+                None, None, "aliases (*name) are not allowed in a pipeline spec", event.start_mark)
+        return super().compose_node(parent, index)
+
+
 def parse_spec(text: str, origin: str = "pipeline spec") -> PipelineSpec:
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader: no Python objects
     except yaml.YAMLError as exc:
         raise InvalidArgument(f"{origin} is not valid YAML: {exc}", field="spec") from None
+    except RecursionError:
+        raise InvalidArgument(f"{origin} is nested too deeply", field="spec") from None
     if not isinstance(doc, dict):
         raise InvalidArgument(f"{origin} is not a pipeline spec", field="spec")
     version = doc.get("schemaVersion")
@@ -84,6 +98,8 @@ def parse_spec(text: str, origin: str = "pipeline spec") -> PipelineSpec:
             component.pop("sha256", None)  # derived; recomputed from the source
     try:
         spec = PipelineSpec.model_validate(doc)
+    except RecursionError:
+        raise InvalidArgument(f"{origin} is nested too deeply", field="spec") from None
     except ValueError as exc:
         raise InvalidArgument(
             f"{origin} is not a valid pipeline spec: {exc}", field="spec"

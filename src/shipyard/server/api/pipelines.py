@@ -32,7 +32,7 @@ class Strict(BaseModel):
 
 class SubmitRun(Strict):
     spec: str = Field(max_length=8_000_000, description="the compiled pipeline YAML")
-    arguments: dict[str, Any] | None = None
+    arguments: dict[str, Any] | None = Field(default=None, max_length=1000)
     enable_caching: bool = True
     parallelism: int | None = Field(default=None, ge=1, le=256)
     max_cache_age: float | None = Field(default=None, ge=0)
