@@ -83,7 +83,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.shipyard = state
-    errors.install(app)
+    errors.install(app, (str(settings.home), settings.artifacts))
     for module in (service, identity, tracking, lineage, registry, pipelines, audit):
         app.include_router(module.router)
 
