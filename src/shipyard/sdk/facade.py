@@ -11,6 +11,7 @@ from shipyard.audit import AuditEvent, AuditVerification
 from shipyard.lineage.models import ArtifactNode, ContextNode, ExecutionNode, LineageGraph
 from shipyard.sdk import session
 from shipyard.sdk.runs import ActiveRun
+from shipyard.tracking import source
 from shipyard.tracking.models import MetricPoint, RunData
 
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ def start_run(
     pipeline_task = os.environ.get("SHIPYARD_PIPELINE_TASK")
     if pipeline_task:
         clean_tags.setdefault("shipyard.pipeline_task", pipeline_task)
+    for key, value in source.source_tags().items():  # the user's own tags win
+        clean_tags.setdefault(key, value)
     data = backend.create_run(experiment, name=name, tags=clean_tags or None, params=params)
     return ActiveRun(backend, data, synchronous=synchronous)
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from shipyard.errors import ShipyardError, Unavailable
 from shipyard.sdk.backend import Backend, MetricTuple
+from shipyard.tracking import source
 from shipyard.tracking.models import RunArtifact, RunData
 from shipyard.tracking.service import MAX_BATCH_METRICS
 
@@ -246,11 +247,19 @@ class ActiveRun:
 
     def end(self, status: str = "FINISHED") -> RunData:
         try:
+            self._record_packages()
             if self._logger is not None:
                 self._logger.close()
         finally:
             self._data = self._backend.terminate_run(self.id, status)
         return self._data
+
+    def _record_packages(self) -> None:
+        # At the end, so it lists what the run's code imported along the way.
+        if source.PACKAGES_TAG not in self._data.tags:
+            packages = source.packages_tag()
+            if packages is not None:
+                self._send(tags={source.PACKAGES_TAG: packages})
 
     def __enter__(self) -> ActiveRun:
         return self
