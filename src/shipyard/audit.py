@@ -20,10 +20,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, insert, select, text
+from sqlalchemy import Connection, insert, select
 
 from shipyard.context import RequestContext
 from shipyard.store import Store
+from shipyard.store.dialect import advisory_lock
 from shipyard.store.schema import audit_log
 from shipyard.store.types import utcnow
 
@@ -69,8 +70,7 @@ def record(
     outcome: str = "ok",
     detail: dict[str, Any] | None = None,
 ) -> None:
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK})
+    advisory_lock(conn, _CHAIN_LOCK)
     previous = conn.execute(
         select(audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1)
     ).scalar()

@@ -83,3 +83,26 @@ def test_list_runs_filters(env: Env) -> None:
     assert [r.id for r in named] == [first.id]
     assert list_pipeline_runs(env.store, "other") == []
     assert len(list_pipeline_runs(env.store, "default", state="QUEUED")) == 2
+
+
+def test_workers_claiming_at_once_take_different_runs(env: Env) -> None:
+    from shipyard.pipelines.queue import _claim
+
+    submitted = {env.run(queued, {"value": str(i)}, submit=True).id for i in range(6)}
+    start = threading.Barrier(3, timeout=30)
+    claims: list[str] = []
+
+    def worker(name: str) -> None:
+        start.wait()
+        while (claimed := _claim(env.store, name, None)) is not None:
+            claims.append(claimed[0])
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(claims) == sorted(submitted), "each queued run is claimed exactly once"
+    for run_id in submitted:
+        run = get_pipeline_run(env.store, "default", run_id)
+        assert run.state == "RUNNING" and run.claimed_by in ("w0", "w1", "w2")

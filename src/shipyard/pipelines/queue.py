@@ -1,15 +1,16 @@
 """Queued runs: ``run_pipeline(..., submit=True)`` records them; a worker calls
 ``claim_and_run_next`` in a loop to take the oldest one and run it.
 
-Claiming is one conditional UPDATE (``state = 'QUEUED'`` in the WHERE clause), so two
-workers can never both run the same run.
+Claiming is the store's ``claim_next`` (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the write
+lock on SQLite), so two workers never both run the same run, and on PostgreSQL a worker does
+not wait for another's claim: it takes the next queued run.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, and_
 
 from shipyard.config import DEFAULT_HOST, DEFAULT_PORT, Settings
 from shipyard.context import RequestContext
@@ -22,30 +23,24 @@ from shipyard.pipelines.runner import execute_run
 from shipyard.pipelines.spec import PipelineSpec
 from shipyard.security import service as security
 from shipyard.store import Store
+from shipyard.store.dialect import claim_next
 from shipyard.store.schema import pipeline_runs
 from shipyard.store.types import utcnow
 
 
 def _claim(store: Store, worker_name: str, project: str | None) -> tuple[str, str] | None:
     def work(conn: Connection) -> tuple[str, str] | None:
-        stmt = (
-            select(pipeline_runs.c.id, pipeline_runs.c.project)
-            .where(pipeline_runs.c.state == "QUEUED")
-            .order_by(pipeline_runs.c.created_at, pipeline_runs.c.id)
-            .limit(1)
-        )
+        queued = pipeline_runs.c.state == "QUEUED"
         if project is not None:
-            stmt = stmt.where(pipeline_runs.c.project == project)
-        row = conn.execute(stmt).first()
-        if row is None:
-            return None
+            queued = and_(queued, pipeline_runs.c.project == project)
         now = utcnow()
-        claimed = conn.execute(
-            update(pipeline_runs)
-            .where(pipeline_runs.c.id == row.id, pipeline_runs.c.state == "QUEUED")
-            .values(state="RUNNING", claimed_by=worker_name, started_at=now, heartbeat_at=now)
-        )
-        return (str(row.id), str(row.project)) if claimed.rowcount == 1 else None
+        row = claim_next(
+            conn, pipeline_runs, queued,
+            order_by=[pipeline_runs.c.created_at, pipeline_runs.c.id],
+            set_values={"state": "RUNNING", "claimed_by": worker_name, "started_at": now,
+                        "heartbeat_at": now},
+        )  # fmt: skip
+        return None if row is None else (str(row.id), str(row.project))
 
     return store.retry_write(work)
 

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from shipyard import audit
 from shipyard.artifacts import ArtifactStore, TreeInfo
@@ -33,6 +31,7 @@ from shipyard.registry.refs import LATEST, ModelRef, check_alias, check_version,
 from shipyard.registry.semver import check_semver
 from shipyard.registry.signature import Signature
 from shipyard.store import Store
+from shipyard.store.dialect import insert_ignore
 from shipyard.store.projects import ensure_project
 from shipyard.store.schema import executions, model_aliases, model_versions, models, runs
 from shipyard.store.types import utcnow
@@ -383,23 +382,23 @@ def _store_package(
 def _get_or_create_model(
     conn: Connection, project: str, name: str, labels: dict[str, str], description: str
 ) -> Row[Any]:
-    dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
     now = utcnow()
-    # ON CONFLICT DO NOTHING: two first registrations racing on PostgreSQL both succeed,
-    # one creating the row; the row lock below then orders their version allocations.
-    conn.execute(
-        dialect_insert(models)
-        .values(
-            id=new_id(),
-            project=project,
-            name=name,
-            description=description,
-            labels=labels,
-            next_version=1,
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["project", "name"])
+    # Insert-or-ignore: two first registrations racing on PostgreSQL both succeed, one
+    # creating the row; the row lock below then orders their version allocations.
+    insert_ignore(
+        conn,
+        models,
+        {
+            "id": new_id(),
+            "project": project,
+            "name": name,
+            "description": description,
+            "labels": labels,
+            "next_version": 1,
+            "created_at": now,
+            "updated_at": now,
+        },
+        keys=["project", "name"],
     )
     return _rows.model_row(conn, project, name, lock=True)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from sqlalchemy import Connection, insert, text
+from sqlalchemy import Connection, insert
 
 from shipyard import audit
 from shipyard.context import RequestContext
@@ -20,6 +20,7 @@ from shipyard.security.tokens import (
     Scope,
 )
 from shipyard.store import Store
+from shipyard.store.dialect import advisory_lock
 from shipyard.store.schema import principals
 from shipyard.store.types import utcnow
 
@@ -46,10 +47,9 @@ def bootstrap_admin(store: Store, home: Path, *, pepper: bytes | None = None) ->
     home = Path(home)
 
     def work(conn: Connection) -> str | None:
-        if conn.dialect.name == "postgresql":
-            # Plain transactions would let two servers both see "no admin"; the lock is
-            # released at commit. SQLite's BEGIN IMMEDIATE already serialises writers.
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _BOOTSTRAP_LOCK})
+        # Plain PostgreSQL transactions would let two servers both see "no admin"; the lock
+        # is released at commit.
+        advisory_lock(conn, _BOOTSTRAP_LOCK)
         # Any admin, even a disabled one, means this is not a first start: re-enabling it is
         # an administrator's decision, not something a restart may do behind their back.
         if admin_count(conn, enabled_only=False) > 0:

@@ -15,8 +15,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
 
+from shipyard.store.dialect import advisory_lock
 from shipyard.store.engine import Store
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -45,7 +45,6 @@ def upgrade(store: Store) -> None:
         return
     cfg = alembic_config()
     with store.write() as conn:
-        if not store.is_sqlite:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+        advisory_lock(conn, _LOCK_KEY)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from sqlalchemy import Connection, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from shipyard.store.dialect import insert_ignore
 from shipyard.store.schema import projects
 from shipyard.store.types import utcnow
 
@@ -13,12 +12,7 @@ from shipyard.store.types import utcnow
 def ensure_project(conn: Connection, name: str) -> None:
     if conn.execute(select(projects.c.name).where(projects.c.name == name)).first():
         return
-    dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-    conn.execute(
-        dialect_insert(projects)
-        .values(name=name, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["name"])
-    )
+    insert_ignore(conn, projects, {"name": name, "created_at": utcnow()}, keys=["name"])
 
 
 def list_projects(conn: Connection) -> list[str]:

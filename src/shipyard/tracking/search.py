@@ -20,6 +20,7 @@ from sqlalchemy.sql import ColumnElement, Select
 
 from shipyard.errors import InvalidArgument
 from shipyard.store import Store
+from shipyard.store.dialect import placeholder
 from shipyard.store.schema import (
     experiments,
     run_artifacts,
@@ -294,7 +295,7 @@ def load_runs(
     if not ids:
         return []
     dialect = conn.dialect
-    p = "?" if dialect.paramstyle == "qmark" else "%s"
+    p = placeholder(conn)
     base: dict[str, tuple[Any, ...]] = {}
     values: dict[str, dict[str, dict[str, Any]]] = {
         "run_params": defaultdict(dict),

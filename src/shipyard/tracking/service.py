@@ -13,8 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from shipyard import audit
 from shipyard.context import RequestContext
@@ -22,6 +20,7 @@ from shipyard.errors import Conflict, FailedPrecondition, InvalidArgument, NotFo
 from shipyard.ids import check_id, new_id
 from shipyard.lineage import records as lineage
 from shipyard.store import Store
+from shipyard.store.dialect import upsert
 from shipyard.store.projects import ensure_project
 from shipyard.store.schema import (
     experiments,
@@ -347,31 +346,6 @@ def _insert_params(cursor: Any, p: str, run_id: str, params: dict[str, str]) -> 
             )
 
 
-def _upsert(
-    conn: Connection,
-    table: Any,
-    keys: list[str],
-    rows: list[dict[str, Any]],
-    set_columns: list[str],
-    *,
-    newer_only: bool = False,
-) -> None:
-    dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-    stmt = dialect_insert(table)
-    where = None
-    if newer_only:
-        # Only move the latest value forward: by step, then by timestamp.
-        where = (stmt.excluded.step > table.c.step) | (
-            (stmt.excluded.step == table.c.step) & (stmt.excluded.timestamp >= table.c.timestamp)
-        )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=keys,
-        set_={c: getattr(stmt.excluded, c) for c in set_columns},
-        where=where,
-    )
-    conn.execute(stmt, rows)
-
-
 def set_terminated(
     store: Store,
     ctx: RequestContext,
@@ -428,11 +402,12 @@ def record_artifact(
     if row.execution_id:
         lineage.add_event(conn, row.execution_id, artifact_id, "output", name)
     now = utcnow()
-    _upsert(
-        conn, run_artifacts, ["run_id", "name"],
+    upsert(
+        conn, run_artifacts,
         [{"run_id": run_id, "name": name, "digest": digest, "size": size, "kind": kind,
           "artifact_id": artifact_id, "created_at": now}],
-        ["digest", "size", "kind", "artifact_id", "created_at"],
+        keys=["run_id", "name"],
+        update_columns=["digest", "size", "kind", "artifact_id", "created_at"],
     )
     audit.record(conn, ctx, "runs.log_artifact", f"runs/{run_id}/artifacts/{name}")
     return RunArtifact(name=name, digest=digest, size=size, kind=kind,  # type: ignore[arg-type]
