@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+import shipyard as sy
+from shipyard.sdk import session
 from tests.cli.conftest import Cli, LoggedRuns
 
 
@@ -95,3 +99,71 @@ def test_interrupt_exits_130(cli: Cli, runs: LoggedRuns,
 
     monkeypatch.setattr(facade, "search_runs", interrupted)
     assert cli("runs", "list").exit_code == 130
+
+
+# -- issue 16: a runs table that fits the terminal --------------------------------------------
+
+@pytest.fixture
+def evaluations(home: Path) -> list[str]:
+    """Five runs shaped like the quick start's: three params, three metrics, five tags."""
+    sy.init()
+    ids = []
+    for n in range(5):
+        with sy.start_run(experiment="lead-scoring-quickstart", name="evaluate") as run:
+            run.log_params({"n_estimators": 300 + n, "max_depth": 6, "learning_rate": 0.08})
+            run.log_metrics({"rmse": 0.0731429 + n / 1000, "mae": 0.0573, "r2": 0.862})
+            run.set_tags({"subsample": "0.9", "colsample_bytree": "0.9", "test_rows": "8000",
+                          "objective": "reg:squarederror", "tree_method": "hist"})
+        ids.append(run.id)
+    session.reset()
+    return ids
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_list_fits_the_terminal(cli: Cli, evaluations: list[str], width: int,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", str(width))
+    result = cli("runs", "list")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    # The issue: five runs took 124 lines, the headers wrapping a letter per line.
+    assert len(lines) <= 5 + 4, result.stdout
+    assert all(len(line) <= width for line in lines), result.stdout
+    for run_id in evaluations:  # ids are whole, to copy
+        assert run_id in result.stdout
+    for header in ("run id", "name", "status", "started"):
+        assert header in lines[1], result.stdout
+    if width == 120:
+        assert "metrics.mae" in lines[1] and "0.0573" in result.stdout
+    assert "more columns" in result.stderr and "--columns" in result.stderr
+
+
+def test_list_columns_option_picks_the_columns(cli: Cli, evaluations: list[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    result = cli("runs", "list", "--columns", "run_id,metrics.r2", "--columns", "tags.test_rows")
+    assert result.exit_code == 0, result.stderr
+    header = result.stdout.splitlines()[1]
+    assert "run id" in header and "metrics.r2" in header and "tags.test_rows" in header
+    assert "status" not in header and "metrics.rmse" not in header
+    assert "8000" in result.stdout and "0.862" in result.stdout
+    rows = cli("runs", "list", "--columns", "run_id,metrics.r2", "-o", "json").json()
+    assert [set(r) for r in rows] == [{"run_id", "metrics.r2"}] * 5
+
+
+def test_list_unknown_column_is_a_usage_error(cli: Cli, evaluations: list[str]) -> None:
+    result = cli("runs", "list", "--columns", "run_id,metrics.nosuch")
+    result.assert_one_error_line("--columns", "metrics.nosuch", "metrics.rmse", exit_code=2)
+
+
+def test_long_values_are_cut_with_an_ellipsis(cli: Cli, home: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    sy.init()
+    with sy.start_run(experiment="e" * 60, name="n" * 100) as run:
+        run.log_params({"p": "v" * 300})
+    session.reset()
+    monkeypatch.setenv("COLUMNS", "80")
+    result = cli("runs", "list")
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.splitlines()) <= 1 + 4, result.stdout
+    assert "…" in result.stdout and run.id in result.stdout

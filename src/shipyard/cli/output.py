@@ -148,6 +148,57 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
     return grid
 
 
+def width() -> int:
+    """The width of the terminal stdout goes to (``COLUMNS``, else 80 when not a terminal)."""
+    return stdout().width
+
+
+def fitted_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, width: int,
+                 keep: Sequence[str] = (), widest: int = 24) -> tuple[Table, list[str]]:
+    """A table of as many of ``columns`` as fit in ``width`` characters, one line per row.
+
+    ``columns`` come in order of importance; those named in ``keep`` (ids people copy) are
+    always shown whole, the others take their widest cell up to ``widest`` characters and
+    are cut with an ellipsis past it. A column that does not fit is left out, or cut
+    narrower when the room left still holds its whole header. Returns the table and the
+    names of the columns left out.
+    """
+    cells = [[_one_line(cell(v)) for v in row] for row in rows]
+    natural = []
+    for i, name in enumerate(columns):
+        longest = max([len(name), *(len(_plain(r[i])) for r in cells)])
+        natural.append(longest if name in keep else min(longest, max(widest, len(name))))
+    chosen: list[tuple[int, int]] = []
+    used = 1  # the table's left edge; each column adds its padding and right edge
+    for i, name in enumerate(columns):
+        room = width - used - 3
+        if name in keep or natural[i] <= room:
+            chosen.append((i, natural[i]))
+            used += natural[i] + 3
+        elif room >= max(8, len(name)):
+            chosen.append((i, room))
+            used = width
+    shown = {i for i, _ in chosen}
+    grid = Table(title_justify="left", header_style="bold")
+    for i, size in chosen:
+        grid.add_column(columns[i], no_wrap=True, overflow="ellipsis", min_width=size,
+                        max_width=size)
+    for row_cells in cells:
+        grid.add_row(*(row_cells[i] for i, _ in chosen))
+    return grid, [name for i, name in enumerate(columns) if i not in shown]
+
+
+def _plain(value: str | Text) -> str:
+    return value.plain if isinstance(value, Text) else Text.from_markup(value).plain
+
+
+def _one_line(value: str | Text) -> str | Text:
+    # A cell in a fitted table is one line: a mapping's pairs go side by side.
+    if isinstance(value, Text):
+        return value
+    return value.replace("\n", ", ")
+
+
 def show(*renderables: Any) -> None:
     console = stdout()
     for item in renderables:

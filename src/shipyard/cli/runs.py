@@ -11,8 +11,9 @@ from shipyard.cli.state import command, current, sdk
 
 app = typer.Typer(help="Experiment runs: list, show and compare.", no_args_is_help=True)
 
-# A table wider than this many metric/param columns is unreadable; json has them all.
-_MAX_VALUE_COLUMNS = 6
+# Table headers of the frame's base columns; params, metrics and tags keep their names.
+_HEADERS = {"run_id": "run id", "start_time": "started", "end_time": "ended"}
+_BASE = ["run_id", "experiment", "name", "status", "start_time", "end_time"]
 
 
 @app.command("list")
@@ -27,24 +28,62 @@ def list_runs(
         "--order-by", help="Sort key, e.g. 'metrics.rmse ASC' (repeatable)")] = None,
     max_results: Annotated[int, typer.Option(
         "--max", min=1, max=100_000, help="At most this many runs")] = 100,
+    columns: Annotated[list[str] | None, typer.Option(
+        "--columns", "-c",
+        help="Columns to show, comma-separated or repeated, e.g. "
+        "'run_id,name,metrics.rmse,params.max_depth' (default: as many as fit the "
+        "terminal: run id, name, status, started, then metrics, experiment and params)"
+    )] = None,
 ) -> None:
     """List runs, newest first unless --order-by says otherwise."""
     sy = sdk()
     frame = sy.search_runs(experiment=experiment or None, filter=filter, order_by=order_by,
                            max_results=max_results)
+    wanted = _wanted_columns(columns, list(frame.columns)) if columns else None
     if current().json:
-        output.print_json(frame)
+        output.print_json(frame[wanted] if wanted else frame)
         return
-    values = [c for c in frame.columns if c.startswith(("metrics.", "params."))]
-    shown = values[:_MAX_VALUE_COLUMNS]
-    columns = ["run_id", "experiment", "name", "status", "start_time", *shown]
-    rows = [[row[c] for c in columns] for _, row in frame.iterrows()]
-    output.show(output.table(None, ["run id", "experiment", "name", "status", "started",
-                                    *shown], rows, keep=["run id"]))
-    if len(values) > len(shown):
-        output.note(f"{len(values) - len(shown)} more columns: use --output json")
-    if not rows:
+    if frame.empty:
         output.note("no runs match")
+        return
+    names = wanted or _default_columns(frame)
+    rows = [[row[c] for c in names] for _, row in frame.iterrows()]
+    table, left_out = output.fitted_table([_HEADERS.get(c, c) for c in names], rows,
+                                          width=output.width(), keep=["run id"])
+    output.show(table)
+    if left_out and not wanted:
+        output.note(f"{len(left_out)} more columns: name them with --columns (e.g. "
+                    f"--columns run_id,{','.join(_frame_name(c) for c in left_out[:2])}) "
+                    "or use --output json")
+
+
+def _default_columns(frame: Any) -> list[str]:
+    """The columns in order of importance: the experiment comes before the params only
+    when the runs belong to more than one."""
+    metrics = [c for c in frame.columns if c.startswith("metrics.")]
+    params = [c for c in frame.columns if c.startswith("params.")]
+    several = frame["experiment"].nunique() > 1
+    return ["run_id", "name", "status", "start_time", *metrics,
+            *(["experiment", *params] if several else [*params, "experiment"])]
+
+
+def _frame_name(header: str) -> str:
+    return {v: k for k, v in _HEADERS.items()}.get(header, header)
+
+
+def _wanted_columns(given: list[str], available: list[str]) -> list[str]:
+    """``--columns`` as frame column names; a name the runs do not have is a usage error
+    naming the choices."""
+    names = [n.strip() for item in given for n in item.split(",") if n.strip()]
+    valid = [*_BASE, *(c for c in available if c not in _BASE)]
+    # With no runs, params, metrics and tags are unknown rather than wrong.
+    prefixed = ("params.", "metrics.", "tags.") if len(available) <= len(_BASE) else ()
+    unknown = [n for n in names if n not in valid and not n.startswith(prefixed)]
+    if unknown or not names:
+        shown = ", ".join(valid[:40]) + (", ..." if len(valid) > 40 else "")
+        what = f"no column {unknown[0]!r}" if unknown else "no columns given"
+        raise typer.BadParameter(f"{what}; choose from {shown}", param_hint="--columns")
+    return list(dict.fromkeys(names))
 
 
 @app.command("show")
