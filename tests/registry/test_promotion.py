@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression
+from sqlalchemy import text
 
 from shipyard.artifacts import ArtifactStore
 from shipyard.config import Settings
@@ -20,6 +25,7 @@ from shipyard.registry import (
     get_model_version,
     promote_if_better,
     promote_if_better_on_data,
+    promotion,
     register_model,
     rollback,
 )
@@ -97,6 +103,48 @@ def test_min_delta_mode_and_bumps(
     assert major.semver == "2.0.0"
 
 
+# The documented rule (docs/registry.md): the candidate moves the alias only if it is better
+# than the incumbent by MORE than min_delta; equal is not better. The figures are exact in
+# binary, so each "by exactly min_delta" case really is a tie at the boundary.
+BOUNDARY = [
+    # mode, incumbent, candidate, min_delta, promoted
+    ("min", 0.5, 0.5, 0.0, False),  # a tie
+    ("min", 0.5, float(np.nextafter(0.5, 0.0)), 0.0, True),  # the smallest possible gain
+    ("min", 0.5, 0.75, 0.0, False),  # worse
+    ("min", 0.5, 0.25, 0.25, False),  # better by exactly min_delta
+    ("min", 0.5, 0.125, 0.25, True),  # better by more than min_delta
+    ("max", 0.5, 0.5, 0.0, False),
+    ("max", 0.5, float(np.nextafter(0.5, 1.0)), 0.0, True),
+    ("max", 0.5, 0.25, 0.0, False),  # lower is worse when higher is better
+    ("max", 0.5, 0.75, 0.25, False),
+    ("max", 0.5, 0.875, 0.25, True),
+]
+
+
+def test_promotion_needs_a_gain_of_more_than_min_delta(
+    store: Store, artifacts: ArtifactStore, ctx: RequestContext
+) -> None:
+    model = LinearRegression().fit(X, Y)
+    wrong = []
+    for case, (mode, incumbent, candidate, min_delta, promoted) in enumerate(BOUNDARY):
+        name = f"edge-{case}"
+        first = register_model(store, artifacts, ctx, name, model, metrics={"score": incumbent})
+        second = register_model(store, artifacts, ctx, name, model, metrics={"score": candidate})
+        kwargs: dict[str, Any] = {"metric": "score", "mode": mode}
+        assert promote_if_better(store, artifacts, ctx, name, first.version, **kwargs).promoted
+        decision = promote_if_better(
+            store, artifacts, ctx, name, second.version, min_delta=min_delta, **kwargs
+        )
+        holder = get_model_version(store, "p1", name, alias="production").version
+        got = (decision.promoted, holder, decision.semver, decision.incumbent_version,
+               decision.candidate_value, decision.incumbent_value)  # fmt: skip
+        expected = (promoted, second.version if promoted else first.version,
+                    "1.0.1" if promoted else None, first.version, candidate, incumbent)  # fmt: skip
+        if got != expected:
+            wrong.append(f"{BOUNDARY[case]}: got {got}, expected {expected} ({decision.reason})")
+    assert not wrong, "\n".join(wrong)
+
+
 def test_bad_arguments(store: Store, artifacts: ArtifactStore, ctx: RequestContext) -> None:
     v1 = add(store, artifacts, ctx, None)
     with pytest.raises(InvalidArgument, match="no metric 'rmse'"):
@@ -169,3 +217,102 @@ def test_racing_promotions_leave_one_consistent_history(
         if m.to_version is not None
     ]
     assert len(set(semvers)) == len(semvers)
+
+
+# -- racing promoters forced to meet ----------------------------------------------------------
+ROUNDS = 5
+
+
+class Meeting:
+    """Holds the first promoter inside its decision until the second one shows where it is.
+
+    Installed over ``promotion._compare``, which runs inside the decision's write transaction
+    after the model row is locked and the incumbent read. The first promoter to get there
+    waits until the second either gets there too (the lock is missing: both decide on the
+    same incumbent) or is seen by PostgreSQL waiting for a lock (the lock works). Neither
+    outcome depends on timing, so a missing lock is caught in every round.
+    """
+
+    def __init__(self, store: Store, compare: Callable[..., tuple[bool, str]]) -> None:
+        self.store = store
+        self.compare = compare
+        self.guard = threading.Lock()
+        self.arrivals = 0
+        self.second_inside = threading.Event()
+        self.met = False
+
+    def __call__(self, *args: Any, **kwargs: Any) -> tuple[bool, str]:
+        with self.guard:
+            self.arrivals += 1
+            first = self.arrivals == 1
+        if not first:
+            self.second_inside.set()
+        else:
+            deadline = time.monotonic() + 30
+            while not self.second_inside.is_set() and not self._other_waits_for_a_lock():
+                assert time.monotonic() < deadline, "the other promoter never showed up"
+                time.sleep(0.005)
+            self.met = self.second_inside.is_set()
+        return self.compare(*args, **kwargs)
+
+    def _other_waits_for_a_lock(self) -> bool:
+        # A new transaction per look: pg_stat_activity is a snapshot taken once per transaction.
+        with self.store.engine.connect() as conn:
+            waiting = conn.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )).scalar()  # fmt: skip
+        return bool(waiting)
+
+
+def _race(store: Store, artifacts: ArtifactStore, ctx: RequestContext, alias: str,
+          versions: list[int]) -> list[BaseException]:  # fmt: skip
+    """Promote ``versions`` from one thread each, released together; the errors raised."""
+    start = threading.Barrier(len(versions))
+    errors: list[BaseException] = []
+
+    def promote(version: int) -> None:
+        try:
+            start.wait(timeout=30)
+            promote_if_better(store, artifacts, ctx, "racer", version, alias=alias)
+        except BaseException as exc:  # reported by the test, from its own thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=promote, args=(v,)) for v in versions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "a promoter is still running"
+    return errors
+
+
+def test_promoters_forced_to_interleave_are_serialized_by_the_lock(
+    pg_store: Store, artifacts: ArtifactStore, ctx: RequestContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    incumbent = add(pg_store, artifacts, ctx, 0.5, name="racer")
+    better = add(pg_store, artifacts, ctx, 0.4, name="racer")
+    best = add(pg_store, artifacts, ctx, 0.3, name="racer")
+    aliases = [f"race-{round_}" for round_ in range(ROUNDS)]
+    for alias in aliases:
+        promote_if_better(pg_store, artifacts, ctx, "racer", incumbent, alias=alias)
+    compare = promotion._compare
+    for round_, alias in enumerate(aliases):
+        meeting = Meeting(pg_store, compare)
+        monkeypatch.setattr(promotion, "_compare", meeting)
+        errors = _race(pg_store, artifacts, ctx, alias, [better, best])
+        assert not errors, f"round {round_}: {errors!r}"
+        assert not meeting.met, f"round {round_}: both promoters were inside the decision at once"
+
+        # The decisions form one chain: each compared against what the previous one left.
+        history = alias_history(pg_store, "p1", "racer", alias)
+        assert len(history) == 3, history
+        holder = history[0].to_version
+        for change in history[1:]:
+            assert change.decision is not None
+            assert change.from_version == holder, (round_, history)
+            assert change.decision["incumbent_version"] == holder, (round_, history)
+            holder = change.to_version
+        assert holder == best
+        assert get_model_version(pg_store, "p1", "racer", alias=alias).version == best
