@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, insert, select, update
 
+from shipyard.errors import NotFound
 from shipyard.ids import new_id
 from shipyard.store.schema import (
     associations,
@@ -72,6 +73,17 @@ def create_execution(
         )
     )
     return execution_id
+
+
+def require_execution(conn: Connection, project: str, execution_id: str) -> None:
+    """Raise ``NotFound(field="execution_id")`` unless ``project`` has that execution."""
+    found = conn.execute(
+        select(executions.c.id).where(executions.c.id == execution_id,
+                                      executions.c.project == project)
+    ).first()
+    if found is None:
+        raise NotFound(f"no execution {execution_id!r} in project {project!r}",
+                       field="execution_id")
 
 
 def set_execution_state(

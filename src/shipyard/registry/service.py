@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Row, insert, select, update
 from shipyard import audit
 from shipyard.artifacts import ArtifactStore, TreeInfo
 from shipyard.context import RequestContext
-from shipyard.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from shipyard.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from shipyard.ids import check_id, new_id
 from shipyard.lineage import records as lineage
 from shipyard.registry import _rows, flavors
@@ -33,8 +33,9 @@ from shipyard.registry.signature import Signature
 from shipyard.store import Store
 from shipyard.store.dialect import insert_ignore
 from shipyard.store.projects import ensure_project
-from shipyard.store.schema import executions, model_aliases, model_versions, models, runs
+from shipyard.store.schema import model_aliases, model_versions, models
 from shipyard.store.types import utcnow
+from shipyard.tracking import service as tracking
 from shipyard.validation import check_key, check_name, check_text
 
 MAX_DESCRIPTION = 10_000
@@ -436,22 +437,12 @@ def _record_lineage(
     context_id = lineage.get_or_create_context(conn, ctx.project, "model", name)
     lineage.attribute(conn, context_id, artifact_id)
     if run_id is not None:
-        run_row = conn.execute(
-            select(runs.c.execution_id).where(runs.c.id == run_id, runs.c.project == ctx.project)
-        ).first()
-        if run_row is None:
-            raise NotFound(f"no run {run_id!r} in project {ctx.project!r}", field="run_id")
-        if run_row[0]:
-            lineage.add_event(conn, run_row[0], artifact_id, "output", "model")
+        run_execution = tracking.run_execution_id(conn, ctx.project, run_id)
+        if run_execution:
+            lineage.add_event(conn, run_execution, artifact_id, "output", "model")
     if execution_id is not None:
         check_id(execution_id, "execution_id")
-        found = conn.execute(
-            select(executions.c.id).where(executions.c.id == execution_id,
-                                          executions.c.project == ctx.project)
-        ).first()
-        if found is None:
-            raise NotFound(f"no execution {execution_id!r} in project {ctx.project!r}",
-                           field="execution_id")
+        lineage.require_execution(conn, ctx.project, execution_id)
         lineage.add_event(conn, execution_id, artifact_id, "output", "registered_model")
     return artifact_id
 

@@ -464,3 +464,17 @@ def run_ids_exist(conn: Connection, project: str, run_ids: Sequence[str]) -> set
             select(runs.c.id).where(runs.c.project == project, runs.c.id.in_(list(run_ids)))
         ).scalars()
     )
+
+
+def run_execution_id(conn: Connection, project: str, run_id: str) -> str | None:
+    """The lineage execution that records run ``run_id`` (None for a run without one), in
+    the caller's transaction: how other services link their artifacts to a run.
+
+    Raises ``NotFound(field="run_id")`` when ``project`` has no such run.
+    """
+    row = conn.execute(
+        select(runs.c.execution_id).where(runs.c.id == run_id, runs.c.project == project)
+    ).first()
+    if row is None:
+        raise NotFound(f"no run {run_id!r} in project {project!r}", field="run_id")
+    return None if row.execution_id is None else str(row.execution_id)
