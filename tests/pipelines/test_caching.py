@@ -7,6 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from shipyard import dsl
+from shipyard.artifacts.paths import blob_key
+from shipyard.pipelines.models import ArtifactOutput
 from tests.pipelines import steps
 from tests.pipelines.conftest import Env, count_lines
 
@@ -79,3 +81,24 @@ def test_max_cache_age(env: Env) -> None:
     assert executed() == 6
     env.run(chain(steps.transform), {"ledger": path}, inline=True, max_cache_age=3600)
     assert executed() == 6
+
+
+def test_a_deleted_output_blob_makes_its_step_run_again(env: Env) -> None:
+    path, executed = ledger(env)
+    first = env.run(chain(steps.transform), {"ledger": path}, inline=True)
+    assert executed() == 3
+    out = first.tasks["transform"].outputs["out"]
+    assert isinstance(out, ArtifactOutput) and out.layout == "file"
+    blob = env.tmp / "artifacts" / blob_key(out.digest)
+    assert blob.read_text() == "HELLO"
+    blob.unlink()
+
+    again = env.run(chain(steps.transform), {"ledger": path}, inline=True)
+    # Only the step whose output is gone runs; its bytes come out the same, so its consumer
+    # stays cached, and the blob is back for the next reader.
+    assert executed() == 4
+    assert {n: t.cached for n, t in again.tasks.items()} == {
+        "produce": True, "transform": False, "consume": True}  # fmt: skip
+    assert again.tasks["transform"].outputs["out"].digest == out.digest
+    assert blob.read_text() == "HELLO"
+    assert again.tasks["consume"].outputs["Output"] == "HELLO"
