@@ -39,12 +39,16 @@ def current_revision(store: Store) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(store: Store) -> None:
-    head = head_revision()
-    if current_revision(store) == head:
+def upgrade(store: Store, revision: str = "head") -> None:
+    """Bring the store to ``revision`` (default: the newest); a no-op when it is there.
+
+    Earlier revisions are for tests that build a database as an older release left it.
+    """
+    target = head_revision() if revision == "head" else revision
+    if current_revision(store) == target:
         return
     cfg = alembic_config()
     with store.write() as conn:
         advisory_lock(conn, _LOCK_KEY)
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, revision)
