@@ -90,3 +90,43 @@ def test_unknown_model_and_bad_ref_are_one_clear_line(cli: Cli, model: Registere
     cli("models", "show", "no-such-model").assert_one_error_line()
     cli("models", "show", "../../etc/passwd").assert_one_error_line()
     cli("models", "show", f"{model.name}@nowhere").assert_one_error_line()
+
+
+# -- issue 16 ------------------------------------------------------------------------------------
+
+def test_history_shows_a_rejected_candidate_as_kept(cli: Cli, model: Registered,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # one line per row
+    assert cli("models", "promote", model.name, "2").exit_code == 0  # 0.20 beats 0.30
+    assert cli("models", "promote", model.name, "1").exit_code == 0  # rejected: 2 stays
+    result = cli("models", "history", model.name)
+    assert result.exit_code == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if "│" in line]
+    rejected = [line for line in rows if "rejected" in line]
+    assert len(rejected) == 1, result.stdout
+    assert "kept 2" in rejected[0] and "rejected 1: rmse 0.3 vs 0.2" in rejected[0]
+    assert any("1 → 2" in line for line in rows), result.stdout
+    assert not any("2 → 2" in line for line in rows), result.stdout
+
+
+def test_rollback_of_a_missing_alias_names_the_aliases(cli: Cli, model: Registered) -> None:
+    result = cli("models", "rollback", model.name, "nosuch")
+    result.assert_one_error_line("no alias 'nosuch'", "production")
+    assert "earlier version" not in result.stderr
+
+
+def test_history_of_a_malformed_alias_is_a_usage_error(cli: Cli, model: Registered) -> None:
+    cli("models", "history", model.name, "--alias", "../x").assert_one_error_line(
+        "--alias", "../x", exit_code=2)
+
+
+@pytest.mark.parametrize("args, bound", [
+    (["alias", "lead-scoring", "staging", "99999999999999999999999"], "2147483647"),
+    (["promote", "lead-scoring", "99999999999999999999999"], "2147483647"),
+    (["alias", "lead-scoring", "staging", "0"], "1"),
+])
+def test_a_version_out_of_range_is_a_usage_error(cli: Cli, model: Registered,
+                                                 args: list[str], bound: str) -> None:
+    result = cli("models", *args)
+    result.assert_one_error_line("version", bound, exit_code=2)
+    assert "Overflow" not in result.stderr

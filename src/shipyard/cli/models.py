@@ -10,12 +10,14 @@ import typer
 from rich.markup import escape
 
 from shipyard.cli import output
-from shipyard.cli.state import command, current, require, sdk
+from shipyard.cli.state import command, current, require, sdk, usage_errors
 
 app = typer.Typer(help="The model registry: versions, aliases, promotion and download.",
                   no_args_is_help=True)
 
 _WHAT = "the model registry"
+# Versions are 32-bit integers (shipyard.registry.refs.MAX_VERSION, the REST API's bound).
+_MAX_VERSION = 2**31 - 1
 
 
 class Mode(StrEnum):
@@ -98,7 +100,7 @@ def versions(
 def alias(
     name: Annotated[str, typer.Argument(help="Model name")],
     alias_name: Annotated[str, typer.Argument(metavar="ALIAS", help="e.g. production")],
-    version: Annotated[int, typer.Argument(min=1, help="Version number")],
+    version: Annotated[int, typer.Argument(min=1, max=_MAX_VERSION, help="Version number")],
     reason: Annotated[str, typer.Option("--reason", help="Why (kept in the history)")] = "",
 ) -> None:
     """Point an alias at a version (recorded in the alias history)."""
@@ -112,15 +114,30 @@ def history(
     name: Annotated[str, typer.Argument(help="Model name")],
     alias_name: Annotated[str | None, typer.Option("--alias", help="Only this alias")] = None,
 ) -> None:
-    """Show who moved the model's aliases, when, why, and from which version to which."""
-    changes = require(sdk(), "alias_history", _WHAT)(name, alias=alias_name)
+    """Show who moved the model's aliases, when, why, and from which version to which;
+    a promotion that kept the alias where it was shows as "kept"."""
+    with usage_errors(alias="--alias"):
+        changes = require(sdk(), "alias_history", _WHAT)(name, alias=alias_name)
     if current().json:
         output.print_json(changes)
         return
-    rows = [[c.created_at, c.alias, c.from_version, c.to_version, c.actor, c.reason,
-             _decision(c.decision)] for c in changes]
-    output.show(output.table(name, ["time", "alias", "from", "to", "actor", "reason",
-                                    "decision"], rows))
+    rows = [[c.created_at, c.alias, _change(c), c.actor, c.reason, _decision(c.decision)]
+            for c in changes]
+    output.show(output.table(name, ["time", "alias", "change", "actor", "reason",
+                                    "decision"], rows, keep=["time", "change"]))
+
+
+def _change(change: Any) -> str:
+    """One history row's move: '1 → 2', 'set to 1', 'deleted (was 2)', or 'kept 2' for a
+    promotion that turned its candidate down."""
+    before, after = change.from_version, change.to_version
+    if before == after:
+        return f"kept {after}" if after is not None else "kept unset"
+    if before is None:
+        return f"set to {after}"
+    if after is None:
+        return f"deleted (was {before})"
+    return f"{before} → {after}"
 
 
 def _decision(decision: dict[str, Any] | None) -> str:
@@ -132,7 +149,9 @@ def _decision(decision: dict[str, Any] | None) -> str:
                 return "none"
             return f"{value:.6g}" if isinstance(value, float) else str(value)
 
-        return (f"{decision.get('metric')}: {figure(decision.get('candidate_value'))} vs "
+        verdict = "promoted" if decision.get("promoted") else "rejected"
+        return (f"{verdict} {decision.get('candidate_version')}: {decision.get('metric')} "
+                f"{figure(decision.get('candidate_value'))} vs "
                 f"{figure(decision.get('incumbent_value'))}")
     return str(decision.get("action", ""))
 
@@ -160,7 +179,8 @@ def _moved(version: Any, message: str) -> None:
 @command
 def promote(
     name: Annotated[str, typer.Argument(help="Model name")],
-    version: Annotated[int, typer.Argument(min=1, help="Candidate version")],
+    version: Annotated[int, typer.Argument(min=1, max=_MAX_VERSION,
+                                           help="Candidate version")],
     metric: Annotated[str, typer.Option("--metric", help="Metric to compare")] = "rmse",
     mode: Annotated[Mode, typer.Option("--mode", help="min: lower wins; max: higher wins",
                                        case_sensitive=False)] = Mode.min,

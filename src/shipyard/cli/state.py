@@ -24,7 +24,7 @@ import typer
 
 from shipyard.cli import output
 from shipyard.cli.output import Format
-from shipyard.errors import ShipyardError
+from shipyard.errors import InvalidArgument, ShipyardError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -115,6 +115,23 @@ def require(module: Any, name: str, what: str) -> Callable[..., Any]:
         fail(f"{what} is not available in this version of Shipyard "
              f"({getattr(module, '__name__', 'shipyard')}.{name} is missing)")
     return typing.cast(Callable[..., Any], fn)
+
+
+@contextmanager
+def usage_errors(**options: str) -> Iterator[None]:
+    """Report the SDK's ``InvalidArgument`` about one of the command's options as a usage
+    error (exit 2) naming the option: ``usage_errors(order_by="--order-by")``.
+
+    The SDK's message is kept, so local mode, remote mode and the CLI say the same thing;
+    only the exit code and the option's name are the CLI's.
+    """
+    try:
+        yield
+    except InvalidArgument as exc:
+        field = (exc.field or "").split("[", 1)[0].split(".", 1)[0]
+        if field not in options:
+            raise
+        raise typer.BadParameter(exc.message, param_hint=options[field]) from None
 
 
 def fail(message: str, field: str | None = None) -> NoReturn:

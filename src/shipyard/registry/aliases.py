@@ -61,6 +61,8 @@ def alias_history(
     store: Store, project: str, name: str, alias: str | None = None
 ) -> list[AliasChange]:
     """Every change to the model's aliases (or to one alias), oldest first."""
+    if alias is not None:
+        check_name(alias, "alias")
     with store.read() as conn:
         model = _rows.model_row(conn, project, name)
         stmt = select(history).where(history.c.model_id == model.id).order_by(history.c.id)
@@ -83,6 +85,8 @@ def rollback(
     def work(conn: Connection) -> ModelVersion:
         model = _rows.model_row(conn, ctx.project, name, lock=True)
         entry = _last_effective_move(conn, model.id, alias)
+        if entry is None and not _ever_set(conn, model.id, alias):
+            _rows.aliased_row(conn, model, alias)  # NotFound naming the aliases it has
         if entry is None or entry.from_version is None:
             raise FailedPrecondition(
                 f"alias {alias!r} of {name!r} has no earlier version to roll back to",
@@ -152,6 +156,14 @@ def move_alias(
         detail={"from": previous, "to": version, "reason": reason},
     )
     return previous
+
+
+def _ever_set(conn: Connection, model_id: str, alias: str) -> bool:
+    found = conn.execute(
+        select(history.c.id).where(history.c.model_id == model_id, history.c.alias == alias)
+        .limit(1)
+    ).first()
+    return found is not None
 
 
 def _last_effective_move(conn: Connection, model_id: str, alias: str) -> Row[Any] | None:

@@ -14,6 +14,8 @@ from shipyard.errors import InvalidArgument
 from shipyard.validation import check_name
 
 LATEST = "latest"
+# Versions are 32-bit integers in the store; the REST API declares the same bounds.
+MAX_VERSION = 2**31 - 1
 _REF = re.compile(r"(?P<name>[^:@/]+)(?:(?:[:/])(?P<version>[^:@/]+)|@(?P<alias>[^:@/]+))?")
 
 
@@ -58,11 +60,24 @@ def parse_ref(ref: str) -> ModelRef:
 
 
 def check_version(value: object) -> int:
+    """``value`` as a version number from 1 to ``MAX_VERSION``.
+
+    The messages for numbers out of range are the REST API's own (its request validation
+    says the same for a path or body field), so that local and remote mode report the
+    same mistake in the same words.
+    """
     if isinstance(value, str) and value.isdigit():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidArgument(
             f"version must be a positive integer, got {str(value)[:20]!r}", field="version"
+        )
+    if value < 1:
+        raise InvalidArgument("version: Input should be greater than or equal to 1",
+                              field="version")
+    if value > MAX_VERSION:
+        raise InvalidArgument(
+            f"version: Input should be less than or equal to {MAX_VERSION}", field="version"
         )
     return value
 
