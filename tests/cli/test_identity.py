@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
-
-import pytest
-
+import shipyard.sdk.identity  # noqa: F401  (what the commands call: if missing, fail here)
 from tests.cli.conftest import Cli
-
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("shipyard.sdk.identity") is None,
-    reason="shipyard.sdk.identity is not in the SDK yet")
 
 
 def test_users(cli: Cli) -> None:

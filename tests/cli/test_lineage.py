@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import shipyard as sy
-from shipyard import dsl
+from shipyard import (
+    dsl,
+    list_audit_events,  # noqa: F401  (what `shipyard audit` calls)
+)
 from shipyard.sdk import session
 from tests.cli.conftest import Cli, LoggedRuns
 from tests.pipelines import steps
@@ -43,13 +44,20 @@ def test_lineage_bad_direction_is_a_usage_error(cli: Cli, runs: LoggedRuns) -> N
         "sideways", exit_code=2)
 
 
-@pytest.mark.skipif(not hasattr(sy, "list_audit_events"),
-                    reason="sy.list_audit_events is not in the SDK yet")
 def test_audit_lists_entries(cli: Cli, runs: LoggedRuns) -> None:
     result = cli("audit", "--limit", "5", "-o", "json")
     assert result.exit_code == 0, result.stderr
-    assert isinstance(result.json(), list)
-    assert cli("audit").exit_code == 0
+    # The two runs' trail, newest first, cut at --limit (the experiment's row is the sixth).
+    assert [(e["action"], e["resource"], e["outcome"]) for e in result.json()] == [
+        ("runs.update", f"runs/{runs.deep}", "ok"),
+        ("runs.create", f"runs/{runs.deep}", "ok"),
+        ("runs.update", f"runs/{runs.shallow}", "ok"),
+        ("runs.log_artifact", f"runs/{runs.shallow}/artifacts/train.csv", "ok"),
+        ("runs.create", f"runs/{runs.shallow}", "ok"),
+    ]
+    table = cli("audit")
+    assert table.exit_code == 0, table.stderr
+    assert "runs.create" in table.stdout
 
 
 # -- issue 16: a tree that stays bounded under cached reruns -----------------------------------
