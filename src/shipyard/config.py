@@ -73,8 +73,12 @@ class Settings:
         resolved_artifacts = (
             artifacts or env.get("SHIPYARD_ARTIFACTS") or str(home_path / "artifacts")
         )
+        # An empty argument is a mistake to report (``--project ''``), not "the default";
+        # an empty variable counts as unset, as shells have it.
         resolved_project = check_name(
-            project or env.get("SHIPYARD_PROJECT") or DEFAULT_PROJECT, "project"
+            project if project is not None
+            else env.get("SHIPYARD_PROJECT") or DEFAULT_PROJECT,
+            "project",
         )
         trusted = tuple(
             t.strip() for t in env.get("SHIPYARD_TRUSTED_TYPES", "").split(",") if t.strip()
@@ -95,6 +99,26 @@ class Settings:
             server_url=env.get("SHIPYARD_SERVER_URL") or None,
             step_user=env.get("SHIPYARD_STEP_USER") or None,
         )
+
+
+def check_store_folder(settings: Settings) -> None:
+    """Refuse a SQLite database in a folder that does not exist, unless that folder is the
+    home (made on first use): a mistyped ``--uri`` must not create directories."""
+    from shipyard.errors import InvalidArgument
+
+    if not settings.uri.startswith("sqlite:///"):
+        return
+    path = settings.uri.removeprefix("sqlite:///").split("?", 1)[0]
+    if not path or path == ":memory:":
+        return
+    folder = Path(path).expanduser().absolute().parent
+    if folder == settings.home or folder.is_dir():
+        return
+    raise InvalidArgument(
+        f"uri: the folder {folder} for the SQLite database does not exist; create it "
+        "first, or put the database in the Shipyard home",
+        field="uri",
+    )
 
 
 def ensure_home(home: Path) -> Path:

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shipyard.cli import output
-from shipyard.cli.state import command, current, fail, require, sdk
+from shipyard.cli.state import command, current, fail, require, sdk, usage_errors
 from shipyard.errors import InvalidArgument, ShipyardError
 
 app = typer.Typer(help="Pipelines: compile, run, list, show, logs, retry and cancel.",
@@ -226,13 +226,15 @@ def list_runs(
     pipeline_name: Annotated[str | None, typer.Option(
         "--pipeline", "-p", help="Only runs of this pipeline")] = None,
     state: Annotated[str | None, typer.Option(
-        "--state", help="Only runs in this state, e.g. FAILED")] = None,
+        "--state", help="Only runs in this state: QUEUED, RUNNING, CANCELLING, SUCCEEDED, "
+        "FAILED or CANCELLED (any case)")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000,
                                        help="At most this many")] = 100,
 ) -> None:
     """List pipeline runs, newest first."""
-    runs = require(sdk(), "list_pipeline_runs", _WHAT)(pipeline_name=pipeline_name,
-                                                       state=state, limit=limit)
+    with usage_errors(state="--state"):
+        runs = require(sdk(), "list_pipeline_runs", _WHAT)(
+            pipeline_name=pipeline_name, state=state.upper() if state else None, limit=limit)
     if current().json:
         output.print_json(runs)
         return

@@ -9,7 +9,7 @@ import typer
 
 from shipyard.cli import output
 from shipyard.errors import ShipyardError
-from shipyard.quickstart.data import DEFAULT_ROWS, DEFAULT_SEED, MAX_ROWS
+from shipyard.quickstart.data import DEFAULT_ROWS, DEFAULT_SEED, MAX_ROWS, MAX_SEED
 
 
 def quickstart(
@@ -20,6 +20,8 @@ def quickstart(
         int,
         typer.Option(
             "--seed",
+            min=0,
+            max=MAX_SEED,
             help="Seed of the generated data; the same seed gives the same data, "
             "so a rerun is served from the cache",
         ),

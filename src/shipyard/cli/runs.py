@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from shipyard.cli import output
-from shipyard.cli.state import command, current, sdk
+from shipyard.cli.state import command, current, sdk, usage_errors
 
 app = typer.Typer(help="Experiment runs: list, show and compare.", no_args_is_help=True)
 
@@ -37,8 +37,9 @@ def list_runs(
 ) -> None:
     """List runs, newest first unless --order-by says otherwise."""
     sy = sdk()
-    frame = sy.search_runs(experiment=experiment or None, filter=filter, order_by=order_by,
-                           max_results=max_results)
+    with usage_errors(order_by="--order-by"):
+        frame = sy.search_runs(experiment=experiment or None, filter=filter,
+                               order_by=order_by, max_results=max_results)
     wanted = _wanted_columns(columns, list(frame.columns)) if columns else None
     if current().json:
         output.print_json(frame[wanted] if wanted else frame)
@@ -133,6 +134,9 @@ def show(run_id: Annotated[str, typer.Argument(help="The run's id")]) -> None:
 def compare(run_ids: Annotated[list[str], typer.Argument(
         help="Two or more run ids")]) -> None:
     """Compare runs side by side: one column per run, one row per param or metric."""
+    if len(run_ids) < 2:
+        raise typer.BadParameter("give two or more run ids to compare (shipyard runs show "
+                                 "RUN_ID shows one)", param_hint="RUN_IDS")
     sy = sdk()
     frame = sy.compare_runs(run_ids)
     if current().json:

@@ -93,7 +93,8 @@ def sdk() -> types.ModuleType:
     import shipyard
 
     state = current()
-    _settings.set(shipyard.init(home=state.home, uri=state.uri, project=state.project))
+    with usage_errors(project="--project", uri="--uri"):
+        _settings.set(shipyard.init(home=state.home, uri=state.uri, project=state.project))
     return shipyard
 
 

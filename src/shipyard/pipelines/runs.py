@@ -15,7 +15,13 @@ from shipyard import audit
 from shipyard.context import RequestContext
 from shipyard.errors import FailedPrecondition, InvalidArgument, NotFound
 from shipyard.pipelines import _lineage
-from shipyard.pipelines.models import TERMINAL_RUN_STATES, ArtifactOutput, PipelineRun, TaskInfo
+from shipyard.pipelines.models import (
+    RUN_STATES,
+    TERMINAL_RUN_STATES,
+    ArtifactOutput,
+    PipelineRun,
+    TaskInfo,
+)
 from shipyard.store import Store
 from shipyard.store.schema import pipeline_runs, pipeline_tasks
 from shipyard.store.types import utcnow
@@ -196,6 +202,11 @@ def list_pipeline_runs(
     """Runs of a project, newest first (without their tasks: use ``get_pipeline_run``)."""
     if not 0 < limit <= 10_000:
         raise InvalidArgument("limit must be between 1 and 10000", field="limit")
+    if state is not None and state not in RUN_STATES:
+        raise InvalidArgument(
+            f"state {str(state)[:40]!r} is not a run state: use one of {', '.join(RUN_STATES)}",
+            field="state",
+        )
     stmt = (
         select(pipeline_runs)
         .where(pipeline_runs.c.project == project)

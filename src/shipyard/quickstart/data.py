@@ -37,6 +37,9 @@ DEFAULT_SEED = 2
 # step, so a changed generator is a cache miss instead of stale cached leads.
 DATA_VERSION = "1"
 MAX_ROWS = 5_000_000
+# numpy takes any non-negative seed; 32 bits is the range people know from other tools, and
+# keeps the seed a small integer wherever it is stored (pipeline arguments, cache keys).
+MAX_SEED = 2**32 - 1
 
 # Level -> (share of leads, effect on the conversion logit). The shares are what a B2B
 # funnel typically looks like: many small "other" leads, few enterprise ones.
@@ -82,6 +85,8 @@ def generate_leads(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> pd.Dat
 
     if not 1 <= rows <= MAX_ROWS:
         raise ValueError(f"rows must be between 1 and {MAX_ROWS}, not {rows}")
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be between 0 and {MAX_SEED}, not {seed}")
     rng = np.random.default_rng(seed)
     industry, industry_fx = _draw(rng, INDUSTRIES, rows)
     product, product_fx = _draw(rng, PRODUCTS, rows)

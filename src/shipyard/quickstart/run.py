@@ -28,7 +28,7 @@ from rich.console import Console
 from shipyard.artifacts import ArtifactStore, open_artifact_store
 from shipyard.config import Settings, ensure_home
 from shipyard.context import RequestContext
-from shipyard.errors import FailedPrecondition, ShipyardError
+from shipyard.errors import FailedPrecondition, InvalidArgument, ShipyardError
 from shipyard.lineage import queries
 from shipyard.pipelines import (
     PipelineRun,
@@ -37,7 +37,7 @@ from shipyard.pipelines import (
     list_pipeline_runs,
     run_pipeline,
 )
-from shipyard.quickstart.data import DEFAULT_ROWS, DEFAULT_SEED, MAX_ROWS
+from shipyard.quickstart.data import DEFAULT_ROWS, DEFAULT_SEED, MAX_ROWS, MAX_SEED
 from shipyard.quickstart.pipeline import MODEL_NAME, PIPELINE_NAME, TASKS, lead_scoring
 from shipyard.quickstart.report import home_flag, lineage_chain, print_summary
 from shipyard.registry import ModelVersion, get_model_version
@@ -138,8 +138,12 @@ def run_quickstart(
     naming the step and the command that shows its log.
     """
     console = console or Console()
-    if not 100 <= rows <= MAX_ROWS:
-        raise FailedPrecondition(f"--rows must be between 100 and {MAX_ROWS}, not {rows}")
+    if isinstance(rows, bool) or not isinstance(rows, int) or not 100 <= rows <= MAX_ROWS:
+        raise InvalidArgument(f"--rows must be between 100 and {MAX_ROWS}, not {rows}",
+                              field="rows")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise InvalidArgument(f"--seed must be between 0 and {MAX_SEED}, not {seed}",
+                              field="seed")
     check_requirements()
     settings = resolve_settings(home)
     started = time.monotonic()

@@ -42,8 +42,10 @@ def make_backend(settings: Settings) -> Backend:
         from shipyard.client import HttpBackend
 
         return HttpBackend(settings)
+    from shipyard.config import check_store_folder
     from shipyard.sdk.local import LocalBackend
 
+    check_store_folder(settings)
     return LocalBackend(settings)
 
 

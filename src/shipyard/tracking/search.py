@@ -216,6 +216,14 @@ def _order_keys(order_by: Sequence[str]) -> list[tuple[Any, bool]]:
         if len(parts) == 2 and parts[1].upper() in ("ASC", "DESC"):
             descending = parts[1].upper() == "DESC"
             target = parts[0].strip()
+        elif len(parts) == 2 and not item.strip().endswith("`"):
+            # "metrics.rmse SIDEWAYS" is a typo, not a metric named "rmse SIDEWAYS": a key
+            # with a space is written in backticks, as in filters.
+            raise InvalidArgument(
+                f"order_by: {item.strip()[:80]!r}: the direction must be ASC or DESC "
+                "(a key with spaces goes in backticks: metrics.`my key` DESC)",
+                field=f"order_by[{n}]",
+            )
         else:
             target = item.strip()
         column = _order_column(target, n)
