@@ -2,14 +2,18 @@
 
 ``SHIPYARD_TEST_POSTGRES`` holds a ``postgresql+psycopg://`` URI of a server the tests may
 create databases on (``.ci/run`` starts one); without it the PostgreSQL variants are
-reported as skipped with the reason, and ``.ci/run`` fails if they were skipped there.
+reported as skipped with the reason.
+
+``SHIPYARD_REQUIRE_POSTGRES=1`` (``.ci/run`` sets it) says every test must run: a missing
+PostgreSQL URI fails, and so does any skipped test whose reason is not in ``ALLOWED_SKIPS``,
+so a test cannot silently stop running in CI.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,13 +21,60 @@ from sqlalchemy import create_engine, text
 
 from shipyard.store import Store, open_store
 
+# Read once at import: the ``home`` fixture removes SHIPYARD_* variables while a test runs.
 PG_URI = os.environ.get("SHIPYARD_TEST_POSTGRES")
+REQUIRE_ALL = bool(os.environ.get("SHIPYARD_REQUIRE_POSTGRES"))
+
+# Skips CI accepts, as the start of the skip reason mapped to why it is acceptable there.
+# None today: every test is expected to run in CI.
+ALLOWED_SKIPS: dict[str, str] = {}
+
+
+def unexpected_skip(report: pytest.TestReport | pytest.CollectReport) -> str | None:
+    """The reason of a skip CI does not accept, or None (not a skip, or accepted)."""
+    if not (REQUIRE_ALL and report.skipped) or hasattr(report, "wasxfail"):
+        return None
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    reason = reason.removeprefix("Skipped: ")
+    if any(reason.startswith(allowed) for allowed in ALLOWED_SKIPS):
+        return None
+    return reason
+
+
+def _fail_unexpected_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
+    reason = unexpected_skip(report)
+    if reason is not None:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"skipped ({reason}), but SHIPYARD_REQUIRE_POSTGRES is set and no skip is "
+            "expected here: make the test run, or add its reason to ALLOWED_SKIPS in "
+            "tests/conftest.py with why CI may skip it"
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    _fail_unexpected_skip(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    report = yield  # a module skipped as a whole (allow_module_level, importorskip)
+    _fail_unexpected_skip(report)
+    return report
 
 
 def require_postgres() -> str:
     """The PostgreSQL test URI; without one, skip, or fail where CI requires PostgreSQL."""
     if not PG_URI:
-        if os.environ.get("SHIPYARD_REQUIRE_POSTGRES"):
+        if REQUIRE_ALL:
             pytest.fail("SHIPYARD_REQUIRE_POSTGRES is set but SHIPYARD_TEST_POSTGRES is not")
         pytest.skip("SHIPYARD_TEST_POSTGRES is not set")
     return PG_URI
