@@ -10,6 +10,12 @@ members. The bytes actually written are counted against ``max_bytes`` (declared 
 only used to fail early: a zip bomb can lie in its headers). Everything is extracted into a
 staging directory beside ``dest_dir`` that is renamed into place only once the whole archive
 has been read, so ``dest_dir`` appears complete or not at all.
+
+The work an archive can cause is bounded too, since archives come from remote callers: at
+most ``max_members`` entries (10,000), counted from the archive's table of contents (a zip's
+central directory, a tar's headers read first) before a single file is created, and at most
+``time_budget`` seconds (60) of extraction. Creating a file costs far more than its header:
+100,000 empty files fit in a 620 KB tar.gz.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import os
 import shutil
 import stat
 import tarfile
+import time
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -32,7 +39,10 @@ from shipyard.artifacts.trees import prepare_staging
 from shipyard.errors import InvalidArgument, TooLarge
 
 MAX_EXTRACT_BYTES = 1024**3
-MAX_EXTRACT_MEMBERS = 100_000
+MAX_EXTRACT_MEMBERS = 10_000
+EXTRACT_TIME_BUDGET = 60.0
+
+_clock = time.monotonic
 
 _FIELD = "archive"
 
@@ -44,16 +54,20 @@ def safe_extract(
     max_bytes: int = MAX_EXTRACT_BYTES,
     max_members: int = MAX_EXTRACT_MEMBERS,
     durable: bool = True,
+    time_budget: float | None = EXTRACT_TIME_BUDGET,
 ) -> dict[str, int]:
     """Extract a tar (plain, gzip, bzip2, xz) or zip archive into ``dest_dir``, atomically.
 
     ``dest_dir`` must not exist or be an empty directory. Returns the extracted files
     (relative POSIX path -> size). Raises ``InvalidArgument(field="archive")`` for an unsafe
     or unreadable archive and ``TooLarge(field="archive")`` once its contents exceed
-    ``max_bytes`` in total or ``max_members`` entries; then ``dest_dir`` is left untouched.
-    ``durable=False`` skips the fsyncs, for scratch directories whose contents are stored
-    (durably) elsewhere next, and for caches that are checked before use.
+    ``max_bytes`` in total or ``max_members`` entries (the entries are counted before any
+    file is written), or extracting it takes more than ``time_budget`` seconds (``None``: no
+    budget); then ``dest_dir`` is left untouched. ``durable=False`` skips the fsyncs (one
+    per file), for scratch directories whose contents are stored (durably) elsewhere next,
+    and for caches that are checked before use.
     """
+    deadline = None if time_budget is None else _clock() + time_budget
     source = Path(archive_path)
     target = Path(dest_dir).absolute()
     if _looks_like_zip(source):
@@ -66,7 +80,8 @@ def safe_extract(
         )
     staging = prepare_staging(target)
     try:
-        writer = _Writer(staging, max_bytes, max_members, durable=durable)
+        writer = _Writer(staging, max_bytes, max_members, durable=durable,
+                         deadline=deadline, budget=time_budget)
         extract(source, writer)
         os.replace(staging, target)
     except BaseException:
@@ -98,21 +113,43 @@ def _is_tarfile(path: Path) -> bool:
 class _Writer:
     """Writes members under the staging directory, enforcing names, kinds and limits."""
 
-    def __init__(self, root: Path, max_bytes: int, max_members: int, *, durable: bool) -> None:
+    def __init__(self, root: Path, max_bytes: int, max_members: int, *, durable: bool,
+                 deadline: float | None = None, budget: float | None = None) -> None:
         self.root = root
         self._durable = durable
         self.files: dict[str, int] = {}
         self._max_bytes = max_bytes
         self._max_members = max_members
+        self._deadline = deadline
+        self._budget = budget
         self._total = 0
         self._members = 0
 
+    def plan(self, members: int, declared_bytes: int) -> None:
+        """Refuse an archive whose table of contents (so far) is already over the limits."""
+        self.tick()
+        if members > self._max_members:
+            raise self._too_many()
+        if declared_bytes > self._max_bytes:
+            raise self._too_large()
+
+    def tick(self) -> None:
+        """Refuse to go on once the time budget is spent."""
+        if self._deadline is not None and _clock() > self._deadline:
+            raise TooLarge(
+                f"extracting the archive took more than {self._budget:g} s: send fewer or "
+                "smaller files", field=_FIELD)
+
     def _count_member(self) -> None:
+        self.tick()
         self._members += 1
         if self._members > self._max_members:
-            raise TooLarge(
-                f"the archive has more than {self._max_members} entries", field=_FIELD
-            )
+            raise self._too_many()
+
+    def _too_many(self) -> TooLarge:
+        return TooLarge(
+            f"the archive has more than {self._max_members} entries: pack small files "
+            "together, or store the archive itself as one file", field=_FIELD)
 
     def directory(self, name: str) -> None:
         self._count_member()
@@ -144,6 +181,7 @@ class _Writer:
         size = 0
         with os.fdopen(fd, "wb") as out:
             while chunk := source.read(CHUNK_SIZE):
+                self.tick()
                 size += len(chunk)
                 self._total += len(chunk)
                 if self._total > self._max_bytes:
@@ -194,7 +232,7 @@ def _refuse(name: str, what: str) -> InvalidArgument:
 
 def _extract_tar(path: Path, writer: _Writer) -> None:
     with _open_tar(path) as archive:
-        for member in archive:
+        for member in _tar_members(archive, writer):
             if member.isdir():
                 writer.directory(member.name)
             elif member.isreg():
@@ -207,6 +245,20 @@ def _extract_tar(path: Path, writer: _Writer) -> None:
                 raise _refuse(member.name, f"a link to {member.linkname[:80]!r}")
             else:
                 raise _refuse(member.name, "a device, FIFO or other special file")
+
+
+def _tar_members(archive: tarfile.TarFile, writer: _Writer) -> list[tarfile.TarInfo]:
+    """Every member's header, read before anything is written so that ``writer.plan`` can
+    refuse an archive over the limits without creating a file. (A compressed tar is
+    decompressed twice; both passes are bounded by ``max_bytes`` and the time budget.)"""
+    members = []
+    declared = 0
+    for member in archive:
+        members.append(member)
+        if member.isreg():
+            declared += member.size
+        writer.plan(len(members), declared)
+    return members
 
 
 @contextmanager
@@ -229,7 +281,9 @@ def _extract_zip(path: Path, writer: _Writer) -> None:
     except (zipfile.BadZipFile, OSError) as exc:
         raise InvalidArgument(f"cannot read the zip archive: {exc}", field=_FIELD) from None
     with archive:
-        for info in archive.infolist():
+        infos = archive.infolist()
+        writer.plan(len(infos), sum(i.file_size for i in infos if not i.is_dir()))
+        for info in infos:
             mode = info.external_attr >> 16
             kind = stat.S_IFMT(mode)
             if info.flag_bits & 0x1:

@@ -24,13 +24,33 @@ def server(
         "machine")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535,
                                       help="TCP port")] = 8080,
+    body_timeout: Annotated[float, typer.Option(
+        "--body-timeout", min=0.1, max=3600.0,
+        help="Seconds a request body may pause before the server answers 408; a request "
+        "without a valid credential must send its whole body (at most 64 KiB) in that "
+        "time")] = 30.0,
+    limit_concurrency: Annotated[int, typer.Option(
+        "--limit-concurrency", min=1, max=100_000,
+        help="Connections served at once; requests beyond them are answered 503")] = 256,
+    forwarded_allow_ips: Annotated[str | None, typer.Option(
+        "--forwarded-allow-ips",
+        help="Comma-separated addresses or networks of the reverse proxies whose "
+        "X-Forwarded-For and X-Forwarded-Proto headers are believed; without it these "
+        "headers are ignored")] = None,
 ) -> None:
     """Run the Shipyard server (API, console, prediction routes) until interrupted."""
     # Imported here, not at the top: the server's dependencies are heavy and no other
     # command needs them.
-    from shipyard.server.run import serve
+    from shipyard.errors import InvalidArgument
+    from shipyard.server import run
 
-    serve(_local_settings("a server stores its data"), host=host, port=port)
+    try:
+        proxies = run.trusted_proxies((forwarded_allow_ips or "").split(","))
+    except InvalidArgument as exc:
+        raise typer.BadParameter(exc.message, param_hint="--forwarded-allow-ips") from None
+    run.serve(_local_settings("a server stores its data"), host=host, port=port,
+              body_timeout=body_timeout, limit_concurrency=limit_concurrency,
+              forwarded_allow_ips=proxies)
 
 
 @command

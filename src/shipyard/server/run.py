@@ -1,18 +1,35 @@
-"""Start the server: check the port first so a busy port is one clear line, not a trace."""
+"""Start the server: check the port first so a busy port is one clear line, not a trace.
+
+How the server faces the network is decided here, with defaults that hold on an open port:
+
+* at most ``limit_concurrency`` connections are served at once (uvicorn answers more with 503);
+* a request body that stalls for ``body_timeout`` seconds is answered 408 (``server.limits``);
+* ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are ignored unless ``forwarded_allow_ips``
+  names the reverse proxies that set them. (uvicorn believes them from 127.0.0.1 by default,
+  which would let any local client choose the address the login throttle and the audit log
+  see.)
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
+import ipaddress
 import logging
 import socket
+from collections.abc import Iterable
+from typing import Any
 
 import uvicorn
 
 from shipyard.config import Settings
-from shipyard.errors import FailedPrecondition
+from shipyard.errors import FailedPrecondition, InvalidArgument
 from shipyard.server.app import bootstrap, create_app
+from shipyard.server.limits import BODY_TIMEOUT
 
 log = logging.getLogger(__name__)
+
+LIMIT_CONCURRENCY = 256
 
 
 def check_port(host: str, port: int) -> None:
@@ -29,10 +46,58 @@ def check_port(host: str, port: int) -> None:
                                      field="host") from None
 
 
+def trusted_proxies(values: Iterable[str]) -> tuple[str, ...]:
+    """Check reverse proxy addresses (``10.0.0.5``, ``10.0.0.0/8``, ``::1``; ``*`` for any).
+
+    Raises ``InvalidArgument(field="forwarded_allow_ips")`` for anything else: uvicorn would
+    take a host name as a literal that never matches, and so silently trust nobody.
+    """
+    out = []
+    for value in (v.strip() for v in values):
+        if not value:
+            continue
+        if value != "*":
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise InvalidArgument(
+                    f"{value!r} is not an IP address or network: list the addresses of the "
+                    "reverse proxies, e.g. 10.0.0.5,10.1.0.0/16", field="forwarded_allow_ips",
+                ) from None
+        out.append(value)
+    return tuple(out)
+
+
+def uvicorn_options(*, limit_concurrency: int = LIMIT_CONCURRENCY,
+                    forwarded_allow_ips: Iterable[str] = ()) -> dict[str, Any]:
+    """uvicorn's keyword arguments (besides app, host and port) for these choices."""
+    proxies = list(trusted_proxies(forwarded_allow_ips))
+    return {
+        "log_level": "warning",
+        "server_header": False,
+        "limit_concurrency": limit_concurrency,
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": proxies or None,
+    }
+
+
 def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080,
-          announce: bool = True) -> None:
+          announce: bool = True, body_timeout: float = BODY_TIMEOUT,
+          limit_concurrency: int = LIMIT_CONCURRENCY,
+          forwarded_allow_ips: Iterable[str] = ()) -> None:
+    if not body_timeout > 0:
+        raise InvalidArgument("the body timeout must be a positive number of seconds",
+                              field="body_timeout")
+    if limit_concurrency < 1:
+        raise InvalidArgument("the concurrency limit must be at least 1",
+                              field="limit_concurrency")
+    options = uvicorn_options(limit_concurrency=limit_concurrency,
+                              forwarded_allow_ips=forwarded_allow_ips)
     check_port(host, port)
     token = bootstrap(settings)
+    # The body reader (server.limits) finds its timeout in the app's settings.
+    settings = dataclasses.replace(
+        settings, extra={**settings.extra, "body_timeout": repr(float(body_timeout))})
     app = create_app(settings)
     if announce:
         where = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
@@ -40,4 +105,4 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080,
         if token:
             print(f"Created the admin token; it is in {settings.credentials_path} (0600). "
                   "The SDK and CLI on this machine use it automatically.", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
+    uvicorn.run(app, host=host, port=port, **options)

@@ -50,7 +50,8 @@ def log_artifact_file(
         return _record(store, ctx, run_id, name, blob.digest, blob.size, "file")
     with tempfile.TemporaryDirectory(prefix="shipyard-tree-") as scratch:
         target = Path(scratch) / "tree"
-        safe_extract(file_path, target)
+        # Not fsynced: put_tree stores every file durably in the artifact store next.
+        safe_extract(file_path, target, durable=False)
         tree = artifacts.put_tree(target)
     size = sum(f.size for f in tree.files.values())
     return _record(store, ctx, run_id, name, tree.digest, size, "tree")
