@@ -115,7 +115,7 @@ def test_foreign_host_is_403(live: LiveServer, host: str) -> None:
     for path in ("/api/v1/health", "/api/v1/whoami", "/api/v1/projects/default/experiments"):
         status, body = _raw(live.url, f"GET {path} HTTP/1.1\r\nHost: {host}\r\n"
                             f"Authorization: Bearer {live.token}\r\nConnection: close\r\n\r\n")
-        assert status in (400, 403), (host, path, status)
+        assert status == 403, (host, path, status)
         assert b"Traceback" not in body
 
 
@@ -131,7 +131,8 @@ def test_errors_do_not_echo_request_headers(admin: httpx.Client, exp_url: str) -
     marker = "canary-7f3a9"
     response = admin.post(exp_url, content=b"nope", headers={
         "Content-Type": f"text/plain; x={marker}", "X-Evil": marker, "Origin": f"http://{marker}"})
-    assert response.status_code in (403, 415)
+    # The foreign Origin is refused before the content type is looked at.
+    assert_problem(response, 403, "origin")
     assert marker not in response.text
 
 
@@ -194,7 +195,10 @@ def test_lying_content_length_does_not_smuggle_a_larger_body(small: LiveServer) 
                      f"Host: 127.0.0.1\r\nAuthorization: Bearer {small.token}\r\n"
                      "Content-Type: application/json\r\nContent-Length: 20\r\n"
                      "Connection: close\r\n\r\n", body)
-    assert status in (200, 400, 413)
+    assert status == 200  # the declared 20 bytes are the whole body: a valid request
+    with client(small, small.token) as http:
+        listed = http.get("/api/v1/projects/default/experiments")
+    assert "ok-lying" in {e["name"] for e in listed.json()}, listed.text
 
 
 def test_upload_over_the_upload_limit_is_413(small: LiveServer) -> None:
