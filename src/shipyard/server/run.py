@@ -24,6 +24,7 @@ import uvicorn
 
 from shipyard.config import Settings
 from shipyard.errors import FailedPrecondition, InvalidArgument
+from shipyard.server.api.identity import LOGIN_LINK_LIFETIME, issue_login_link
 from shipyard.server.app import bootstrap, create_app
 from shipyard.server.limits import BODY_TIMEOUT
 
@@ -95,14 +96,29 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080,
                               forwarded_allow_ips=forwarded_allow_ips)
     check_port(host, port)
     token = bootstrap(settings)
-    # The body reader (server.limits) finds its timeout in the app's settings.
+    where = local_url(host, port)
+    # The body reader (server.limits) finds its timeout in the app's settings; steps of
+    # server-side runs call back on this machine's address unless told another.
     settings = dataclasses.replace(
-        settings, extra={**settings.extra, "body_timeout": repr(float(body_timeout))})
+        settings, extra={**settings.extra, "body_timeout": repr(float(body_timeout))},
+        server_url=settings.server_url or where)
     app = create_app(settings)
     if announce:
-        where = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
         print(f"Shipyard {where}  (API docs: {where}/docs)", flush=True)
         if token:
             print(f"Created the admin token; it is in {settings.credentials_path} (0600). "
                   "The SDK and CLI on this machine use it automatically.", flush=True)
+        link = issue_login_link(app.state.shipyard, base_url=where)
+        minutes = int(LOGIN_LINK_LIFETIME.total_seconds() // 60)
+        print(f"Console login link (works once, for {minutes} minutes): {link}", flush=True)
     uvicorn.run(app, host=host, port=port, **options)
+
+
+def local_url(host: str, port: int) -> str:
+    """The server's address as seen from this machine (a wildcard bind is reached on the
+    loopback address)."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://{host if ':' not in host else f'[{host}]'}:{port}"
