@@ -12,7 +12,8 @@ import ipaddress
 import os
 import tarfile
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -24,10 +25,11 @@ from shipyard.client.http_pipelines import HttpPipelines
 from shipyard.client.http_registry import HttpRegistry
 from shipyard.client.problems import raise_for_problem
 from shipyard.config import Settings
-from shipyard.errors import DataCorruption, Unavailable
+from shipyard.errors import DataCorruption, InvalidArgument, Unavailable
 from shipyard.ids import check_id
 from shipyard.lineage.models import ArtifactNode, ContextNode, ExecutionNode, LineageGraph
 from shipyard.sdk.backend import MetricTuple
+from shipyard.tracking.destination import resolve_dest, writing
 from shipyard.tracking.models import Experiment, MetricPoint, RunArtifact, RunData, RunPage
 from shipyard.tracking.service import clean_metrics
 from shipyard.validation import check_name
@@ -152,6 +154,8 @@ class HttpBackend(HttpRegistry, HttpPipelines):
                      name: str | None = None) -> RunArtifact:
         source = Path(path)
         artifact_name = check_name(name if name is not None else source.name, "name")
+        if not source.is_dir() and not source.is_file():  # the service's check, before sending
+            raise InvalidArgument(f"{source} is not a file or directory", field="path")
         with tempfile.TemporaryFile(prefix="shipyard-upload-") as spool:
             if source.is_dir():
                 kind = "tree"
@@ -177,36 +181,33 @@ class HttpBackend(HttpRegistry, HttpPipelines):
         from shipyard.artifacts import safe_extract
 
         check_name(name, "name")
-        target = Path(dest)
         url = self._p(f"/runs/{_id(run_id, 'run_id')}/artifacts/{name}")
-        with tempfile.NamedTemporaryFile(prefix="shipyard-download-",
-                                         dir=target.absolute().parent, delete=False) as spool:
-            try:
-                with self._http.stream("GET", url) as response:
-                    if not response.is_success:
-                        response.read()
-                        raise_for_problem(response)
-                    kind = response.headers.get("x-artifact-kind", "file")
-                    expected = response.headers.get("x-content-sha256", "")
+        try:
+            with self._http.stream("GET", url) as response:
+                if not response.is_success:
+                    response.read()
+                    raise_for_problem(response)
+                kind = response.headers.get("x-artifact-kind", "file")
+                expected = response.headers.get("x-content-sha256", "")
+                target = resolve_dest(dest, name, kind)
+                with writing(target), _spool_beside(target) as spool:
                     hasher = hashlib.sha256()
                     for chunk in response.iter_bytes(_CHUNK):
                         hasher.update(chunk)
                         spool.write(chunk)
-                spool.flush()
-                os.fsync(spool.fileno())
-                if kind == "file":
-                    if expected and hasher.hexdigest() != expected:
-                        raise DataCorruption(f"artifact {name!r} arrived damaged: its sha256 "
-                                             "does not match the server's; nothing was written")
-                    os.replace(spool.name, target)
-                else:
-                    safe_extract(spool.name, target)
-            except httpx.TransportError as exc:
-                raise Unavailable(f"download of {name!r} failed: {exc.__class__.__name__}"
-                                  ) from None
-            finally:
-                if os.path.exists(spool.name):
-                    os.unlink(spool.name)
+                    spool.flush()
+                    os.fsync(spool.fileno())
+                    if kind == "file":
+                        if expected and hasher.hexdigest() != expected:
+                            raise DataCorruption(
+                                f"artifact {name!r} arrived damaged: its sha256 does not "
+                                "match the server's; nothing was written")
+                        os.replace(spool.name, target)
+                    else:
+                        safe_extract(spool.name, target)
+        except httpx.TransportError as exc:
+            raise Unavailable(f"download of {name!r} failed: {exc.__class__.__name__}"
+                              ) from None
         return target
 
     # -- lineage -----------------------------------------------------------------------------
@@ -257,6 +258,19 @@ def _id(value: str, field: str) -> str:
     # Checked before sending: the server decodes %2F before routing, so a hostile id would
     # otherwise surface as a bare 404 instead of the error local mode gives.
     return check_id(value, field)
+
+
+@contextmanager
+def _spool_beside(target: Path) -> Iterator[Any]:
+    """A temporary file in ``target``'s folder (so that it can be renamed over it), removed
+    unless it was."""
+    with tempfile.NamedTemporaryFile(prefix="shipyard-download-", dir=target.absolute().parent,
+                                     delete=False) as spool:
+        try:
+            yield spool
+        finally:
+            if os.path.exists(spool.name):
+                os.unlink(spool.name)
 
 
 def _iter_file(f: Any) -> Any:

@@ -10,7 +10,10 @@ flushes first.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import tempfile
 import threading
 import time
 import types
@@ -19,11 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shipyard.errors import ShipyardError, Unavailable
+from shipyard.errors import InvalidArgument, ShipyardError, Unavailable
 from shipyard.sdk.backend import Backend, MetricTuple
 from shipyard.tracking import source
 from shipyard.tracking.models import RunArtifact, RunData
 from shipyard.tracking.service import MAX_BATCH_METRICS
+from shipyard.validation import check_name
 
 log = logging.getLogger(__name__)
 
@@ -227,11 +231,46 @@ class ActiveRun:
         self.set_tags({key: value})
 
     def log_artifact(self, path_or_object: Any, name: str | None = None) -> RunArtifact:
-        """Store a file or directory (or a text/bytes/JSON-able object) with the run."""
+        """Store a file, a directory or a small object with the run, under ``name``.
+
+        ``path_or_object`` is one of:
+
+        * a path (``str`` or ``os.PathLike``) to a file or directory, stored as it is
+          (``name`` defaults to its last part). A path that does not exist is an
+          ``InvalidArgument``: nothing is stored.
+        * ``bytes`` (or ``bytearray``), stored as they are;
+        * a ``dict`` or ``list`` of JSON values, stored as JSON (numpy numbers and arrays
+          become JSON numbers and lists).
+
+        An object needs a ``name``; text goes through ``log_text``. Anything else is an
+        ``InvalidArgument``: save it to a file and log the file.
+        """
         self.flush()
-        if isinstance(path_or_object, str | Path) and Path(path_or_object).exists():
-            return self._backend.log_artifact(self.id, path_or_object, name)
-        return _log_object(self._backend, self.id, path_or_object, name)
+        if isinstance(path_or_object, str | os.PathLike):
+            path = Path(path_or_object)
+            if not path.exists():
+                raise InvalidArgument(
+                    f"path_or_object: no such file or directory: {path}; a str is a path "
+                    "(log text with log_text)", field="path_or_object")
+            return self._backend.log_artifact(self.id, path, name)
+        return self._log_bytes(_object_bytes(path_or_object), name)
+
+    def log_text(self, text: str, name: str) -> RunArtifact:
+        """Store ``text`` (UTF-8) with the run as the file ``name``, e.g. ``notes.txt``."""
+        if not isinstance(text, str):
+            raise InvalidArgument("text must be a str", field="text")
+        self.flush()
+        return self._log_bytes(text.encode(), name)
+
+    def _log_bytes(self, data: bytes, name: str | None) -> RunArtifact:
+        if name is None:
+            raise InvalidArgument("name is required when logging an object or text",
+                                  field="name")
+        check_name(name, "name")  # before it becomes a file name, even a temporary one
+        with tempfile.TemporaryDirectory(prefix="shipyard-obj-") as scratch:
+            path = Path(scratch) / name
+            path.write_bytes(data)
+            return self._backend.log_artifact(self.id, path, name)
 
     def _send(self, *, metrics: list[MetricTuple] | None = None,
               params: Mapping[str, Any] | None = None, tags: Mapping[str, str] | None = None
@@ -276,26 +315,28 @@ class ActiveRun:
                 log.exception("could not mark run %s %s", self.id, status)
 
 
-def _log_object(backend: Backend, run_id: str, obj: Any, name: str | None) -> RunArtifact:
-    import json
-    import tempfile
-
-    from shipyard.errors import InvalidArgument
-
-    if name is None:
-        raise InvalidArgument("name is required when logging an object", field="name")
-    if isinstance(obj, bytes):
-        data = obj
-    elif isinstance(obj, str):
-        data = obj.encode()
-    else:
+def _object_bytes(obj: Any) -> bytes:
+    """The bytes ``log_artifact`` stores for an object of a documented kind."""
+    if isinstance(obj, bytes | bytearray):
+        return bytes(obj)
+    if isinstance(obj, dict | list):
         try:
-            data = json.dumps(obj, indent=2, sort_keys=True, default=str).encode()
-        except (TypeError, ValueError):
-            raise InvalidArgument("only paths, str, bytes and JSON-able objects can be "
-                                  "logged; save the object to a file first",
-                                  field="path_or_object") from None
-    with tempfile.TemporaryDirectory(prefix="shipyard-obj-") as scratch:
-        path = Path(scratch) / name
-        path.write_bytes(data)
-        return backend.log_artifact(run_id, path, name)
+            return json.dumps(obj, indent=2, sort_keys=True, default=_numpy_value).encode()
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(
+                f"path_or_object: the {type(obj).__name__} holds a value that is not JSON "
+                f"({exc}): give a path, bytes, or a dict or list of JSON values; save "
+                "anything else to a file and log the file", field="path_or_object") from None
+    raise InvalidArgument(
+        f"path_or_object: cannot log a {type(obj).__name__}: give a path (str or "
+        "os.PathLike), bytes, or a dict or list of JSON values (text goes through "
+        "log_text); save anything else to a file and log the file",
+        field="path_or_object",
+    )
+
+
+def _numpy_value(value: Any) -> Any:
+    # numpy scalars and arrays, met in metrics dicts; anything else is not JSON.
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -18,6 +18,7 @@ from shipyard.context import RequestContext
 from shipyard.errors import InvalidArgument
 from shipyard.store import Store
 from shipyard.tracking import service
+from shipyard.tracking.destination import resolve_dest, writing
 from shipyard.tracking.models import RunArtifact
 from shipyard.validation import check_name
 
@@ -76,11 +77,14 @@ def download(
     store: Store, artifacts: ArtifactStore, project: str, run_id: str, name: str,
     dest: str | os.PathLike[str],
 ) -> Path:
-    """Write a run's artifact to ``dest`` (a file, or a directory for a tree)."""
+    """Write a run's artifact to ``dest`` and return where it went: for a file, ``dest`` or,
+    when ``dest`` is a directory, the file of the artifact's name inside it (as ``cp``);
+    for a tree, ``dest`` as a new or empty directory (``shipyard.tracking.destination``)."""
     art = service.get_run_artifact(store, project, run_id, name)
-    target = Path(dest)
-    if art.kind == "file":
-        artifacts.get_file(art.digest, target)
-    else:
-        artifacts.get_tree(art.digest, target)
+    target = resolve_dest(dest, name, art.kind)
+    with writing(target):
+        if art.kind == "file":
+            artifacts.get_file(art.digest, target)
+        else:
+            artifacts.get_tree(art.digest, target)
     return target

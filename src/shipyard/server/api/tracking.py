@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -135,7 +135,25 @@ def metric_history(
     return service.metric_history(state.store, ctx.project, run_id, key)
 
 
-@router.put("/runs/{run_id}/artifacts/{name}", response_model=RunArtifact)
+# The upload takes the file as the whole body or as the one part of a form; FastAPI cannot
+# declare a body it does not parse itself, so the document is written out here.
+_UPLOAD_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        "multipart/form-data": {"schema": {
+            "type": "object",
+            "required": ["file"],
+            "properties": {"file": {"type": "string", "format": "binary"}},
+            "additionalProperties": False,
+        }},
+    },
+}
+
+
+@router.put("/runs/{run_id}/artifacts/{name}", response_model=RunArtifact,
+            summary="Upload Artifact: the raw body, or the multipart part 'file', as is",
+            openapi_extra={"requestBody": _UPLOAD_BODY})
 async def upload_artifact(
     run_id: params.Id,
     name: params.Name,
@@ -144,12 +162,19 @@ async def upload_artifact(
     ctx: Ctx,
     kind: Annotated[str, Query(pattern="^(file|tree)$", max_length=4)] = "file",
 ) -> RunArtifact:
-    """Stream the body to a temporary file, check the digest the client announced, store."""
+    """Store a file with the run under ``name``; ``kind=tree`` for a tar of a directory.
+
+    The file is either the whole body (``application/octet-stream``, or no Content-Type:
+    ``curl -T f.csv URL``) or the one part named ``file`` of a ``multipart/form-data``
+    form (``curl -F file=@f.csv URL``); either way exactly the file's bytes are stored. An
+    ``X-Content-SHA256`` header, when sent, must match those bytes or nothing is stored.
+    """
     check_name(name, "name")
     expected = request.headers.get("x-content-sha256")
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     with tempfile.NamedTemporaryFile(prefix="shipyard-upload-") as spool:
         hasher = hashlib.sha256()
-        async for chunk in request.stream():
+        async for chunk in _file_chunks(request, multipart=media == "multipart/form-data"):
             hasher.update(chunk)
             await run_in_threadpool(spool.write, chunk)
         await run_in_threadpool(spool.flush)
@@ -162,6 +187,27 @@ async def upload_artifact(
             run_artifacts.log_artifact_file, state.store, state.artifacts, ctx, run_id,
             spool.name, name=name, kind=kind,
         )
+
+
+async def _file_chunks(request: Request, *, multipart: bool) -> AsyncIterator[bytes]:
+    """The uploaded file's bytes: the raw body, or the form's part named ``file``."""
+    if not multipart:
+        async for chunk in request.stream():
+            yield chunk
+        return
+    # Parsed by Starlette (files spooled to disk past 1 MiB); one more part than allowed is
+    # enough to tell that the form is not just the file.
+    async with request.form(max_files=2, max_fields=1) as form:
+        names = list(form.keys())
+        upload = form.get("file")
+        if names != ["file"] or isinstance(upload, str) or upload is None:
+            raise InvalidArgument(
+                "a multipart upload carries one part, named 'file', holding the file "
+                f"(got {', '.join(repr(n[:40]) for n in names) or 'no parts'})",
+                field="file",
+            )
+        while chunk := await upload.read(1 << 20):
+            yield chunk
 
 
 @router.get("/runs/{run_id}/artifacts/{name}")
