@@ -192,10 +192,14 @@ def _check_browser_headers(request: Request, rule: Rule) -> None:
     has_body = request.headers.get("content-length", "0") != "0" or (
         "transfer-encoding" in request.headers)
     media = (content_type or "").split(";")[0].strip().lower()
-    if rule.upload and media == "application/octet-stream":
+    # An upload's raw body may come untyped (curl -T): a foreign page cannot send it, as a
+    # PUT or a POST without a simple type needs a CORS preflight, and Origin is checked above.
+    if rule.upload and media in ("application/octet-stream", ""):
         return
     if not headers.content_type_allowed(request.method, content_type, has_body=has_body):
-        raise UnsupportedMediaType()
+        raise UnsupportedMediaType(
+            "an upload is sent as application/octet-stream (or without a Content-Type) or as "
+            "multipart/form-data" if rule.upload else None)
 
 
 def _listed(extra: Mapping[str, str], key: str) -> tuple[str, ...]:
@@ -205,8 +209,8 @@ def _listed(extra: Mapping[str, str], key: str) -> tuple[str, ...]:
 class UnsupportedMediaType(ShipyardError):
     kind = "unsupported_media_type"
 
-    def __init__(self) -> None:
-        super().__init__("requests that change state must send application/json",
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or "requests that change state must send application/json",
                          field="content-type")
 
 
