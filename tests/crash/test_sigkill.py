@@ -1,8 +1,12 @@
-"""Eight processes log to one SQLite store while one of them is SIGKILLed again and again.
+"""Eight processes log to one store while one of them is SIGKILLed again and again.
 
-Every batch whose call returned (the workers journal them, fsynced) must be stored; no batch
-may be stored in part; the latest-value table must agree with the series; and SQLite's own
-integrity check must pass.
+On SQLite and on PostgreSQL: every batch whose call returned (the workers journal them,
+fsynced) must be stored; no batch may be stored in part; the latest-value table must agree
+with the series; and SQLite's own integrity check must pass.
+
+The instants of the kills come from a seed, printed with the test's output and named in
+every failure; ``SHIPYARD_CRASH_SEED=<seed>`` replays those instants (the scheduling of the
+eight processes around them is the operating system's).
 """
 
 from __future__ import annotations
@@ -10,11 +14,12 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import time
 from collections import defaultdict
 from pathlib import Path
+
+from sqlalchemy import Connection, text
 
 from shipyard.context import RequestContext
 from shipyard.store import open_store
@@ -36,11 +41,21 @@ def _wait_for_progress(proc: subprocess.Popen[bytes], journal: Path, deadline: f
         time.sleep(0.02)
 
 
-def test_sigkill_loses_no_acknowledged_batch_and_writes_no_half_batch(tmp_path: Path) -> None:
-    seed = int.from_bytes(os.urandom(4), "big")
+def crash_seed() -> int:
+    """``SHIPYARD_CRASH_SEED`` when given (to replay a failure), else a fresh one; printed."""
+    given = os.environ.get("SHIPYARD_CRASH_SEED")
+    seed = int(given) if given else int.from_bytes(os.urandom(4), "big")
+    print(f"crash seed {seed}: replay with SHIPYARD_CRASH_SEED={seed}")
+    return seed
+
+
+def test_sigkill_loses_no_acknowledged_batch_and_writes_no_half_batch(
+    store_uri: str, tmp_path: Path
+) -> None:
+    seed = crash_seed()
     rng = random.Random(seed)
-    uri = f"sqlite:///{tmp_path / 'shipyard.db'}"
-    store = open_store(uri, cached=False)
+    uri = store_uri
+    store = open_store(uri, cached=False)  # migrates; the workers only open it
     ctx = RequestContext(project="crash", actor="test")
     run_ids = [service.create_run(store, ctx, "crash").id for _ in range(WORKERS - 1 + KILLS)]
     store.dispose()
@@ -77,19 +92,22 @@ def test_sigkill_loses_no_acknowledged_batch_and_writes_no_half_batch(tmp_path: 
     for proc, run_id in zip(steady, run_ids, strict=False):
         assert proc.returncode == 0, worker_log(journals[run_id].with_suffix(".log"))
 
-    db = sqlite3.connect(tmp_path / "shipyard.db")
+    store = open_store(uri, migrate=False, cached=False)
     try:
-        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        for run_id in run_ids:
-            _check_run(db, run_id, journals[run_id], seed)
+        with store.read() as db:
+            if store.is_sqlite:
+                integrity = db.exec_driver_sql("PRAGMA integrity_check").all()
+                assert [tuple(row) for row in integrity] == [("ok",)], f"seed {seed}"
+            for run_id in run_ids:
+                _check_run(db, run_id, journals[run_id], seed)
     finally:
-        db.close()
+        store.dispose()
 
 
-def _check_run(db: sqlite3.Connection, run_id: str, journal: Path, seed: int) -> None:
+def _check_run(db: Connection, run_id: str, journal: Path, seed: int) -> None:
     stored: dict[int, list[tuple[str, float, int]]] = defaultdict(list)
     for key, value, step in db.execute(
-        "SELECT key, value, step FROM run_metrics WHERE run_id = ?", (run_id,)
+        text("SELECT key, value, step FROM run_metrics WHERE run_id = :run"), {"run": run_id}
     ):
         stored[step].append((key, value, step))
     acknowledged = [int(line) for line in journal.read_text().split()]
@@ -106,6 +124,7 @@ def _check_run(db: sqlite3.Connection, run_id: str, journal: Path, seed: int) ->
         for key, value, _ in stored[step]:
             newest[key] = (step, value)
     latest = {key: (step, value) for key, step, value in db.execute(
-        "SELECT key, step, value FROM run_latest_metrics WHERE run_id = ?", (run_id,)
+        text("SELECT key, step, value FROM run_latest_metrics WHERE run_id = :run"),
+        {"run": run_id},
     )}
     assert latest == newest, f"latest values disagree with the series (seed {seed})"
