@@ -86,6 +86,14 @@ def disable_user(name: Annotated[str, typer.Argument(help="User name")]) -> None
     _print(info, ["name", "disabled"], [[info.name, info.disabled]], keep=("name",))
 
 
+@users.command("enable")
+@command
+def enable_user(name: Annotated[str, typer.Argument(help="User name")]) -> None:
+    """Enable a disabled user: its tokens that are neither revoked nor expired work again."""
+    info = require(_identity(), "enable_user", _WHAT)(name)
+    _print(info, ["name", "disabled"], [[info.name, info.disabled]], keep=("name",))
+
+
 # -- tokens --------------------------------------------------------------------------------
 @tokens.command("create")
 @command

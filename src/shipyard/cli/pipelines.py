@@ -264,19 +264,51 @@ def logs(
     task: Annotated[str | None, typer.Option(
         "--task", "-t", help="Only this task's log (default: every task, in order)")] = None,
 ) -> None:
-    """Print the captured stdout and stderr of a run's steps."""
+    """Print the captured stdout and stderr of a run's steps. A step served from the cache
+    did not run: its entry names the run whose step produced the outputs."""
     sy = sdk()
     get_log = require(sy, "get_task_log", _WHAT)
-    names = [task] if task is not None else list(
-        require(sy, "get_pipeline_run", _WHAT)(run_id).tasks)
-    texts = {name: get_log(run_id, name) for name in names}
+    texts = {task: get_log(run_id, task)} if task is not None else None
+    run = require(sy, "get_pipeline_run", _WHAT)(run_id)
+    names = [task] if task is not None else list(run.tasks)
+    if texts is None:
+        texts = {name: get_log(run_id, name) for name in names}
+    sources = {name: _cache_source(run.tasks.get(name)) for name in names}
     if current().json:
-        output.print_json({"run_id": run_id, "logs": texts})
+        output.print_json({"run_id": run_id, "logs": texts,
+                           "cached_from": {k: v for k, v in sources.items() if v}})
         return
     for name, text in texts.items():
         if task is None:
             sys.stdout.write(f"===== {name} =====\n")
+        source = sources.get(name)
+        if source is not None:
+            sys.stdout.write(
+                f"(served from the cache: run {source['run_id']} produced the outputs; its "
+                f"log: shipyard pipelines logs {source['run_id']} --task {source['task']})\n")
         sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+
+
+def _cache_source(info: Any) -> dict[str, str] | None:
+    """For a task served from the cache: the run and task whose step produced its outputs
+    (from the lineage graph: a cached execution records the one it took them from)."""
+    if info is None or not info.cached or not info.execution_id:
+        return None
+    from shipyard.sdk import session
+
+    backend = session.current()
+    try:
+        cached = backend.get_execution(info.execution_id)
+        origin = cached.properties.get("cached_from")
+        if not isinstance(origin, str):
+            return None
+        produced = backend.get_execution(origin).properties
+    except ShipyardError:
+        return None  # the producer was deleted: the note is a courtesy, not the answer
+    run, step = produced.get("run_id"), produced.get("task")
+    if not isinstance(run, str) or not isinstance(step, str):
+        return None
+    return {"run_id": run, "task": step}
 
 
 @app.command("retry")
