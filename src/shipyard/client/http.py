@@ -28,11 +28,12 @@ from shipyard.config import Settings
 from shipyard.errors import DataCorruption, InvalidArgument, Unavailable
 from shipyard.ids import check_id
 from shipyard.lineage.models import ArtifactNode, ContextNode, ExecutionNode, LineageGraph
+from shipyard.lineage.queries import check_graph_options
 from shipyard.sdk.backend import MetricTuple
 from shipyard.tracking.destination import resolve_dest, writing
 from shipyard.tracking.models import Experiment, MetricPoint, RunArtifact, RunData, RunPage
 from shipyard.tracking.service import clean_metrics
-from shipyard.validation import check_name
+from shipyard.validation import check_key, check_name
 
 _TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 _CHUNK = 1 << 20
@@ -102,6 +103,7 @@ class HttpBackend(HttpRegistry, HttpPipelines):
 
     # -- tracking ----------------------------------------------------------------------------
     def create_experiment(self, name: str) -> Experiment:
+        check_name(name, "experiment")  # the service's check: the same message in both modes
         return Experiment.model_validate(
             self._json("POST", self._p("/experiments"), json={"name": name}))
 
@@ -112,6 +114,10 @@ class HttpBackend(HttpRegistry, HttpPipelines):
     def create_run(self, experiment: str, *, name: str | None = None,
                    tags: Mapping[str, str] | None = None,
                    params: Mapping[str, Any] | None = None) -> RunData:
+        # The service's checks, before sending: the server's schema would word them its way.
+        check_name(experiment, "experiment")
+        if name is not None:
+            check_name(name, "name")
         body = {"experiment": experiment, "name": name,
                 "tags": dict(tags) if tags else None,
                 "params": {k: str(v) for k, v in params.items()} if params else None}
@@ -146,6 +152,7 @@ class HttpBackend(HttpRegistry, HttpPipelines):
         return RunPage.model_validate(self._json("POST", self._p("/runs:search"), json=body))
 
     def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        check_key(key, "key")
         return TypeAdapter(list[MetricPoint]).validate_python(self._json(
             "GET", self._p(f"/runs/{_id(run_id, 'run_id')}/metrics/history"),
             params={"key": key}))
@@ -217,6 +224,7 @@ class HttpBackend(HttpRegistry, HttpPipelines):
 
     def lineage_graph(self, artifact_id: str, direction: str = "upstream",
                       depth: int = 1000) -> LineageGraph:
+        check_graph_options(direction, depth)
         return LineageGraph.model_validate(self._json(
             "GET", self._p(f"/lineage/artifacts/{_id(artifact_id, 'artifact_id')}/graph"),
             params={"direction": direction, "depth": depth}))

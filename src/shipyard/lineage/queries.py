@@ -116,6 +116,17 @@ def _walk(
     return edges
 
 
+def check_graph_options(direction: object, depth: object) -> None:
+    """``InvalidArgument`` naming ``direction`` or ``depth`` if ``graph`` cannot take them
+    (the HTTP client checks the same before sending, so both modes say the same)."""
+    if direction not in ("upstream", "downstream", "both"):
+        raise InvalidArgument(
+            "direction must be one of upstream, downstream, both", field="direction"
+        )
+    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
+        raise InvalidArgument(f"depth must be an integer from 1 to {MAX_DEPTH}", field="depth")
+
+
 def graph(
     store: Store,
     project: str,
@@ -125,12 +136,7 @@ def graph(
     depth: int = MAX_DEPTH,
 ) -> LineageGraph:
     """The artifacts and executions around ``artifact_id``, to ``depth`` executions away."""
-    if direction not in ("upstream", "downstream", "both"):
-        raise InvalidArgument(
-            "direction must be one of upstream, downstream, both", field="direction"
-        )
-    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
-        raise InvalidArgument(f"depth must be an integer from 1 to {MAX_DEPTH}", field="depth")
+    check_graph_options(direction, depth)
     root = get_artifact(store, project, artifact_id)
     with store.read() as conn:
         edges: list[EventEdge] = []

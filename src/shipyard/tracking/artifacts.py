@@ -80,6 +80,7 @@ def download(
     """Write a run's artifact to ``dest`` and return where it went: for a file, ``dest`` or,
     when ``dest`` is a directory, the file of the artifact's name inside it (as ``cp``);
     for a tree, ``dest`` as a new or empty directory (``shipyard.tracking.destination``)."""
+    check_name(name, "name")
     art = service.get_run_artifact(store, project, run_id, name)
     target = resolve_dest(dest, name, art.kind)
     with writing(target):
