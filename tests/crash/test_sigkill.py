@@ -29,15 +29,19 @@ from tests.crash.workers import batch
 
 WORKERS = 8
 KILLS = 5  # incarnations of the victim; each is killed at a random instant
+# How long one worker may take to acknowledge its first batch: starting Python and importing
+# the SDK on two busy cores can take many seconds, and PostgreSQL adds its connection.
+PROGRESS_TIMEOUT = 120.0
 
 
-def _wait_for_progress(proc: subprocess.Popen[bytes], journal: Path, deadline: float) -> None:
+def _wait_for_progress(proc: subprocess.Popen[bytes], journal: Path, seed: int) -> None:
     """Until the worker has acknowledged a batch (so the kill lands mid-logging)."""
+    deadline = time.monotonic() + PROGRESS_TIMEOUT
     while not (journal.exists() and journal.stat().st_size > 0):
         if proc.poll() is not None:
             log = worker_log(journal.with_suffix(".log"))
             raise AssertionError(f"worker exited early ({proc.returncode}): {log}")
-        assert time.monotonic() < deadline, "a worker made no progress"
+        assert time.monotonic() < deadline, f"a worker made no progress (seed {seed})"
         time.sleep(0.02)
 
 
@@ -68,19 +72,18 @@ def test_sigkill_loses_no_acknowledged_batch_and_writes_no_half_batch(
                             str(stop))
 
     steady = [start(run_id) for run_id in run_ids[: WORKERS - 1]]
-    deadline = time.monotonic() + 60
     try:
         for run_id in run_ids[WORKERS - 1 :]:
             victim = start(run_id)
             try:
-                _wait_for_progress(victim, journals[run_id], deadline)
+                _wait_for_progress(victim, journals[run_id], seed)
                 time.sleep(rng.uniform(0.0, 0.4))
             finally:
                 victim.send_signal(signal.SIGKILL)
                 victim.wait()
             assert victim.returncode == -signal.SIGKILL, f"seed {seed}"
         for proc, run_id in zip(steady, run_ids, strict=False):
-            _wait_for_progress(proc, journals[run_id], deadline)
+            _wait_for_progress(proc, journals[run_id], seed)
     finally:
         stop.touch()
         for proc in steady:
