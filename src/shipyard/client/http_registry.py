@@ -31,6 +31,7 @@ from shipyard.client.problems import raise_for_problem
 from shipyard.errors import DataCorruption, FailedPrecondition, InvalidArgument, Unavailable
 from shipyard.registry.models import AliasChange, ModelVersion, PromotionDecision, RegisteredModel
 from shipyard.registry.refs import parse_ref
+from shipyard.tracking.destination import resolve_dest, writing
 from shipyard.validation import check_name
 
 if TYPE_CHECKING:
@@ -140,9 +141,10 @@ class HttpRegistry:
 
     def download_model(self, ref: str, dest: str | os.PathLike[str]) -> Path:
         version = _checked(self.resolve_model(ref))
-        target = Path(dest)
-        with tempfile.TemporaryDirectory(prefix="shipyard-dl-",
-                                         dir=target.absolute().parent) as scratch:
+        # dest as run artifacts read it: a new or empty directory, errors naming it.
+        target = resolve_dest(dest, version.name, "tree")
+        with writing(target), tempfile.TemporaryDirectory(
+                prefix="shipyard-dl-", dir=target.absolute().parent) as scratch:
             fetched, _ = self._fetch_tree(version, Path(scratch), durable=True)
             os.replace(fetched, target)
         return target

@@ -80,8 +80,12 @@ class LocalRegistry:
                                    trusted_digests=trusted_digests)
 
     def download_model(self, ref: str, dest: str | os.PathLike[str]) -> Path:
+        from shipyard.tracking.destination import resolve_dest, writing
+
         version = self.resolve_model(ref)
-        target = Path(dest)
-        self.artifacts.get_tree(version.tree_digest, target)
+        # dest as run artifacts read it: a new or empty directory, errors naming it.
+        target = resolve_dest(dest, version.name, "tree")
+        with writing(target):
+            self.artifacts.get_tree(version.tree_digest, target)
         return target
 
