@@ -211,7 +211,8 @@ def promote(
 @command
 def download(
     ref: Annotated[str, typer.Argument(help="name, name:3, name@alias or models:/...")],
-    dest: Annotated[Path, typer.Argument(help="Directory to write the model files into")],
+    dest: Annotated[Path, typer.Argument(
+        help="A new or empty directory to write the model files into")],
 ) -> None:
     """Download a model version's files (manifest, model, signature) into DEST."""
     where = require(sdk(), "download_model", _WHAT)(ref, dest)
