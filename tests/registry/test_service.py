@@ -32,10 +32,10 @@ from shipyard.registry import (
     resolve_ref,
     rollback,
     set_alias,
-    set_deployment_lookup,
     set_status,
 )
 from shipyard.registry.refs import ModelRef
+from shipyard.runtime import Hooks
 from shipyard.store import Store
 from shipyard.store.schema import events, lineage_artifacts
 from shipyard.tracking import service as tracking
@@ -271,12 +271,15 @@ def test_status_retire_and_deployed_hook(
     assert resolve_ref(store, "p1", "lead").version == 1
     with pytest.raises(InvalidArgument, match="deployed is derived"):
         set_status(store, ctx, "lead", 1, "deployed")
-    set_deployment_lookup(lambda conn, model_id: {1})
-    try:
-        assert get_model_version(store, "p1", "lead", version=1).status == "deployed"
-        assert get_model_version(store, "p1", "lead", version=2).status == "retired"
-    finally:
-        set_deployment_lookup(None)
+    # "deployed" comes from the serving capability's lookup, passed in from the runtime.
+    serving = Hooks(deployment_lookups=(lambda conn, model_id: {1},)).deployments()
+    assert get_model_version(store, "p1", "lead", version=1,
+                             deployments=serving).status == "deployed"
+    assert get_model_version(store, "p1", "lead", version=2,
+                             deployments=serving).status == "retired"  # retired wins
+    assert [v.version for v in list_versions(store, "p1", "lead", "status = 'deployed'",
+                                             deployments=serving)] == [1]
+    assert resolve_ref(store, "p1", "lead@production", deployments=serving).status == "deployed"
     assert get_model_version(store, "p1", "lead", version=1).status == "registered"
 
 

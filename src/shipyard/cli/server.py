@@ -1,4 +1,5 @@
-"""``shipyard server``: the API, console and prediction routes on one port."""
+"""``shipyard server`` (the REST API and an embedded worker on one port) and ``shipyard
+worker`` (the worker in a process of its own)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ def server(
         "X-Forwarded-For and X-Forwarded-Proto headers are believed; without it these "
         "headers are ignored")] = None,
 ) -> None:
-    """Run the Shipyard server (API, console, prediction routes) until interrupted."""
+    """Run the Shipyard server until interrupted: the REST API (its reference at /docs), the
+    console's sign-in page, and a worker for queued pipeline runs."""
     # Imported here, not at the top: the server's dependencies are heavy and no other
     # command needs them.
     from shipyard.errors import InvalidArgument
@@ -61,15 +63,15 @@ def worker(
     """Run queued pipeline runs from this process until interrupted (Ctrl-C)."""
     import threading
 
-    from shipyard.artifacts import open_artifact_store
-    from shipyard.store import open_store
-    from shipyard.worker import run_worker, worker_name
+    from shipyard.runtime import open_runtime
+    from shipyard.worker import default_sources, run_worker, worker_name
 
     settings = _local_settings("a worker reads the queue from the database")
-    store = open_store(settings.uri)
-    artifacts = open_artifact_store(settings.artifacts)
-    typer.echo(f"worker {worker_name()} waiting for queued pipeline runs (Ctrl-C stops)")
-    run_worker(store, artifacts, settings, threading.Event(), poll_seconds=poll)
+    sources = default_sources()
+    with open_runtime(settings) as runtime:
+        typer.echo(f"worker {worker_name()} waiting for queued pipeline runs (job sources: "
+                   f"{', '.join(s.name for s in sources)}; Ctrl-C stops)")
+        run_worker(runtime, sources, threading.Event(), poll_seconds=poll)
 
 
 def _local_settings(why: str) -> Settings:

@@ -25,7 +25,7 @@ from typing import Any
 
 from rich.console import Console
 
-from shipyard.artifacts import ArtifactStore, open_artifact_store
+from shipyard.artifacts import ArtifactStore
 from shipyard.config import Settings, ensure_home
 from shipyard.context import RequestContext
 from shipyard.errors import FailedPrecondition, InvalidArgument, ShipyardError
@@ -41,7 +41,8 @@ from shipyard.quickstart.data import DEFAULT_ROWS, DEFAULT_SEED, MAX_ROWS, MAX_S
 from shipyard.quickstart.pipeline import MODEL_NAME, PIPELINE_NAME, TASKS, lead_scoring
 from shipyard.quickstart.report import home_flag, lineage_chain, print_summary
 from shipyard.registry import ModelVersion, get_model_version
-from shipyard.store import Store, open_store
+from shipyard.runtime import open_runtime
+from shipyard.store import Store
 
 # What the steps import; all are core dependencies, so a missing one means a broken install.
 REQUIRED = ("numpy", "pandas", "pyarrow", "sklearn", "skops", "xgboost")
@@ -148,8 +149,8 @@ def run_quickstart(
     settings = resolve_settings(home)
     started = time.monotonic()
     with _home_lock(settings.home):
-        store = open_store(settings.uri)
-        artifacts = open_artifact_store(settings.artifacts)
+        runtime = open_runtime(settings)
+        store, artifacts = runtime.store, runtime.artifacts
         ctx = RequestContext(project=settings.project)
         _cancel_orphans(store, ctx)
         console.print(

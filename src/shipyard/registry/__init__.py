@@ -4,7 +4,7 @@ Plain functions over ``(store, artifacts, ctx, ...)``; the SDK, REST API and CLI
 adapters over them.
 """
 
-from shipyard.registry._rows import set_deployment_lookup
+from shipyard.registry._rows import DeploymentLookup
 from shipyard.registry.aliases import alias_history, delete_alias, rollback, set_alias
 from shipyard.registry.flavors import CustomPredictor
 from shipyard.registry.loading import LoadedModel, load_model
@@ -30,6 +30,7 @@ from shipyard.registry.signature import Signature, infer_signature
 __all__ = [
     "AliasChange",
     "CustomPredictor",
+    "DeploymentLookup",
     "LoadedModel",
     "ModelRef",
     "ModelVersion",
@@ -51,6 +52,5 @@ __all__ = [
     "resolve_ref",
     "rollback",
     "set_alias",
-    "set_deployment_lookup",
     "set_status",
 ]

@@ -12,17 +12,10 @@ from shipyard.errors import NotFound
 from shipyard.registry.models import ModelVersion, Status
 from shipyard.store.schema import model_aliases, model_versions, models
 
-# Filled in by the serving package (``set_deployment_lookup``): the versions of a model that
-# an endpoint currently serves, which then report status "deployed".
 DeploymentLookup = Callable[[Connection, str], set[int]]
-_deployment_lookup: list[DeploymentLookup] = []
-
-
-def set_deployment_lookup(lookup: DeploymentLookup | None) -> None:
-    """Install (or with ``None`` remove) the hook that marks versions as deployed."""
-    _deployment_lookup.clear()
-    if lookup is not None:
-        _deployment_lookup.append(lookup)
+"""The versions of a model (by model id) that endpoints serve; the registry reports them
+with status ``deployed``. Installed by the serving capability on the runtime
+(``shipyard.runtime.Hooks``) and passed to the registry's reads as ``deployments``."""
 
 
 def model_row(conn: Connection, project: str, name: str, *, lock: bool = False) -> Row[Any]:
@@ -100,8 +93,10 @@ def aliases_of(conn: Connection, model_id: str) -> dict[int, list[str]]:
     return out
 
 
-def deployed_versions(conn: Connection, model_id: str) -> set[int]:
-    return set().union(*(hook(conn, model_id) for hook in _deployment_lookup))
+def deployed_versions(
+    conn: Connection, model_id: str, deployments: DeploymentLookup | None = None
+) -> set[int]:
+    return set() if deployments is None else set(deployments(conn, model_id))
 
 
 def to_version(
@@ -138,11 +133,16 @@ def to_version(
     )
 
 
-def version_result(conn: Connection, model: Row[Any], row: Row[Any]) -> ModelVersion:
+def version_result(
+    conn: Connection,
+    model: Row[Any],
+    row: Row[Any],
+    deployments: DeploymentLookup | None = None,
+) -> ModelVersion:
     return to_version(
         row,
         model.project,
         model.name,
         aliases_of(conn, model.id),
-        deployed_versions(conn, model.id),
+        deployed_versions(conn, model.id, deployments),
     )

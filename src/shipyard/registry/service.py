@@ -24,6 +24,7 @@ from shipyard.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from shipyard.ids import check_id, new_id
 from shipyard.lineage import records as lineage
 from shipyard.registry import _rows, flavors
+from shipyard.registry._rows import DeploymentLookup
 from shipyard.registry.aliases import move_alias
 from shipyard.registry.filters import parse_filter
 from shipyard.registry.models import STORED_STATUSES, ModelVersion, RegisteredModel
@@ -62,6 +63,7 @@ def register_model(
     run_id: str | None = None,
     trusted_digest: str | None = None,
     execution_id: str | None = None,
+    deployments: DeploymentLookup | None = None,
 ) -> ModelVersion:
     """Register a new version of model ``name`` (created on first use).
 
@@ -140,7 +142,8 @@ def register_model(
             detail={"flavor": manifest.flavor, "tree_digest": tree.digest},
         )
         fresh = _rows.model_row(conn, ctx.project, name)
-        return _rows.version_result(conn, fresh, _rows.version_row(conn, fresh, version))
+        return _rows.version_result(conn, fresh, _rows.version_row(conn, fresh, version),
+                                    deployments)
 
     return store.retry_write(work)
 
@@ -159,6 +162,8 @@ def get_model_version(
     name: str,
     version: int | None = None,
     alias: str | None = None,
+    *,
+    deployments: DeploymentLookup | None = None,
 ) -> ModelVersion:
     """One version by number, by alias, or (with neither) the latest one not retired."""
     if version is not None and alias is not None:
@@ -170,18 +175,29 @@ def get_model_version(
         alias=None if alias in (None, LATEST) else check_name(alias, "alias"),
     )
     with store.read() as conn:
-        return _resolve(conn, project, ref)
+        return _resolve(conn, project, ref, deployments)
 
 
-def resolve_ref(store: Store, project: str, ref: str | ModelRef) -> ModelVersion:
+def resolve_ref(
+    store: Store,
+    project: str,
+    ref: str | ModelRef,
+    *,
+    deployments: DeploymentLookup | None = None,
+) -> ModelVersion:
     """The version ``name``, ``name:3``, ``name@alias`` or ``models:/name@alias`` names."""
     parsed = ref if isinstance(ref, ModelRef) else parse_ref(ref)
     with store.read() as conn:
-        return _resolve(conn, project, parsed)
+        return _resolve(conn, project, parsed, deployments)
 
 
 def list_models(
-    store: Store, project: str, filter: str | None = None, *, limit: int = 1000
+    store: Store,
+    project: str,
+    filter: str | None = None,
+    *,
+    limit: int = 1000,
+    deployments: DeploymentLookup | None = None,
 ) -> list[RegisteredModel]:
     """Models with at least one version matching ``filter`` (see ``registry.filters``),
     by name. With no filter, every model, including those without versions.
@@ -203,7 +219,7 @@ def list_models(
                 if not candidates:
                     continue
                 held = _by_version(aliases.get(model.id, {}))
-                deployed = _rows.deployed_versions(conn, model.id)
+                deployed = _rows.deployed_versions(conn, model.id, deployments)
                 if not any(
                     _version_matches(model, row, held, deployed, clauses) for row in candidates
                 ):
@@ -215,17 +231,30 @@ def list_models(
 
 
 def list_versions(
-    store: Store, project: str, name: str, filter: str | None = None
+    store: Store,
+    project: str,
+    name: str,
+    filter: str | None = None,
+    *,
+    deployments: DeploymentLookup | None = None,
 ) -> list[ModelVersion]:
     """A model's versions matching ``filter``, newest first."""
     clauses = parse_filter(filter)
     with store.read() as conn:
         model = _rows.model_row(conn, project, name)
-        return _matching_versions(conn, model, clauses, first_only=False)
+        return _matching_versions(conn, model, clauses, first_only=False,
+                                  deployments=deployments)
 
 
 def set_status(
-    store: Store, ctx: RequestContext, name: str, version: int, status: str, reason: str = ""
+    store: Store,
+    ctx: RequestContext,
+    name: str,
+    version: int,
+    status: str,
+    reason: str = "",
+    *,
+    deployments: DeploymentLookup | None = None,
 ) -> ModelVersion:
     """Mark a version ``staged``, ``retired`` or back to ``registered``.
 
@@ -259,7 +288,8 @@ def set_status(
             f"models/{name}/versions/{version}",
             detail={"from": row.status, "to": status, "reason": reason},
         )
-        return _rows.version_result(conn, model, _rows.version_row(conn, model, version))
+        return _rows.version_result(conn, model, _rows.version_row(conn, model, version),
+                                    deployments)
 
     return store.retry_write(work)
 
@@ -267,7 +297,9 @@ def set_status(
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _resolve(conn: Connection, project: str, ref: ModelRef) -> ModelVersion:
+def _resolve(
+    conn: Connection, project: str, ref: ModelRef, deployments: DeploymentLookup | None
+) -> ModelVersion:
     model = _rows.model_row(conn, project, ref.name)
     if ref.version is not None:
         row = _rows.version_row(conn, model, ref.version)
@@ -275,14 +307,19 @@ def _resolve(conn: Connection, project: str, ref: ModelRef) -> ModelVersion:
         row = _rows.aliased_row(conn, model, ref.alias)
     else:
         row = _rows.latest_row(conn, model)
-    return _rows.version_result(conn, model, row)
+    return _rows.version_result(conn, model, row, deployments)
 
 
 def _matching_versions(
-    conn: Connection, model: Row[Any], clauses: list[Any], *, first_only: bool
+    conn: Connection,
+    model: Row[Any],
+    clauses: list[Any],
+    *,
+    first_only: bool,
+    deployments: DeploymentLookup | None = None,
 ) -> list[ModelVersion]:
     aliases = _rows.aliases_of(conn, model.id)
-    deployed = _rows.deployed_versions(conn, model.id)
+    deployed = _rows.deployed_versions(conn, model.id, deployments)
     rows = conn.execute(
         select(model_versions)
         .where(model_versions.c.model_id == model.id)

@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from shipyard import audit as audit_log
-from shipyard.artifacts import open_artifact_store
-from shipyard.config import Settings, ensure_home
+from shipyard.config import Settings
 from shipyard.context import RequestContext
 from shipyard.lineage import queries
 from shipyard.lineage.models import ArtifactNode, ContextNode, ExecutionNode, LineageGraph
+from shipyard.runtime import open_runtime
 from shipyard.sdk.backend import MetricTuple
 from shipyard.sdk.local_pipelines import LocalPipelines
 from shipyard.sdk.local_registry import LocalRegistry
-from shipyard.store import Store, open_store
+from shipyard.store import Store
 from shipyard.tracking import artifacts as run_artifacts
 from shipyard.tracking import search, service
 from shipyard.tracking.models import Experiment, MetricPoint, RunArtifact, RunData, RunPage
@@ -27,11 +27,11 @@ class LocalBackend(LocalRegistry, LocalPipelines):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.project = settings.project
-        if settings.uri.startswith("sqlite"):
-            ensure_home(settings.home)
-        self.store: Store = open_store(settings.uri)
+        self.runtime = open_runtime(settings)
+        self.store: Store = self.runtime.store
+        self.artifacts = self.runtime.artifacts
+        self.deployments = self.runtime.hooks.deployments()
         self._actor = RequestContext(project=self.project).actor
-        self.artifacts = open_artifact_store(settings.artifacts)
 
     def ctx(self) -> RequestContext:
         # The OS user is looked up once: it costs more than a whole metric write otherwise.

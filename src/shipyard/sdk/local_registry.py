@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from shipyard.artifacts import ArtifactStore
     from shipyard.config import Settings
     from shipyard.context import RequestContext
+    from shipyard.registry import DeploymentLookup
     from shipyard.registry.loading import LoadedModel
     from shipyard.store import Store
 
@@ -26,10 +27,13 @@ class LocalRegistry:
     # Provided by LocalBackend, which mixes this class in.
     artifacts: ArtifactStore
     ctx: Callable[[], RequestContext]
+    # The serving capability's lookup, from the runtime's hooks (None: nothing deployed).
+    deployments: DeploymentLookup | None
 
     def register_model(self, name: str, model_or_path: Any, **options: Any) -> ModelVersion:
         return registry.register_model(self.store, self.artifacts, self.ctx(), name,
-                                       model_or_path, **options)
+                                       model_or_path, deployments=self.deployments,
+                                       **options)
 
     def get_model(self, name: str) -> RegisteredModel:
         return registry.get_model(self.store, self.project, name)
@@ -37,16 +41,19 @@ class LocalRegistry:
     def get_model_version(self, name: str, version: int | None = None,
                           alias: str | None = None) -> ModelVersion:
         return registry.get_model_version(self.store, self.project, name, version=version,
-                                          alias=alias)
+                                          alias=alias, deployments=self.deployments)
 
     def resolve_model(self, ref: str) -> ModelVersion:
-        return registry.resolve_ref(self.store, self.project, ref)
+        return registry.resolve_ref(self.store, self.project, ref,
+                                    deployments=self.deployments)
 
     def list_models(self, filter: str | None = None) -> list[RegisteredModel]:
-        return registry.list_models(self.store, self.project, filter)
+        return registry.list_models(self.store, self.project, filter,
+                                    deployments=self.deployments)
 
     def list_model_versions(self, name: str, filter: str | None = None) -> list[ModelVersion]:
-        return registry.list_versions(self.store, self.project, name, filter)
+        return registry.list_versions(self.store, self.project, name, filter,
+                                      deployments=self.deployments)
 
     def set_alias(self, name: str, alias: str, version: int, reason: str = "") -> ModelVersion:
         return registry.set_alias(self.store, self.ctx(), name, alias, version, reason)
@@ -62,7 +69,8 @@ class LocalRegistry:
 
     def set_model_status(self, name: str, version: int, status: str,
                          reason: str = "") -> ModelVersion:
-        return registry.set_status(self.store, self.ctx(), name, version, status, reason)
+        return registry.set_status(self.store, self.ctx(), name, version, status, reason,
+                                   deployments=self.deployments)
 
     def promote_if_better(self, name: str, version: int, **options: Any) -> PromotionDecision:
         return registry.promote_if_better(self.store, self.artifacts, self.ctx(), name,

@@ -1,8 +1,10 @@
-"""The FastAPI application: routers, the policy dependency, limits and error handling."""
+"""The FastAPI application: routers, the policy dependency, limits, the access log and
+error handling, over one runtime (``shipyard.runtime``)."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import html
 import logging
@@ -13,30 +15,37 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from swagger_ui_bundle import swagger_ui_path
 
 from shipyard import __version__
-from shipyard.artifacts import open_artifact_store
 from shipyard.config import Settings, ensure_home
+from shipyard.errors import NotFound
+from shipyard.runtime import Runtime, open_runtime
 from shipyard.security import service as security_service
 from shipyard.security.headers import API_SECURITY_HEADERS, CONSOLE_SECURITY_HEADERS
 from shipyard.server import errors
+from shipyard.server.access import AccessLog
 from shipyard.server.api import audit, identity, lineage, pipelines, registry, service, tracking
 from shipyard.server.auth import enforce
 from shipyard.server.limits import BodyLimit
 from shipyard.server.state import ServerState
 from shipyard.store import open_store
-from shipyard.worker import start_worker
+from shipyard.worker import default_sources, start_worker
 
 log = logging.getLogger(__name__)
 
 JSON_LIMIT = 16 * 1024 * 1024
 UPLOAD_LIMIT = 5 * 1024**3
 
-# Where /docs loads Swagger UI from (FastAPI's defaults, named so its policy can list them).
-SWAGGER_JS = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"
-SWAGGER_CSS = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"
-SWAGGER_FAVICON = "https://fastapi.tiangolo.com/img/favicon.png"
+# Swagger UI's files come from the swagger-ui-bundle-v2 package and are served by this
+# server under DOCS_ASSETS, so /docs works offline and its policy names only this origin.
+DOCS_ASSETS = "/docs/assets"
+_DOCS_FILES = {  # name under DOCS_ASSETS -> media type; nothing else there is served
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "favicon-32x32.png": "image/png",
+}
 
 
 def create_app(
@@ -45,15 +54,20 @@ def create_app(
     json_limit: int = JSON_LIMIT,
     upload_limit: int = UPLOAD_LIMIT,
     worker: bool = True,
+    runtime: Runtime | None = None,
 ) -> FastAPI:
-    """Build the app for ``settings`` (local-mode URIs only: the server owns the store)."""
+    """Build the app for ``settings`` (local-mode URIs only: the server owns the store),
+    on ``runtime`` or one opened here. With ``worker``, the app runs the embedded worker
+    (``shipyard.worker``) over the same runtime while it is up."""
     if settings.remote:
         raise ValueError("the server needs a database URI, not another server's URL")
-    ensure_home(settings.home)
+    ensure_home(settings.home)  # the admin credentials live there, whatever the database
+    if runtime is None:
+        runtime = open_runtime(settings)
+    elif runtime.settings != settings:  # the app's settings (limits, server URL) win
+        runtime = dataclasses.replace(runtime, settings=settings)
     state = ServerState(
-        settings=settings,
-        store=open_store(settings.uri),
-        artifacts=open_artifact_store(settings.artifacts),
+        runtime=runtime,
         json_limit=json_limit,
         upload_limit=upload_limit,
     )
@@ -63,7 +77,7 @@ def create_app(
         if not worker:
             yield
             return
-        thread, stop = start_worker(state.store, state.artifacts, settings)
+        thread, stop = start_worker(state.runtime, default_sources())
         try:
             yield
         finally:
@@ -97,6 +111,17 @@ def create_app(
     def docs() -> HTMLResponse:
         return HTMLResponse(docs_page, headers=docs_headers)
 
+    @app.get(DOCS_ASSETS + "/{name}", include_in_schema=False)
+    def docs_asset(name: str) -> Response:
+        media_type = _DOCS_FILES.get(name)
+        if media_type is None:
+            raise NotFound(f"no such file: the API reference serves {sorted(_DOCS_FILES)}")
+        return FileResponse(
+            swagger_ui_path / name, media_type=media_type,
+            # The files change only with the package's version.
+            headers={"Cache-Control": "public, max-age=86400"},
+        )  # fmt: skip
+
     @app.get("/", include_in_schema=False)
     def home(request: Request) -> HTMLResponse:
         # The console proper comes with its own issue; this page is where the one-time
@@ -119,15 +144,20 @@ def create_app(
         return response
 
     app.add_middleware(BodyLimit, json_limit=json_limit, upload_limit=upload_limit)
+    # Added last, so outermost: it logs the answers of every other middleware too.
+    app.add_middleware(AccessLog)
     return app
 
 
 def _docs_page() -> tuple[bytes, dict[str, str]]:
-    """The Swagger UI page and its headers: a policy allowing only the bundle and stylesheet
-    by exact URL, the page's inline script by hash, and requests to this origin."""
+    """The Swagger UI page and its headers: a policy allowing scripts, styles and images
+    from this origin only (the files under ``DOCS_ASSETS``), the page's inline script by
+    hash, and requests to this origin."""
     page = bytes(get_swagger_ui_html(
-        openapi_url="/openapi.json", title="Shipyard API", swagger_js_url=SWAGGER_JS,
-        swagger_css_url=SWAGGER_CSS, swagger_favicon_url=SWAGGER_FAVICON,
+        openapi_url="/openapi.json", title="Shipyard API",
+        swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+        swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+        swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
     ).body)
     hashes = [
         "'sha256-" + base64.b64encode(hashlib.sha256(script).digest()).decode() + "'"
@@ -135,10 +165,10 @@ def _docs_page() -> tuple[bytes, dict[str, str]]:
     ]
     policy = "; ".join([
         "default-src 'none'",
-        " ".join(["script-src", SWAGGER_JS, *hashes]),
+        " ".join(["script-src 'self'", *hashes]),
         # Swagger UI sets inline styles as it renders; its icons are data: URIs.
-        f"style-src {SWAGGER_CSS} 'unsafe-inline'",
-        f"img-src 'self' data: {SWAGGER_FAVICON}",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
         "connect-src 'self'",
         "frame-ancestors 'none'",
         "base-uri 'none'",

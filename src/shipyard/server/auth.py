@@ -22,6 +22,7 @@ from fastapi import Request
 from shipyard import audit
 from shipyard.context import RequestContext
 from shipyard.errors import PermissionDenied, ShipyardError, Unauthenticated
+from shipyard.ids import new_id
 from shipyard.security import headers
 from shipyard.security import service as identity
 from shipyard.security.roles import ROLE_PERMISSIONS, Role
@@ -129,9 +130,11 @@ def authorize(request: Request, rule: Rule, route: str | None) -> None:
     if project is not None:
         check_name(project, "project")
     client = _client(request)
+    # The access log's id for this request, so its line and the audit rows it writes match.
+    request_id = getattr(request.state, "request_id", None) or new_id()
     if rule.scope == "public":
         request.state.ctx = RequestContext(project=project or "default", actor="anonymous",
-                                           client=client)
+                                           client=client, request_id=request_id)
         return
     try:
         token = presented_token(request)
@@ -140,7 +143,8 @@ def authorize(request: Request, rule: Rule, route: str | None) -> None:
         # A credential was presented and failed: that is a denial worth a row (an
         # anonymous request without any credential is not, or probes would fill the log).
         audit_denial(request, RequestContext(project=project or "", actor="anonymous",
-                                             client=client), exc, route=route)
+                                             client=client, request_id=request_id),
+                     exc, route=route)
         raise
     if principal is None:
         raise Unauthenticated(
@@ -148,7 +152,7 @@ def authorize(request: Request, rule: Rule, route: str | None) -> None:
             "(the server wrote an admin token to $SHIPYARD_HOME/credentials)"
         )
     ctx = RequestContext(project=project or "default", actor=principal.name,
-                         token_id=principal.token_id, client=client)
+                         token_id=principal.token_id, client=client, request_id=request_id)
     request.state.ctx = ctx
     request.state.principal = principal
     if rule.scope == "authenticated" or rule.permission is None:

@@ -33,6 +33,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/health"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/assets/{name}"): PUBLIC,  # Swagger UI's own files (server.app)
     ("GET", "/api/v1/whoami"): Rule(None, "authenticated"),
     ("GET", "/"): Rule(None, "authenticated"),
     # -- tracking ------------------------------------------------------------------------------

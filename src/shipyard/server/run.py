@@ -103,6 +103,7 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080,
         settings, extra={**settings.extra, "body_timeout": repr(float(body_timeout))},
         server_url=settings.server_url or where)
     app = create_app(settings)
+    log_to_stderr()
     if announce:
         print(f"Shipyard {where}  (API docs: {where}/docs)", flush=True)
         if token:
@@ -112,6 +113,18 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080,
         minutes = int(LOGIN_LINK_LIFETIME.total_seconds() // 60)
         print(f"Console login link (works once, for {minutes} minutes): {link}", flush=True)
     uvicorn.run(app, host=host, port=port, **options)
+
+
+def log_to_stderr(level: int = logging.INFO) -> None:
+    """Send Shipyard's log records (the access log among them) to standard error, unless
+    logging is configured already: a process that set up its own handlers keeps them."""
+    package = logging.getLogger("shipyard")
+    if package.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    package.addHandler(handler)
+    package.setLevel(level)
 
 
 def local_url(host: str, port: int) -> str:

@@ -1,4 +1,5 @@
-"""What every request handler needs: the store, the artifact store and who is asking."""
+"""What every request handler needs: the runtime (store, artifact store, settings, hooks)
+and who is asking."""
 
 from __future__ import annotations
 
@@ -9,16 +10,33 @@ from fastapi import Request
 from shipyard.artifacts import ArtifactStore
 from shipyard.config import Settings
 from shipyard.context import RequestContext
+from shipyard.registry import DeploymentLookup
+from shipyard.runtime import Runtime
 from shipyard.store import Store
 
 
 @dataclass
 class ServerState:
-    settings: Settings
-    store: Store
-    artifacts: ArtifactStore
+    runtime: Runtime
     json_limit: int
     upload_limit: int
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    @property
+    def store(self) -> Store:
+        return self.runtime.store
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        return self.runtime.artifacts
+
+    @property
+    def deployments(self) -> DeploymentLookup | None:
+        """The serving capability's lookup, for registry reads (``Runtime.hooks``)."""
+        return self.runtime.hooks.deployments()
 
 
 def server_state(request: Request) -> ServerState:

@@ -84,7 +84,8 @@ class Reason(Strict):
 
 @router.get("", response_model=list[RegisteredModel])
 def list_models(state: State, ctx: Ctx, filter: Filter = None) -> list[RegisteredModel]:
-    return registry.list_models(state.store, ctx.project, filter)
+    return registry.list_models(state.store, ctx.project, filter,
+                               deployments=state.deployments)
 
 
 @router.get("/{name}", response_model=RegisteredModel)
@@ -95,7 +96,8 @@ def get_model(name: params.Name, state: State, ctx: Ctx) -> RegisteredModel:
 @router.get("/{name}/versions", response_model=list[ModelVersion])
 def list_versions(name: params.Name, state: State, ctx: Ctx, filter: Filter = None
                   ) -> list[ModelVersion]:
-    return registry.list_versions(state.store, ctx.project, name, filter)
+    return registry.list_versions(state.store, ctx.project, name, filter,
+                                 deployments=state.deployments)
 
 
 @router.post("/{name}/versions", response_model=ModelVersion)
@@ -129,7 +131,7 @@ def register(
                 state.store, state.artifacts, ctx, name, model_dir, semver=body.semver,
                 description=body.description, labels=body.labels, metrics=body.metrics,
                 aliases=body.aliases, run_id=body.run_id, trusted_digest=body.trusted_digest,
-                execution_id=body.execution_id,
+                execution_id=body.execution_id, deployments=state.deployments,
             )
         except DataCorruption as exc:
             # Registering only writes: every mismatch it finds is in the uploaded directory.
@@ -160,7 +162,8 @@ def _bad_upload(exc: DataCorruption) -> InvalidArgument:
 @router.get("/{name}/versions/{version}", response_model=ModelVersion)
 def get_version(name: params.Name, version: params.VersionNumber, state: State, ctx: Ctx
                 ) -> ModelVersion:
-    return registry.get_model_version(state.store, ctx.project, name, version=version)
+    return registry.get_model_version(state.store, ctx.project, name, version=version,
+                                      deployments=state.deployments)
 
 
 @router.get("/{name}/versions/{version}/download")
@@ -183,7 +186,8 @@ def download(name: params.Name, version: params.VersionNumber, state: State, ctx
 @router.post("/{name}/versions/{version}/status", response_model=ModelVersion)
 def set_status(name: params.Name, version: params.VersionNumber, body: SetStatus,
                state: State, ctx: Ctx) -> ModelVersion:
-    return registry.set_status(state.store, ctx, name, version, body.status, body.reason)
+    return registry.set_status(state.store, ctx, name, version, body.status, body.reason,
+                              deployments=state.deployments)
 
 
 @router.post("/{name}/versions/{version}/promote", response_model=PromotionDecision)
@@ -196,7 +200,8 @@ def promote(name: params.Name, version: params.VersionNumber, body: Promote, sta
 
 @router.get("/{name}/aliases/{alias}", response_model=ModelVersion)
 def get_alias(name: params.Name, alias: params.Name, state: State, ctx: Ctx) -> ModelVersion:
-    return registry.get_model_version(state.store, ctx.project, name, alias=alias)
+    return registry.get_model_version(state.store, ctx.project, name, alias=alias,
+                                      deployments=state.deployments)
 
 
 @router.put("/{name}/aliases/{alias}", response_model=ModelVersion)
