@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-# "deployed" is not stored: it is derived from the endpoints serving a version (see
-# ``status.set_deployment_lookup``).
+# "deployed" is not stored: it is derived from the endpoints serving a version (the
+# runtime's deployment lookup, passed to the registry's reads as ``deployments``).
 Status = Literal["registered", "staged", "retired", "deployed"]
 STORED_STATUSES = ("registered", "staged", "retired")
 
