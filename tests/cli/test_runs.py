@@ -138,6 +138,25 @@ def test_list_fits_the_terminal(cli: Cli, evaluations: list[str], width: int,
     assert "more columns" in result.stderr and "--columns" in result.stderr
 
 
+def test_list_shows_the_metric_it_is_sorted_by(cli: Cli, evaluations: list[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    result = cli("runs", "list", "--order-by", "metrics.`rmse` ASC")
+    assert result.exit_code == 0, result.stderr
+    header = result.stdout.splitlines()[1]
+    assert "metrics.rmse" in header and "run id" in header, result.stdout
+    assert all(len(line) <= 80 for line in result.stdout.splitlines())
+    assert result.stdout.index(evaluations[0]) < result.stdout.index(evaluations[-1])
+
+
+def test_less_important_columns_never_take_the_place_of_one_left_out(
+        cli: Cli, evaluations: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "120")
+    header = cli("runs", "list").stdout.splitlines()[1]
+    assert "metrics.mae" in header and "metrics.r2" in header
+    assert "experiment" not in header and "params." not in header
+
+
 def test_list_columns_option_picks_the_columns(cli: Cli, evaluations: list[str],
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "80")

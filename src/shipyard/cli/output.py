@@ -159,9 +159,9 @@ def fitted_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, width
 
     ``columns`` come in order of importance; those named in ``keep`` (ids people copy) are
     always shown whole, the others take their widest cell up to ``widest`` characters and
-    are cut with an ellipsis past it. A column that does not fit is left out, or cut
-    narrower when the room left still holds its whole header. Returns the table and the
-    names of the columns left out.
+    are cut with an ellipsis past it. The first column that does not fit is cut narrower
+    when the room left still holds its whole header, else left out, and so is every column
+    after it. Returns the table and the names of the columns left out.
     """
     cells = [[_one_line(cell(v)) for v in row] for row in rows]
     natural = []
@@ -170,14 +170,17 @@ def fitted_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, width
         natural.append(longest if name in keep else min(longest, max(widest, len(name))))
     chosen: list[tuple[int, int]] = []
     used = 1  # the table's left edge; each column adds its padding and right edge
+    full = False  # once a column did not fit, no less important one takes its place
     for i, name in enumerate(columns):
         room = width - used - 3
-        if name in keep or natural[i] <= room:
+        if name in keep or (not full and natural[i] <= room):
             chosen.append((i, natural[i]))
             used += natural[i] + 3
-        elif room >= max(8, len(name)):
-            chosen.append((i, room))
-            used = width
+        elif not full:
+            full = True
+            if room >= max(8, len(name)):
+                chosen.append((i, room))
+                used = width
     shown = {i for i, _ in chosen}
     grid = Table(title_justify="left", header_style="bold")
     for i, size in chosen:

@@ -47,7 +47,7 @@ def list_runs(
     if frame.empty:
         output.note("no runs match")
         return
-    names = wanted or _default_columns(frame)
+    names = wanted or _default_columns(frame, order_by or [])
     rows = [[row[c] for c in names] for _, row in frame.iterrows()]
     table, left_out = output.fitted_table([_HEADERS.get(c, c) for c in names], rows,
                                           width=output.width(), keep=["run id"])
@@ -58,14 +58,24 @@ def list_runs(
                     "or use --output json")
 
 
-def _default_columns(frame: Any) -> list[str]:
-    """The columns in order of importance: the experiment comes before the params only
-    when the runs belong to more than one."""
-    metrics = [c for c in frame.columns if c.startswith("metrics.")]
-    params = [c for c in frame.columns if c.startswith("params.")]
+def _default_columns(frame: Any, order_by: list[str]) -> list[str]:
+    """The columns in order of importance: the metrics and params the runs are sorted by
+    come right after the status, the other metrics after the start time; the experiment
+    comes before the params only when the runs belong to more than one."""
+    keys = {_sort_key(entry) for entry in order_by}
+    sorted_by = [c for c in frame.columns if c in keys and c.startswith(("metrics.", "params."))]
+    metrics = [c for c in frame.columns if c.startswith("metrics.") and c not in sorted_by]
+    params = [c for c in frame.columns if c.startswith("params.") and c not in sorted_by]
     several = frame["experiment"].nunique() > 1
-    return ["run_id", "name", "status", "start_time", *metrics,
+    return ["run_id", "name", "status", *sorted_by, "start_time", *metrics,
             *(["experiment", *params] if several else [*params, "experiment"])]
+
+
+def _sort_key(entry: str) -> str:
+    """'metrics.`rmse` DESC' -> 'metrics.rmse', the frame's column name."""
+    words = entry.strip().rsplit(" ", 1)
+    key = words[0] if len(words) == 2 and words[1].upper() in ("ASC", "DESC") else entry
+    return key.strip().replace("`", "")
 
 
 def _frame_name(header: str) -> str:
