@@ -15,7 +15,7 @@ import numpy  # noqa: F401 - loaded here so the launcher preloads it, as a user'
 import pytest
 
 from shipyard import dsl
-from shipyard.pipelines import _launch, _pool, get_task_log
+from shipyard.pipelines import _forkserver, _pool, get_task_log
 from tests.pipelines import steps
 from tests.pipelines.conftest import Env
 
@@ -158,7 +158,7 @@ def _wait_gone(pid: int, seconds: float = 10.0) -> bool:
     return True
 
 
-needs_fork = pytest.mark.skipif(not _launch.FORK_SERVER, reason="no fork server here")
+needs_fork = pytest.mark.skipif(not _forkserver.AVAILABLE, reason="no fork server here")
 
 
 @needs_fork
@@ -251,9 +251,9 @@ def describe_pipeline() -> None:
 
 @pytest.mark.parametrize("fork", [True, False], ids=["forked", "cold"])
 def test_step_process_contract(env: Env, fork: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    if fork and not _launch.FORK_SERVER:
+    if fork and not _forkserver.AVAILABLE:
         pytest.skip("no fork server here")
-    monkeypatch.setattr(_launch, "FORK_SERVER", fork)
+    monkeypatch.setattr(_forkserver, "AVAILABLE", fork)
     run = env.run(describe_pipeline, enable_caching=False)
     first, second = (run.tasks[n].outputs["Output"] for n in ("describe", "describe-2"))
     assert first["cwd"] != second["cwd"]  # each step has its own working directory
@@ -386,9 +386,9 @@ def where_is_pipeline(secret: str) -> None:
 def test_the_database_password_reaches_steps_by_environment_only(
     env: Env, fork: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if fork and not _launch.FORK_SERVER:
+    if fork and not _forkserver.AVAILABLE:
         pytest.skip("no fork server here")
-    monkeypatch.setattr(_launch, "FORK_SERVER", fork)
+    monkeypatch.setattr(_forkserver, "AVAILABLE", fork)
     # Only the steps see this URI (the run itself is recorded through env.store).
     uri = "postgresql+psycopg://shipyard:pa55-Wd.only.in.env@127.0.0.1:1/none"
     monkeypatch.setattr(env, "settings", replace(env.settings, uri=uri))
@@ -424,11 +424,40 @@ def names_pipeline() -> None:
 def test_steps_start_without_the_pipeline_definition_machinery(
     env: Env, fork: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if fork and not _launch.FORK_SERVER:
+    if fork and not _forkserver.AVAILABLE:
         pytest.skip("no fork server here")
-    monkeypatch.setattr(_launch, "FORK_SERVER", fork)
+    monkeypatch.setattr(_forkserver, "AVAILABLE", fork)
     _pool.shutdown()  # a new launcher: one that defined ``names`` has imported more
     run = env.run(light_pipeline, enable_caching=False)
     assert run.tasks["light"].outputs["Output"] == [True, True]
     run = env.run(names_pipeline, enable_caching=False)
     assert run.tasks["names"].outputs["Output"] == ["If", "ParallelFor"]
+
+
+@dsl.component
+def forge_result(written: str) -> None:
+    import os
+
+    # What a step could do to its runner: put something else where its result goes.
+    with open("result.json", "w") as f:
+        f.write(written)
+    os._exit(0)
+
+
+@dsl.pipeline(name="forged")
+def forged(written: str) -> None:
+    forge_result(written=written)
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "cold"])
+@pytest.mark.parametrize("written", ["[1, 2]", '{"ok": true, "outputs": [1]}', "not json"])
+def test_a_result_file_of_another_shape_fails_only_its_step(
+    env: Env, fork: bool, written: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if fork and not _forkserver.AVAILABLE:
+        pytest.skip("no fork server here")
+    monkeypatch.setattr(_forkserver, "AVAILABLE", fork)
+    run = env.run(forged, {"written": written}, raise_on_error=False)
+    task = run.tasks["forge-result"]
+    assert task.state == "FAILED"
+    assert "exited with 0 before reporting a result" in (task.error or "")

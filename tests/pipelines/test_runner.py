@@ -86,15 +86,22 @@ def test_the_folder_of_an_output_path_exists_when_the_step_starts(env: Env, inli
 
 def test_the_executor_makes_the_folder_of_an_output_path(tmp_path: Path) -> None:
     from shipyard.pipelines import _executor
+    from shipyard.pipelines._messages import StepArtifact, StepRequest
 
     path = tmp_path / "not" / "made" / "data"
-    request = {
-        "params": {},
-        "inputs": {},
-        "outputs": {"data": {"type": "system.Dataset", "name": "data", "path": str(path)}},
-    }
     spec = pathlib_folder.component_spec
-    assert _executor.execute(spec, request)["outputs"] == {"Output": True}
+    request = StepRequest(
+        task="pathlib-folder",
+        component_key="pathlib-folder",
+        component=spec.model_dump(mode="json"),
+        params={},
+        inputs={},
+        outputs={"data": StepArtifact("system.Dataset", "data", str(path), str(path))},
+        folder=str(tmp_path),
+        log=str(tmp_path / "log.txt"),
+        result=str(tmp_path / "result.json"),
+    )
+    assert _executor.execute(spec, request).outputs == {"Output": True}
     assert (path / "part-0.csv").read_text() == "x\n1\n"
 
 

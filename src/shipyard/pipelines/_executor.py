@@ -1,9 +1,11 @@
 """Running one step: the component's recorded source, called with artifacts and values.
 
-``child_main`` is the entry point of a step process: it takes the run's settings from the
-request (as ``SHIPYARD_*`` environment variables, so SDK calls inside the step land in the
-same project), sends stdout and stderr to the step's log file and writes a JSON result. The
-parent stores the outputs; the child never touches the artifact store or run records.
+``child_main`` is the entry point of a cold step process: it reads the step's
+``StepRequest`` from the file its launcher wrote, runs the step (stdout and stderr already
+go to its log; the run's settings are in its environment as ``SHIPYARD_*`` variables, so
+SDK calls inside the step land in the same project) and writes its ``StepResult``. A forked
+step (``_zygote``) and a Ray task (``run_captured``) run it the same way. The parent stores
+the outputs; the step never touches the artifact store or run records.
 
 This module imports only the DSL's artifact types (and of the rest of the DSL what a
 component's code names), and reads the component's spec without pydantic, so a step process
@@ -28,6 +30,14 @@ from typing import Any, Protocol, TextIO
 
 from shipyard import dsl
 from shipyard.dsl._artifacts import ARTIFACT_TYPES, Artifact
+from shipyard.pipelines._messages import (
+    StepArtifact,
+    StepInput,
+    StepRequest,
+    StepResult,
+    read_request,
+    write_result,
+)
 
 _HERE = os.path.abspath(__file__)
 # Components defined in this process, by their JSON. Only for ``run_request``, whose process
@@ -180,31 +190,30 @@ def plain(value: Any) -> Any:
     raise TypeError(f"step returned {type(value).__name__} {value!r}, which is not JSON data")
 
 
-def _artifact(desc: dict[str, Any]) -> Artifact:
-    cls = ARTIFACT_TYPES.get(desc["type"], Artifact)
-    art = cls(name=desc.get("name"), uri=desc.get("uri"), metadata=desc.get("metadata"))
-    art.path = desc["path"]
+def _artifact(desc: StepArtifact) -> Artifact:
+    cls = ARTIFACT_TYPES.get(desc.type, Artifact)
+    art = cls(name=desc.name, uri=desc.uri, metadata=desc.metadata)
+    art.path = desc.path
     return art
 
 
-def _arguments(
-    spec: Component, request: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, Artifact]]:
+def _input(desc: StepInput) -> Artifact | list[Any]:
+    if isinstance(desc, list):
+        return [_input(d) for d in desc]
+    return _artifact(desc)
+
+
+def _arguments(spec: Component, request: StepRequest) -> tuple[dict[str, Any], dict[str, Artifact]]:
     kwargs: dict[str, Any] = {}
     for name, definition in spec.inputs.items():
         if definition.kind == "artifact":
-            desc = request["inputs"].get(name)
-            if desc is None:
-                kwargs[name] = None
-            elif isinstance(desc, list):
-                kwargs[name] = [_artifact(d) for d in desc]
-            else:
-                kwargs[name] = _artifact(desc)
+            desc = request.inputs.get(name)
+            kwargs[name] = None if desc is None else _input(desc)
         elif definition.type == "TASK_FINAL_STATUS":
-            kwargs[name] = dsl.PipelineTaskFinalStatus(**request["params"][name])
+            kwargs[name] = dsl.PipelineTaskFinalStatus(**request.params[name])
         else:
-            kwargs[name] = request["params"].get(name)
-    outputs = {name: _artifact(desc) for name, desc in request["outputs"].items()}
+            kwargs[name] = request.params.get(name)
+    outputs = {name: _artifact(desc) for name, desc in request.outputs.items()}
     for art in outputs.values():
         # As kfp's executor does: the folder holding ``.path`` exists, so that a step can
         # write a file there or make the path a folder (``Path(out.path).mkdir()``).
@@ -214,9 +223,10 @@ def _arguments(
 
 
 def execute(
-    spec: Component, request: dict[str, Any], func: Callable[..., Any] | None = None
-) -> dict[str, Any]:
-    """Call the step; return ``{"outputs": {name: value}, "metadata": {artifact: {...}}}``."""
+    spec: Component, request: StepRequest, func: Callable[..., Any] | None = None
+) -> StepResult:
+    """Call the step (``func``, or the component's recorded source); its outputs, and
+    what it set on its output artifacts' ``metadata``. Raises what the step raises."""
     kwargs, outputs = _arguments(spec, request)
     function = func if func is not None else load_function(spec)
     returned = function(**kwargs)
@@ -238,7 +248,7 @@ def execute(
         else:
             raise TypeError(f"step must return a tuple of {names}, got {returned!r}")
     metadata = {name: plain(art.metadata) for name, art in outputs.items()}
-    return {"outputs": values, "metadata": metadata}
+    return StepResult(ok=True, outputs=values, metadata=metadata)
 
 
 def user_traceback(exc: BaseException) -> str:
@@ -249,50 +259,43 @@ def user_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
 
 
-def write_result(path: str, result: dict[str, Any]) -> None:
-    temp = f"{path}.tmp"
-    with open(temp, "w", encoding="utf-8") as out:
-        json.dump(result, out)
-    os.replace(temp, path)
-
-
 def child_main(request_path: str) -> None:
-    """Entry point of a step process (its stdout and stderr already go to the log)."""
-    with open(request_path, encoding="utf-8") as f:
-        request = json.load(f)
-    write_result(request["result"], run_request(request))
+    """Entry point of a cold step process (its stdout and stderr already go to the log)."""
+    request = read_request(request_path)
+    write_result(request.result, run_request(request))
 
 
-def run_request(request: dict[str, Any]) -> dict[str, Any]:
+def run_request(request: StepRequest) -> StepResult:
     """Run a step in this (step) process; its result, for the caller to hand over."""
     try:
-        spec, function = load(request["component"])
-        result: dict[str, Any] = {"ok": True, **execute(spec, request, function)}
+        spec, function = load(request.component)
+        result = execute(spec, request, function)
     except BaseException as exc:  # every failure is reported to the parent
         text = user_traceback(exc)
         sys.stderr.write(text)
-        result = {"ok": False, "error": text}
+        result = StepResult.failed(text)
     sys.stdout.flush()
     sys.stderr.flush()
     return result
 
 
-def run_captured(request: dict[str, Any]) -> dict[str, Any]:
+def run_captured(request_json: dict[str, Any]) -> dict[str, Any]:
     """Run a step in a worker process we do not own (a Ray worker): environment and
-    output capture last only for the step."""
-    spec = StepComponent.from_json(request["component"])
+    output capture last only for the step. JSON in and out, as for a step process."""
+    request = StepRequest.from_json(request_json)
+    spec = StepComponent.from_json(request.component)
     with (
-        open(request["log"], "a", encoding="utf-8") as log,
-        _environment(request["env"]),
+        open(request.log, "a", encoding="utf-8") as log,
+        _environment(request.env),
         contextlib.redirect_stdout(log),
         contextlib.redirect_stderr(log),
     ):
         try:
-            return {"ok": True, **execute(spec, request)}
+            return execute(spec, request).to_json()
         except Exception as exc:
             text = user_traceback(exc)
             log.write(text)
-            return {"ok": False, "error": text}
+            return StepResult.failed(text).to_json()
 
 
 class _Tee:
@@ -329,26 +332,26 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
 
 
 def run_inline(
-    spec: Component, request: dict[str, Any], func: Callable[..., Any] | None
-) -> dict[str, Any]:
+    spec: Component, request: StepRequest, func: Callable[..., Any] | None
+) -> StepResult:
     """Run a step in this process (breakpoints work), teeing its output to its log.
 
     The log is kept in memory and written only if the step wrote anything: most steps
     print nothing, and a file per step costs more than a trivial step itself."""
     log = io.StringIO()
     with (
-        _environment(request["env"]),
+        _environment(request.env),
         contextlib.redirect_stdout(_Tee(sys.stdout, log)),  # type: ignore[type-var]
         contextlib.redirect_stderr(_Tee(sys.stderr, log)),  # type: ignore[type-var]
     ):
         try:
-            result = {"ok": True, **execute(spec, request, func)}
+            result = execute(spec, request, func)
         except Exception as exc:
             text = user_traceback(exc)
             log.write(text)
-            result = {"ok": False, "error": text}
+            result = StepResult.failed(text)
     if log.tell():
-        with open(request["log"], "a", encoding="utf-8") as f:
+        with open(request.log, "a", encoding="utf-8") as f:
             f.write(log.getvalue())
     return result
 

@@ -1,97 +1,172 @@
-"""Where a step runs: a fresh process per step (the default) or the calling process.
+"""The launcher port: where a step runs. A ``Launcher`` starts a step from its request and
+hands back a ``Handle`` to wait on, read the result from, or kill; a run chooses one
+launcher for all its steps (``StepRunner``) and closes it when it ends.
+
+- ``ForkLauncher`` (the default on Linux): a process per step, forked from a warm launcher
+  (``_zygote``, a fresh interpreter with the executor imported, taken from ``_pool``), which
+  costs a millisecond or two instead of a cold interpreter's ~0.1 s. If no launcher can be
+  started, or one cannot start a step, that step and the run's later ones start cold.
+- ``ColdLauncher`` (elsewhere): a fresh ``python -m shipyard.pipelines._executor`` per step.
+- ``InlineLauncher`` (``inline=True``): the calling process, one step at a time, so
+  breakpoints work; the step has ended when ``start`` returns (``blocking``).
+- ``RayLauncher`` (``backend="ray"``, in ``_ray``): a Ray task per step.
 
 A process per step gives isolation (a crash or ``os._exit`` fails only that step), clean
 module state, no re-import of the caller's ``__main__`` (which ``multiprocessing`` start
-methods would do), and a process group to kill on timeout or cancel. Its stdout and stderr
-go straight to the step's log.
-
-Where ``fork`` is safe (Linux), steps are children forked from a warm launcher (``_zygote``,
-a fresh interpreter with the executor imported), which costs a millisecond or two instead of
-a cold interpreter's ~0.1 s; ``_pool`` keeps the launcher between runs, so only a process's
-first run waits for it to start. Elsewhere, or if the launcher cannot be started, each step is a
-cold ``python -m shipyard.pipelines._executor``.
+methods would do), and a process group to kill on timeout or cancel (``_process``). Its
+stdout and stderr go straight to the step's log. A step's result comes back as a
+``StepResult`` whatever became of it: a process that died without reporting one fails the
+step with how it ended.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
+import logging
 import os
-import selectors
-import signal
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from shipyard.errors import MissingDependency
-from shipyard.pipelines import _executor
+from shipyard.pipelines import _executor, _pool
+from shipyard.pipelines._forkserver import ForkServer
+from shipyard.pipelines._messages import (
+    StepRequest,
+    StepResult,
+    died,
+    read_result,
+    write_request,
+)
+from shipyard.pipelines._process import ProcessGroup, spawn
 from shipyard.pipelines.spec import ComponentSpec
 
-# fork() is safe for a single-threaded, freshly started interpreter on Linux; on macOS
-# system frameworks may not survive it, and Windows has none.
-FORK_SERVER = sys.platform == "linux" and hasattr(os, "fork")
-# Modules worth importing once in the launcher rather than in every step, when the runner's
-# own process has them loaded (a sign the steps use them too; otherwise they would only
-# slow down the launcher's start).
-PRELOAD = ("numpy", "pandas")
-_READY_TIMEOUT = 60.0
-_NOTICE_BUFFER = 65536  # above _zygote.NOTICE_LIMIT: a notice is never cut short
+log = logging.getLogger(__name__)
 
 
 class Handle(Protocol):
-    """A started step. ``sentinel`` is waitable (``None`` when already finished)."""
+    """A started step. ``sentinel`` is a descriptor to wait on for its end (``None``: poll
+    ``done``); ``result`` waits for the end; ``kill`` ends it and whatever it started."""
 
     @property
     def sentinel(self) -> int | None: ...
 
     def done(self) -> bool: ...
 
-    def result(self) -> dict[str, Any]: ...
+    def result(self) -> StepResult: ...
 
     def kill(self) -> None: ...
 
 
-class _ProcessHandle:
-    def __init__(self, process: subprocess.Popen[bytes], result_path: str) -> None:
+class Launcher(Protocol):
+    """Starts the steps of one run (see the module docstring)."""
+
+    @property
+    def blocking(self) -> bool:
+        """Whether ``start`` returns only once the step has ended."""
+        ...
+
+    def start(self, request: StepRequest) -> Handle:
+        """Start the step ``request`` names; its folder and log's folder exist."""
+        ...
+
+    def close(self) -> None:
+        """Release what the launcher holds (the steps it started have been collected)."""
+        ...
+
+
+class _ColdHandle:
+    def __init__(self, process: ProcessGroup, result_path: str) -> None:
         self._process = process
         self._result_path = result_path
-        self._pidfd: int | None = None
-        with contextlib.suppress(AttributeError, OSError):
-            self._pidfd = os.pidfd_open(process.pid)  # readable once the process exits
 
     @property
     def sentinel(self) -> int | None:
-        return self._pidfd
+        return self._process.sentinel
 
     def done(self) -> bool:
-        return self._process.poll() is not None
+        return self._process.returncode is not None
 
-    def _close(self) -> None:
-        if self._pidfd is not None:
-            os.close(self._pidfd)
-            self._pidfd = None
-
-    def result(self) -> dict[str, Any]:
+    def result(self) -> StepResult:
         code = self._process.wait()
-        self._close()
         try:
             return read_result(self._result_path)
         except (OSError, ValueError):
-            return {"ok": False, "error": _died(code)}
+            return died(code)
 
     def kill(self) -> None:
-        # The whole group: a step's own subprocesses must not outlive it.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self._process.pid, signal.SIGKILL)
-        self._process.wait()
-        self._close()
+        self._process.kill()
+
+
+class ColdLauncher:
+    """A fresh interpreter per step, reading its request from a file in its folder."""
+
+    blocking = False
+
+    def start(self, request: StepRequest) -> Handle:
+        path = os.path.join(request.folder, "request.json")
+        write_request(path, request)
+        process = spawn(
+            [sys.executable, "-m", "shipyard.pipelines._executor", path],
+            log=request.log,
+            env=request.environment(os.environ),
+            cwd=request.folder,
+            user=request.user,
+        )
+        return _ColdHandle(process, request.result)
+
+    def close(self) -> None:
+        return None
+
+
+class ForkLauncher:
+    """Steps forked from a warm launcher taken from ``_pool`` (and handed back by
+    ``close``), started with ``env`` when given (a server-side run's steps fork from one
+    started with a clean environment) or the runner's. Falls back to ``ColdLauncher``, for
+    good, the first time a launcher cannot be started or cannot start a step."""
+
+    blocking = False
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self._env = env
+        self._server: ForkServer | None = None
+        self._cold: ColdLauncher | None = None  # once fallen back
+        self._acquire()  # not waited for: it starts while the run sets up
+
+    def _acquire(self) -> ForkServer | ColdLauncher:
+        """What starts the next step: a live launcher (a new one if the last died), or
+        once fallen back the cold launcher."""
+        if self._cold is not None:
+            return self._cold
+        if self._server is None or not self._server.alive:
+            self.close()
+            try:
+                self._server = _pool.acquire(self._env)
+            except OSError as exc:
+                return self._fall_back(exc)
+        return self._server
+
+    def _fall_back(self, exc: OSError) -> ColdLauncher:
+        log.warning("cannot fork steps (%s); starting each in a fresh interpreter", exc)
+        self.close()
+        self._cold = ColdLauncher()
+        return self._cold
+
+    def start(self, request: StepRequest) -> Handle:
+        launcher = self._acquire()
+        if isinstance(launcher, ColdLauncher):
+            return launcher.start(request)
+        try:
+            return launcher.start(request)
+        except OSError as exc:
+            return self._fall_back(exc).start(request)
+
+    def close(self) -> None:
+        if self._server is not None:
+            server, self._server = self._server, None
+            _pool.release(server)  # kept for the next run if it is fit
 
 
 class _DoneHandle:
-    def __init__(self, result: dict[str, Any]) -> None:
+    def __init__(self, result: StepResult) -> None:
         self._result = result
 
     @property
@@ -101,386 +176,31 @@ class _DoneHandle:
     def done(self) -> bool:
         return True
 
-    def result(self) -> dict[str, Any]:
+    def result(self) -> StepResult:
         return self._result
 
     def kill(self) -> None:
         return None
 
 
-class _Exited:
-    def __init__(self, code: int | None, why: str = "") -> None:
-        self.code = code
-        self.why = why
+class InlineLauncher:
+    """Steps run in this process with the pipeline's own functions when it has them (a
+    pipeline loaded from YAML has only their recorded source), output teed to their logs."""
 
+    blocking = True
 
-def preload_wanted() -> list[str]:
-    return [m for m in PRELOAD if m in sys.modules]
+    def __init__(
+        self,
+        components: Mapping[str, ComponentSpec],
+        functions: Mapping[str, Callable[..., Any]],
+    ) -> None:
+        self._components = components
+        self._functions = functions
 
-
-class ForkServer:
-    """The runner's side of one ``_zygote`` process (see that module for the protocol)."""
-
-    def __init__(self, key: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
-        self.key = key  # what ``_pool`` matches a later run's interpreter against
-        # The launcher's own environment (None: the runner's). Steps of server-side runs
-        # fork from one started clean, so their /proc/self/environ holds nothing more.
-        self.env = env
-        parent, child = socket.socketpair()
-        # Steps report their end on a second channel, straight to the runner: a message
-        # per step (SEQPACKET keeps each whole), sent before the process exits, so
-        # finishing a step waits for neither its teardown nor the launcher reaping it.
-        notices, notifier = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.preloaded = set(preload_wanted())
-        fds = (child.fileno(), notifier.fileno())
-        # -P: nothing of the launcher's working directory on its path (each step puts its
-        # own first, as a cold step would); "/" so that no directory is held busy.
-        command = [sys.executable, "-P", "-m", "shipyard.pipelines._zygote", *map(str, fds)]
-        try:
-            self._process = subprocess.Popen(
-                [*command, ",".join(sorted(self.preloaded))],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                pass_fds=fds,
-                cwd="/",
-                env=env,
-                # Its own session: a Ctrl-C meant for the runner must not kill the launcher
-                # under steps the runner is about to cancel cleanly.
-                start_new_session=True,
-            )
-        except BaseException:
-            parent.close()
-            notices.close()
-            raise
-        finally:
-            child.close()
-            notifier.close()
-        self._sock = parent
-        self._notices = notices
-        # One descriptor to wait on for both channels: the scheduler waits on one per step.
-        self._selector = selectors.EpollSelector()
-        self._selector.register(self._sock, selectors.EVENT_READ)
-        self._selector.register(self._notices, selectors.EVENT_READ)
-        self._buffer = b""
-        self._ready = False
-        self._closed = False
-        self._next_id = 0
-        self.pids: dict[int, int] = {}
-        self.exited: dict[int, _Exited] = {}
-        # Steps that reported their end themselves, with their result when it fit.
-        self.finished: dict[int, dict[str, Any] | None] = {}
-        self._collected: set[int] = set()  # results read before the launcher reaped them
-        self._open: set[int] = set()  # started, result not read yet
-
-    @property
-    def sentinel(self) -> int:
-        return self._selector.fileno()
-
-    @property
-    def alive(self) -> bool:
-        return not self._closed
-
-    @property
-    def idle(self) -> bool:
-        """Alive, and every step it started has ended and been read: fit for another run."""
-        self.pump()
-        if not self._closed and self._process.poll() is not None:
-            self._lost()  # dead, with its end of file perhaps behind unread reports
-        return not self._closed and not self._open
-
-    def preload(self, modules: list[str]) -> None:
-        """Have the launcher import ``modules`` too (when idle), if it has not."""
-        missing = sorted(set(modules) - self.preloaded)
-        if missing and not self._closed:
-            with contextlib.suppress(OSError):  # a dead launcher shows at the next pump
-                self._send({"op": "preload", "modules": missing})
-            self.preloaded.update(missing)
-
-    def _send(self, message: dict[str, Any]) -> None:
-        self._sock.sendall(json.dumps(message).encode() + b"\n")
-
-    def pump(self, timeout: float | None = 0.0) -> None:
-        """Read what the launcher and the steps reported; wait up to ``timeout``."""
-        if self._closed:
-            return
-        for key, _ in self._selector.select(timeout):
-            if key.fileobj is self._notices:
-                self._read_notices()
-            elif not self._read_control():
-                self._lost()
-                return
-
-    def _read_notices(self) -> None:
-        while True:
-            try:
-                data = self._notices.recv(_NOTICE_BUFFER, socket.MSG_DONTWAIT)
-            except (BlockingIOError, InterruptedError):
-                return
-            if not data:
-                return
-            notice = json.loads(data)
-            self.finished[int(notice["id"])] = notice.get("result")
-
-    def _read_control(self) -> bool:
-        try:
-            data = self._sock.recv(65536, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return True
-        except OSError:
-            data = b""
-        if not data:
-            return False
-        self._buffer += data
-        while b"\n" in self._buffer:
-            line, self._buffer = self._buffer.split(b"\n", 1)
-            message = json.loads(line)
-            step = message.get("id")
-            if message.get("ready"):
-                self._ready = True
-            elif "pid" in message:
-                self.pids[step] = message["pid"]
-            elif step in self._collected:  # its result was read already
-                self._collected.discard(step)
-                self.pids.pop(step, None)
-            elif "exit" in message:
-                self.exited[step] = _Exited(message["exit"])
-            elif "error" in message:
-                self.exited[step] = _Exited(None, message["error"])
-        return True
-
-    def collect(self, step: int) -> dict[str, Any] | _Exited | None:
-        """Forget a step whose result is being read: what it reported itself (its result,
-        or ``None`` for "in the result file") or else what the launcher saw it exit with."""
-        self._open.discard(step)
-        exited = self.exited.pop(step, None)
-        if exited is None:
-            self._collected.add(step)
-        else:
-            self.pids.pop(step, None)
-        if step in self.finished:
-            return self.finished.pop(step)
-        return exited
-
-    def _lost(self) -> None:
-        """The launcher died: its steps can no longer be watched, so they are killed."""
-        code = self._process.poll()
-        why = f"was killed: its launcher (pid {self._process.pid}) died" + (
-            f" with {code}" if code is not None else ""
-        )
-        for step in self._open:
-            if step in self.exited:
-                continue
-            pid = self.pids.get(step)
-            if pid is not None:
-                # The launcher is gone, so nobody can have reaped and reused this pid yet
-                # unless init did: a small window, accepted to not leave steps running.
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, signal.SIGKILL)
-            # Also a step whose fork was never reported: it will never report anything.
-            self.exited[step] = _Exited(None, why)
-        self.close()
-
-    def _until(self, done: Callable[[], bool], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not done():
-            left = deadline - time.monotonic()
-            if left <= 0 or self._closed:
-                return done()
-            self.pump(left)
-        return True
-
-    def start(self, request_path: str, request: dict[str, Any]) -> Handle:
-        """Ask for a step process; raises ``OSError`` when the launcher is not there.
-
-        Does not wait for the fork: kills go through the launcher by step id, and a fork
-        that fails is reported as the step's end."""
-        if not self._until(lambda: self._ready, _READY_TIMEOUT):
-            raise OSError("the step launcher did not start")
-        self._next_id += 1
-        step = self._next_id
-        message = {
-            "op": "start",
-            "id": step,
-            "request": request,
-            "cwd": os.path.dirname(request_path),
-            "env": _step_environment(request),
-        }
-        try:
-            self._send(message)
-        except OSError:
-            self._lost()
-            raise
-        self._open.add(step)
-        return _ForkedHandle(self, step, request["result"])
-
-    def kill(self, step: int) -> None:
-        if step in self.exited or self._closed:
-            return
-        with contextlib.suppress(OSError):
-            self._send({"op": "kill", "id": step})
-        self._until(lambda: step in self.exited, 30.0)
+    def start(self, request: StepRequest) -> Handle:
+        key = request.component_key
+        spec = self._components[key]
+        return _DoneHandle(_executor.run_inline(spec, request, self._functions.get(key)))
 
     def close(self) -> None:
-        """End the launcher (it kills any step still running) and reap it."""
-        if self._closed:
-            return
-        self.abandon()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-
-    def abandon(self, *, child_of_fork: bool = False) -> None:
-        """Close this side without reaping the launcher (``close`` then reaps it; a forked
-        copy of the runner, whose child the launcher is not, only closes). The launcher
-        exits when every copy of this side is closed."""
-        self._closed = True
-        self._selector.close()
-        self._sock.close()
-        self._notices.close()
-        if child_of_fork:
-            # Not this process's child: nothing to wait for, and nothing for ``Popen`` to
-            # warn about ("still running") when it is collected here.
-            self._process.returncode = 0
-
-
-class _ForkedHandle:
-    def __init__(self, server: ForkServer, step: int, result_path: str) -> None:
-        self._server = server
-        self._step = step
-        self._result_path = result_path
-
-    @property
-    def pid(self) -> int | None:
-        """The step process's id, once the launcher has reported the fork."""
-        self._server.pump()
-        return self._server.pids.get(self._step)
-
-    @property
-    def sentinel(self) -> int | None:
-        return self._server.sentinel if self._server.alive else None
-
-    def done(self) -> bool:
-        self._server.pump()
-        return self._step in self._server.exited or self._step in self._server.finished
-
-    def result(self) -> dict[str, Any]:
-        server = self._server
-        while not self.done() and server.alive:
-            server.pump(None)
-        lost = not self.done()
-        reported = server.collect(self._step)
-        if isinstance(reported, dict):
-            return reported
-        try:
-            return read_result(self._result_path)
-        except (OSError, ValueError):
-            if reported is None:
-                reported = _Exited(None, "was lost" if lost else "ended without a result file")
-            return {"ok": False, "error": _died(reported.code, reported.why)}
-
-    def kill(self) -> None:
-        self._server.kill(self._step)
-        self._server.collect(self._step)
-
-
-def _died(code: int | None, why: str = "") -> str:
-    if code is None:
-        how = why or "was lost"
-    elif code < 0:
-        how = f"was killed by signal {-code}"
-    else:
-        how = f"exited with {code}"
-    return f"the step process {how} before reporting a result"
-
-
-def _step_environment(request: dict[str, Any]) -> dict[str, str]:
-    """A step's whole environment: the runner's plus the step's variables, or for an
-    isolated step (a server-side run's) exactly its own."""
-    env: dict[str, str] = request["env"]
-    return dict(env) if request.get("isolated") else {**os.environ, **env}
-
-
-def read_result(path: str) -> dict[str, Any]:
-    """A step's result file, not following a link the step may have put in its place."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with open(fd, encoding="utf-8") as f:
-        return dict(json.load(f))
-
-
-def write_request(path: str, request: dict[str, Any]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(request, f)
-    os.chmod(path, 0o600)
-    user = request.get("user")
-    if user:  # the step reads it as its own user
-        os.chown(path, user[0], user[1])
-
-
-def start_process(request_path: str, request: dict[str, Any]) -> Handle:
-    write_request(request_path, request)
-    user = request.get("user")
-    with open(request["log"], "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "shipyard.pipelines._executor", request_path],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=_step_environment(request),
-            cwd=os.path.dirname(request_path),
-            start_new_session=True,
-            user=user[0] if user else None,
-            group=user[1] if user else None,
-            extra_groups=[] if user else None,
-        )
-    return _ProcessHandle(process, request["result"])
-
-
-def run_inline(
-    spec: ComponentSpec, request: dict[str, Any], func: Callable[..., Any] | None
-) -> Handle:
-    return _DoneHandle(_executor.run_inline(spec, request, func))
-
-
-def require_ray() -> Any:
-    """The ``ray`` module, or ``MissingDependency`` naming the extra to install."""
-    try:
-        import ray
-    except ImportError:
-        raise MissingDependency("ray", "ray") from None
-    return ray
-
-
-class _RayHandle:
-    def __init__(self, ray: Any, ref: Any) -> None:
-        self._ray = ray
-        self._ref = ref
-
-    @property
-    def sentinel(self) -> int | None:
         return None
-
-    def done(self) -> bool:
-        ready, _ = self._ray.wait([self._ref], timeout=0)
-        return bool(ready)
-
-    def result(self) -> dict[str, Any]:
-        try:
-            return dict(self._ray.get(self._ref))
-        except Exception as exc:  # a lost worker or a cancelled task
-            return {"ok": False, "error": f"the Ray task failed: {exc}"}
-
-    def kill(self) -> None:
-        with contextlib.suppress(Exception):
-            self._ray.cancel(self._ref, force=True)
-
-
-def start_ray(request: dict[str, Any]) -> Handle:
-    """Run the step as a Ray task (on a cluster, the work directory and the artifact
-    store's location must be reachable from every node: a shared filesystem)."""
-    ray = require_ray()
-    if not ray.is_initialized():
-        ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
-    remote = ray.remote(num_cpus=request.get("cpus") or 1)(_executor.run_captured)
-    return _RayHandle(ray, remote.remote(request))

@@ -1,6 +1,6 @@
 """The warm step launcher kept between runs.
 
-Starting a launcher (``_launch.ForkServer``) costs ~0.1 s, as much as dozens of trivial
+Starting a launcher (``_forkserver.ForkServer``) costs ~0.1 s, as much as dozens of trivial
 steps, so a finished run hands its launcher back here and the next run in this process
 takes it. A run has its launcher to itself while it runs; runs at the same time (threads)
 each get their own, and one is kept when they finish.
@@ -21,7 +21,7 @@ import sys
 import threading
 import weakref
 
-from shipyard.pipelines._launch import ForkServer, preload_wanted
+from shipyard.pipelines._forkserver import ForkServer, preload_wanted
 
 _lock = threading.Lock()
 _kept: list[tuple[tuple[str, ...], ForkServer]] = []

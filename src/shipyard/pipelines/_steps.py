@@ -12,7 +12,11 @@ pointing at missing blobs.
 When a core is idle (fewer steps running than ``parallelism``) and no start needs them
 first, the ends are written just after the starts, in a second transaction, while the
 started steps run: in a chain each step then waits only for its own start to be recorded.
-When every core is busy one transaction costs less CPU, and that is what counts."""
+When every core is busy one transaction costs less CPU, and that is what counts.
+
+Where a step runs is the launcher's business (``_launch``): the run chooses one launcher
+from its options, builds each step's ``StepRequest`` and reads its ``StepResult``, and
+knows nothing of processes."""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,8 +35,10 @@ from sqlalchemy import Connection
 from shipyard.config import Settings
 from shipyard.context import RequestContext
 from shipyard.dsl._artifacts import METADATA_ONLY
-from shipyard.pipelines import _launch, _lineage, _pool, caching, runs
+from shipyard.pipelines import _forkserver, _launch, _lineage, _ray, caching, runs
 from shipyard.pipelines._isolation import StepIsolation, clean_environment, open_output
+from shipyard.pipelines._launch import Launcher
+from shipyard.pipelines._messages import StepArtifact, StepInput, StepRequest, StepResult
 from shipyard.pipelines._state import Inst, MissingOutput, RunOptions, safe_name
 from shipyard.pipelines.models import ArtifactOutput, PipelineRun, TaskInfo
 from shipyard.pipelines.spec import PipelineSpec, canonical_json, topological_order
@@ -82,10 +89,9 @@ class StepRunner:
         self._stored = set(prior or {})
         self._writes: list[tuple[str, Callable[[Connection], None]]] = []  # (instance, work)
         self._dirty: dict[str, Inst] = {}
-        self._launches: list[tuple[Inst, dict[str, Any]]] = []
+        self._launches: list[tuple[Inst, StepRequest]] = []
         self._must_flush = False  # queued writes create artifacts someone may consume next
-        self._fork_server: _launch.ForkServer | None = None
-        self._fork_ok = _launch.FORK_SERVER
+        self._launcher: Launcher | None = None  # chosen once, by ``open_launcher``
         # Both are derived by serialising the component: once per run, not per task.
         self._hashes = {k: c.hash for k, c in spec.components.items()}
         self._component_json = {k: c.model_dump(mode="json") for k, c in spec.components.items()}
@@ -115,7 +121,7 @@ class StepRunner:
             if not self._launches and not self._must_flush:
                 return
 
-    def _deferrable(self, launches: list[tuple[Inst, dict[str, Any]]]) -> set[str]:
+    def _deferrable(self, launches: list[tuple[Inst, StepRequest]]) -> set[str]:
         """Instances whose queued writes may follow the start of ``launches`` (see the
         module docstring): none unless a core would otherwise sit idle."""
         idle = self._running_count() < self.parallelism  # the starting ones count
@@ -261,11 +267,11 @@ class StepRunner:
         self._seq += 1
         prefix = f"{self._seq}-{safe_name(inst.name)}-{inst.info.attempts}"
         inst.dir = self.workdir / prefix
-        outputs: dict[str, dict[str, Any]] = {}
+        outputs: dict[str, StepArtifact] = {}
         for name, out in component.outputs.items():
             if out.kind == "artifact":
                 path = str(inst.dir / "outputs" / name)
-                outputs[name] = {"type": out.type, "name": name, "path": path, "uri": path}
+                outputs[name] = StepArtifact(type=out.type, name=name, path=path, uri=path)
         has_inputs = any(v is not None for v in inst.artifacts_in.values())
         if self.options.inline and not outputs and not has_inputs:
             # Nothing to put in a folder (an inline step keeps the caller's directory):
@@ -302,72 +308,63 @@ class StepRunner:
             self._touch(inst, work)
         else:
             self._touch(inst)
-        request: dict[str, Any] = {
-            "task": inst.name,
-            "component": self._component_json[inst.task.component],
-            "params": inst.params,
-            "inputs": inputs,
-            "outputs": outputs,
-            "log": str(inst.log),
-            "result": str(inst.dir / "result.json"),
-        }
+        request = StepRequest(
+            task=inst.name,
+            component_key=inst.task.component,
+            component=self._component_json[inst.task.component],
+            params=inst.params,
+            inputs=inputs,
+            outputs=outputs,
+            folder=str(inst.dir),
+            log=str(inst.log),
+            result=str(inst.dir / "result.json"),
+            cpus=inst.task.options.cpu_limit,
+        )
         self._launches.append((inst, request))
 
-    def _run_step(self, inst: Inst, request: dict[str, Any]) -> None:
+    def _run_step(self, inst: Inst, request: StepRequest) -> None:
         """Start a step whose RUNNING row is committed (its execution id is known now)."""
-        request["env"] = self._env(inst)
+        env = self._env(inst)
         if self.isolation is not None and inst.dir is not None:
-            request["isolated"] = True
             self.isolation.prepare(self.workdir, inst.dir)
-            if self.isolation.user is not None:
-                request["user"] = [self.isolation.user.uid, self.isolation.user.gid]
+            user = self.isolation.user
+            ids = (user.uid, user.gid) if user is not None else None
+            request = replace(request, env=env, isolated=True, user=ids)
+        else:
+            request = replace(request, env=env)
         timeout = inst.task.options.timeout
         inst.deadline = time.monotonic() + timeout if timeout else None
-        component = self.spec.components[inst.task.component]
-        if self.options.inline:
-            func = self.functions.get(inst.task.component)
-            self._finish(inst, _launch.run_inline(component, request, func).result())
-        elif self.options.backend == "ray":
-            request["cpus"] = inst.task.options.cpu_limit
-            inst.handle = _launch.start_ray(request)
+        launcher = self.open_launcher()
+        handle = launcher.start(request)
+        if launcher.blocking:
+            self._finish(inst, handle.result())
         else:
-            assert inst.dir is not None
-            inst.handle = self._launch(str(inst.dir / "request.json"), request)
+            inst.handle = handle
 
-    def open_launcher(self) -> None:
-        """Have a warm launcher for this run's steps (it starts while the run sets up)."""
-        if not self._fork_ok or self.options.inline or self.options.backend != "process":
-            return
-        if self._fork_server is not None and self._fork_server.alive:
-            return
-        self.close_launcher()
-        try:
-            self._fork_server = _pool.acquire(
-                clean_environment() if self.isolation is not None else None
-            )
-        except OSError as exc:
-            self._no_fork(exc)
+    def open_launcher(self) -> Launcher:
+        """The launcher of this run's steps, chosen from its options on the first call
+        (a warm one starts then, while the run sets up)."""
+        if self._launcher is None:
+            self._launcher = self._choose_launcher()
+        return self._launcher
 
-    def _no_fork(self, exc: OSError) -> None:
-        log.warning("cannot fork steps (%s); starting each in a fresh interpreter", exc)
-        self._fork_ok = False
-        self.close_launcher()
-
-    def _launch(self, request_path: str, request: dict[str, Any]) -> _launch.Handle:
-        """A step process: forked from a warm launcher, or a cold interpreter."""
-        self.open_launcher()
-        if self._fork_server is not None:
-            try:
-                return self._fork_server.start(request_path, request)
-            except OSError as exc:
-                self._no_fork(exc)
-        return _launch.start_process(request_path, request)
+    def _choose_launcher(self) -> Launcher:
+        if self.options.inline:
+            return _launch.InlineLauncher(self.spec.components, self.functions)
+        if self.options.backend == "ray":
+            return _ray.RayLauncher()
+        if _forkserver.AVAILABLE:
+            # A server-side run's steps fork from a launcher started with a clean
+            # environment, so that their /proc/self/environ holds nothing more.
+            clean = clean_environment() if self.isolation is not None else None
+            return _launch.ForkLauncher(clean)
+        return _launch.ColdLauncher()
 
     def close_launcher(self) -> None:
-        """Hand the launcher back (``_pool`` keeps it for the next run if it is fit)."""
-        if self._fork_server is not None:
-            server, self._fork_server = self._fork_server, None
-            _pool.release(server)
+        """Close the launcher (``_pool`` keeps a warm one for the next run if it is fit)."""
+        if self._launcher is not None:
+            launcher, self._launcher = self._launcher, None
+            launcher.close()
 
     def _env(self, inst: Inst) -> dict[str, str]:
         if self.isolation is not None and inst.dir is not None:
@@ -393,7 +390,7 @@ class StepRunner:
         env.update(inst.task.options.env)
         return env
 
-    def _materialise(self, root: Path, name: str, value: Any) -> Any:
+    def _materialise(self, root: Path, name: str, value: Any) -> StepInput:
         if isinstance(value, list):
             return [self._materialise(root / name, str(i), v) for i, v in enumerate(value)]
         art: ArtifactOutput = value
@@ -403,13 +400,9 @@ class StepRunner:
             self.artifacts.get_file(art.digest, dest)
         elif art.layout == "tree":
             self.artifacts.get_tree(art.digest, dest)
-        return {
-            "type": art.type,
-            "name": name,
-            "path": str(dest),
-            "uri": art.uri,
-            "metadata": art.metadata,
-        }
+        return StepArtifact(
+            type=art.type, name=name, path=str(dest), uri=art.uri, metadata=art.metadata
+        )
 
     def _store_output(
         self, name: str, path: Path, type_: str, metadata: dict[str, Any]
@@ -462,10 +455,10 @@ class StepRunner:
         finally:
             os.close(fd)
 
-    def _finish(self, inst: Inst, result: dict[str, Any]) -> None:
+    def _finish(self, inst: Inst, result: StepResult) -> None:
         inst.handle = None
-        if not result.get("ok"):
-            self._fail(inst, str(result.get("error") or "the step failed"))
+        if not result.ok:
+            self._fail(inst, result.error or "the step failed")
             return
         component = self.spec.components[inst.task.component]
         assert inst.dir is not None
@@ -473,12 +466,12 @@ class StepRunner:
             outputs: dict[str, Any] = {}
             for name, out in component.outputs.items():
                 if out.kind == "artifact":
-                    metadata = dict(result.get("metadata", {}).get(name) or {})
+                    metadata = dict(result.metadata.get(name) or {})
                     outputs[name] = self._store_output(
                         name, inst.dir / "outputs" / name, out.type, metadata
                     )
                 else:
-                    outputs[name] = result.get("outputs", {}).get(name)
+                    outputs[name] = result.outputs.get(name)
         except MissingOutput as exc:
             self._fail(inst, str(exc))
             return

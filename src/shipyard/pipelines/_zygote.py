@@ -2,7 +2,7 @@
 
 A cold ``python -m shipyard.pipelines._executor`` costs ~0.1 s before a step's first line
 runs, starting Python and importing Shipyard's executor. This process (started by
-``_launch.ForkServer`` and kept by ``_pool`` for the runs that follow) pays that once, then
+``_forkserver.ForkServer`` and kept by ``_pool`` for the runs that follow) pays that once, then
 forks a child per step. Each child is what a cold step process was: its own session and
 process group (so a timeout or a cancel kills the step and everything it started), stdout
 and stderr on the step's log, stdin on ``/dev/null``, the run's environment, its working
@@ -17,7 +17,8 @@ find its source compiled.
 The protocol is newline-delimited JSON over a socket shared with the runner, plus a
 SEQPACKET socket on which each step reports its own end just before it exits, with its
 result (``{"id": 7, "result": {...}}``), or ``{"id": 7}`` when the result was too big for one
-message and went to the step's result file instead:
+message and went to the step's result file instead. A request and a result are the JSON of
+a ``_messages.StepRequest`` and ``StepResult``; ``env`` is the step's whole environment:
 
     runner -> here   {"op": "start", "id": 7, "request": {...}, "cwd": ..., "env": {...}}
                      {"op": "kill", "id": 7}
@@ -52,6 +53,8 @@ from collections.abc import Callable
 from typing import Any
 
 from shipyard.pipelines import _executor
+from shipyard.pipelines._messages import StepRequest, write_result
+from shipyard.pipelines._process import kill_group
 
 _LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 NOTICE_LIMIT = 60_000  # bytes; the runner reads notices into a 64 KiB buffer
@@ -144,12 +147,12 @@ class _Server:
     def _kill(self, step: int) -> None:
         for pid, known in self.live.items():
             if known == step:
-                _kill_group(pid)
+                kill_group(pid)
 
     def _shutdown(self) -> None:
         self._drop_spare()
         for pid in list(self.live):
-            _kill_group(pid)
+            kill_group(pid)
         for pid in list(self.live):
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
@@ -182,7 +185,7 @@ class _Server:
             while view:
                 view = view[os.write(pipe, view) :]
         except OSError:  # it died waiting: reaped as a spare, never reported
-            _kill_group(pid)
+            kill_group(pid)
             return None
         finally:
             os.close(pipe)
@@ -204,7 +207,7 @@ class _Server:
             pid, pipe = self.spare
             self.spare = None
             os.close(pipe)  # it sees the end of the pipe and exits
-            _kill_group(pid)
+            kill_group(pid)
 
     def _fork(self, child: Callable[[], None]) -> int | None:
         sys.stdout.flush()
@@ -258,18 +261,18 @@ class _Server:
     def _run_step(self, message: dict[str, Any]) -> None:
         """Runs in a step's process: set it up as a step process, run the step, report."""
         null = os.open(os.devnull, os.O_RDONLY)
-        request = message["request"]
-        log = os.open(request["log"], _LOG_FLAGS, 0o600)
+        request = StepRequest.from_json(message["request"])
+        log = os.open(request.log, _LOG_FLAGS, 0o600)
         os.dup2(null, 0)
         os.dup2(log, 1)
         os.dup2(log, 2)
         os.close(null)
         os.close(log)
-        user = request.get("user")
-        if user:  # a server-side run's step, as the worker's step user (``_isolation``)
+        if request.user is not None:  # a server-side run's step, as the step user (``_isolation``)
+            uid, gid = request.user
             os.setgroups([])
-            os.setgid(user[1])
-            os.setuid(user[0])
+            os.setgid(gid)
+            os.setuid(uid)
         os.chdir(message["cwd"])
         # A cold ``python -m`` step would have its working directory first on its path.
         sys.path.insert(0, message["cwd"])
@@ -279,9 +282,9 @@ class _Server:
         result = _executor.run_request(request)
         _finish_like_an_interpreter()
         # The result travels in the notice unless it is too big for one message.
-        notice = json.dumps({"id": message["id"], "result": result}).encode()
+        notice = json.dumps({"id": message["id"], "result": result.to_json()}).encode()
         if len(notice) > NOTICE_LIMIT:
-            _executor.write_result(request["result"], result)
+            write_result(request.result, result)
             notice = json.dumps({"id": message["id"]}).encode()
         with contextlib.suppress(OSError):  # the runner is gone; nobody to tell
             self.notifier.send(notice)
@@ -306,15 +309,6 @@ def _set_environment(env: dict[str, str]) -> None:
     for key, value in env.items():
         if os.environ.get(key) != value:
             os.environ[key] = value
-
-
-def _kill_group(pid: int) -> None:
-    # The group for the step's own subprocesses, the pid itself in case the child has not
-    # reached setsid() yet (then it has no group of its own, and no subprocesses either).
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signal.SIGKILL)
 
 
 def _reseed() -> None:

@@ -20,7 +20,7 @@ from shipyard.config import Settings
 from shipyard.context import RequestContext
 from shipyard.errors import FailedPrecondition, InvalidArgument
 from shipyard.ids import new_id
-from shipyard.pipelines import _launch, _lineage, runs
+from shipyard.pipelines import _lineage, _ray, runs
 from shipyard.pipelines._engine import Engine
 from shipyard.pipelines._isolation import StepIsolation
 from shipyard.pipelines._state import RunOptions, check_arguments
@@ -64,7 +64,7 @@ def run_pipeline(
     if backend not in ("process", "ray"):
         raise InvalidArgument("backend must be 'process' or 'ray'", field="backend")
     if backend == "ray":
-        _launch.require_ray()
+        _ray.require_ray()
     options = RunOptions(
         enable_caching=enable_caching,
         parallelism=parallelism,

@@ -1,0 +1,109 @@
+"""Child processes that lead a process group of their own, and killing them whole.
+
+A process Shipyard starts to run someone's code (a pipeline step; later a serving replica)
+is started in a session of its own, so that killing its process group kills whatever it
+started as well; and where Linux offers one, a pidfd makes its end something to wait on
+with other descriptors (``multiprocessing.connection.wait``, a selector), rather than
+something to poll. Nothing here knows what the process runs.
+
+This module imports only the standard library (``subprocess`` only when starting a
+process): the step launcher (``_zygote``) imports it for ``kill_group``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import subprocess
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL the process group ``pid`` leads and the process itself (in case it has not
+    reached ``setsid`` yet: then it has no group of its own, nor anything in it). The
+    caller must know ``pid`` is not reaped yet, or it could name another process."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def open_pidfd(pid: int) -> int | None:
+    """A descriptor readable once process ``pid`` has exited, or ``None`` where the
+    platform has none (then the process's end must be polled for)."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+class ProcessGroup:
+    """A child process leading its own process group (see ``spawn``)."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self._process = process
+        self._pidfd = open_pidfd(process.pid)
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @property
+    def sentinel(self) -> int | None:
+        """A descriptor to wait on for the process's end (``None``: poll ``returncode``)."""
+        return self._pidfd
+
+    @property
+    def returncode(self) -> int | None:
+        """Its exit code (negative: the signal that killed it), ``None`` while it runs."""
+        return self._process.poll()
+
+    def wait(self) -> int:
+        """Wait for the process to end and reap it; its exit code."""
+        code = self._process.wait()
+        self._close()
+        return code
+
+    def kill(self) -> None:
+        """Kill the process and everything in its group, and reap it."""
+        kill_group(self._process.pid)  # not reaped before ``wait`` below: the pid is its
+        self.wait()
+
+    def _close(self) -> None:
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+
+
+def spawn(
+    command: Sequence[str],
+    *,
+    log: str,
+    env: Mapping[str, str],
+    cwd: str,
+    user: tuple[int, int] | None = None,
+) -> ProcessGroup:
+    """Start ``command`` in a session of its own, with stdin on ``/dev/null`` and stdout and
+    stderr appended to the file ``log``; as OS user ``user`` (uid, gid; no supplementary
+    groups) when given, which needs root."""
+    # Imported here: the step launcher imports this module and must start small.
+    import subprocess
+
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            user=user[0] if user else None,
+            group=user[1] if user else None,
+            extra_groups=[] if user else None,
+        )
+    return ProcessGroup(process)
