@@ -5,11 +5,18 @@ taken up front, so two writers never deadlock halfway through a transaction); on
 PostgreSQL it is a plain transaction, and ``Store.retry_write`` reruns a whole transaction
 on serialization failures and deadlocks. A lock that cannot be had within the busy timeout
 becomes ``Unavailable`` (HTTP 503 with Retry-After), never "database is locked".
+
+``Store.driver_write()`` is the same discipline on the driver's own cursor, for the metric
+hot path. On SQLite it runs on connections the store opens itself, configured exactly as the
+engine's (same pragmas), kept idle between calls instead of checked out of SQLAlchemy's
+pool every time; they belong to the process that opened them (a forked child opens its
+own and never touches its parent's) and ``Store.dispose()`` closes them.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,15 +45,27 @@ _WRITE = "shipyard_write"
 
 
 class Store:
-    """A metadata store: one engine plus the transaction discipline above."""
+    """A metadata store: one engine plus the transaction discipline above.
 
-    def __init__(self, engine: Engine) -> None:
+    ``connect``, when given, opens a new DB-API connection configured like the engine's:
+    ``driver_write`` then keeps its own connections instead of using the pool (SQLite).
+    """
+
+    def __init__(self, engine: Engine, connect: Callable[[], Any] | None = None) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self._sqlite = self.dialect == "sqlite"
+        self._placeholder = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+        self._connect = connect
+        # driver_write's idle connections, last used on top (list.pop and list.append are
+        # atomic, so threads share it without a lock), and the process they belong to.
+        self._idle: list[Any] = []
+        self._pid = os.getpid()
 
     @property
     def is_sqlite(self) -> bool:
-        return self.dialect == "sqlite"
+        return self._sqlite
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -81,50 +100,115 @@ class Store:
     @property
     def placeholder(self) -> str:
         """The driver's positional parameter marker, for ``driver_write`` statements."""
-        return "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        return self._placeholder
 
     def driver_write(self, work: Callable[[Any], T], attempts: int = 5) -> T:
         """``retry_write`` on the driver's own cursor, for hot paths (metric logging).
 
-        Same discipline (``BEGIN IMMEDIATE`` on SQLite, one transaction, reruns on
-        PostgreSQL serialization failures, errors translated), minus SQLAlchemy's
-        per-statement machinery, which costs more than the SQL itself in a one-point
-        transaction. Statements use ``self.placeholder``. Written as one plain loop, not
-        nested context managers, because this runs once per logging call.
+        Same discipline (``BEGIN IMMEDIATE`` on SQLite, one transaction committed before
+        this returns, reruns on PostgreSQL serialization failures, errors translated), minus
+        SQLAlchemy's per-statement and per-checkout machinery, which costs more than the SQL
+        itself in a one-point transaction. Statements use ``self.placeholder``. Written as
+        plain loops, without context managers, because this runs once per logging call.
         """
-        dbapi_error = self.engine.dialect.loaded_dbapi.Error
         for attempt in range(attempts):
             try:
-                with translate_errors():
-                    raw = self.engine.raw_connection()
-                    try:
-                        cursor = raw.cursor()
-                        try:
-                            if self.is_sqlite:
-                                cursor.execute("BEGIN IMMEDIATE")
-                            result = work(cursor)
-                            raw.commit()
-                            return result
-                        except BaseException:
-                            raw.rollback()
-                            raise
-                        finally:
-                            cursor.close()
-                    except dbapi_error as exc:
-                        # SQLAlchemy's wrapper classes, so ``translate_errors`` maps driver
-                        # errors exactly as it maps errors from ``write()``.
-                        raise DBAPIError.instance(None, None, exc, dbapi_error,
-                                                  dialect=self.engine.dialect) from exc
-                    finally:
-                        raw.close()
+                return self._driver_transaction(work)
             except _Retryable:
                 if attempt == attempts - 1:
                     break
                 time.sleep(0.01 * 2**attempt)
         raise Unavailable("the database kept aborting this change; retry shortly", retry_after=1)
 
+    def _driver_transaction(self, work: Callable[[Any], T]) -> T:
+        connect = self._connect
+        raw: Any = None
+        reusable = True
+        try:
+            # PostgreSQL: a connection from the pool per call (pre-pinged, so a server
+            # restart costs no failed write); SQLite: one of our own (see the module doc).
+            raw = self.engine.raw_connection() if connect is None else self._checkout(connect)
+            cursor = raw.cursor()
+            try:
+                if self._sqlite:
+                    cursor.execute("BEGIN IMMEDIATE")
+                result = work(cursor)
+                raw.commit()
+                return result
+            except BaseException:
+                try:
+                    raw.rollback()
+                except Exception:
+                    reusable = False  # a connection that cannot roll back is not reused
+                raise
+            finally:
+                cursor.close()
+        except DBAPIError as exc:  # from the pool: already wrapped by SQLAlchemy
+            translated = _translate(exc)
+            if translated is None:
+                raise
+            raise translated from exc
+        except self._dbapi_error as exc:
+            # Wrapped in SQLAlchemy's classes first, so that driver errors map exactly as
+            # they do from ``write()``.
+            wrapped = DBAPIError.instance(None, None, exc, self._dbapi_error,
+                                          dialect=self.engine.dialect)
+            translated = _translate(wrapped) if isinstance(wrapped, DBAPIError) else None
+            raise (translated or wrapped) from exc
+        finally:
+            if raw is None:
+                pass  # none was had
+            elif connect is None:
+                raw.close()  # back to the pool
+            elif reusable:
+                self._checkin(raw)
+            else:
+                _close_quietly(raw)
+
+    def _checkout(self, connect: Callable[[], Any]) -> Any:
+        if self._pid != os.getpid():
+            self._forget_inherited()
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return connect()
+
+    def _checkin(self, raw: Any) -> None:
+        if len(self._idle) < _MAX_IDLE:
+            self._idle.append(raw)
+        else:  # more threads wrote at once than stay idle
+            _close_quietly(raw)
+
+    def _forget_inherited(self) -> None:
+        # In a forked child: the idle connections are the parent's, open on the same files.
+        # Using or even closing one here could disturb the parent's transactions, so they
+        # are set aside, still referenced (garbage collection would close them too).
+        idle, self._idle = self._idle, []
+        self._pid = os.getpid()
+        _inherited.extend(idle)
+
     def dispose(self) -> None:
+        """Close the idle connections (``driver_write``'s and the pool's). The store stays
+        usable: later calls open connections again."""
+        if self._pid != os.getpid():
+            self._forget_inherited()
+        idle, self._idle = self._idle, []
+        for raw in idle:
+            _close_quietly(raw)
         self.engine.dispose()
+
+
+# driver_write keeps at most this many idle connections, like the engine's pool (size 5).
+_MAX_IDLE = 5
+# Connections a forked child inherited from its parent: never used, never closed.
+_inherited: list[Any] = []
+
+
+def _close_quietly(raw: Any) -> None:
+    try:
+        raw.close()
+    except Exception:
+        log.debug("closing a store connection failed", exc_info=True)
 
 
 class _Retryable(Unavailable):
@@ -136,23 +220,26 @@ def translate_errors() -> Iterator[None]:
     """Driver errors become ShipyardErrors at the boundary (STYLE.md: Dagster's storage)."""
     try:
         yield
-    except IntegrityError as exc:
-        raise Conflict(f"the change conflicts with stored data: {_short(exc)}") from exc
-    except OperationalError as exc:
-        code = getattr(exc.orig, "sqlstate", None)
-        text = str(exc.orig).lower()
-        if code in _RETRYABLE_PG:
-            raise _Retryable("transaction aborted by a concurrent change", retry_after=0.1) from exc
-        if "database is locked" in text or "database is busy" in text:
-            raise Unavailable("the database is busy; retry shortly", retry_after=1) from exc
-        if "disk" in text and "full" in text:
-            raise Unavailable("the database disk is full; free space and retry") from exc
-        raise
     except DBAPIError as exc:
-        code = getattr(exc.orig, "sqlstate", None)
-        if code in _RETRYABLE_PG:
-            raise _Retryable("transaction aborted by a concurrent change", retry_after=0.1) from exc
-        raise
+        translated = _translate(exc)
+        if translated is None:
+            raise
+        raise translated from exc
+
+
+def _translate(exc: DBAPIError) -> Exception | None:
+    """The ShipyardError a driver error becomes, or None for one that stays as it is."""
+    if isinstance(exc, IntegrityError):
+        return Conflict(f"the change conflicts with stored data: {_short(exc)}")
+    if getattr(exc.orig, "sqlstate", None) in _RETRYABLE_PG:
+        return _Retryable("transaction aborted by a concurrent change", retry_after=0.1)
+    if isinstance(exc, OperationalError):
+        text = str(exc.orig).lower()
+        if "database is locked" in text or "database is busy" in text:
+            return Unavailable("the database is busy; retry shortly", retry_after=1)
+        if "disk" in text and "full" in text:
+            return Unavailable("the database disk is full; free space and retry")
+    return None
 
 
 def _short(exc: Exception) -> str:
@@ -168,18 +255,7 @@ def _sqlite_engine(uri: str, busy_timeout_ms: int) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # We issue BEGIN ourselves (below); the driver's implicit transactions would defeat
-        # BEGIN IMMEDIATE.
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode: a commit survives a process crash (SIGKILL); only an OS crash
-        # or power loss can lose the last commits, and never corrupts the database.
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        cur.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.close()
+        configure_sqlite(dbapi_conn, busy_timeout_ms)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -191,6 +267,44 @@ def _sqlite_engine(uri: str, busy_timeout_ms: int) -> Engine:
         except OSError:
             pass
     return engine
+
+
+def configure_sqlite(dbapi_conn: Any, busy_timeout_ms: int) -> None:
+    """The settings of every SQLite connection: the engine's and ``driver_write``'s."""
+    # We issue BEGIN ourselves; the driver's implicit transactions would defeat
+    # BEGIN IMMEDIATE.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode: a commit survives a process crash (SIGKILL); only an OS crash
+    # or power loss can lose the last commits, and never corrupts the database.
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    cur.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _sqlite_connector(engine: Engine, busy_timeout_ms: int) -> Callable[[], Any] | None:
+    """New connections for ``driver_write``, opened with the engine's own arguments (the
+    absolute path SQLAlchemy resolved when the store was opened) and ``configure_sqlite``;
+    None for an in-memory database, where each connection would be a different database."""
+    cargs, cparams = engine.dialect.create_connect_args(engine.url)
+    filename = str(cargs[0]) if cargs else ":memory:"
+    if ":memory:" in filename or "mode=memory" in filename:
+        return None
+    cparams = {**cparams, "timeout": busy_timeout_ms / 1000, "check_same_thread": False}
+
+    def connect() -> Any:
+        conn = engine.dialect.loaded_dbapi.connect(*cargs, **cparams)
+        try:
+            configure_sqlite(conn, busy_timeout_ms)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    return connect
 
 
 def _postgres_engine(uri: str) -> Engine:
@@ -234,6 +348,7 @@ def open_store(
                     field="uri",
                 )
             engine = _sqlite_engine(uri, busy_timeout_ms)
+            connect = _sqlite_connector(engine, busy_timeout_ms)
         elif uri.startswith("postgresql"):
             if not uri.startswith("postgresql+psycopg://"):
                 raise InvalidArgument(
@@ -242,13 +357,14 @@ def open_store(
                     field="uri",
                 )
             engine = _postgres_engine(uri)
+            connect = None
         else:
             raise InvalidArgument(
                 f"unsupported metadata store URI {uri.split(':', 1)[0]!r}: use sqlite:///PATH, "
                 "postgresql+psycopg://... or http(s)://host:port",
                 field="uri",
             )
-        store = Store(engine)
+        store = Store(engine, connect)
         if migrate:
             from shipyard.store.migrate import upgrade
 

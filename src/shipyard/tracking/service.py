@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, insert, select, update
 
@@ -250,7 +250,9 @@ def log_batch(
     params: Mapping[str, Any] | None = None,
     tags: Mapping[str, Any] | None = None,
 ) -> None:
-    """Record params, metrics and tags of a running run in one transaction."""
+    """Record params, metrics and tags of a running run in one transaction, committed
+    before this returns. ``NotFound`` when the project has no such run and
+    ``FailedPrecondition`` when the run has ended; nothing is written then."""
     check_id(run_id, "run_id")
     points = clean_metrics(metrics)
     if len(points) > MAX_BATCH_METRICS:
@@ -263,29 +265,38 @@ def log_batch(
     if not points and not clean_params and not clean_tags:
         return
 
-    p = store.placeholder
+    sql = _SQL[store.placeholder]
+    run = (run_id, ctx.project)
 
     def write(cursor: Any) -> None:
-        _require_running(cursor, p, ctx.project, run_id)
+        # Only the first statement checks that the run accepts data: on SQLite the
+        # transaction holds the write lock from BEGIN IMMEDIATE on, so the run cannot end
+        # in between (on PostgreSQL it is the read-committed check a SELECT first was).
+        check: tuple[str, str] | None = run
         if clean_params:
-            _insert_params(cursor, p, run_id, clean_params)
+            _insert_params(cursor, sql, run, clean_params)
+            check = None
         if clean_tags:
-            cursor.executemany(_UPSERT_TAG.format(p=p),
-                               [(run_id, k, v) for k, v in clean_tags.items()])
+            _upsert_tags(cursor, sql, run_id, clean_tags, check)
+            check = None
         if points:
-            _insert_points(cursor, p, run_id, points)
+            _insert_points(cursor, sql, run_id, points, check)
 
     store.driver_write(write)
 
 
 # ``log_batch`` is the hot loop of every training script, so it runs on the driver's cursor:
-# fixed statements in the driver's parameter style, executed with tuples (executemany), no
-# SQL construction per call. Each statement is standard enough for SQLite and PostgreSQL.
-_SELECT_STATUS = "SELECT status FROM runs WHERE id = {p} AND project = {p}"
-_INSERT_POINTS = (
-    'INSERT INTO run_metrics (run_id, key, value, step, "timestamp") '
-    "VALUES ({p}, {p}, {p}, {p}, {p})"
+# fixed statements in the driver's parameter style, formatted once (``_SQL``), executed with
+# tuples, no SQL construction per call. Each statement is standard enough for SQLite and
+# PostgreSQL. A "checked" form writes its row only while the run accepts data, so that a
+# one-point call is two statements, not three: ``rowcount`` 0 is the cue to look up why.
+# (SQLite parses ``INSERT ... SELECT ... ON CONFLICT`` only when the SELECT has a WHERE
+# clause, which the checked forms always have.)
+_ACCEPTING = (
+    "WHERE EXISTS (SELECT 1 FROM runs WHERE id = {p} AND project = {p} AND status NOT IN ("
+    + ", ".join(f"'{status}'" for status in TERMINAL) + "))"
 )
+_INSERT_POINT = 'INSERT INTO run_metrics (run_id, key, value, step, "timestamp") {values}'
 _UPSERT_LATEST = (
     'INSERT INTO run_latest_metrics AS cur (run_id, key, value, step, "timestamp") '
     "VALUES ({p}, {p}, {p}, {p}, {p}) ON CONFLICT (run_id, key) DO UPDATE SET "
@@ -294,18 +305,69 @@ _UPSERT_LATEST = (
     '(excluded.step = cur.step AND excluded."timestamp" >= cur."timestamp")'
 )
 _UPSERT_TAG = (
-    "INSERT INTO run_tags (run_id, key, value) VALUES ({p}, {p}, {p}) "
+    "INSERT INTO run_tags (run_id, key, value) {values} "
     "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value"
 )
 _INSERT_PARAM = (
-    "INSERT INTO run_params (run_id, key, value) VALUES ({p}, {p}, {p}) "
-    "ON CONFLICT (run_id, key) DO NOTHING"
+    "INSERT INTO run_params (run_id, key, value) {values} ON CONFLICT (run_id, key) DO NOTHING"
 )
 
 
-def _insert_points(cursor: Any, p: str, run_id: str, points: list[Metric]) -> None:
+class _Sql(NamedTuple):
+    """``log_batch``'s statements in one parameter style (``p``)."""
+
+    p: str
+    select_status: str
+    insert_point: str
+    insert_point_checked: str  # parameters: the row, then (run_id, project)
+    upsert_latest: str
+    upsert_tag: str
+    upsert_tag_checked: str
+    insert_param: str
+    insert_param_checked: str
+
+    @classmethod
+    def build(cls, p: str) -> _Sql:
+        def forms(template: str, columns: int) -> tuple[str, str]:
+            marks = ", ".join([p] * columns)
+            return (template.format(values=f"VALUES ({marks})"),
+                    template.format(values=f"SELECT {marks} {_ACCEPTING.format(p=p)}"))
+
+        return cls(p, f"SELECT status FROM runs WHERE id = {p} AND project = {p}",
+                   *forms(_INSERT_POINT, 5), _UPSERT_LATEST.format(p=p),
+                   *forms(_UPSERT_TAG, 3), *forms(_INSERT_PARAM, 3))
+
+
+_SQL = {p: _Sql.build(p) for p in ("?", "%s")}
+Row = tuple[Any, ...]  # one row's parameters
+
+
+def _write_checked(cursor: Any, sql: _Sql, statement: str, row: Row,
+                   run: tuple[str, str]) -> int:
+    """Write ``row`` with a checked statement; ``NotFound`` or ``FailedPrecondition`` (and
+    nothing written) when ``run``, (run_id, project), does not accept data. Returns the
+    rowcount: 0 when the run accepts data but the row was not written (a param's ON
+    CONFLICT DO NOTHING)."""
+    cursor.execute(statement, row + run)
+    if cursor.rowcount == 1:
+        return 1
+    _require_running(cursor, sql, *run)
+    return 0
+
+
+def _insert_points(cursor: Any, sql: _Sql, run_id: str, points: list[Metric],
+                   check: tuple[str, str] | None) -> None:
     rows = [(run_id, key, value, step, ts) for key, value, step, ts in points]
-    cursor.executemany(_INSERT_POINTS.format(p=p), rows)
+    if check is None:
+        cursor.executemany(sql.insert_point, rows)
+    else:
+        if not _write_checked(cursor, sql, sql.insert_point_checked, rows[0], check):
+            cursor.execute(sql.insert_point, rows[0])  # the run accepts data after all
+        if len(rows) > 1:
+            cursor.executemany(sql.insert_point, rows[1:])
+    if len(rows) == 1:
+        cursor.execute(sql.upsert_latest, rows[0])
+        return
     # Only the newest point per key (by step, then timestamp) can move the latest value.
     latest: dict[str, tuple[str, str, float, int, int]] = {}
     for row in rows:
@@ -313,11 +375,22 @@ def _insert_points(cursor: Any, p: str, run_id: str, points: list[Metric]) -> No
         if current is None or row[3] > current[3] or (row[3] == current[3]
                                                        and row[4] >= current[4]):
             latest[row[1]] = row
-    cursor.executemany(_UPSERT_LATEST.format(p=p), list(latest.values()))
+    cursor.executemany(sql.upsert_latest, list(latest.values()))
 
 
-def _require_running(cursor: Any, p: str, project: str, run_id: str) -> None:
-    cursor.execute(_SELECT_STATUS.format(p=p), (run_id, project))
+def _upsert_tags(cursor: Any, sql: _Sql, run_id: str, tags: dict[str, str],
+                 check: tuple[str, str] | None) -> None:
+    rows = [(run_id, k, v) for k, v in tags.items()]
+    if check is not None:
+        if not _write_checked(cursor, sql, sql.upsert_tag_checked, rows[0], check):
+            cursor.execute(sql.upsert_tag, rows[0])
+        rows = rows[1:]
+    if rows:
+        cursor.executemany(sql.upsert_tag, rows)
+
+
+def _require_running(cursor: Any, sql: _Sql, run_id: str, project: str) -> None:
+    cursor.execute(sql.select_status, (run_id, project))
     row = cursor.fetchone()
     if row is None:
         raise NotFound(f"run {run_id} not found in project {project!r}", field="run_id")
@@ -325,13 +398,19 @@ def _require_running(cursor: Any, p: str, project: str, run_id: str) -> None:
         raise FailedPrecondition(f"run {run_id} is {row[0]}; it no longer accepts data")
 
 
-def _insert_params(cursor: Any, p: str, run_id: str, params: dict[str, str]) -> None:
+def _insert_params(cursor: Any, sql: _Sql, run: tuple[str, str],
+                   params: dict[str, str]) -> None:
     # Insert first and look only when a key was already there: the common case (new keys)
     # is one statement. Logging the same value again is allowed; a different one is not.
-    cursor.executemany(_INSERT_PARAM.format(p=p), [(run_id, k, v) for k, v in params.items()])
-    if cursor.rowcount == len(params):
+    run_id = run[0]
+    rows = [(run_id, k, v) for k, v in params.items()]
+    inserted = _write_checked(cursor, sql, sql.insert_param_checked, rows[0], run)
+    if len(rows) > 1:
+        cursor.executemany(sql.insert_param, rows[1:])
+        inserted += cursor.rowcount
+    if inserted == len(params):
         return
-    keys = list(params)
+    p, keys = sql.p, list(params)
     cursor.execute(
         f"SELECT key, value FROM run_params WHERE run_id = {p} AND key IN "
         f"({', '.join([p] * len(keys))})",
