@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 import shipyard as sy
 from shipyard import dsl
 from shipyard.sdk import session
@@ -48,3 +50,30 @@ def test_worker_runs_queued_pipeline_runs(home: Path) -> None:
         assert worker.returncode == 130
     finally:
         session.reset()
+
+
+def test_worker_options_reach_the_steps_settings(home: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from typer.testing import CliRunner
+
+    import shipyard.worker as worker_package
+    from shipyard.cli.main import app
+
+    seen: dict[str, object] = {}
+
+    def record(runtime: object, sources: object, stop: threading.Event, **_: object) -> None:
+        settings = runtime.settings  # type: ignore[attr-defined]
+        seen.update(server_url=settings.server_url, step_user=settings.step_user)
+
+    monkeypatch.setattr(worker_package, "run_worker", record)
+    runner = CliRunner()
+    base = ["--home", str(home), "worker"]
+    done = runner.invoke(app, [*base, "--server-url", "http://10.0.0.5:9000",
+                               "--step-user", "shipyard-step"])
+    assert done.exit_code == 0, done.output
+    assert seen == {"server_url": "http://10.0.0.5:9000", "step_user": "shipyard-step"}
+    bad = runner.invoke(app, [*base, "--server-url", "ftp://x"])
+    assert bad.exit_code == 2
+    assert "--server-url" in bad.output

@@ -59,14 +59,28 @@ def server(
 def worker(
     poll: Annotated[float, typer.Option("--poll", min=0.05, max=60.0,
                                         help="Seconds between looks at the queue")] = 0.5,
+    server_url: Annotated[str | None, typer.Option(
+        "--server-url", envvar="SHIPYARD_SERVER_URL",
+        help="Where steps of runs submitted to a server call it back "
+             "[default: http://127.0.0.1:8080]")] = None,
+    step_user: Annotated[str | None, typer.Option(
+        "--step-user", envvar="SHIPYARD_STEP_USER",
+        help="Run those steps as this OS user (the worker must run as root); see "
+             "docs/security.md")] = None,
 ) -> None:
     """Run queued pipeline runs from this process until interrupted (Ctrl-C)."""
+    import dataclasses
     import threading
 
     from shipyard.runtime import open_runtime
     from shipyard.worker import default_sources, run_worker, worker_name
 
     settings = _local_settings("a worker reads the queue from the database")
+    if server_url is not None and not server_url.startswith(("http://", "https://")):
+        raise typer.BadParameter("give the server's http(s):// address",
+                                 param_hint="--server-url")
+    settings = dataclasses.replace(settings, server_url=server_url or settings.server_url,
+                                   step_user=step_user or settings.step_user)
     sources = default_sources()
     with open_runtime(settings) as runtime:
         typer.echo(f"worker {worker_name()} waiting for queued pipeline runs (job sources: "
