@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ import uvicorn
 from shipyard.config import Settings
 from shipyard.security.credentials import read_credentials
 from shipyard.server.run import serve
-from tests.server.live import LiveServer, free_port
+from tests.server.live import LiveServer, free_port, running
 
 
 @dataclass
@@ -46,20 +45,9 @@ def served(settings: Settings, monkeypatch: pytest.MonkeyPatch, **serve_options:
     app = recorded.pop("app")
     token = read_credentials(settings.home)
     assert token is not None
-    server = uvicorn.Server(uvicorn.Config(app, **recorded))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("test server did not start")
-        time.sleep(0.02)
-    try:
+    with running(uvicorn.Config(app, **recorded)):
         yield Served(url=f"http://127.0.0.1:{recorded['port']}", token=token,
                      settings=settings, app=app, options=dict(recorded))
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 # -- raw HTTP ------------------------------------------------------------------------------------

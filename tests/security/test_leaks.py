@@ -4,12 +4,10 @@ processes opening one new home at once all start (core renovation defect)."""
 
 from __future__ import annotations
 
-import io
 import json
 import multiprocessing
 import os
 import stat
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from shipyard import dsl
 from shipyard.config import Settings, ensure_home
 from shipyard.server.errors import redact
 from tests.pipelines.conftest import Env, env
+from tests.security.test_hostile_manifest import _tar
 from tests.server.live import LiveServer, live_server
 
 __all__ = ["env"]
@@ -75,16 +74,6 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
                                 environ={})
     with live_server(settings, worker=False) as live:
         yield live
-
-
-def _tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def test_an_upload_error_names_no_temporary_or_server_path(server: LiveServer) -> None:

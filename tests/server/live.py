@@ -46,6 +46,14 @@ def live_server(settings: Settings, *, port: int | None = None, **app_options: A
     app = create_app(settings, **app_options)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             lifespan="on")
+    with running(config):
+        yield LiveServer(url=f"http://127.0.0.1:{port}", token=token, settings=settings,
+                         app=app)
+
+
+@contextmanager
+def running(config: uvicorn.Config) -> Iterator[uvicorn.Server]:
+    """Serve ``config`` in a background thread until the block ends."""
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -55,8 +63,7 @@ def live_server(settings: Settings, *, port: int | None = None, **app_options: A
             raise RuntimeError("test server did not start")
         time.sleep(0.02)
     try:
-        yield LiveServer(url=f"http://127.0.0.1:{port}", token=token, settings=settings,
-                         app=app)
+        yield server
     finally:
         server.should_exit = True
         thread.join(timeout=10)
