@@ -45,6 +45,12 @@ def snoop(home: str, database: str, other_project: str) -> str:
     import socket
 
     report: dict = {"env": sorted(os.environ)}
+    # Sockets the step inherited (the launcher's channels would let it forge other steps'
+    # results); 0, 1 and 2 are its log and /dev/null.
+    fds = os.listdir("/proc/self/fd")
+    report["inherited_sockets"] = sum(
+        1 for fd in fds if os.path.exists(f"/proc/self/fd/{fd}")
+        and os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"))
     try:
         with open("/proc/self/environ", "rb") as f:
             raw = f.read().decode(errors="replace")
@@ -144,6 +150,7 @@ def test_a_step_sees_no_server_credentials_and_only_its_submitters_role(
     assert not report["proc_environ_names_home"]
     assert not report["proc_environ_names_database"]
     assert report["uri"] == live.settings.server_url
+    assert report["inherited_sockets"] == 0
 
     # The token it holds is the submitter's, bound to the run's project, never admin.
     whoami = report["whoami"]

@@ -268,6 +268,11 @@ class _Server:
         os.dup2(log, 2)
         os.close(null)
         os.close(log)
+        if request.isolated:
+            # A server-side run's step: its code must not hold the channel on which every
+            # step of this launcher (later runs' too) reports its end, or a process it leaves
+            # behind could forge another step's result. It reports in its result file.
+            self.notifier.close()
         if request.user is not None:  # a server-side run's step, as the step user (``_isolation``)
             uid, gid = request.user
             os.setgroups([])
@@ -281,6 +286,9 @@ class _Server:
         sys.argv = [_executor.__file__]
         result = _executor.run_request(request)
         _finish_like_an_interpreter()
+        if request.isolated:
+            write_result(request.result, result)
+            return
         # The result travels in the notice unless it is too big for one message.
         notice = json.dumps({"id": message["id"], "result": result.to_json()}).encode()
         if len(notice) > NOTICE_LIMIT:
