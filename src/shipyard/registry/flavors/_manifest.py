@@ -164,14 +164,21 @@ def package_versions(names: Iterable[str]) -> dict[str, str]:
     return versions
 
 
+# Distributions that install a package under another name (the CPU-only XGBoost wheel
+# Shipyard depends on): recorded under the package's usual name.
+_ALSO_SHIPPED_AS = {"xgboost": ("xgboost-cpu",)}
+
+
 @functools.lru_cache(maxsize=256)
 def _installed_version(name: str) -> str | None:
     # Reading a distribution's metadata costs milliseconds; what the process imported does
     # not change under it, so each name is read once.
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
+    for candidate in (name, *_ALSO_SHIPPED_AS.get(name, ())):
+        try:
+            return metadata.version(candidate)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def hash_file(path: Path) -> FileEntry:
