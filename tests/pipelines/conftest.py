@@ -12,7 +12,7 @@ import pytest
 from shipyard.artifacts import ArtifactStore, open_artifact_store
 from shipyard.config import Settings
 from shipyard.context import RequestContext
-from shipyard.pipelines import PipelineRun, run_pipeline
+from shipyard.pipelines import PipelineRun, _forkserver, run_pipeline
 from shipyard.store import Store
 
 
@@ -29,6 +29,31 @@ class Env:
             self.store, self.artifacts, self.ctx, pipeline, arguments or {},
             settings=self.settings, **kw,
         )  # fmt: skip
+
+
+# Every way a step runs: in this process with the pipeline's own function, in this process
+# from the recorded source (a pipeline read from YAML), forked from a warm launcher, and in
+# a fresh interpreter.
+MODES = ["inline", "inline-source", "forked", "cold"]
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    name: str = request.param
+    if name == "forked" and not _forkserver.AVAILABLE:
+        pytest.skip("no fork server here")
+    if name in ("forked", "cold"):
+        monkeypatch.setattr(_forkserver, "AVAILABLE", name == "forked")
+    return name
+
+
+def run_in(
+    mode: str, env: Env, pipeline: Any, arguments: dict[str, Any] | None = None, **kw: Any
+) -> PipelineRun:
+    """Run ``pipeline`` the way ``mode`` names (see ``MODES``)."""
+    if mode == "inline-source":
+        return env.run(pipeline.spec, arguments, inline=True, **kw)
+    return env.run(pipeline, arguments, inline=mode == "inline", **kw)
 
 
 @pytest.fixture

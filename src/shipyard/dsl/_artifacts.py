@@ -18,10 +18,12 @@ __all__ = [
     "ClassificationMetrics",
     "Dataset",
     "Input",
+    "InputPath",
     "Markdown",
     "Metrics",
     "Model",
     "Output",
+    "OutputPath",
     "SlicedClassificationMetrics",
 ]
 
@@ -225,3 +227,34 @@ class _OutputMarker:
 _T = TypeVar("_T")
 Input = Annotated[_T, _InputMarker]
 Output = Annotated[_T, _OutputMarker]
+
+
+class _PathMarker:
+    """A parameter that receives a local path, as Kubeflow's ``InputPath``/``OutputPath``.
+
+    ``type`` is an artifact class (``Dataset``) or name (``"Dataset"``), or a parameter type
+    (``str``, ``int``, ... or its name such as ``"String"``); anything else (an unknown name,
+    ``None``) is a generic artifact, as on Kubeflow.
+    """
+
+    def __init__(self, type: Any = None) -> None:
+        self.type = type
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.type == self.type  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), repr(self.type)))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.type!r})"
+
+
+class InputPath(_PathMarker):
+    """``data: InputPath("Dataset")``: the function receives the local path of the input
+    (an artifact's file or folder; a parameter's value as text in a file)."""
+
+
+class OutputPath(_PathMarker):
+    """``model: OutputPath("Model")``: the function receives a path to write the output to;
+    ``OutputPath(int)`` and the like are output parameters, read back from the file's text."""

@@ -68,7 +68,9 @@ def component_spec(func: Callable[..., Any], options: dict[str, Any]) -> Compone
         if hint.direction == "out":
             if hint.is_list:
                 raise InvalidArgument(f"{where}: an output cannot be a list", field=pname)
-            outputs[pname] = OutputDef(kind="artifact", type=hint.type)
+            if param.default is not inspect.Parameter.empty:
+                raise InvalidArgument(f"{where}: an output takes no default", field=pname)
+            outputs[pname] = OutputDef(kind=hint.kind, type=hint.type, path=hint.path)  # type: ignore[arg-type]
             continue
         has_default = param.default is not inspect.Parameter.empty
         if has_default and hint.kind == "artifact" and param.default is not None:
@@ -79,15 +81,16 @@ def component_spec(func: Callable[..., Any], options: dict[str, Any]) -> Compone
             is_list=hint.is_list,
             optional=has_default or hint.optional,
             default=_json_value(param.default, where) if has_default else None,
+            path=hint.path,
         )
     try:
         returns, ret_types = return_outputs(hints.get("return"))
     except HintError as exc:
         raise InvalidArgument(f"component {name!r} return type: {exc}") from None
-    for out, out_type in ret_types.items():
+    for out, ret in ret_types.items():
         if out in outputs or out in inputs:
             raise InvalidArgument(f"component {name!r}: output {out!r} is also a parameter name")
-        outputs[out] = OutputDef(kind="parameter", type=out_type)
+        outputs[out] = OutputDef(kind="parameter", type=ret.type, optional=ret.optional)
     source, filename, lineno = _source(func)
     return ComponentSpec(
         name=name,

@@ -9,7 +9,14 @@ import types
 import typing
 from typing import Any
 
-from shipyard.dsl._artifacts import ARTIFACT_TYPES, Artifact, _InputMarker, _OutputMarker
+from shipyard.dsl._artifacts import (
+    ARTIFACT_TYPES,
+    Artifact,
+    InputPath,
+    _InputMarker,
+    _OutputMarker,
+    _PathMarker,
+)
 
 _PARAM_TYPES: dict[Any, str] = {
     str: "STRING",
@@ -51,6 +58,37 @@ class Hint:
     type: str
     is_list: bool = False
     optional: bool = False
+    path: bool = False
+
+
+# Type names InputPath/OutputPath take, as Kubeflow spells them (case does not matter).
+_PARAM_NAMES = {
+    "integer": "NUMBER_INTEGER", "int": "NUMBER_INTEGER", "double": "NUMBER_DOUBLE",
+    "float": "NUMBER_DOUBLE", "string": "STRING", "str": "STRING", "text": "STRING",
+    "bool": "BOOLEAN", "boolean": "BOOLEAN", "dict": "STRUCT", "list": "LIST",
+    "jsonobject": "STRUCT", "jsonarray": "LIST",
+}  # fmt: skip
+_ARTIFACT_NAMES = {cls.__name__.lower(): title for title, cls in ARTIFACT_TYPES.items()}
+
+
+def _path_hint(marker: _PathMarker) -> Hint:
+    """What ``InputPath(t)`` / ``OutputPath(t)`` declares (see ``_PathMarker``)."""
+    direction = "in" if isinstance(marker, InputPath) else "out"
+    tp = marker.type
+    if isinstance(tp, type) and issubclass(tp, Artifact):
+        return Hint(direction, "artifact", tp.schema_title, path=True)
+    if isinstance(tp, str):
+        name = tp.lower()
+        if name in _ARTIFACT_NAMES:
+            return Hint(direction, "artifact", _ARTIFACT_NAMES[name], path=True)
+        if name in _PARAM_NAMES:
+            return Hint(direction, "parameter", _PARAM_NAMES[name], path=True)
+    elif tp is not None:
+        param = _param_type(tp)
+        if param is not None and param[0] not in ("ANY", "TASK_FINAL_STATUS"):
+            return Hint(direction, "parameter", param[0], path=True)
+    # Kubeflow's rule for any other type: a generic artifact.
+    return Hint(direction, "artifact", Artifact.schema_title, path=True)
 
 
 class HintError(TypeError):
@@ -91,6 +129,8 @@ def _param_type(tp: Any) -> tuple[str, bool] | None:
 
 def read_hint(tp: Any) -> Hint:
     """Classify a parameter's type hint; raise ``HintError`` for unsupported ones."""
+    if isinstance(tp, _PathMarker):
+        return _path_hint(tp)
     if typing.get_origin(tp) is typing.Annotated:
         inner, *marks = typing.get_args(tp)
         direction = "in" if _InputMarker in marks else "out" if _OutputMarker in marks else ""
@@ -112,18 +152,24 @@ def read_hint(tp: Any) -> Hint:
     return Hint("in", "parameter", param[0], optional=param[1])
 
 
-def return_outputs(tp: Any) -> tuple[str, dict[str, str]]:
-    """Return kind (``none``/``single``/``namedtuple``) and output parameter types."""
+def _return_hint(tp: Any) -> Hint:
+    if isinstance(tp, _PathMarker) or typing.get_origin(tp) is typing.Annotated:
+        raise HintError(f"{tp!r} describes a parameter, not a return value")
+    hint = read_hint(tp)
+    if hint.kind != "parameter":
+        raise HintError("a component returns parameters; write artifacts to an Output[...]")
+    return Hint("out", hint.kind, hint.type, optional=hint.optional)
+
+
+def return_outputs(tp: Any) -> tuple[str, dict[str, Hint]]:
+    """Return kind (``none``/``single``/``namedtuple``) and the outputs it declares."""
     if tp is None or tp is type(None):
         return "none", {}
     fields = getattr(tp, "_fields", None)
     if isinstance(tp, type) and issubclass(tp, tuple) and fields is not None:
         hints = typing.get_type_hints(tp)
-        return "namedtuple", {name: read_hint(hints.get(name, Any)).type for name in fields}
-    hint = read_hint(tp)
-    if hint.kind != "parameter":
-        raise HintError("a component returns parameters; write artifacts to an Output[...]")
-    return "single", {"Output": hint.type}
+        return "namedtuple", {name: _return_hint(hints.get(name, Any)) for name in fields}
+    return "single", {"Output": _return_hint(tp)}
 
 
 def value_fits(value: Any, param_type: str) -> bool:

@@ -23,7 +23,7 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from shipyard.errors import InvalidArgument
-from shipyard.pipelines import _lineage, runs
+from shipyard.pipelines import _lineage, _values, runs
 from shipyard.pipelines._state import (
     BAD,
     DONE,
@@ -379,8 +379,12 @@ class Engine(StepRunner):
             value = self._resolve(source, task.loops, inst.index) if source else definition.default
             if definition.kind == "artifact":
                 arts[name] = artifact_value(value, functools.partial(self._own, name))
-            else:
-                params[name] = value
+                continue
+            try:
+                params[name] = _values.to_input(value, definition.type,
+                                                optional=definition.optional)
+            except _values.ParameterTypeError as exc:
+                raise Unresolved("fail", f"input parameter {name!r}: {exc}") from None
         # Conditions last: their operands may only exist once the inputs above do.
         for cond in task.conditions:
             if not self._condition(cond, inst):

@@ -30,6 +30,7 @@ from typing import Any, Protocol, TextIO
 
 from shipyard import dsl
 from shipyard.dsl._artifacts import ARTIFACT_TYPES, Artifact
+from shipyard.pipelines import _values
 from shipyard.pipelines._messages import (
     StepArtifact,
     StepInput,
@@ -53,6 +54,12 @@ class _Input(Protocol):
     @property
     def type(self) -> str: ...
 
+    @property
+    def path(self) -> bool: ...
+
+    @property
+    def optional(self) -> bool: ...
+
 
 class Component(Protocol):
     """What running a step needs of a component: a ``ComponentSpec`` or a ``StepComponent``."""
@@ -70,6 +77,9 @@ class Component(Protocol):
     def inputs(self) -> Mapping[str, _Input]: ...
 
     @property
+    def outputs(self) -> Mapping[str, _Input]: ...
+
+    @property
     def returns(self) -> str: ...
 
     @property
@@ -84,8 +94,18 @@ class Component(Protocol):
 
 @dataclass(frozen=True)
 class _StepInput:
+    """An input or output of a ``StepComponent`` (an ``InputDef``/``OutputDef``)."""
+
     kind: str
     type: str
+    path: bool = False
+    optional: bool = False
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> _StepInput:
+        return cls(
+            data["kind"], data["type"], bool(data.get("path")), bool(data.get("optional"))
+        )
 
 
 @dataclass(frozen=True)
@@ -97,6 +117,7 @@ class StepComponent:
     function: str
     source: str
     inputs: dict[str, _StepInput]
+    outputs: dict[str, _StepInput]
     returns: str
     return_names: list[str]
     filename: str
@@ -104,12 +125,12 @@ class StepComponent:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StepComponent:
-        inputs = {n: _StepInput(d["kind"], d["type"]) for n, d in data.get("inputs", {}).items()}
         return cls(
             name=data["name"],
             function=data["function"],
             source=data["source"],
-            inputs=inputs,
+            inputs={n: _StepInput.from_json(d) for n, d in data.get("inputs", {}).items()},
+            outputs={n: _StepInput.from_json(d) for n, d in data.get("outputs", {}).items()},
             returns=data.get("returns", "none"),
             return_names=list(data.get("return_names", [])),
             filename=data.get("filename", ""),
@@ -137,6 +158,10 @@ def _global_names(code: CodeType) -> set[str]:
     return names
 
 
+def _none_at(node: ast.expr) -> ast.expr:
+    return ast.copy_location(ast.Constant(None), node)
+
+
 def load_function(spec: Component) -> Callable[..., Any]:
     """Define the component's function from its recorded source.
 
@@ -151,8 +176,10 @@ def load_function(spec: Component) -> Callable[..., Any]:
         raise ValueError(f"source of component {spec.name!r} defines no {spec.function!r}")
     node = funcs[0]
     node.decorator_list = []
-    node.args.defaults = [ast.Constant(None) for _ in node.args.defaults]
-    node.args.kw_defaults = [ast.Constant(None) for _ in node.args.kw_defaults]
+    # Each new default takes the position of the one it replaces: ``compile`` refuses
+    # nodes without one ("required field col_offset missing").
+    node.args.defaults = [_none_at(d) for d in node.args.defaults]
+    node.args.kw_defaults = [None if d is None else _none_at(d) for d in node.args.kw_defaults]
     module = ast.Module(body=[node], type_ignores=[])
     ast.increment_lineno(module, spec.lineno - 1)
     code = compile(
@@ -203,10 +230,37 @@ def _input(desc: StepInput) -> Artifact | list[Any]:
     return _artifact(desc)
 
 
+def _path_input(request: StepRequest, name: str, definition: _Input) -> str | None:
+    """An ``InputPath`` argument: the artifact's local path, or a file holding the
+    parameter's value as text."""
+    if definition.kind == "artifact":
+        desc = request.inputs.get(name)
+        if isinstance(desc, list):
+            raise TypeError(f"input {name!r} is a list of artifacts: InputPath takes one")
+        return None if desc is None else desc.path
+    value = request.params.get(name)
+    if value is None and definition.optional:
+        return None
+    path = os.path.join(request.folder, "inputs", name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(_values.as_text(value))
+    return path
+
+
+def _parameter_path(request: StepRequest, name: str) -> str:
+    """Where an ``OutputPath`` parameter is written (its folder exists, as on kfp)."""
+    path = os.path.join(request.folder, "parameters", name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return path
+
+
 def _arguments(spec: Component, request: StepRequest) -> tuple[dict[str, Any], dict[str, Artifact]]:
     kwargs: dict[str, Any] = {}
     for name, definition in spec.inputs.items():
-        if definition.kind == "artifact":
+        if definition.path:
+            kwargs[name] = _path_input(request, name, definition)
+        elif definition.kind == "artifact":
             desc = request.inputs.get(name)
             kwargs[name] = None if desc is None else _input(desc)
         elif definition.type == "TASK_FINAL_STATUS":
@@ -218,8 +272,40 @@ def _arguments(spec: Component, request: StepRequest) -> tuple[dict[str, Any], d
         # As kfp's executor does: the folder holding ``.path`` exists, so that a step can
         # write a file there or make the path a folder (``Path(out.path).mkdir()``).
         os.makedirs(os.path.dirname(art.path), exist_ok=True)
-    kwargs.update(outputs)
+    for name, definition in spec.outputs.items():
+        if name in outputs:
+            kwargs[name] = outputs[name].path if definition.path else outputs[name]
+        elif definition.path:
+            kwargs[name] = _parameter_path(request, name)
     return kwargs, outputs
+
+
+def _returned(spec: Component, name: str, value: Any) -> Any:
+    definition = spec.outputs.get(name)
+    if definition is None or definition.kind != "parameter":
+        return plain(value)
+    try:
+        return plain(_values.check_return(value, definition.type, optional=definition.optional))
+    except _values.ParameterTypeError as exc:
+        what = "" if name == "Output" else f" for output {name!r}"
+        raise TypeError(f"component {spec.name!r} {exc}{what}") from None
+
+
+def _written(spec: Component, request: StepRequest, name: str, type_: str) -> Any:
+    """The value an ``OutputPath`` parameter's file holds."""
+    path = _parameter_path(request, name)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise ValueError(
+            f"component {spec.name!r} wrote nothing to its output parameter {name!r} "
+            f"(write the value to the path it received)"
+        ) from None
+    try:
+        return _values.from_text(text, type_)
+    except _values.ParameterTypeError as exc:
+        raise ValueError(f"component {spec.name!r} output parameter {name!r}: {exc}") from None
 
 
 def execute(
@@ -232,11 +318,11 @@ def execute(
     returned = function(**kwargs)
     values: dict[str, Any] = {}
     if spec.returns == "single":
-        values["Output"] = plain(returned)
+        values["Output"] = _returned(spec, "Output", returned)
     elif spec.returns == "namedtuple":
         names = spec.return_names
         if isinstance(returned, dict):
-            values = {n: plain(returned[n]) for n in names}
+            values = {n: _returned(spec, n, returned[n]) for n in names}
         elif isinstance(returned, tuple) and len(returned) == len(names):
             fields = getattr(returned, "_fields", None)
             got = (
@@ -244,9 +330,12 @@ def execute(
                 if fields
                 else dict(zip(names, returned, strict=True))
             )
-            values = {n: plain(got[n]) for n in names}
+            values = {n: _returned(spec, n, got[n]) for n in names}
         else:
             raise TypeError(f"step must return a tuple of {names}, got {returned!r}")
+    for name, definition in spec.outputs.items():
+        if definition.path and definition.kind == "parameter":
+            values[name] = _written(spec, request, name, definition.type)
     metadata = {name: plain(art.metadata) for name, art in outputs.items()}
     return StepResult(ok=True, outputs=values, metadata=metadata)
 

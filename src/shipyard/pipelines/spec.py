@@ -46,18 +46,31 @@ class _Spec(BaseModel):
 
 class InputDef(_Spec):
     """A component or pipeline input: a parameter (``type`` is a ``ParamType``) or an
-    artifact (``type`` is a schema title such as ``system.Dataset``)."""
+    artifact (``type`` is a schema title such as ``system.Dataset``). ``path``: the
+    function receives a local path (``dsl.InputPath``) instead of the value or artifact."""
 
     kind: Literal["parameter", "artifact"]
     type: str
     is_list: bool = False
     optional: bool = False
     default: Any = None
+    path: bool = False
 
 
 class OutputDef(_Spec):
+    """A component output. ``path``: the function receives a local path to write
+    (``dsl.OutputPath``; a parameter is read back from the file's text); ``optional``: a
+    returned ``None`` is allowed (an ``Optional[...]`` return)."""
+
     kind: Literal["parameter", "artifact"]
     type: str
+    path: bool = False
+    optional: bool = False
+
+
+# Fields added after components were first hashed: left out of the hash while they hold
+# their default, so that a component's hash (and its cache entries) outlive the upgrade.
+_LATER_FIELDS = {"inputs": ("path",), "outputs": ("path", "optional")}
 
 
 class ComponentSpec(_Spec):
@@ -82,6 +95,10 @@ class ComponentSpec(_Spec):
         body = self.model_dump(
             mode="json", exclude={"description", "options", "name", "filename", "lineno"}
         )
+        for section, later in _LATER_FIELDS.items():
+            for entry in body[section].values():
+                for key in [k for k in later if entry.get(k) is False]:
+                    del entry[key]
         return "sha256:" + hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 
