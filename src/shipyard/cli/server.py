@@ -3,6 +3,9 @@ worker`` (the worker in a process of its own)."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -67,25 +70,73 @@ def worker(
         "--step-user", envvar="SHIPYARD_STEP_USER",
         help="Run those steps as this OS user (the worker must run as root); see "
              "docs/security.md")] = None,
+    heartbeat: Annotated[float, typer.Option(
+        "--heartbeat", envvar="SHIPYARD_WORKER_HEARTBEAT", min=0.05, max=3600.0,
+        help="Seconds between the heartbeats of a running pipeline run")] = 5.0,
+    lease: Annotated[float, typer.Option(
+        "--lease", envvar="SHIPYARD_WORKER_LEASE", min=0.15, max=86400.0,
+        help="Seconds without a heartbeat after which any worker recovers a run (at "
+             "least three heartbeats)")] = 30.0,
+    max_recoveries: Annotated[int, typer.Option(
+        "--max-recoveries", envvar="SHIPYARD_WORKER_MAX_RECOVERIES", min=0, max=100,
+        help="Times a run whose worker died is queued again before it is failed")] = 2,
+    drain: Annotated[float, typer.Option(
+        "--drain", envvar="SHIPYARD_WORKER_DRAIN", min=0.0, max=86400.0,
+        help="On SIGTERM, seconds the running pipeline run may take to finish before "
+             "it is handed back to the queue (a second SIGTERM hands it back at once)")
+    ] = 20.0,
 ) -> None:
-    """Run queued pipeline runs from this process until interrupted (Ctrl-C)."""
+    """Run queued pipeline runs from this process until interrupted (Ctrl-C) or stopped
+    (SIGTERM: no new runs; the running one finishes within --drain seconds or goes back
+    to the queue)."""
     import dataclasses
     import threading
 
+    from shipyard.errors import InvalidArgument
     from shipyard.runtime import open_runtime
-    from shipyard.worker import default_sources, run_worker, worker_name
+    from shipyard.worker import Lease, default_sources, run_worker, worker_name
 
     settings = _local_settings("a worker reads the queue from the database")
     if server_url is not None and not server_url.startswith(("http://", "https://")):
         raise typer.BadParameter("give the server's http(s):// address",
                                  param_hint="--server-url")
+    try:
+        leased = Lease(heartbeat=heartbeat, timeout=lease, max_recoveries=max_recoveries)
+    except InvalidArgument as exc:
+        raise typer.BadParameter(exc.message, param_hint=f"--{exc.field}") from None
     settings = dataclasses.replace(settings, server_url=server_url or settings.server_url,
                                    step_user=step_user or settings.step_user)
-    sources = default_sources()
-    with open_runtime(settings) as runtime:
+    stop, handback = threading.Event(), threading.Event()
+    sources = default_sources(lease=leased, handback=handback)
+    with open_runtime(settings) as runtime, _stopped_by_sigterm(stop, handback, drain):
         typer.echo(f"worker {worker_name()} waiting for queued pipeline runs (job sources: "
                    f"{', '.join(s.name for s in sources)}; Ctrl-C stops)")
-        run_worker(runtime, sources, threading.Event(), poll_seconds=poll)
+        run_worker(runtime, sources, stop, poll_seconds=poll)
+    typer.echo(f"worker {worker_name()} stopped")
+
+
+@contextlib.contextmanager
+def _stopped_by_sigterm(stop: threading.Event, handback: threading.Event,
+                        drain: float) -> Iterator[None]:
+    """SIGTERM (systemd's and Kubernetes' stop) sets ``stop``: no new claims. The running
+    work has ``drain`` seconds to finish; then, or at a second SIGTERM, ``handback`` asks
+    it to go back to the queue."""
+    import signal
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        if stop.is_set():
+            handback.set()
+            return
+        stop.set()
+        timer = threading.Timer(drain, handback.set)
+        timer.daemon = True
+        timer.start()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _local_settings(why: str) -> Settings:

@@ -9,6 +9,7 @@ import hashlib
 import html
 import logging
 import re
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -31,7 +32,7 @@ from shipyard.server.auth import enforce
 from shipyard.server.limits import BodyLimit
 from shipyard.server.state import ServerState
 from shipyard.store import open_store
-from shipyard.worker import default_sources, start_worker
+from shipyard.worker import Lease, default_sources, start_worker
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,12 @@ def create_app(
     upload_limit: int = UPLOAD_LIMIT,
     worker: bool = True,
     runtime: Runtime | None = None,
+    lease: Lease | None = None,
 ) -> FastAPI:
     """Build the app for ``settings`` (local-mode URIs only: the server owns the store),
     on ``runtime`` or one opened here. With ``worker``, the app runs the embedded worker
-    (``shipyard.worker``) over the same runtime while it is up."""
+    (``shipyard.worker``, its runs leased with ``lease``) over the same runtime while it
+    is up; at shutdown the run it is running goes back to the queue."""
     if settings.remote:
         raise ValueError("the server needs a database URI, not another server's URL")
     ensure_home(settings.home)  # the admin credentials live there, whatever the database
@@ -77,12 +80,15 @@ def create_app(
         if not worker:
             yield
             return
-        thread, stop = start_worker(state.runtime, default_sources())
+        handback = threading.Event()
+        thread, stop = start_worker(state.runtime,
+                                    default_sources(lease=lease, handback=handback))
         try:
             yield
         finally:
             stop.set()
-            thread.join(timeout=5)
+            handback.set()
+            thread.join(timeout=10)
 
     app = FastAPI(
         title="Shipyard",

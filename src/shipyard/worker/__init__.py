@@ -6,12 +6,14 @@ it, with ``default_sources()``, to ``run_worker``. A capability with background 
 ``JobSource`` (see ``docs/runtime.md``).
 """
 
+from shipyard.pipelines.queue import Lease
 from shipyard.worker.loop import POLL_SECONDS, run_worker, start_worker, worker_name
 from shipyard.worker.sources import JobSource, PipelineQueue, default_sources
 
 __all__ = [
     "POLL_SECONDS",
     "JobSource",
+    "Lease",
     "PipelineQueue",
     "default_sources",
     "run_worker",

@@ -8,9 +8,12 @@ processes, machines) can poll one source and never run the same unit twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from shipyard.pipelines.queue import Lease
 from shipyard.runtime import Runtime
 
 __all__ = ["JobSource", "PipelineQueue", "default_sources"]
@@ -34,29 +37,43 @@ class JobSource(Protocol):
         ...
 
 
-@dataclass(frozen=True)
+@dataclass
 class PipelineQueue:
     """Pipeline runs queued with ``submit=True`` or through the server, oldest first.
 
     Runs submitted through the server run their steps isolated (a run-bound token, the
     server URL and the step user from the runtime's settings); runs queued in local mode
-    run as their submitter would have.
+    run as their submitter would have. A claimed run is leased (``lease``: the worker
+    heartbeats for it); every ``lease.heartbeat`` seconds the source also recovers the runs
+    of workers whose lease ran out. Setting ``handback`` hands the running run back to
+    the queue (a stopping worker) and claims nothing more.
     """
 
     project: str | None = None  # None: every project's runs
+    lease: Lease = field(default_factory=Lease)
+    handback: threading.Event | None = None
+    _next_recovery: float = field(default=0.0, init=False, repr=False)
 
     @property
     def name(self) -> str:
         return "pipelines"
 
     def claim_and_run(self, runtime: Runtime, worker_name: str) -> bool:
-        from shipyard.pipelines import claim_and_run_next
+        from shipyard.pipelines.queue import claim_and_run_next, recover_lost_runs
 
+        if self.handback is not None and self.handback.is_set():
+            return False
+        if time.monotonic() >= self._next_recovery:
+            self._next_recovery = time.monotonic() + self.lease.heartbeat
+            recover_lost_runs(runtime.store, worker_name, self.lease)
         ran = claim_and_run_next(runtime.store, runtime.artifacts, worker_name,
-                                 project=self.project, settings=runtime.settings)
+                                 project=self.project, settings=runtime.settings,
+                                 lease=self.lease, handback=self.handback)
         return ran is not None
 
 
-def default_sources() -> list[JobSource]:
-    """The sources ``shipyard worker`` and the server's embedded worker poll."""
-    return [PipelineQueue()]
+def default_sources(*, lease: Lease | None = None,
+                    handback: threading.Event | None = None) -> list[JobSource]:
+    """The sources ``shipyard worker`` and the server's embedded worker poll: ``lease`` and
+    ``handback`` go to the ones that claim long-running work (``PipelineQueue``)."""
+    return [PipelineQueue(lease=lease or Lease(), handback=handback)]

@@ -34,6 +34,12 @@ pipeline_runs = Table(
     Column("finished_at", UTCDateTime(), nullable=True),
     Column("claimed_by", String(NAME), nullable=True),
     Column("heartbeat_at", UTCDateTime(), nullable=True),
+    # Until when the claimant vouches for the run (each heartbeat moves it on); past it,
+    # any worker recovers the run (``pipelines.queue``). NULL on rows of older releases.
+    Column("lease_until", UTCDateTime(), nullable=True),
+    # How many times the run was re-queued after its claimant died (bounds a run that
+    # kills every worker that takes it).
+    Column("recoveries", Integer, nullable=False, server_default="0"),
     Column("retry_of", String(ID), nullable=True),
     # The server principal that submitted the run (None: submitted in local mode). Its
     # steps run isolated, holding a token bound to the run's project (DESIGN.md 6).
