@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 from shipyard import audit
 from shipyard.context import RequestContext
 from shipyard.pipelines import get_pipeline_run
-from shipyard.pipelines.queue import _claim
+from shipyard.pipelines.queue import _claim, recover_lost_runs
 from shipyard.security import authn
 from shipyard.security.tokens import new_token
 from shipyard.store import Store, open_store
@@ -22,7 +22,7 @@ from shipyard.store.schema import audit_log, pipeline_runs, tokens
 from shipyard.tracking import service as tracking
 
 EXP, RUN, PRINCIPAL = "e" * 32, "a" * 32, "b" * 32
-DONE, QUEUED = "d" * 32, "c" * 32
+DONE, QUEUED, RUNNING = "d" * 32, "c" * 32, "f" * 32
 
 
 @pytest.fixture
@@ -65,7 +65,10 @@ def _fill_as_release_0001(store: Store, token_id: str, token_hash: str) -> None:
         f" retry_of) VALUES ('{DONE}', 'lead', 'old', 'SUCCEEDED', '{spec}', '{{\"rows\": 5}}',"
         f" '{{}}', NULL, NULL, {at}, {at}, {at}, 'worker-1', {at}, NULL),"
         f" ('{QUEUED}', 'lead', 'old', 'QUEUED', '{spec}', '{{}}', '{{}}', NULL, NULL, {at},"
-        " NULL, NULL, NULL, NULL, NULL)",
+        " NULL, NULL, NULL, NULL, NULL),"
+        # Claimed by a worker of that release that died: one heartbeat, at its claim.
+        f" ('{RUNNING}', 'lead', 'old', 'RUNNING', '{spec}', '{{}}', '{{}}', NULL, NULL, {at},"
+        f" {at}, NULL, 'worker-1', {at}, NULL)",
         "INSERT INTO pipeline_tasks (run_id, name, state, cached, cache_key, execution_id,"
         " outputs, error, log_digest, attempts, started_at, finished_at) VALUES"
         f" ('{DONE}', 'train', 'SUCCEEDED', FALSE, NULL, NULL,"
@@ -108,13 +111,21 @@ def test_a_release_0001_database_upgrades_with_its_rows(old_store: Store) -> Non
         assert conn.execute(select(tokens.c.project)).scalar_one() is None
         assert set(conn.execute(select(pipeline_runs.c.principal)).scalars()) == {None}
         assert set(conn.execute(select(audit_log.c.hash)).scalars()) == {None}
+        assert set(conn.execute(select(pipeline_runs.c.lease_until)).scalars()) == {None}
+        assert set(conn.execute(select(pipeline_runs.c.recoveries)).scalars()) == {0}
     # A queued run left by the old release is still claimed, and runs in local mode
     # (no submitting principal).
     assert _claim(store, "new-worker", None) == (QUEUED, "lead")
     assert get_pipeline_run(store, "lead", QUEUED).principal is None
+    # A run its dead worker of that release left RUNNING has no lease: it is judged by
+    # its last heartbeat, and re-queued.
+    [recovered] = recover_lost_runs(store, "new-worker")
+    assert (recovered.id, recovered.state, recovered.claimed_by) == (RUNNING, "QUEUED", None)
+    assert recovered.error is not None and "worker-1 stopped heartbeating" in recovered.error
 
     # The audit chain starts after the old, unchained rows, and verifies.
     with store.write() as conn:
         audit.record(conn, RequestContext(project="lead", actor="alice"), "runs.tag", "x")
     verified = audit.verify(store)
-    assert verified.ok and verified.rows == 3 and verified.unchained == 2
+    # The old rows, the recovery's and this one.
+    assert verified.ok and verified.rows == 4 and verified.unchained == 2
