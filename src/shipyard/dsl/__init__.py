@@ -33,6 +33,16 @@ from shipyard.dsl._artifacts import (
     OutputPath,
     SlicedClassificationMetrics,
 )
+from shipyard.dsl._placeholders import (
+    PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER,
+    PIPELINE_JOB_ID_PLACEHOLDER,
+    PIPELINE_JOB_NAME_PLACEHOLDER,
+    PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER,
+    PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER,
+    PIPELINE_ROOT_PLACEHOLDER,
+    PIPELINE_TASK_ID_PLACEHOLDER,
+    PIPELINE_TASK_NAME_PLACEHOLDER,
+)
 from shipyard.dsl._types import PipelineTaskFinalStatus
 
 if TYPE_CHECKING:
@@ -72,6 +82,14 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "HTML",
+    "PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER",
+    "PIPELINE_JOB_ID_PLACEHOLDER",
+    "PIPELINE_JOB_NAME_PLACEHOLDER",
+    "PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER",
+    "PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER",
+    "PIPELINE_ROOT_PLACEHOLDER",
+    "PIPELINE_TASK_ID_PLACEHOLDER",
+    "PIPELINE_TASK_NAME_PLACEHOLDER",
     "Artifact",
     "ClassificationMetrics",
     "Collected",

@@ -19,9 +19,12 @@ import logging
 import shutil
 import threading
 import time
+from datetime import UTC
 from multiprocessing.connection import wait
 from typing import Any
 
+from shipyard import dsl
+from shipyard.dsl._placeholders import PLACEHOLDERS
 from shipyard.errors import InvalidArgument
 from shipyard.pipelines import _lineage, _values, runs
 from shipyard.pipelines._state import (
@@ -377,6 +380,8 @@ class Engine(StepRunner):
                 continue
             source = task.inputs.get(name)
             value = self._resolve(source, task.loops, inst.index) if source else definition.default
+            if source is not None and source.kind == "constant":
+                value = self._placeholder(value, inst)
             if definition.kind == "artifact":
                 arts[name] = artifact_value(value, functools.partial(self._own, name))
                 continue
@@ -392,6 +397,23 @@ class Engine(StepRunner):
         inst.params = params
         inst.artifacts_in = arts
         return True
+
+    def _placeholder(self, value: Any, inst: Inst) -> Any:
+        """What a Kubeflow placeholder constant stands for (``dsl._placeholders``). The
+        task's execution id is known only once its start is recorded: ``_run_step`` puts
+        it in, and such a task is never served from the cache (the id is new each time)."""
+        if not isinstance(value, str) or value not in PLACEHOLDERS:
+            return value
+        created = (self.run.created_at or utcnow()).astimezone(UTC)
+        return {
+            dsl.PIPELINE_JOB_NAME_PLACEHOLDER: f"{self.spec.name}-{self.run.id}",
+            dsl.PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER: self.run.id,
+            dsl.PIPELINE_JOB_ID_PLACEHOLDER: self.run.id,
+            dsl.PIPELINE_TASK_NAME_PLACEHOLDER: inst.task.name,
+            dsl.PIPELINE_ROOT_PLACEHOLDER: self.spec.pipeline_root or str(self.artifacts.location),
+            dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER: created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER: created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }.get(value, value)
 
     def _final_status(self, guarded: list[Inst]) -> dict[str, Any]:
         failed = [g for g in guarded if g.info.state in ("FAILED", "CANCELLED")]

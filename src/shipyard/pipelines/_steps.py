@@ -35,6 +35,7 @@ from sqlalchemy import Connection
 from shipyard.config import Settings
 from shipyard.context import RequestContext
 from shipyard.dsl._artifacts import METADATA_ONLY
+from shipyard.dsl._placeholders import PIPELINE_TASK_ID_PLACEHOLDER
 from shipyard.pipelines import _forkserver, _launch, _lineage, _ray, caching, runs
 from shipyard.pipelines._isolation import StepIsolation, clean_environment, open_output
 from shipyard.pipelines._launch import Launcher
@@ -171,6 +172,10 @@ class StepRunner:
             and inst.task.options.enable_caching
             and not inst.task.exit_for
             and all(d.type != "TASK_FINAL_STATUS" for d in component.inputs.values())
+            and not any(
+                s.kind == "constant" and s.value == PIPELINE_TASK_ID_PLACEHOLDER
+                for s in inst.task.inputs.values()
+            )
         )
 
     def _key(self, inst: Inst) -> str:
@@ -325,6 +330,11 @@ class StepRunner:
     def _run_step(self, inst: Inst, request: StepRequest) -> None:
         """Start a step whose RUNNING row is committed (its execution id is known now)."""
         env = self._env(inst)
+        if PIPELINE_TASK_ID_PLACEHOLDER in request.params.values():
+            task_id = inst.info.execution_id or ""
+            params = {k: task_id if v == PIPELINE_TASK_ID_PLACEHOLDER else v
+                      for k, v in request.params.items()}
+            request = replace(request, params=params)
         if self.isolation is not None and inst.dir is not None:
             self.isolation.prepare(self.workdir, inst.dir)
             user = self.isolation.user
