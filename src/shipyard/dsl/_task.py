@@ -195,6 +195,18 @@ class PipelineTask:
         return self
 
     def ignore_upstream_failure(self) -> PipelineTask:
+        """Run once the upstream tasks have ended, even if they failed; an input whose
+        producer made no output gets its default, so every input fed by another task must
+        have one (as on Kubeflow)."""
+        for name, source in self.inputs.items():
+            definition = self.component_spec.inputs[name]
+            if source.kind in ("task", "collected") and not definition.optional:
+                raise InvalidArgument(
+                    f"task {self.name!r}: ignore_upstream_failure() needs a default for every "
+                    f"input fed by an upstream task, in case it produces nothing; input "
+                    f"{name!r} reads task {source.task!r} and has none",
+                    field=f"{self.name}.{name}",
+                )
         self._options["ignore_upstream_failure"] = True
         return self
 

@@ -379,7 +379,8 @@ class Engine(StepRunner):
                 params[name] = self._final_status(guarded)
                 continue
             source = task.inputs.get(name)
-            value = self._resolve(source, task.loops, inst.index) if source else definition.default
+            value = (self._input(source, definition.default, inst) if source
+                     else definition.default)
             if source is not None and source.kind == "constant":
                 value = self._placeholder(value, inst)
             if definition.kind == "artifact":
@@ -397,6 +398,17 @@ class Engine(StepRunner):
         inst.params = params
         inst.artifacts_in = arts
         return True
+
+    def _input(self, source: ValueSource, default: Any, inst: Inst) -> Any:
+        """The value of one input; under ``ignore_upstream_failure`` an output its
+        producer never made (it failed or was skipped) is the input's default, as on KFP
+        (which only allows the setting when every such input has one)."""
+        try:
+            return self._resolve(source, inst.task.loops, inst.index)
+        except Unresolved as exc:
+            if exc.status != "skip" or not inst.task.options.ignore_upstream_failure:
+                raise
+            return default
 
     def _placeholder(self, value: Any, inst: Inst) -> Any:
         """What a Kubeflow placeholder constant stands for (``dsl._placeholders``). The
