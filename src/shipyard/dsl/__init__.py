@@ -32,6 +32,7 @@ from shipyard.dsl._artifacts import (
     Output,
     OutputPath,
     SlicedClassificationMetrics,
+    get_uri,
 )
 from shipyard.dsl._placeholders import (
     PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER,
@@ -114,5 +115,6 @@ __all__ = [
     "SlicedClassificationMetrics",
     "SubPipelineTask",
     "component",
+    "get_uri",
     "pipeline",
 ]

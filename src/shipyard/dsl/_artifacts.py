@@ -9,6 +9,7 @@ The folder is created the moment the path is extended, so both styles work uncha
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from typing import Annotated, Any, ClassVar, TypeVar
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "Output",
     "OutputPath",
     "SlicedClassificationMetrics",
+    "get_uri",
 ]
 
 
@@ -258,3 +260,19 @@ class InputPath(_PathMarker):
 class OutputPath(_PathMarker):
     """``model: OutputPath("Model")``: the function receives a path to write the output to;
     ``OutputPath(int)`` and the like are output parameters, read back from the file's text."""
+
+
+# The folder a running step's returned artifacts go to (``get_uri``); set by the executor.
+TASK_ROOT: ContextVar[str | None] = ContextVar("shipyard_task_root", default=None)
+
+
+def get_uri(suffix: str = "Output") -> str:
+    """A location for an artifact the running step creates and returns (Kubeflow's
+    ``dsl.get_uri``): ``Dataset(uri=dsl.get_uri())`` for a ``-> Dataset`` component, or
+    ``dsl.get_uri("model")`` for a NamedTuple's ``model`` field. Only inside a step."""
+    root = TASK_ROOT.get()
+    if root is None:
+        raise RuntimeError("dsl.get_uri can only be called inside a running pipeline step")
+    if not suffix or os.sep in suffix or suffix in (".", ".."):
+        raise ValueError(f"dsl.get_uri takes a plain name as suffix, got {suffix!r}")
+    return os.path.join(root, suffix)

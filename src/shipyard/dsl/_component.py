@@ -90,7 +90,7 @@ def component_spec(func: Callable[..., Any], options: dict[str, Any]) -> Compone
     for out, ret in ret_types.items():
         if out in outputs or out in inputs:
             raise InvalidArgument(f"component {name!r}: output {out!r} is also a parameter name")
-        outputs[out] = OutputDef(kind="parameter", type=ret.type, optional=ret.optional)
+        outputs[out] = OutputDef(kind=ret.kind, type=ret.type, optional=ret.optional)  # type: ignore[arg-type]
     source, filename, lineno = _source(func)
     return ComponentSpec(
         name=name,

@@ -153,11 +153,16 @@ def read_hint(tp: Any) -> Hint:
 
 
 def _return_hint(tp: Any) -> Hint:
+    """A returned value: a parameter, or an artifact (``-> Dataset``: the step returns an
+    artifact object, or data written to the artifact's file as text)."""
     if isinstance(tp, _PathMarker) or typing.get_origin(tp) is typing.Annotated:
         raise HintError(f"{tp!r} describes a parameter, not a return value")
     hint = read_hint(tp)
-    if hint.kind != "parameter":
-        raise HintError("a component returns parameters; write artifacts to an Output[...]")
+    if hint.is_list:
+        raise HintError(
+            "a component cannot return a list of artifacts (neither can Kubeflow's); "
+            "return one artifact per output"
+        )
     return Hint("out", hint.kind, hint.type, optional=hint.optional)
 
 

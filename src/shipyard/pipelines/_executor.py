@@ -20,6 +20,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import sys
 import traceback
 import typing
@@ -29,7 +30,7 @@ from types import CodeType, TracebackType
 from typing import Any, Protocol, TextIO
 
 from shipyard import dsl
-from shipyard.dsl._artifacts import ARTIFACT_TYPES, Artifact
+from shipyard.dsl._artifacts import ARTIFACT_TYPES, TASK_ROOT, Artifact
 from shipyard.pipelines import _values
 from shipyard.pipelines._messages import (
     StepArtifact,
@@ -272,7 +273,10 @@ def _arguments(spec: Component, request: StepRequest) -> tuple[dict[str, Any], d
         # As kfp's executor does: the folder holding ``.path`` exists, so that a step can
         # write a file there or make the path a folder (``Path(out.path).mkdir()``).
         os.makedirs(os.path.dirname(art.path), exist_ok=True)
+    returned = set(spec.return_names)
     for name, definition in spec.outputs.items():
+        if name in returned:
+            continue
         if name in outputs:
             kwargs[name] = outputs[name].path if definition.path else outputs[name]
         elif definition.path:
@@ -280,9 +284,35 @@ def _arguments(spec: Component, request: StepRequest) -> tuple[dict[str, Any], d
     return kwargs, outputs
 
 
+def _returned_artifact(spec: Component, name: str, value: Any, target: Artifact) -> None:
+    """Put a returned artifact where the runner stores it from: a returned artifact
+    object's file or folder (and its metadata), or other data as text, as kfp does."""
+    if value is None:
+        return  # nothing written: the runner reports the missing output
+    if not isinstance(value, Artifact):
+        with open(target.path, "w", encoding="utf-8") as f:
+            f.write(str(value))
+        return
+    target.metadata = dict(value.metadata)
+    source = value.path
+    if not source or not os.path.exists(source):
+        if "://" in (value.uri or ""):
+            raise ValueError(
+                f"component {spec.name!r} returned output {name!r} at {value.uri}: a step's "
+                "artifacts are stored from local files; write to dsl.get_uri() instead"
+            )
+        return  # metadata only, or nothing (the runner decides)
+    if os.path.realpath(source) == os.path.realpath(target.path):
+        return
+    if os.path.isdir(source):
+        shutil.copytree(source, target.path, symlinks=True)
+    else:
+        shutil.copyfile(source, target.path)
+
+
 def _returned(spec: Component, name: str, value: Any) -> Any:
     definition = spec.outputs.get(name)
-    if definition is None or definition.kind != "parameter":
+    if definition is None:
         return plain(value)
     try:
         return plain(_values.check_return(value, definition.type, optional=definition.optional))
@@ -315,24 +345,30 @@ def execute(
     what it set on its output artifacts' ``metadata``. Raises what the step raises."""
     kwargs, outputs = _arguments(spec, request)
     function = func if func is not None else load_function(spec)
-    returned = function(**kwargs)
-    values: dict[str, Any] = {}
+    token = TASK_ROOT.set(os.path.join(request.folder, "outputs"))
+    try:
+        returned = function(**kwargs)
+    finally:
+        TASK_ROOT.reset(token)
+    got: dict[str, Any] = {}
     if spec.returns == "single":
-        values["Output"] = _returned(spec, "Output", returned)
+        got["Output"] = returned
     elif spec.returns == "namedtuple":
         names = spec.return_names
         if isinstance(returned, dict):
-            values = {n: _returned(spec, n, returned[n]) for n in names}
+            got = {n: returned[n] for n in names}
         elif isinstance(returned, tuple) and len(returned) == len(names):
             fields = getattr(returned, "_fields", None)
-            got = (
-                dict(zip(fields, returned, strict=True))
-                if fields
-                else dict(zip(names, returned, strict=True))
-            )
-            values = {n: _returned(spec, n, got[n]) for n in names}
+            got = dict(zip(fields or names, returned, strict=True))
+            got = {n: got[n] for n in names}
         else:
             raise TypeError(f"step must return a tuple of {names}, got {returned!r}")
+    values: dict[str, Any] = {}
+    for name, value in got.items():
+        if name in outputs:
+            _returned_artifact(spec, name, value, outputs[name])
+        else:
+            values[name] = _returned(spec, name, value)
     for name, definition in spec.outputs.items():
         if definition.path and definition.kind == "parameter":
             values[name] = _written(spec, request, name, definition.type)
