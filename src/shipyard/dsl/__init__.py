@@ -47,7 +47,7 @@ from shipyard.dsl._placeholders import (
 from shipyard.dsl._types import PipelineTaskFinalStatus
 
 if TYPE_CHECKING:
-    from shipyard.dsl._channels import Collected
+    from shipyard.dsl._channels import Collected, OneOf
     from shipyard.dsl._component import PythonComponent, component
     from shipyard.dsl._control import Condition, Elif, Else, ExitHandler, If, ParallelFor
     from shipyard.dsl._pipeline import Pipeline, SubPipelineTask, pipeline
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 # a step process, which needs only the artifact types, starts faster and smaller without.
 _LAZY = {
     "Collected": "_channels",
+    "OneOf": "_channels",
     "PythonComponent": "_component",
     "component": "_component",
     "Condition": "_control",
@@ -105,6 +106,7 @@ __all__ = [
     "Markdown",
     "Metrics",
     "Model",
+    "OneOf",
     "Output",
     "OutputPath",
     "ParallelFor",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from shipyard.dsl._channels import Channel, Collected, LoopArgument, TaskOutput
+from shipyard.dsl._channels import Channel, Collected, LoopArgument, OneOf, TaskOutput
 from shipyard.dsl._types import types_fit, value_fits
 from shipyard.errors import InvalidArgument
 from shipyard.pipelines.spec import InputDef, OutputDef
@@ -30,7 +30,10 @@ def _describe(channel: Channel) -> str:
 def check_scope(channel: Channel, builder: Builder, where: str) -> None:
     """A loop's per-iteration outputs are only visible inside that loop, or collected."""
     here = builder.loop_stack
-    if isinstance(channel, TaskOutput):
+    if isinstance(channel, OneOf):
+        for option in channel.channels:
+            check_scope(option, builder, where)
+    elif isinstance(channel, TaskOutput):
         there = channel.task.loops
         if there != here[: len(there)]:
             raise InvalidArgument(

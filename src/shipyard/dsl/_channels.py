@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from shipyard.errors import InvalidArgument
 from shipyard.pipelines.spec import ConditionOp, ConditionSpec, ValueSource
 
 if TYPE_CHECKING:
@@ -134,3 +135,40 @@ class Collected(Channel):
     def source(self) -> ValueSource:
         out = self.output
         return ValueSource(kind="collected", task=out.task.name, output=out.name, key=out.key)
+
+
+class OneOf(Channel):
+    """``dsl.OneOf(a.output, b.output)``: the output of whichever branch of a
+    ``dsl.If``/``Elif``/``Else`` chain ran (the first of them whose task ran). Every
+    option is a task output of the same kind and type."""
+
+    def __init__(self, *channels: Any) -> None:
+        if len(channels) < 2 or not all(isinstance(c, TaskOutput) for c in channels):
+            raise InvalidArgument(
+                "dsl.OneOf takes two or more task outputs, one from each branch of a "
+                "dsl.If/Elif/Else chain",
+                field="OneOf",
+            )
+        first = channels[0]
+        for other in channels[1:]:
+            if (other.kind, other.type) != (first.kind, first.type):
+                raise InvalidArgument(
+                    f"dsl.OneOf options must have one type: {first!r} is {first.kind} "
+                    f"{first.type}, {other!r} is {other.kind} {other.type}",
+                    field="OneOf",
+                )
+        for channel in channels:
+            if not channel.task.conditions:
+                raise InvalidArgument(
+                    f"dsl.OneOf option {channel!r} is not inside a dsl.If/Elif/Else branch",
+                    field="OneOf",
+                )
+        self.channels = list(channels)
+        self.kind = first.kind
+        self.type = first.type
+
+    def source(self) -> ValueSource:
+        return ValueSource(kind="oneof", options=[c.source() for c in self.channels])
+
+    def __repr__(self) -> str:
+        return f"OneOf({', '.join(repr(c) for c in self.channels)})"

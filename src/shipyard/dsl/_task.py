@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.dsl._channels import TaskOutput
 from shipyard.errors import InvalidArgument
-from shipyard.pipelines.spec import ConditionSpec, TaskOptions, TaskSpec, ValueSource
+from shipyard.pipelines.spec import (
+    ConditionSpec,
+    TaskOptions,
+    TaskSpec,
+    ValueSource,
+    source_tasks,
+)
 
 if TYPE_CHECKING:
     from shipyard.pipelines.spec import ComponentSpec
@@ -200,11 +206,12 @@ class PipelineTask:
         have one (as on Kubeflow)."""
         for name, source in self.inputs.items():
             definition = self.component_spec.inputs[name]
-            if source.kind in ("task", "collected") and not definition.optional:
+            upstream = source_tasks(source)
+            if upstream and not definition.optional:
                 raise InvalidArgument(
                     f"task {self.name!r}: ignore_upstream_failure() needs a default for every "
                     f"input fed by an upstream task, in case it produces nothing; input "
-                    f"{name!r} reads task {source.task!r} and has none",
+                    f"{name!r} reads task {upstream[0]!r} and has none",
                     field=f"{self.name}.{name}",
                 )
         self._options["ignore_upstream_failure"] = True

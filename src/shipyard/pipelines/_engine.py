@@ -235,6 +235,8 @@ class Engine(StepRunner):
             if status != "ok":
                 raise Unresolved(status)
             return select(items[index[pos]], source.key)
+        if source.kind == "oneof":
+            return self._one_of(source, loops, index)
         producers = self._instances(source.task or "", loops, index)
         if source.kind == "task":
             if not producers:
@@ -250,6 +252,19 @@ class Engine(StepRunner):
             for p in ordered
             if p.info.state == "SUCCEEDED"
         ]
+
+    def _one_of(self, source: ValueSource, loops: list[str], index: tuple[int, ...]) -> Any:
+        """``dsl.OneOf``: the value of the first option whose task ran; an option whose
+        task was skipped (its branch did not hold) gives way to the next."""
+        reasons: list[str] = []
+        for option in source.options:
+            try:
+                return self._resolve(option, loops, index)
+            except Unresolved as exc:
+                if exc.status != "skip":
+                    raise
+                reasons.append(exc.why)
+        raise Unresolved("skip", "no option of dsl.OneOf produced a value: " + "; ".join(reasons))
 
     def _output_of(self, producer: Inst, output: str) -> Any:
         state = producer.info.state

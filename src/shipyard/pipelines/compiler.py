@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from shipyard.errors import InvalidArgument
-from shipyard.pipelines.spec import SCHEMA_VERSION, PipelineSpec, find_cycle
+from shipyard.pipelines.spec import SCHEMA_VERSION, PipelineSpec, find_cycle, source_tasks
 
 _HEADER = """\
 # Shipyard pipeline spec ({version}), written by shipyard.compile_pipeline.
@@ -123,11 +123,12 @@ def check_spec(spec: PipelineSpec) -> None:
             if other not in spec.tasks:
                 raise InvalidArgument(f"task {task.name!r} refers to unknown task {other!r}")
         for name, source in task.inputs.items():
-            if source.kind in ("task", "collected") and source.task not in spec.tasks:
-                raise InvalidArgument(
-                    f"task {task.name!r} argument {name!r} reads unknown task {source.task!r}",
-                    field=f"tasks.{task.name}.inputs.{name}",
-                )
+            for other in source_tasks(source):
+                if other not in spec.tasks:
+                    raise InvalidArgument(
+                        f"task {task.name!r} argument {name!r} reads unknown task {other!r}",
+                        field=f"tasks.{task.name}.inputs.{name}",
+                    )
     cycle = find_cycle(spec)
     if cycle:
         raise InvalidArgument(

@@ -29,7 +29,7 @@ ParamType = Literal[
     "ANY",
     "TASK_FINAL_STATUS",
 ]
-SourceKind = Literal["constant", "param", "task", "loop_item", "collected"]
+SourceKind = Literal["constant", "param", "task", "loop_item", "collected", "oneof"]
 ConditionOp = Literal["==", "!=", "<", "<=", ">", ">=", "truthy"]
 
 
@@ -108,7 +108,9 @@ class ValueSource(_Spec):
     ``constant``: ``value``; ``param``: pipeline input ``param``; ``task``: output ``output``
     of ``task`` (``key`` selects a field of a dict or an item of a list value);
     ``loop_item``: the current item of loop ``loop`` (``key`` selects a field);
-    ``collected``: every iteration's value of ``task``'s ``output``, as a list.
+    ``collected``: every iteration's value of ``task``'s ``output``, as a list;
+    ``oneof``: the first of ``options`` whose task ran (``dsl.OneOf`` over the branches of
+    an If/Elif/Else chain).
     """
 
     kind: SourceKind
@@ -118,6 +120,7 @@ class ValueSource(_Spec):
     output: str | None = None
     key: str | int | None = None
     loop: str | None = None
+    options: list[ValueSource] = Field(default_factory=list)
 
 
 class ConditionSpec(_Spec):
@@ -184,7 +187,10 @@ class PipelineSpec(_Spec):
         return "sha256:" + hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 
-def _source_tasks(source: ValueSource) -> list[str]:
+def source_tasks(source: ValueSource) -> list[str]:
+    """The tasks whose outputs ``source`` reads."""
+    if source.kind == "oneof":
+        return [name for option in source.options for name in source_tasks(option)]
     return [source.task] if source.kind in ("task", "collected") and source.task else []
 
 
@@ -199,7 +205,7 @@ def upstream_tasks(spec: PipelineSpec, task: TaskSpec) -> list[str]:
             sources.append(cond.right)
     sources.extend(spec.loops[loop].items for loop in task.loops if loop in spec.loops)
     for source in sources:
-        found.extend(_source_tasks(source))
+        found.extend(source_tasks(source))
     found.extend(task.depends_on)
     found.extend(task.exit_for)
     return list(dict.fromkeys(n for n in found if n != task.name))
