@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from shipyard.dsl._channels import Collected, OneOf
     from shipyard.dsl._component import PythonComponent, component
     from shipyard.dsl._control import Condition, Elif, Else, ExitHandler, If, ParallelFor
+    from shipyard.dsl._importer import importer
     from shipyard.dsl._pipeline import Pipeline, SubPipelineTask, pipeline
     from shipyard.dsl._task import PipelineTask
 
@@ -70,6 +71,7 @@ _LAZY = {
     "SubPipelineTask": "_pipeline",
     "pipeline": "_pipeline",
     "PipelineTask": "_task",
+    "importer": "_importer",
 }
 
 
@@ -118,5 +120,6 @@ __all__ = [
     "SubPipelineTask",
     "component",
     "get_uri",
+    "importer",
     "pipeline",
 ]

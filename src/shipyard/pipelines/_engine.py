@@ -302,6 +302,9 @@ class Engine(StepRunner):
                 break
             if not self._loop_capacity(inst):
                 continue
+            if self._imported(inst):
+                progressed = True
+                continue
             self._start(inst)
             capacity -= 1
             progressed = True

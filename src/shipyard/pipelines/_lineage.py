@@ -114,3 +114,28 @@ def own_artifact(store: Store, project: str, value: Any, field: str) -> Artifact
             f"{field}: the digest does not match artifact {art.artifact_id}'s", field=field
         )
     return art.model_copy(update={"uri": node.uri})
+
+
+def imported_artifact(
+    store: Store, project: str, artifact_id: str, metadata: dict[str, Any], field: str
+) -> ArtifactOutput:
+    """An artifact of ``project`` as ``dsl.importer`` brings it in by id: the same
+    artifact, or with ``metadata`` added a new one holding the same bytes."""
+    try:
+        node = queries.get_artifact(store, project, artifact_id)
+    except (NotFound, InvalidArgument):
+        raise InvalidArgument(
+            f"{field}: artifact {artifact_id!r} is not an artifact of project {project!r}",
+            field=field,
+        ) from None
+    if not node.digest:
+        raise InvalidArgument(f"{field}: artifact {artifact_id} holds no stored bytes",
+                              field=field)
+    stored = dict(node.properties.get("metadata") or {})
+    layout = node.properties.get("layout", "file")
+    return ArtifactOutput(
+        type=node.type, digest=node.digest, size=node.size or 0,
+        layout=layout if layout in ("file", "tree", "none") else "file",
+        uri=node.uri, metadata={**stored, **metadata},
+        artifact_id=None if metadata else node.id,
+    )  # fmt: skip

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -35,7 +36,9 @@ from sqlalchemy import Connection
 from shipyard.config import Settings
 from shipyard.context import RequestContext
 from shipyard.dsl._artifacts import METADATA_ONLY
+from shipyard.dsl._importer import is_importer
 from shipyard.dsl._placeholders import PIPELINE_TASK_ID_PLACEHOLDER
+from shipyard.errors import InvalidArgument
 from shipyard.pipelines import _forkserver, _launch, _lineage, _ray, caching, runs
 from shipyard.pipelines._isolation import StepIsolation, clean_environment, open_output
 from shipyard.pipelines._launch import Launcher
@@ -47,6 +50,8 @@ from shipyard.store import Store
 from shipyard.store.types import utcnow
 
 log = logging.getLogger(__name__)
+
+_ARTIFACT_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class StepRunner:
@@ -244,6 +249,45 @@ class StepRunner:
             )
 
         self._touch(inst, work)
+
+    def _imported(self, inst: Inst) -> bool:
+        """Serve a ``dsl.importer`` task naming an artifact of the project by id, without
+        a step (nothing to copy); ``False`` when it names a path or URL for a step."""
+        component = self.spec.components[inst.task.component]
+        uri = inst.params.get("uri")
+        if not (is_importer(component) and isinstance(uri, str) and _ARTIFACT_ID.fullmatch(uri)):
+            return False
+        try:
+            art = _lineage.imported_artifact(
+                self.store, self.ctx.project, uri, dict(inst.params.get("metadata") or {}),
+                f"tasks.{inst.task.name}.artifact_uri",
+            )  # fmt: skip
+        except InvalidArgument as exc:
+            self._fail(inst, exc.message, final=True)
+            return True
+        now = utcnow()
+        outputs = {name: art for name in component.outputs}
+        inst.info = inst.info.model_copy(update={
+            "state": "SUCCEEDED", "outputs": outputs, "started_at": now, "finished_at": now,
+            "error": None, "attempts": inst.info.attempts + 1,
+        })  # fmt: skip
+        props = self._properties(inst)
+        self._must_flush = True
+
+        def work(conn: Connection) -> None:
+            execution_id = _lineage.start_execution(
+                conn, self.ctx.project, self._context_id(), f"{self.spec.name}/{inst.name}",
+                props, {}, state="COMPLETE",
+            )  # fmt: skip
+            recorded = _lineage.record_outputs(
+                conn, self.ctx.project, self._context_id(), execution_id, inst.name, outputs
+            )
+            inst.info = inst.info.model_copy(
+                update={"outputs": recorded, "execution_id": execution_id}
+            )
+
+        self._touch(inst, work)
+        return True
 
     # -- running -----------------------------------------------------------------------------
 
