@@ -41,21 +41,40 @@ def server(
         help="Comma-separated addresses or networks of the reverse proxies whose "
         "X-Forwarded-For and X-Forwarded-Proto headers are believed; without it these "
         "headers are ignored")] = None,
+    no_worker: Annotated[bool, typer.Option(
+        "--no-worker", help="Run no pipeline steps in this process: queued runs wait for "
+        "a 'shipyard worker' (user code then never runs on the API host)")] = False,
+    worker_heartbeat: Annotated[float, typer.Option(
+        "--worker-heartbeat", envvar="SHIPYARD_WORKER_HEARTBEAT", min=0.05, max=3600.0,
+        help="The embedded worker's --heartbeat (see shipyard worker)")] = 5.0,
+    worker_lease: Annotated[float, typer.Option(
+        "--worker-lease", envvar="SHIPYARD_WORKER_LEASE", min=0.15, max=86400.0,
+        help="The embedded worker's --lease (see shipyard worker)")] = 30.0,
+    worker_max_recoveries: Annotated[int, typer.Option(
+        "--worker-max-recoveries", envvar="SHIPYARD_WORKER_MAX_RECOVERIES", min=0, max=100,
+        help="The embedded worker's --max-recoveries (see shipyard worker)")] = 2,
 ) -> None:
     """Run the Shipyard server until interrupted: the REST API (its reference at /docs), the
-    console's sign-in page, and a worker for queued pipeline runs."""
+    console's sign-in page, and (unless --no-worker) a worker for queued pipeline runs."""
     # Imported here, not at the top: the server's dependencies are heavy and no other
     # command needs them.
     from shipyard.errors import InvalidArgument
     from shipyard.server import run
+    from shipyard.worker import Lease
 
     try:
         proxies = run.trusted_proxies((forwarded_allow_ips or "").split(","))
     except InvalidArgument as exc:
         raise typer.BadParameter(exc.message, param_hint="--forwarded-allow-ips") from None
+    try:
+        lease = Lease(heartbeat=worker_heartbeat, timeout=worker_lease,
+                      max_recoveries=worker_max_recoveries)
+    except InvalidArgument as exc:
+        raise typer.BadParameter(exc.message, param_hint=f"--worker-{exc.field}".replace(
+            "_", "-")) from None
     run.serve(_local_settings("a server stores its data"), host=host, port=port,
               body_timeout=body_timeout, limit_concurrency=limit_concurrency,
-              forwarded_allow_ips=proxies)
+              forwarded_allow_ips=proxies, worker=not no_worker, lease=lease)
 
 
 @command

@@ -1,7 +1,8 @@
 """Errors as RFC 9457 problem+json: one mapping from ``ShipyardError`` kinds to statuses.
 
-Bad input is always a 4xx naming the field; an unexpected exception is logged with its
-traceback on the server and answered with a bare 500 that leaks nothing.
+Bad input is always a 4xx naming the field; a database that cannot be reached is a 503 with
+Retry-After (``store.availability``); an unexpected exception is logged with its traceback
+on the server and answered with a bare 500 that leaks nothing.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shipyard.errors import ShipyardError, Unavailable
 from shipyard.security.ratelimit import RateLimited
+from shipyard.store.availability import database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +167,17 @@ def install(app: FastAPI, places: Sequence[str] = ()) -> None:
             headers["Allow"] = ", ".join(_allowed_methods(request))
         return problem(exc.status_code, str(exc.detail), kind=kind,
                        field="body" if kind else None, headers=headers)
+
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        # A driver error the store let through. Handled here rather than as Exception,
+        # which Starlette answers from its outermost layer (no access log, no headers).
+        unavailable = database_unavailable(exc)
+        if unavailable is not None:  # restarting or unreachable: the caller retries
+            return from_error(unavailable)
+        return await _unexpected(request, exc)
+
+    app.add_exception_handler(DBAPIError, _database)
+    app.add_exception_handler(PoolTimeout, _database)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -31,6 +31,9 @@ PUBLIC = Rule(None, "public")
 POLICY: dict[tuple[str, str], Rule] = {
     # -- service -----------------------------------------------------------------------------
     ("GET", "/api/v1/health"): PUBLIC,
+    # Kubernetes' probes carry no credentials; neither route names a path or a bucket.
+    ("GET", "/api/v1/live"): PUBLIC,
+    ("GET", "/api/v1/ready"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/assets/{name}"): PUBLIC,  # Swagger UI's own files (server.app)

@@ -27,6 +27,8 @@ from shipyard.errors import FailedPrecondition, InvalidArgument
 from shipyard.server.api.identity import LOGIN_LINK_LIFETIME, issue_login_link
 from shipyard.server.app import bootstrap, create_app
 from shipyard.server.limits import BODY_TIMEOUT
+from shipyard.server.readiness import check_at_start
+from shipyard.worker import Lease
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +36,15 @@ LIMIT_CONCURRENCY = 256
 
 
 def check_port(host: str, port: int) -> None:
+    """Refuse a port another process listens on, in one clear line.
+
+    The probe binds as uvicorn will (``SO_REUSEADDR``), so the connections a server just
+    stopped left in TIME_WAIT do not count as another process: a restarted server gets
+    its port back at once, as uvicorn itself would. A live listener still refuses the bind.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
@@ -85,7 +94,10 @@ def uvicorn_options(*, limit_concurrency: int = LIMIT_CONCURRENCY,
 def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080,
           announce: bool = True, body_timeout: float = BODY_TIMEOUT,
           limit_concurrency: int = LIMIT_CONCURRENCY,
-          forwarded_allow_ips: Iterable[str] = ()) -> None:
+          forwarded_allow_ips: Iterable[str] = (), worker: bool = True,
+          lease: Lease | None = None) -> None:
+    """Serve the app until interrupted; with ``worker``, it runs queued pipeline runs too
+    (``create_app``), leased with ``lease``."""
     if not body_timeout > 0:
         raise InvalidArgument("the body timeout must be a positive number of seconds",
                               field="body_timeout")
@@ -102,8 +114,9 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080,
     settings = dataclasses.replace(
         settings, extra={**settings.extra, "body_timeout": repr(float(body_timeout))},
         server_url=settings.server_url or where)
-    app = create_app(settings)
+    app = create_app(settings, worker=worker, lease=lease)
     log_to_stderr()
+    check_at_start(app.state.shipyard.runtime)
     if announce:
         print(f"Shipyard {where}  (API docs: {where}/docs)", flush=True)
         if token:

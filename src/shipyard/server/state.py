@@ -3,7 +3,7 @@ and who is asking."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
@@ -12,6 +12,7 @@ from shipyard.config import Settings
 from shipyard.context import RequestContext
 from shipyard.registry import DeploymentLookup
 from shipyard.runtime import Runtime
+from shipyard.server.readiness import Readiness
 from shipyard.store import Store
 
 
@@ -20,6 +21,10 @@ class ServerState:
     runtime: Runtime
     json_limit: int
     upload_limit: int
+    readiness: Readiness = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.readiness = Readiness(self.runtime)
 
     @property
     def settings(self) -> Settings:

@@ -1,0 +1,130 @@
+"""Readiness: whether this server can do its work now (the database and the artifact store
+answer), as Kubernetes' readiness probe asks. Liveness (the process answers at all) is a
+separate route that touches neither.
+
+Each check runs in a thread of its own and is given ``timeout`` seconds: an object store
+that does not answer (a wrong endpoint, a black-holed network) makes the server unready in
+that time instead of hanging the probe. A check still hanging from an earlier probe is
+not started again; it reports how long it has been hanging.
+
+What a check found is logged in full; the answer (public, like any probe route) names the
+component and the kind of fault, not the server's paths, buckets or credentials.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from shipyard.errors import FailedPrecondition
+from shipyard.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+CHECK_TIMEOUT = 5.0
+# A tiny blob the artifact check stores (once: content addressing makes later stores a
+# lookup) and finds again: it proves the store is reachable, the bucket or folder exists
+# and the credentials can write and read.
+PROBE = b"shipyard readiness probe\n"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    detail: str  # "ok", or a short public reason
+    error: str = ""  # the full error, for the server log and the start-up check
+
+
+class Readiness:
+    """The readiness checks of one runtime; ``check()`` runs them all concurrently."""
+
+    def __init__(self, runtime: Runtime, timeout: float = CHECK_TIMEOUT) -> None:
+        self.runtime = runtime
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._hanging: dict[str, float] = {}  # check name -> when it started
+
+    def checks(self) -> dict[str, Callable[[], None]]:
+        return {"database": self._database, "artifacts": self._artifacts}
+
+    def check(self) -> dict[str, Outcome]:
+        started = {name: self._start(name, fn) for name, fn in self.checks().items()}
+        deadline = time.monotonic() + self.timeout
+        out: dict[str, Outcome] = {}
+        for name, pending in started.items():
+            if isinstance(pending, Outcome):
+                out[name] = pending
+                continue
+            thread, result = pending
+            thread.join(max(0.0, deadline - time.monotonic()))
+            out[name] = result[0] if result else Outcome(
+                False, f"did not answer within {self.timeout:g}s")
+        for name, outcome in out.items():
+            if not outcome.ok:
+                log.warning("not ready: the %s check failed: %s", name,
+                            outcome.error or outcome.detail, extra={"check": name})
+        return out
+
+    def _start(self, name: str, fn: Callable[[], None]
+               ) -> Outcome | tuple[threading.Thread, list[Outcome]]:
+        with self._lock:
+            since = self._hanging.get(name)
+            if since is not None:
+                return Outcome(False, f"has not answered for {time.monotonic() - since:.0f}s")
+            self._hanging[name] = time.monotonic()
+        result: list[Outcome] = []
+
+        def run() -> None:
+            try:
+                fn()
+                result.append(Outcome(True, "ok"))
+            except Exception as exc:  # any fault of the component: reported, never raised
+                result.append(Outcome(False, _public_reason(exc), f"{exc!r}"))
+            finally:
+                with self._lock:
+                    self._hanging.pop(name, None)
+
+        thread = threading.Thread(target=run, name=f"shipyard-ready-{name}", daemon=True)
+        thread.start()
+        return thread, result
+
+    def _database(self) -> None:
+        with self.runtime.store.read() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    def _artifacts(self) -> None:
+        artifacts = self.runtime.artifacts
+        info = artifacts.put_bytes(PROBE)
+        if not artifacts.exists(info.digest):
+            raise FileNotFoundError("the probe blob was stored but is not found")
+
+
+def _public_reason(exc: Exception) -> str:
+    """What kind of fault, without the server's own names (paths, buckets, hosts)."""
+    if isinstance(exc, PermissionError):
+        return "refused access (check its credentials or permissions)"
+    if isinstance(exc, FileNotFoundError):
+        return "was not found (check that the bucket or folder exists)"
+    if isinstance(exc, TimeoutError | ConnectionError):
+        return "is unreachable"
+    from shipyard.errors import ShipyardError
+
+    if isinstance(exc, ShipyardError) and exc.kind == "unavailable":
+        return "is unavailable"
+    return f"failed ({type(exc).__name__})"
+
+
+def check_at_start(runtime: Runtime, timeout: float = CHECK_TIMEOUT) -> None:
+    """Refuse to start when the artifact store cannot be used, with the full reason and
+    what to check (the database was opened and migrated already)."""
+    outcome = Readiness(runtime, timeout).check()["artifacts"]
+    if not outcome.ok:
+        raise FailedPrecondition(
+            f"the artifact store {runtime.artifacts.location} {outcome.detail}: "
+            f"{outcome.error or 'no answer'}. Check SHIPYARD_ARTIFACTS and, for s3:// or "
+            "gs://, the credentials and endpoint (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+            "AWS_ENDPOINT_URL, GOOGLE_APPLICATION_CREDENTIALS)",
+            field="artifacts")
