@@ -1,27 +1,57 @@
 """Shipyard: self-hosted MLOps. ``import shipyard as sy``.
 
 The SDK functions are loaded on first use, so ``import shipyard`` stays quick and has no
-side effects.
+side effects; ``dir(shipyard)`` (and a notebook's tab completion) lists them.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+import typing as _typing
 
 __version__ = "0.1.0"
 
-_REGISTRY = {
-    "register_model", "get_model", "get_model_version", "resolve_model", "list_models",
-    "list_model_versions", "set_alias", "delete_alias", "alias_history", "rollback_alias",
-    "set_model_status", "promote_if_better", "load_model", "download_model",
-    "run_pipeline", "compile_pipeline", "get_pipeline_run", "list_pipeline_runs",
-    "retry_pipeline_run", "cancel_pipeline_run", "get_task_log",
-}
-
-_FACADE = {
-    "init", "start_run", "get_run", "search_runs", "compare_runs", "get_metric_history",
-    "download_artifact", "get_lineage", "get_artifact", "list_artifacts", "list_executions",
-    "list_contexts", "list_audit_events", "verify_audit_log",
+# Each public name and the module of shipyard.sdk (one per capability) that defines it.
+_EXPORTS = {
+    "init": "session",
+    # tracking
+    "start_run": "tracking",
+    "get_run": "tracking",
+    "search_runs": "tracking",
+    "compare_runs": "tracking",
+    "get_metric_history": "tracking",
+    "download_artifact": "tracking",
+    # lineage
+    "get_lineage": "lineage",
+    "get_artifact": "lineage",
+    "get_execution": "lineage",
+    "list_artifacts": "lineage",
+    "list_executions": "lineage",
+    "list_contexts": "lineage",
+    # audit
+    "list_audit_events": "audit",
+    "verify_audit_log": "audit",
+    # registry
+    "register_model": "registry",
+    "get_model": "registry",
+    "get_model_version": "registry",
+    "resolve_model": "registry",
+    "list_models": "registry",
+    "list_model_versions": "registry",
+    "set_alias": "registry",
+    "delete_alias": "registry",
+    "alias_history": "registry",
+    "rollback_alias": "registry",
+    "set_model_status": "registry",
+    "promote_if_better": "registry",
+    "load_model": "registry",
+    "download_model": "registry",
+    # pipelines
+    "run_pipeline": "pipelines",
+    "compile_pipeline": "pipelines",
+    "get_pipeline_run": "pipelines",
+    "list_pipeline_runs": "pipelines",
+    "retry_pipeline_run": "pipelines",
+    "cancel_pipeline_run": "pipelines",
+    "get_task_log": "pipelines",
 }
 
 __all__ = [
@@ -35,6 +65,7 @@ __all__ = [
     "download_model",
     "dsl",
     "get_artifact",
+    "get_execution",
     "get_lineage",
     "get_metric_history",
     "get_model",
@@ -64,60 +95,124 @@ __all__ = [
     "verify_audit_log",
 ]
 
-if TYPE_CHECKING:  # what the lazy __getattr__ below returns, for type checkers and IDEs
-    from shipyard import dsl
-    from shipyard.sdk.facade import (
-        compare_runs,
-        download_artifact,
-        get_artifact,
-        get_lineage,
-        get_metric_history,
-        get_run,
-        init,
-        list_artifacts,
-        list_audit_events,
-        list_contexts,
-        list_executions,
-        search_runs,
-        start_run,
-        verify_audit_log,
+if _typing.TYPE_CHECKING:  # what __getattr__ below returns, for type checkers and IDEs
+    from shipyard import dsl as dsl
+    from shipyard.sdk.audit import (
+        list_audit_events as list_audit_events,
     )
-    from shipyard.sdk.facade_registry import (
-        alias_history,
-        cancel_pipeline_run,
-        compile_pipeline,
-        delete_alias,
-        download_model,
-        get_model,
-        get_model_version,
-        get_pipeline_run,
-        get_task_log,
-        list_model_versions,
-        list_models,
-        list_pipeline_runs,
-        load_model,
-        promote_if_better,
-        register_model,
-        resolve_model,
-        retry_pipeline_run,
-        rollback_alias,
-        run_pipeline,
-        set_alias,
-        set_model_status,
+    from shipyard.sdk.audit import (
+        verify_audit_log as verify_audit_log,
+    )
+    from shipyard.sdk.lineage import (
+        get_artifact as get_artifact,
+    )
+    from shipyard.sdk.lineage import (
+        get_execution as get_execution,
+    )
+    from shipyard.sdk.lineage import (
+        get_lineage as get_lineage,
+    )
+    from shipyard.sdk.lineage import (
+        list_artifacts as list_artifacts,
+    )
+    from shipyard.sdk.lineage import (
+        list_contexts as list_contexts,
+    )
+    from shipyard.sdk.lineage import (
+        list_executions as list_executions,
+    )
+    from shipyard.sdk.pipelines import (
+        cancel_pipeline_run as cancel_pipeline_run,
+    )
+    from shipyard.sdk.pipelines import (
+        compile_pipeline as compile_pipeline,
+    )
+    from shipyard.sdk.pipelines import (
+        get_pipeline_run as get_pipeline_run,
+    )
+    from shipyard.sdk.pipelines import (
+        get_task_log as get_task_log,
+    )
+    from shipyard.sdk.pipelines import (
+        list_pipeline_runs as list_pipeline_runs,
+    )
+    from shipyard.sdk.pipelines import (
+        retry_pipeline_run as retry_pipeline_run,
+    )
+    from shipyard.sdk.pipelines import (
+        run_pipeline as run_pipeline,
+    )
+    from shipyard.sdk.registry import (
+        alias_history as alias_history,
+    )
+    from shipyard.sdk.registry import (
+        delete_alias as delete_alias,
+    )
+    from shipyard.sdk.registry import (
+        download_model as download_model,
+    )
+    from shipyard.sdk.registry import (
+        get_model as get_model,
+    )
+    from shipyard.sdk.registry import (
+        get_model_version as get_model_version,
+    )
+    from shipyard.sdk.registry import (
+        list_model_versions as list_model_versions,
+    )
+    from shipyard.sdk.registry import (
+        list_models as list_models,
+    )
+    from shipyard.sdk.registry import (
+        load_model as load_model,
+    )
+    from shipyard.sdk.registry import (
+        promote_if_better as promote_if_better,
+    )
+    from shipyard.sdk.registry import (
+        register_model as register_model,
+    )
+    from shipyard.sdk.registry import (
+        resolve_model as resolve_model,
+    )
+    from shipyard.sdk.registry import (
+        rollback_alias as rollback_alias,
+    )
+    from shipyard.sdk.registry import (
+        set_alias as set_alias,
+    )
+    from shipyard.sdk.registry import (
+        set_model_status as set_model_status,
+    )
+    from shipyard.sdk.session import init as init
+    from shipyard.sdk.tracking import (
+        compare_runs as compare_runs,
+    )
+    from shipyard.sdk.tracking import (
+        download_artifact as download_artifact,
+    )
+    from shipyard.sdk.tracking import (
+        get_metric_history as get_metric_history,
+    )
+    from shipyard.sdk.tracking import (
+        get_run as get_run,
+    )
+    from shipyard.sdk.tracking import (
+        search_runs as search_runs,
+    )
+    from shipyard.sdk.tracking import (
+        start_run as start_run,
     )
 
 
-def __getattr__(name: str) -> Any:
-    if name in _FACADE:
-        from shipyard.sdk import facade
-
-        return getattr(facade, name)
-    if name in _REGISTRY:
-        from shipyard.sdk import facade_registry
-
-        return getattr(facade_registry, name)
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is not None:
+        return getattr(_importlib.import_module(f"shipyard.sdk.{module}"), name)
     if name == "dsl":
-        import importlib
-
-        return importlib.import_module("shipyard.dsl")
+        return _importlib.import_module("shipyard.dsl")
     raise AttributeError(f"module 'shipyard' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return list(__all__)

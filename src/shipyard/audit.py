@@ -15,33 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy import Connection, insert, select
 
 from shipyard.context import RequestContext
+from shipyard.security.models import AuditVerification
 from shipyard.store import Store
 from shipyard.store.dialect import advisory_lock
 from shipyard.store.schema import audit_log
 from shipyard.store.types import utcnow
-
-
-class AuditEvent(BaseModel):
-    id: int
-    time: datetime
-    actor: str | None = None
-    token_id: str | None = None
-    action: str
-    resource: str
-    project: str | None = None
-    outcome: str
-    request_id: str | None = None
-    client: str | None = None
-    detail: dict[str, Any] | None = None
-
 
 _CHAIN_LOCK = 0x5A1B7A2E  # PostgreSQL advisory lock serialising writers of the chain
 _BATCH = 5000
@@ -89,19 +73,6 @@ def record(
     }
     values["hash"] = chain_hash(previous, values)
     conn.execute(insert(audit_log).values(**values))
-
-
-@dataclass(frozen=True)
-class AuditVerification:
-    """What :func:`verify` found. ``ok`` when every chained row fits; ``head`` is the last
-    row's hash (keep it elsewhere to detect rows cut off the end later)."""
-
-    ok: bool
-    rows: int
-    unchained: int  # rows written before the chain existed (migration 0002), all first
-    head: str | None
-    broken_at: int | None = None  # the id of the first row that does not fit
-    reason: str | None = None
 
 
 def verify(store: Store) -> AuditVerification:

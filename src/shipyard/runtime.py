@@ -2,7 +2,7 @@
 
 ``open_runtime(settings)`` resolves the settings into the metadata store (migrated), the
 artifact store and the hooks capabilities install for each other. The server
-(``server.app.create_app``), the SDK in local mode (``sdk.local.LocalBackend``), the worker
+(``server.app.create_app``), the SDK in local mode (``sdk.local.LocalSession``), the worker
 (``shipyard worker``) and the quick start all start here, so they open the same things the
 same way; services then receive ``runtime.store`` and ``runtime.artifacts`` as arguments, as
 before. A process in remote mode (``http(s)://``) has no runtime: the server it talks to has.

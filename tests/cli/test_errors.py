@@ -73,15 +73,6 @@ def test_server_refuses_a_remote_uri(cli: Cli) -> None:
     cli("server", "--uri", "http://localhost:1").assert_one_error_line("--uri", exit_code=2)
 
 
-def test_missing_sdk_function_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
-    import typer
-
-    with pytest.raises(typer.Exit) as exited:
-        state.require(object(), "list_models", "the model registry")
-    assert exited.value.exit_code == 1
-    assert "the model registry is not available" in capsys.readouterr().err
-
-
 def test_console_script_exit_codes(home: Path) -> None:
     # The real entry point in a child process: what a shell sees.
     run = [sys.executable, "-c", "from shipyard.cli.main import main; main()"]

@@ -92,12 +92,12 @@ def test_project_option_selects_another_namespace(cli: Cli, runs: LoggedRuns) ->
 
 def test_interrupt_exits_130(cli: Cli, runs: LoggedRuns,
                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from shipyard.sdk import facade
+    from shipyard.sdk import tracking
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(facade, "search_runs", interrupted)
+    monkeypatch.setattr(tracking, "search_runs", interrupted)
     assert cli("runs", "list").exit_code == 130
 
 

@@ -18,6 +18,7 @@ from shipyard.config import Settings
 from shipyard.context import RequestContext
 from shipyard.errors import DataCorruption, InvalidArgument, NotFound
 from shipyard.registry import flavors, get_model, load_model, register_model
+from shipyard.registry.models import ModelVersion
 from shipyard.store import Store
 
 
@@ -193,13 +194,24 @@ def test_packaged_directory_with_a_wrong_size_stores_nothing(
     assert sorted(artifacts.iter_digests()) == before
 
 
-def test_remote_client_refuses_a_tree_digest_that_is_not_one(
-    store: Store, artifacts: ArtifactStore, ctx: RequestContext, booster_file: Path
+def test_the_model_cache_refuses_a_tree_digest_that_is_not_one(
+    store: Store, artifacts: ArtifactStore, ctx: RequestContext, booster_file: Path,
+    tmp_path: Path,
 ) -> None:
-    from shipyard.client.http_registry import _checked
+    from shipyard.registry.cache import cached_tree
 
+    fetched: list[str] = []
+
+    def fetch(version: ModelVersion, target: Path) -> None:
+        fetched.append(version.tree_digest)
+        artifacts.get_tree(version.tree_digest, target)
+
+    root = tmp_path / "cache"
     mv = register_model(store, artifacts, ctx, "xgb", booster_file)
-    assert _checked(mv) is mv
+    path, _ = cached_tree(mv, root, fetch)
+    assert path == root / mv.tree_digest and fetched == [mv.tree_digest]
     for hostile in ("../../etc", "/home/user", mv.tree_digest.upper(), ""):
         with pytest.raises(DataCorruption, match="invalid tree digest"):
-            _checked(mv.model_copy(update={"tree_digest": hostile}))
+            cached_tree(mv.model_copy(update={"tree_digest": hostile}), root, fetch)
+    assert fetched == [mv.tree_digest]  # nothing was fetched for a hostile digest
+    assert sorted(p.name for p in root.iterdir()) == [mv.tree_digest]

@@ -74,7 +74,7 @@ def test_hooks_combine_the_deployment_lookups() -> None:
 
 
 def test_the_server_and_the_sdk_stand_on_a_runtime(tmp_path: Path) -> None:
-    from shipyard.sdk.local import LocalBackend
+    from shipyard.sdk.local import LocalSession
     from shipyard.server.app import create_app
 
     settings = _settings(tmp_path)
@@ -83,6 +83,6 @@ def test_the_server_and_the_sdk_stand_on_a_runtime(tmp_path: Path) -> None:
     assert app.state.shipyard.runtime is runtime
     assert app.state.shipyard.store is runtime.store
     assert app.state.shipyard.deployments is runtime.hooks.deployments()
-    backend = LocalBackend(settings)
-    assert backend.runtime.store is runtime.store  # one store per URI in the process
-    assert backend.runtime.artifacts is runtime.artifacts
+    session = LocalSession(settings)
+    assert session.runtime.store is runtime.store  # one store per URI in the process
+    assert session.runtime.artifacts is runtime.artifacts

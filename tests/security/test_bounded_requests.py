@@ -26,10 +26,12 @@ from typing import Any
 import httpx
 import pytest
 
-from shipyard.client.http import HttpBackend
+from shipyard.client import HttpSession
+from shipyard.client.tracking import HttpTracking
 from shipyard.config import Settings
 from shipyard.errors import InvalidArgument
-from shipyard.sdk.local import LocalBackend
+from shipyard.sdk.local import LocalSession
+from shipyard.sdk.local.tracking import LocalTracking
 from shipyard.tracking import search
 from shipyard.tracking.filters import MAX_CLAUSES
 from tests.server.conftest import admin, assert_problem, live, live_uri, project  # noqa: F401
@@ -189,15 +191,15 @@ def test_issued_page_tokens_still_page(admin: httpx.Client, runs_url: str) -> No
 
 @pytest.fixture
 def backends(live: LiveServer, project: str, runs_url: str, tmp_path: Path
-             ) -> Iterator[tuple[LocalBackend, HttpBackend]]:
+             ) -> Iterator[tuple[LocalTracking, HttpTracking]]:
     settings = live.settings
-    local = LocalBackend(Settings.resolve(home=settings.home, uri=settings.uri,
+    local = LocalSession(Settings.resolve(home=settings.home, uri=settings.uri,
                                           artifacts=settings.artifacts, project=project,
                                           environ={}))
-    remote = HttpBackend(Settings.resolve(home=tmp_path / "client", uri=live.url,
+    remote = HttpSession(Settings.resolve(home=tmp_path / "client", uri=live.url,
                                           token=live.token, project=project, environ={}))
     try:
-        yield local, remote
+        yield local.tracking, remote.tracking
     finally:
         remote.close()
 
@@ -214,7 +216,7 @@ SAME_ANSWER: dict[str, dict[str, Any]] = {
 
 @pytest.mark.parametrize("case", SAME_ANSWER)
 def test_local_and_remote_mode_give_the_same_error(
-    backends: tuple[LocalBackend, HttpBackend], case: str
+    backends: tuple[LocalTracking, HttpTracking], case: str
 ) -> None:
     answers: list[tuple[str | None, str]] = []
     for backend in backends:
@@ -226,7 +228,7 @@ def test_local_and_remote_mode_give_the_same_error(
     assert answers[0][0] is not None
 
 
-def test_local_mode_bounds_the_lists_too(backends: tuple[LocalBackend, HttpBackend]) -> None:
+def test_local_mode_bounds_the_lists_too(backends: tuple[LocalTracking, HttpTracking]) -> None:
     local, _ = backends
     with pytest.raises(InvalidArgument) as info:
         local.search_runs(experiments=[f"e{i}" for i in range(search.MAX_EXPERIMENTS + 1)])

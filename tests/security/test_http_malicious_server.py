@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shipyard.client import HttpBackend
+from shipyard.client import HttpSession
 from shipyard.config import Settings
 from shipyard.errors import InvalidArgument
 from tests.server.live import live_server
@@ -63,15 +63,15 @@ def test_cve_2023_6909_sdk_refuses_a_tree_that_escapes_the_destination(
 ) -> None:
     settings = Settings.resolve(home=tmp_path / "home", uri=evil_server, token="sy_x",
                                 environ={})
-    backend = HttpBackend(settings)
+    session = HttpSession(settings)
     dest = tmp_path / "a" / "b" / "out"
     dest.parent.mkdir(parents=True)
     with pytest.raises(InvalidArgument):
-        backend.download_artifact(RUN_ID, "model", dest)
+        session.tracking.download_artifact(RUN_ID, "model", dest)
     assert not (tmp_path / "a" / "escaped.txt").exists()
     assert not (tmp_path / "escaped.txt").exists()
     assert not dest.exists()
-    backend.close()
+    session.close()
 
 
 def test_deeply_nested_json_is_a_client_error(tmp_path: Path) -> None:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from shipyard.cli import output
-from shipyard.cli.state import command, current, fail, project, require, sdk, settings
+from shipyard.cli.state import command, configure, current, project, settings
+from shipyard.sdk import identity as sdk_identity
 
 users = typer.Typer(help="Users and service accounts.", no_args_is_help=True)
 tokens = typer.Typer(help="API tokens: create (shown once), list, revoke.",
@@ -28,15 +27,8 @@ def register(root: typer.Typer) -> None:
     root.command("login")(login)
 
 
-def _identity() -> ModuleType:
-    sdk()  # configure the SDK from the global options first
-    try:
-        return importlib.import_module("shipyard.sdk.identity")
-    except ModuleNotFoundError as exc:
-        if exc.name != "shipyard.sdk.identity":
-            raise
-        fail(f"{_WHAT} is not available in this version of Shipyard "
-             "(shipyard.sdk.identity is missing)")
+def _identity() -> None:
+    configure()  # the SDK set up from the global options first
 
 
 def _print(value: Any, columns: list[str], rows: list[list[Any]], *,
@@ -59,10 +51,10 @@ def create_user(
         "--password", help="Prompt for a console password (12+ characters)")] = False,
 ) -> None:
     """Create a user or service account."""
-    identity = _identity()
+    _identity()
     secret = typer.prompt("Password", hide_input=True, confirmation_prompt=True) \
         if password else None
-    info = require(identity, "create_user", _WHAT)(
+    info = sdk_identity.create_user(
         name, kind="service" if service else "user", password=secret, admin=admin)
     _print(info, ["name", "kind", "admin", "created"],
            [[info.name, info.kind, info.is_admin, info.created_at]], keep=("name",))
@@ -72,7 +64,8 @@ def create_user(
 @command
 def list_users() -> None:
     """List users and service accounts."""
-    found = require(_identity(), "list_users", _WHAT)()
+    _identity()
+    found = sdk_identity.list_users()
     _print(found, ["name", "kind", "admin", "disabled", "password", "created"],
            [[u.name, u.kind, u.is_admin, u.disabled, u.has_password, u.created_at]
             for u in found], keep=("name",))
@@ -82,7 +75,8 @@ def list_users() -> None:
 @command
 def disable_user(name: Annotated[str, typer.Argument(help="User name")]) -> None:
     """Disable a user: its tokens stop working on the next request."""
-    info = require(_identity(), "disable_user", _WHAT)(name)
+    _identity()
+    info = sdk_identity.disable_user(name)
     _print(info, ["name", "disabled"], [[info.name, info.disabled]], keep=("name",))
 
 
@@ -90,7 +84,8 @@ def disable_user(name: Annotated[str, typer.Argument(help="User name")]) -> None
 @command
 def enable_user(name: Annotated[str, typer.Argument(help="User name")]) -> None:
     """Enable a disabled user: its tokens that are neither revoked nor expired work again."""
-    info = require(_identity(), "enable_user", _WHAT)(name)
+    _identity()
+    info = sdk_identity.enable_user(name)
     _print(info, ["name", "disabled"], [[info.name, info.disabled]], keep=("name",))
 
 
@@ -108,7 +103,8 @@ def create_token(
     )] = None,
 ) -> None:
     """Issue an API token. It is printed once and never stored in plain text."""
-    created = require(_identity(), "create_token", _WHAT)(
+    _identity()
+    created = sdk_identity.create_token(
         name, principal=principal, scopes=scope or None, expires_in_days=expires_in_days)
     if current().json:
         data = output.jsonable(created)
@@ -128,7 +124,8 @@ def list_tokens(
         "--principal", help="Only this principal's tokens")] = None,
 ) -> None:
     """List tokens (never their values)."""
-    found = require(_identity(), "list_tokens", _WHAT)(principal=principal)
+    _identity()
+    found = sdk_identity.list_tokens(principal=principal)
     _print(found, ["id", "name", "principal", "scopes", "created", "expires", "revoked"],
            [[t.id, t.name, t.principal, t.scopes, t.created_at, t.expires_at, t.revoked_at]
             for t in found], keep=("id",))
@@ -138,7 +135,8 @@ def list_tokens(
 @command
 def revoke_token(token_id: Annotated[str, typer.Argument(help="The token's id")]) -> None:
     """Revoke a token; it is refused from the very next request."""
-    info = require(_identity(), "revoke_token", _WHAT)(token_id)
+    _identity()
+    info = sdk_identity.revoke_token(token_id)
     if current().json:
         output.print_json(info)
     else:
@@ -153,8 +151,8 @@ def add_grant(
     role: Annotated[str, typer.Argument(help="viewer, user, editor or manager")],
 ) -> None:
     """Give a principal a role in the project (replacing any role it had there)."""
-    identity = _identity()
-    info = require(identity, "grant", _WHAT)(principal, role, project=project())
+    _identity()
+    info = sdk_identity.grant(principal, role, project=project())
     _print(info, ["principal", "project", "role"],
            [[info.principal, info.project, info.role]])
 
@@ -163,8 +161,8 @@ def add_grant(
 @command
 def list_grants() -> None:
     """List who holds which role in the project."""
-    identity = _identity()
-    found = require(identity, "list_grants", _WHAT)(project=project())
+    _identity()
+    found = sdk_identity.list_grants(project=project())
     _print(found, ["principal", "project", "role", "granted"],
            [[g.principal, g.project, g.role, g.created_at] for g in found])
 
@@ -175,8 +173,8 @@ def revoke_grant(
     principal: Annotated[str, typer.Argument(help="User or service account")],
 ) -> None:
     """Take away a principal's role in the project."""
-    identity = _identity()
-    require(identity, "revoke_grant", _WHAT)(principal, project=project())
+    _identity()
+    sdk_identity.revoke_grant(principal, project=project())
     if current().json:
         output.print_json({"principal": principal, "project": project(), "revoked": True})
     else:
@@ -196,9 +194,9 @@ def login(
     The token is saved (0600) in the Shipyard home, so later commands against that server
     (--uri or SHIPYARD_URI) use it.
     """
-    identity = _identity()
+    _identity()
     uri = str(settings().uri)
-    require(identity, "login", _WHAT)(uri, user, password, home=settings().home)
+    sdk_identity.login(uri, user, password, home=settings().home)
     if current().json:
         output.print_json({"user": user, "uri": uri, "logged_in": True})
     else:

@@ -11,8 +11,9 @@ import typer
 from rich.markup import escape
 from rich.tree import Tree
 
+import shipyard as sy
 from shipyard.cli import output
-from shipyard.cli.state import command, current, fail, invoked_subcommand, require, sdk
+from shipyard.cli.state import command, configure, current, fail, invoked_subcommand
 
 app = typer.Typer(help="Lineage: where artifacts came from and what used them.",
                   no_args_is_help=True)
@@ -46,7 +47,7 @@ def show(
     "shown above", and the cached reruns of a step are counted on the step that really ran
     (``-o json`` lists them all).
     """
-    sy = sdk()
+    configure()
     graph = sy.get_lineage(artifact_id, direction=direction.value, depth=depth)
     if current().json:
         output.print_json(graph)
@@ -205,8 +206,8 @@ def audit(
     """Show the audit log of the project, newest first (``audit verify`` checks it)."""
     if invoked_subcommand() is not None:
         return
-    sy = sdk()
-    list_events = require(sy, "list_audit_events", "reading the audit log")
+    configure()
+    list_events = sy.list_audit_events
     entries = list_events(actor=actor, action=action, outcome=outcome, limit=limit)
     if current().json:
         output.print_json(entries)
@@ -222,7 +223,7 @@ def audit(
 def verify() -> None:
     """Check the whole audit log's hash chain: exit 1 naming the first row that was
     deleted or edited. Keep the printed head hash elsewhere to detect rows cut off later."""
-    sy = sdk()
+    configure()
     result = sy.verify_audit_log()
     if current().json:
         output.print_json(dataclasses.asdict(result))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -11,7 +9,7 @@ from typing import Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from shipyard.cli import identity, lineage, models, output, pipelines, runs, server
+from shipyard.cli import identity, lineage, models, output, pipelines, quickstart, runs, server
 from shipyard.cli.state import (
     CliState,
     HomeOption,
@@ -92,17 +90,7 @@ app.add_typer(pipelines.app, name="pipelines")
 identity.register(app)
 
 
-def _register_quickstart() -> None:
-    # Written by the quick-start work, which may not have landed: the CLI works without it.
-    if importlib.util.find_spec("shipyard.cli.quickstart") is None:
-        return
-    module = importlib.import_module("shipyard.cli.quickstart")
-    quickstart = getattr(module, "quickstart", None)
-    if callable(quickstart):
-        app.command("quickstart")(guarded(quickstart))
-
-
-_register_quickstart()
+app.command("quickstart")(guarded(quickstart.quickstart))
 
 
 def main() -> None:

@@ -9,8 +9,9 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+import shipyard as sy
 from shipyard.cli import output
-from shipyard.cli.state import command, current, require, sdk, usage_errors
+from shipyard.cli.state import command, configure, current, usage_errors
 
 app = typer.Typer(help="The model registry: versions, aliases, promotion and download.",
                   no_args_is_help=True)
@@ -40,7 +41,8 @@ def list_models(
         "--filter", "-f", help="e.g. \"labels.team = 'sales'\"")] = None,
 ) -> None:
     """List registered models."""
-    models = require(sdk(), "list_models", _WHAT)(filter=filter)
+    configure()
+    models = sy.list_models(filter=filter)
     if current().json:
         output.print_json(models)
         return
@@ -55,7 +57,8 @@ def list_models(
 def show(ref: Annotated[str, typer.Argument(
         help="name (latest version), name:3 or name@alias")]) -> None:
     """Show one model version: aliases, status, metrics, labels and signature."""
-    version = require(sdk(), "resolve_model", _WHAT)(ref)
+    configure()
+    version = sy.resolve_model(ref)
     if current().json:
         output.print_json(version)
         return
@@ -88,7 +91,8 @@ def versions(
         "--filter", "-f", help="e.g. 'metrics.rmse < 0.2'")] = None,
 ) -> None:
     """List the versions of a model."""
-    found = require(sdk(), "list_model_versions", _WHAT)(name, filter=filter)
+    configure()
+    found = sy.list_model_versions(name, filter=filter)
     if current().json:
         output.print_json(found)
         return
@@ -104,7 +108,8 @@ def alias(
     reason: Annotated[str, typer.Option("--reason", help="Why (kept in the history)")] = "",
 ) -> None:
     """Point an alias at a version (recorded in the alias history)."""
-    moved = require(sdk(), "set_alias", _WHAT)(name, alias_name, version, reason=reason)
+    configure()
+    moved = sy.set_alias(name, alias_name, version, reason=reason)
     _moved(moved, f"{name}@{alias_name} -> version {version}")
 
 
@@ -117,7 +122,8 @@ def history(
     """Show who moved the model's aliases, when, why, and from which version to which;
     a promotion that kept the alias where it was shows as "kept"."""
     with usage_errors(alias="--alias"):
-        changes = require(sdk(), "alias_history", _WHAT)(name, alias=alias_name)
+        configure()
+        changes = sy.alias_history(name, alias=alias_name)
     if current().json:
         output.print_json(changes)
         return
@@ -164,7 +170,8 @@ def rollback(
     reason: Annotated[str, typer.Option("--reason", help="Why (kept in the history)")] = "",
 ) -> None:
     """Move an alias back to the version it pointed at before its latest move."""
-    moved = require(sdk(), "rollback_alias", _WHAT)(name, alias_name, reason=reason)
+    configure()
+    moved = sy.rollback_alias(name, alias_name, reason=reason)
     _moved(moved, f"{name}@{alias_name} rolled back to version {moved.version}")
 
 
@@ -192,7 +199,8 @@ def promote(
 
     Exits 0 whether or not the alias moved; the decision says which.
     """
-    decision = require(sdk(), "promote_if_better", _WHAT)(
+    configure()
+    decision = sy.promote_if_better(
         name, version, metric=metric, mode=mode.value, alias=alias_name, min_delta=min_delta)
     if current().json:
         output.print_json(decision)
@@ -215,7 +223,8 @@ def download(
         help="A new or empty directory to write the model files into")],
 ) -> None:
     """Download a model version's files (manifest, model, signature) into DEST."""
-    where = require(sdk(), "download_model", _WHAT)(ref, dest)
+    configure()
+    where = sy.download_model(ref, dest)
     if current().json:
         output.print_json({"ref": ref, "path": str(where)})
     else:

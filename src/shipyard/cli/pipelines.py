@@ -7,6 +7,7 @@ import importlib.util
 import json
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -18,9 +19,11 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+import shipyard as sy
 from shipyard.cli import output
-from shipyard.cli.state import command, current, fail, require, sdk, usage_errors
+from shipyard.cli.state import command, configure, current, fail, usage_errors
 from shipyard.errors import InvalidArgument, ShipyardError
+from shipyard.pipelines.models import PipelineRun
 
 app = typer.Typer(help="Pipelines: compile, run, list, show, logs, retry and cancel.",
                   no_args_is_help=True)
@@ -86,9 +89,9 @@ def compile_(
     out: Annotated[Path, typer.Argument(metavar="OUT.yaml", help="Where to write the spec")],
 ) -> None:
     """Compile a pipeline function to a versioned YAML spec."""
-    sy = sdk()
+    configure()
     fn = load_function(pipeline)
-    require(sy, "compile_pipeline", _WHAT)(fn, out)
+    sy.compile_pipeline(fn, out)
     if current().json:
         output.print_json({"pipeline": pipeline, "path": str(out)})
     else:
@@ -112,41 +115,43 @@ def run(
         "--parallelism", min=1, help="Steps at once (default: one per core)")] = None,
 ) -> None:
     """Run a pipeline and show its task states as they change."""
-    sy = sdk()
-    run_pipeline = require(sy, "run_pipeline", _WHAT)
+    configure()
     target: Any = load_function(pipeline) if ".py:" in pipeline else pipeline
     if isinstance(target, str) and not Path(target).is_file():
         raise InvalidArgument(f"{target}: no such file (give SPEC.yaml or FILE.py:FUNC)",
                               field="pipeline")
-    kwargs = {"enable_caching": not no_cache, "parallelism": parallelism, "inline": inline,
-              "raise_on_error": False, "submit": submit}
     arguments = parse_arguments(arg or [])
+
+    def start() -> PipelineRun:
+        return sy.run_pipeline(target, arguments, enable_caching=not no_cache,
+                               parallelism=parallelism, inline=inline, raise_on_error=False,
+                               submit=submit)
+
     live = not (submit or inline or current().json) and sys.stdout.isatty()
     if live:
-        result = _run_with_live_display(sy, run_pipeline, target, arguments, kwargs)
+        result = _run_with_live_display(start)
     elif current().json:
         # Inline steps print to this process's stdout; keep it for the JSON document alone.
         with contextlib.redirect_stdout(sys.stderr):
-            result = _unwrap(lambda: run_pipeline(target, arguments, **kwargs))
+            result = _unwrap(start)
     else:
-        result = _unwrap(lambda: run_pipeline(target, arguments, **kwargs))
+        result = _unwrap(start)
     _finish(result)
 
 
-def _unwrap(call: Any) -> Any:
+def _unwrap(call: Callable[[], PipelineRun]) -> PipelineRun:
     # A failed run comes back as a value (raise_on_error=False), but an SDK that raises
     # anyway carries the run on the error: show it the same way.
     try:
         return call()
     except ShipyardError as exc:
         carried = getattr(exc, "run", None)
-        if carried is None:
+        if not isinstance(carried, PipelineRun):
             raise
         return carried
 
 
-def _run_with_live_display(sy: Any, run_pipeline: Any, target: Any,
-                           arguments: dict[str, Any], kwargs: dict[str, Any]) -> Any:
+def _run_with_live_display(start: Callable[[], PipelineRun]) -> Any:
     """Run in a worker thread while this one polls the store for the run's task states."""
     outcome: dict[str, Any] = {}
     started = datetime.now(UTC)
@@ -154,7 +159,7 @@ def _run_with_live_display(sy: Any, run_pipeline: Any, target: Any,
 
     def work() -> None:
         try:
-            outcome["run"] = _unwrap(lambda: run_pipeline(target, arguments, **kwargs))
+            outcome["run"] = _unwrap(start)
         except BaseException as exc:  # handed to the main thread, which reports it
             outcome["error"] = exc
 
@@ -167,7 +172,7 @@ def _run_with_live_display(sy: Any, run_pipeline: Any, target: Any,
             while worker.is_alive():
                 worker.join(_POLL_SECONDS)
                 if run_id is None:
-                    run_id = _find_new_run(sy, before, started)
+                    run_id = _find_new_run(before, started)
                 if run_id is not None:
                     display.update(_task_table(sy.get_pipeline_run(run_id)))
     except KeyboardInterrupt:
@@ -180,7 +185,7 @@ def _run_with_live_display(sy: Any, run_pipeline: Any, target: Any,
     return outcome["run"]
 
 
-def _find_new_run(sy: Any, before: set[str], started: datetime) -> str | None:
+def _find_new_run(before: set[str], started: datetime) -> str | None:
     for candidate in sy.list_pipeline_runs(limit=20):
         created = candidate.created_at
         if candidate.id not in before and (created is None or created >= started.replace(
@@ -233,7 +238,8 @@ def list_runs(
 ) -> None:
     """List pipeline runs, newest first."""
     with usage_errors(state="--state"):
-        runs = require(sdk(), "list_pipeline_runs", _WHAT)(
+        configure()
+        runs = sy.list_pipeline_runs(
             pipeline_name=pipeline_name, state=state.upper() if state else None, limit=limit)
     if current().json:
         output.print_json(runs)
@@ -248,7 +254,8 @@ def list_runs(
 @command
 def show(run_id: Annotated[str, typer.Argument(help="The pipeline run's id")]) -> None:
     """Show a pipeline run: each task's state, cache hit and duration."""
-    result = require(sdk(), "get_pipeline_run", _WHAT)(run_id)
+    configure()
+    result = sy.get_pipeline_run(run_id)
     if current().json:
         output.print_json(result)
         return
@@ -266,10 +273,10 @@ def logs(
 ) -> None:
     """Print the captured stdout and stderr of a run's steps. A step served from the cache
     did not run: its entry names the run whose step produced the outputs."""
-    sy = sdk()
-    get_log = require(sy, "get_task_log", _WHAT)
+    configure()
+    get_log = sy.get_task_log
     texts = {task: get_log(run_id, task)} if task is not None else None
-    run = require(sy, "get_pipeline_run", _WHAT)(run_id)
+    run = sy.get_pipeline_run(run_id)
     names = [task] if task is not None else list(run.tasks)
     if texts is None:
         texts = {name: get_log(run_id, name) for name in names}
@@ -294,15 +301,12 @@ def _cache_source(info: Any) -> dict[str, str] | None:
     (from the lineage graph: a cached execution records the one it took them from)."""
     if info is None or not info.cached or not info.execution_id:
         return None
-    from shipyard.sdk import session
-
-    backend = session.current()
     try:
-        cached = backend.get_execution(info.execution_id)
+        cached = sy.get_execution(info.execution_id)
         origin = cached.properties.get("cached_from")
         if not isinstance(origin, str):
             return None
-        produced = backend.get_execution(origin).properties
+        produced = sy.get_execution(origin).properties
     except ShipyardError:
         return None  # the producer was deleted: the note is a courtesy, not the answer
     run, step = produced.get("run_id"), produced.get("task")
@@ -315,7 +319,8 @@ def _cache_source(info: Any) -> dict[str, str] | None:
 @command
 def retry(run_id: Annotated[str, typer.Argument(help="The pipeline run's id")]) -> None:
     """Rerun what did not succeed in a run; finished steps are reused."""
-    retry_run = require(sdk(), "retry_pipeline_run", _WHAT)
+    configure()
+    retry_run = sy.retry_pipeline_run
     _finish(_unwrap(lambda: retry_run(run_id, raise_on_error=False)))
 
 
@@ -327,7 +332,8 @@ def cancel(
                                         help="Kill running steps instead of waiting")] = False,
 ) -> None:
     """Cancel a queued or running pipeline run."""
-    result = require(sdk(), "cancel_pipeline_run", _WHAT)(run_id, force=force)
+    configure()
+    result = sy.cancel_pipeline_run(run_id, force=force)
     if current().json:
         output.print_json(result)
     elif result is not None and hasattr(result, "state"):

@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 import typer
 
+import shipyard as sy
 from shipyard.cli import output
-from shipyard.cli.state import command, current, sdk, usage_errors
+from shipyard.cli.state import command, configure, current, usage_errors
 
 app = typer.Typer(help="Experiment runs: list, show and compare.", no_args_is_help=True)
 
@@ -36,7 +37,7 @@ def list_runs(
     )] = None,
 ) -> None:
     """List runs, newest first unless --order-by says otherwise."""
-    sy = sdk()
+    configure()
     with usage_errors(order_by="--order-by"):
         frame = sy.search_runs(experiment=experiment or None, filter=filter,
                                order_by=order_by, max_results=max_results)
@@ -101,7 +102,7 @@ def _wanted_columns(given: list[str], available: list[str]) -> list[str]:
 @command
 def show(run_id: Annotated[str, typer.Argument(help="The run's id")]) -> None:
     """Show a run: params, metrics (with their history), tags and artifacts."""
-    sy = sdk()
+    configure()
     run = sy.get_run(run_id)
     history = {key: sy.get_metric_history(run.id, key) for key in sorted(run.metrics)}
     if current().json:
@@ -147,7 +148,7 @@ def compare(run_ids: Annotated[list[str], typer.Argument(
     if len(run_ids) < 2:
         raise typer.BadParameter("give two or more run ids to compare (shipyard runs show "
                                  "RUN_ID shows one)", param_hint="RUN_IDS")
-    sy = sdk()
+    configure()
     frame = sy.compare_runs(run_ids)
     if current().json:
         output.print_json({str(c): {str(k): v for k, v in frame[c].items()}

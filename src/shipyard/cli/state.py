@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-import types
 import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ import typer
 
 from shipyard.cli import output
 from shipyard.cli.output import Format
+from shipyard.config import Settings
 from shipyard.errors import InvalidArgument, ShipyardError
 
 P = ParamSpec("P")
@@ -69,7 +69,7 @@ class CliState:
 # The options and settings of the command being run. Context variables rather than Typer's
 # context object so that helpers need not be handed a context.
 _state: ContextVar[CliState | None] = ContextVar("shipyard_cli_state", default=None)
-_settings: ContextVar[Any] = ContextVar("shipyard_cli_settings", default=None)
+_settings: ContextVar[Settings | None] = ContextVar("shipyard_cli_settings", default=None)
 _invoked: ContextVar[str | None] = ContextVar("shipyard_cli_subcommand", default=None)
 
 
@@ -83,8 +83,8 @@ def current() -> CliState:
     return _state.get() or CliState()
 
 
-def sdk() -> types.ModuleType:
-    """The ``shipyard`` SDK, configured from the global options.
+def configure() -> Settings:
+    """Set the SDK up from the global options; commands then call ``shipyard.*``.
 
     ``init`` runs on every command, not once per process: it re-reads ``SHIPYARD_*``, so
     commands invoked one after another in one process (tests, scripts) see the current
@@ -94,28 +94,20 @@ def sdk() -> types.ModuleType:
 
     state = current()
     with usage_errors(project="--project", uri="--uri"):
-        _settings.set(shipyard.init(home=state.home, uri=state.uri, project=state.project))
-    return shipyard
+        configured = shipyard.init(home=state.home, uri=state.uri, project=state.project)
+    _settings.set(configured)
+    return configured
 
 
-def settings() -> Any:
-    """The ``Settings`` the SDK was set up with (after ``sdk()``)."""
-    return _settings.get()
+def settings() -> Settings:
+    """The ``Settings`` the SDK was set up with (after ``configure()``)."""
+    configured = _settings.get()
+    return configured if configured is not None else configure()
 
 
 def project() -> str:
-    """The project the SDK was set up with (after ``sdk()``)."""
-    settings = _settings.get()
-    return str(getattr(settings, "project", None) or current().project or "default")
-
-
-def require(module: Any, name: str, what: str) -> Callable[..., Any]:
-    """An SDK function that may not exist in this build; a clear error if it does not."""
-    fn = getattr(module, name, None)
-    if not callable(fn):
-        fail(f"{what} is not available in this version of Shipyard "
-             f"({getattr(module, '__name__', 'shipyard')}.{name} is missing)")
-    return typing.cast(Callable[..., Any], fn)
+    """The project the SDK was set up with (after ``configure()``)."""
+    return settings().project
 
 
 @contextmanager

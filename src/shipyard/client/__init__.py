@@ -1,5 +1,40 @@
-"""Remote mode: the same interface as local mode, over HTTP to a Shipyard server."""
+"""Remote mode: every SDK port over HTTP to a Shipyard server.
 
-from shipyard.client.http import HttpBackend
+This package is the light client: it never imports ``shipyard.sdk``, the store or a
+service module (import-linter holds it), so a process that only talks to a server loads
+neither SQLAlchemy nor FastAPI.
+"""
 
-__all__ = ["HttpBackend"]
+from __future__ import annotations
+
+import httpx
+
+from shipyard.client.http import HttpClient
+from shipyard.client.identity import HttpIdentity
+from shipyard.client.lineage import HttpLineage
+from shipyard.client.pipelines import HttpPipelines
+from shipyard.client.registry import HttpRegistry
+from shipyard.client.tracking import HttpTracking
+from shipyard.config import Settings
+
+__all__ = ["HttpClient", "HttpSession"]
+
+
+class HttpSession:
+    """One connection to a server and the ports that share it."""
+
+    remote = True
+
+    def __init__(self, settings: Settings, *, transport: httpx.BaseTransport | None = None
+                 ) -> None:
+        self.settings = settings
+        self.project = settings.project
+        self.client = HttpClient(settings, transport=transport)
+        self.tracking = HttpTracking(self.client)
+        self.lineage = HttpLineage(self.client)
+        self.registry = HttpRegistry(self.client)
+        self.pipelines = HttpPipelines(self.client)
+        self.identity = HttpIdentity(self.client)
+
+    def close(self) -> None:
+        self.client.close()

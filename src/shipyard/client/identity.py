@@ -1,4 +1,4 @@
-"""Users, tokens and grants over the REST API (the remote half of ``shipyard.sdk.identity``).
+"""Users, tokens, grants and the audit log over the REST API (the remote ``IdentityPort``).
 
 Answers come back as the same dataclasses the identity service returns locally, and errors
 as the same ``ShipyardError`` kinds (via :func:`~shipyard.client.problems.raise_for_problem`).
@@ -13,91 +13,86 @@ from urllib.parse import quote
 
 import httpx
 
-from shipyard.client.http import HttpBackend
+from shipyard.client.http import TIMEOUT, HttpClient
 from shipyard.client.problems import raise_for_problem
 from shipyard.errors import Unavailable
-from shipyard.security.authn import CreatedToken, TokenInfo
-from shipyard.security.authz import GrantInfo
-from shipyard.security.principals import PrincipalInfo
+from shipyard.security.models import (
+    AuditEvent,
+    AuditVerification,
+    CreatedToken,
+    GrantInfo,
+    PrincipalInfo,
+    TokenInfo,
+)
 from shipyard.security.roles import Role
 from shipyard.security.tokens import Scope
 from shipyard.validation import check_name
 
-__all__ = [
-    "create_token",
-    "create_user",
-    "disable_user",
-    "enable_user",
-    "grant",
-    "list_grants",
-    "list_tokens",
-    "list_users",
-    "login",
-    "revoke_grant",
-    "revoke_token",
-]
+__all__ = ["HttpIdentity", "login"]
 
 
-def create_user(backend: HttpBackend, name: str, kind: str = "user", *,
-                password: str | None = None, admin: bool = False) -> PrincipalInfo:
-    body = {"name": check_name(name, "name"), "kind": kind, "password": password,
-            "admin": admin}
-    return _user(_json(backend, "POST", "/api/v1/users", json=body))
+class HttpIdentity:
+    def __init__(self, client: HttpClient) -> None:
+        self._c = client
 
+    def create_user(self, name: str, kind: str = "user", *, password: str | None = None,
+                    admin: bool = False) -> PrincipalInfo:
+        body = {"name": check_name(name, "name"), "kind": kind, "password": password,
+                "admin": admin}
+        return _user(self._c.json("POST", "/api/v1/users", json=body))
 
-def list_users(backend: HttpBackend) -> list[PrincipalInfo]:
-    return [_user(item) for item in _json(backend, "GET", "/api/v1/users")]
+    def list_users(self) -> list[PrincipalInfo]:
+        return [_user(item) for item in self._c.json("GET", "/api/v1/users")]
 
+    def disable_user(self, name: str) -> PrincipalInfo:
+        return _user(self._c.json("POST", f"/api/v1/users/{_name(name, 'name')}/disable"))
 
-def disable_user(backend: HttpBackend, name: str) -> PrincipalInfo:
-    return _user(_json(backend, "POST", f"/api/v1/users/{_name(name, 'name')}/disable"))
+    def enable_user(self, name: str) -> PrincipalInfo:
+        return _user(self._c.json("POST", f"/api/v1/users/{_name(name, 'name')}/enable"))
 
+    def create_token(self, name: str, *, principal: str | None = None,
+                     scopes: Iterable[str] | None = None,
+                     expires_in_days: int | None = None) -> CreatedToken:
+        body = {"name": check_name(name, "name"),
+                "principal": check_name(principal, "principal") if principal else None,
+                "scopes": list(scopes) if scopes is not None else None,
+                "expires_in_days": expires_in_days}
+        return _created(self._c.json("POST", "/api/v1/tokens", json=body))
 
-def enable_user(backend: HttpBackend, name: str) -> PrincipalInfo:
-    return _user(_json(backend, "POST", f"/api/v1/users/{_name(name, 'name')}/enable"))
+    def list_tokens(self, *, principal: str | None = None) -> list[TokenInfo]:
+        params = {"principal": check_name(principal, "principal")} if principal else None
+        return [_token(item) for item in self._c.json("GET", "/api/v1/tokens", params=params)]
 
+    def revoke_token(self, token_id: str) -> TokenInfo:
+        # Quoted whole: a hostile id cannot turn into another path; the server checks its form.
+        return _token(self._c.json("DELETE", f"/api/v1/tokens/{quote(str(token_id), safe='')}"))
 
-def create_token(backend: HttpBackend, name: str, *, principal: str | None = None,
-                 scopes: Iterable[str] | None = None,
-                 expires_in_days: int | None = None) -> CreatedToken:
-    body = {"name": check_name(name, "name"),
-            "principal": check_name(principal, "principal") if principal else None,
-            "scopes": list(scopes) if scopes is not None else None,
-            "expires_in_days": expires_in_days}
-    data = _json(backend, "POST", "/api/v1/tokens", json=body)
-    return CreatedToken(id=data["id"], name=data["name"], principal=data["principal"],
-                        scopes=_scopes(data["scopes"]), expires_at=_time(data["expires_at"]),
-                        plaintext=data["token"])
+    def grant(self, principal: str, role: str, project: str) -> GrantInfo:
+        path = f"{_project(project)}/grants/{_name(principal, 'principal')}"
+        return _grant(self._c.json("PUT", path, json={"role": str(role)}))
 
+    def revoke_grant(self, principal: str, project: str) -> None:
+        self._c.request("DELETE", f"{_project(project)}/grants/{_name(principal, 'principal')}")
 
-def list_tokens(backend: HttpBackend, *, principal: str | None = None) -> list[TokenInfo]:
-    params = {"principal": check_name(principal, "principal")} if principal else None
-    return [_token(item) for item in _json(backend, "GET", "/api/v1/tokens", params=params)]
+    def list_grants(self, project: str) -> list[GrantInfo]:
+        return [_grant(item) for item in self._c.json("GET", f"{_project(project)}/grants")]
 
+    def audit_events(self, *, actor: str | None = None, action: str | None = None,
+                     outcome: str | None = None, limit: int = 100) -> list[AuditEvent]:
+        params = {k: v for k, v in {"actor": actor, "action": action, "outcome": outcome,
+                                    "limit": limit}.items() if v is not None}
+        rows = self._c.json("GET", self._c.project_path("/audit"), params=params)
+        return [AuditEvent.model_validate(row) for row in rows]
 
-def revoke_token(backend: HttpBackend, token_id: str) -> TokenInfo:
-    # Quoted whole: a hostile id cannot turn into another path; the server checks its form.
-    return _token(_json(backend, "DELETE", f"/api/v1/tokens/{quote(str(token_id), safe='')}"))
-
-
-def grant(backend: HttpBackend, principal: str, role: str, project: str) -> GrantInfo:
-    path = f"{_project(project)}/grants/{_name(principal, 'principal')}"
-    return _grant(_json(backend, "PUT", path, json={"role": str(role)}))
-
-
-def revoke_grant(backend: HttpBackend, principal: str, project: str) -> None:
-    backend.request("DELETE", f"{_project(project)}/grants/{_name(principal, 'principal')}")
-
-
-def list_grants(backend: HttpBackend, project: str) -> list[GrantInfo]:
-    return [_grant(item) for item in _json(backend, "GET", f"{_project(project)}/grants")]
+    def verify_audit(self) -> AuditVerification:
+        return AuditVerification(**self._c.json("GET", "/api/v1/audit/verify"))
 
 
 def login(uri: str, name: str, password: str, *,
           transport: httpx.BaseTransport | None = None) -> CreatedToken:
     """Exchange a user name and password at the server ``uri`` for a short-lived token."""
     try:
-        with httpx.Client(base_url=uri.rstrip("/"), timeout=httpx.Timeout(30.0, connect=5.0),
+        with httpx.Client(base_url=uri.rstrip("/"), timeout=TIMEOUT,
                           headers={"User-Agent": "shipyard-sdk"},
                           transport=transport) as http:
             response = http.post("/api/v1/login", json={"name": name, "password": password})
@@ -105,16 +100,14 @@ def login(uri: str, name: str, password: str, *,
         raise Unavailable(f"cannot reach the Shipyard server at {uri}: "
                           f"{exc.__class__.__name__}", retry_after=1) from None
     raise_for_problem(response)
-    data = response.json()
-    return CreatedToken(id=data["id"], name=data["name"], principal=data["principal"],
-                        scopes=_scopes(data["scopes"]), expires_at=_time(data["expires_at"]),
-                        plaintext=data["token"])
+    return _created(response.json())
 
 
 # -- plumbing --------------------------------------------------------------------------------------
-def _json(backend: HttpBackend, method: str, path: str, **kwargs: Any) -> Any:
-    response = backend.request(method, path, **kwargs)
-    return response.json() if response.content else None
+def _created(data: dict[str, Any]) -> CreatedToken:
+    return CreatedToken(id=data["id"], name=data["name"], principal=data["principal"],
+                        scopes=_scopes(data["scopes"]), expires_at=_time(data["expires_at"]),
+                        plaintext=data["token"])
 
 
 def _name(value: str, field: str) -> str:

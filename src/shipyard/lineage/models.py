@@ -7,6 +7,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from shipyard.errors import InvalidArgument
+
+Direction = Literal["upstream", "downstream", "both"]
+MAX_DEPTH = 1000
+
+
+def check_graph_options(direction: object, depth: object) -> None:
+    """``InvalidArgument`` naming ``direction`` or ``depth`` if a lineage graph cannot take
+    them (checked on both sides of the wire, so both modes say the same)."""
+    if direction not in ("upstream", "downstream", "both"):
+        raise InvalidArgument(
+            "direction must be one of upstream, downstream, both", field="direction"
+        )
+    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
+        raise InvalidArgument(f"depth must be an integer from 1 to {MAX_DEPTH}", field="depth")
+
 
 class ArtifactNode(BaseModel):
     id: str

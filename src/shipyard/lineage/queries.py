@@ -8,18 +8,21 @@ number of nodes.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import Connection, select
 
-from shipyard.errors import InvalidArgument, NotFound
+from shipyard.errors import NotFound
 from shipyard.ids import check_id
 from shipyard.lineage.models import (
+    MAX_DEPTH,
     ArtifactNode,
     ContextNode,
+    Direction,
     EventEdge,
     ExecutionNode,
     LineageGraph,
+    check_graph_options,
 )
 from shipyard.store import Store
 from shipyard.store.schema import (
@@ -32,8 +35,6 @@ from shipyard.store.schema import (
 )
 from shipyard.validation import check_name
 
-Direction = Literal["upstream", "downstream", "both"]
-MAX_DEPTH = 1000
 _CHUNK = 500
 
 
@@ -114,17 +115,6 @@ def _walk(
         if not frontier:
             break
     return edges
-
-
-def check_graph_options(direction: object, depth: object) -> None:
-    """``InvalidArgument`` naming ``direction`` or ``depth`` if ``graph`` cannot take them
-    (the HTTP client checks the same before sending, so both modes say the same)."""
-    if direction not in ("upstream", "downstream", "both"):
-        raise InvalidArgument(
-            "direction must be one of upstream, downstream, both", field="direction"
-        )
-    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
-        raise InvalidArgument(f"depth must be an integer from 1 to {MAX_DEPTH}", field="depth")
 
 
 def graph(

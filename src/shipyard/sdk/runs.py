@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.errors import InvalidArgument, ShipyardError, Unavailable
-from shipyard.sdk.backend import Backend, MetricTuple
 from shipyard.tracking import source
-from shipyard.tracking.models import RunArtifact, RunData
-from shipyard.tracking.service import MAX_BATCH_METRICS
+from shipyard.tracking.models import MetricTuple, RunArtifact, RunData
+from shipyard.tracking.points import MAX_BATCH_METRICS
+from shipyard.tracking.port import TrackingPort
 from shipyard.validation import check_name
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class _Pending:
 class BackgroundLogger:
     """Buffers log calls and writes them from one thread; see the module docstring."""
 
-    def __init__(self, backend: Backend, run_id: str, *, max_retry_seconds: float = 300.0):
+    def __init__(self, backend: TrackingPort, run_id: str, *, max_retry_seconds: float = 300.0):
         self._backend = backend
         self._run_id = run_id
         self._max_retry = max_retry_seconds
@@ -152,7 +152,7 @@ class ActiveRun:
     """A run being logged to. Use as a context manager: the run ends FINISHED, or FAILED
     when the block raises."""
 
-    def __init__(self, backend: Backend, data: RunData, *, synchronous: bool = True) -> None:
+    def __init__(self, backend: TrackingPort, data: RunData, *, synchronous: bool = True) -> None:
         self._backend = backend
         self._data = data
         self._logger = None if synchronous else BackgroundLogger(backend, data.id)

@@ -1,17 +1,47 @@
-"""The SDK's current configuration and backend (set by ``shipyard.init``)."""
+"""The SDK's current configuration and ports (set by ``shipyard.init``).
+
+A session is one port per capability, all local (``shipyard.sdk.local``: the services on a
+store this process opened) or all remote (``shipyard.client``: HTTP to a server); the SDK
+functions only delegate to them.
+"""
 
 from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from typing import Protocol
 
 from shipyard.config import Settings
-from shipyard.sdk.backend import Backend
+from shipyard.lineage.port import LineagePort
+from shipyard.pipelines.port import PipelinesPort
+from shipyard.registry.port import RegistryPort
+from shipyard.security.port import IdentityPort
+from shipyard.tracking.port import TrackingPort
+
+
+class Session(Protocol):
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def project(self) -> str: ...
+    @property
+    def remote(self) -> bool: ...
+    @property
+    def tracking(self) -> TrackingPort: ...
+    @property
+    def lineage(self) -> LineagePort: ...
+    @property
+    def registry(self) -> RegistryPort: ...
+    @property
+    def pipelines(self) -> PipelinesPort: ...
+    @property
+    def identity(self) -> IdentityPort: ...
+
+    def close(self) -> None: ...
+
 
 _lock = threading.Lock()
-_settings: Settings | None = None
-_backend: Backend | None = None
+_session: Session | None = None
 
 
 def init(
@@ -27,53 +57,47 @@ def init(
     ``uri`` chooses the mode: ``sqlite:///...`` or ``postgresql+psycopg://...`` for local mode,
     ``http(s)://host:port`` for a server.
     """
-    global _settings, _backend
+    global _session
     settings = Settings.resolve(home=home, uri=uri, artifacts=artifacts, project=project,
                                 token=token)
-    backend = make_backend(settings)
+    opened = open_session(settings)
     with _lock:
-        old, _settings, _backend = _backend, settings, backend
-    _close(old)
+        old, _session = _session, opened
+    if old is not None:
+        old.close()
     return settings
 
 
-def make_backend(settings: Settings) -> Backend:
+def open_session(settings: Settings) -> Session:
+    """The ports for ``settings``: remote for an ``http(s)://`` URI, local otherwise."""
     if settings.remote:
-        from shipyard.client import HttpBackend
+        from shipyard.client import HttpSession
 
-        return HttpBackend(settings)
+        return HttpSession(settings)
     from shipyard.config import check_store_folder
-    from shipyard.sdk.local import LocalBackend
+    from shipyard.sdk.local import LocalSession
 
     check_store_folder(settings)
-    return LocalBackend(settings)
+    return LocalSession(settings)
 
 
-def current() -> Backend:
-    """The configured backend, configured from the environment on first use."""
-    global _settings, _backend
+def current() -> Session:
+    """The configured session, configured from the environment on first use."""
+    global _session
     with _lock:
-        if _backend is None:
-            _settings = Settings.resolve()
-            _backend = make_backend(_settings)
-        return _backend
+        if _session is None:
+            _session = open_session(Settings.resolve())
+        return _session
 
 
 def settings() -> Settings:
-    current()
-    assert _settings is not None
-    return _settings
+    return current().settings
 
 
 def reset() -> None:
     """Forget the configuration (tests, and ``init`` with a new environment)."""
-    global _settings, _backend
+    global _session
     with _lock:
-        old, _settings, _backend = _backend, None, None
-    _close(old)
-
-
-def _close(backend: Any) -> None:
-    close = getattr(backend, "close", None)
-    if close is not None:
-        close()
+        old, _session = _session, None
+    if old is not None:
+        old.close()

@@ -26,6 +26,7 @@ from shipyard.errors import (
     Unauthenticated,
 )
 from shipyard.security.authcache import AUTH_CACHE, CachedToken, database_key
+from shipyard.security.models import CreatedToken, TokenInfo
 from shipyard.security.passwords import (
     hash_password,
     needs_rehash,
@@ -69,37 +70,6 @@ process; a server should build its own and pass it to :func:`login`."""
 # Compared against when a lookup id matches no row, so that path costs what a real one does.
 _DUMMY_HASH = "0" * 64
 _TOKEN_ID_LENGTH = 12
-
-
-@dataclass(frozen=True)
-class TokenInfo:
-    """A stored token as listed: never its plaintext or hash."""
-
-    id: str
-    name: str
-    principal: str
-    scopes: frozenset[Scope]
-    created_at: datetime
-    expires_at: datetime | None
-    revoked_at: datetime | None
-
-    def active(self, now: datetime | None = None) -> bool:
-        """True if the token is neither revoked nor expired at ``now`` (default: now)."""
-        if self.revoked_at is not None:
-            return False
-        return self.expires_at is None or self.expires_at > (now or utcnow())
-
-
-@dataclass(frozen=True)
-class CreatedToken:
-    """A token just issued. ``plaintext`` is shown once and never stored or logged."""
-
-    id: str
-    name: str
-    principal: str
-    scopes: frozenset[Scope]
-    expires_at: datetime | None
-    plaintext: str = field(repr=False)
 
 
 def create_token(

@@ -6,9 +6,6 @@ An admin holds every permission everywhere, still limited by its token's scopes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 from sqlalchemy import Connection, delete, insert, select, update
 
 from shipyard import audit
@@ -18,6 +15,7 @@ from shipyard.errors import (
     PermissionDenied,
 )
 from shipyard.security.authcache import AUTH_CACHE, database_key
+from shipyard.security.models import GrantInfo
 from shipyard.security.principals import Principal, require_principal
 from shipyard.security.roles import ROLE_PERMISSIONS, Permission, Role, parse_role
 from shipyard.security.tokens import (
@@ -38,16 +36,6 @@ __all__ = [
     "revoke_grant",
     "role_in",
 ]
-
-
-@dataclass(frozen=True)
-class GrantInfo:
-    """One principal's role in one project."""
-
-    principal: str
-    project: str
-    role: Role
-    created_at: datetime
 
 
 def grant(

@@ -8,7 +8,6 @@ enabled admin cannot be disabled.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import Connection, insert, select, update
@@ -23,6 +22,7 @@ from shipyard.errors import (
 )
 from shipyard.ids import new_id
 from shipyard.security.authcache import AUTH_CACHE, database_key
+from shipyard.security.models import PrincipalInfo
 from shipyard.security.passwords import (
     hash_password,
 )
@@ -60,19 +60,6 @@ class Principal:
     scopes: frozenset[Scope] = frozenset()
     # Set for a token bound to one project (a pipeline step's): no role anywhere else.
     project: str | None = None
-
-
-@dataclass(frozen=True)
-class PrincipalInfo:
-    """A principal as listed to administrators (never its password hash)."""
-
-    id: str
-    name: str
-    kind: str
-    is_admin: bool
-    disabled: bool
-    has_password: bool
-    created_at: datetime
 
 
 def create_principal(

@@ -9,6 +9,8 @@ from pydantic import BaseModel, Field
 
 RunStatus = Literal["RUNNING", "FINISHED", "FAILED", "KILLED"]
 TERMINAL: tuple[str, ...] = ("FINISHED", "FAILED", "KILLED")
+# A metric point as the SDK sends it: (key, value, step) or (key, value, step, timestamp ms).
+MetricTuple = tuple[str, float, int] | tuple[str, float, int, int]
 
 
 class Experiment(BaseModel):

@@ -8,7 +8,13 @@ from fastapi import APIRouter, Depends, Query
 
 from shipyard.context import RequestContext
 from shipyard.lineage import queries
-from shipyard.lineage.models import ArtifactNode, ContextNode, ExecutionNode, LineageGraph
+from shipyard.lineage.models import (
+    MAX_DEPTH,
+    ArtifactNode,
+    ContextNode,
+    ExecutionNode,
+    LineageGraph,
+)
 from shipyard.server.api import params
 from shipyard.server.auth import PROBLEM_RESPONSES
 from shipyard.server.state import ServerState, request_context, server_state
@@ -38,7 +44,7 @@ def get_artifact(artifact_id: params.Id, state: State, ctx: Ctx) -> ArtifactNode
 def artifact_graph(
     artifact_id: params.Id, state: State, ctx: Ctx,
     direction: Literal["upstream", "downstream", "both"] = "upstream",
-    depth: Annotated[int, Query(ge=1, le=queries.MAX_DEPTH)] = queries.MAX_DEPTH,
+    depth: Annotated[int, Query(ge=1, le=MAX_DEPTH)] = MAX_DEPTH,
 ) -> LineageGraph:
     return queries.graph(state.store, ctx.project, artifact_id, direction=direction,
                          depth=depth)

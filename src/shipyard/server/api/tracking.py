@@ -21,6 +21,7 @@ from shipyard.tracking import artifacts as run_artifacts
 from shipyard.tracking import search, service
 from shipyard.tracking.filters import MAX_FILTER
 from shipyard.tracking.models import Experiment, MetricPoint, RunArtifact, RunData, RunPage
+from shipyard.tracking.points import MAX_BATCH_METRICS
 from shipyard.validation import MAX_TAG_VALUE, check_name
 
 router = APIRouter(prefix="/api/v1/projects/{project}", tags=["tracking"],
@@ -64,7 +65,7 @@ class MetricIn(Strict):
 
 
 class LogBatch(Strict):
-    metrics: list[MetricIn] = Field(default_factory=list, max_length=service.MAX_BATCH_METRICS)
+    metrics: list[MetricIn] = Field(default_factory=list, max_length=MAX_BATCH_METRICS)
     params: Params = None
     tags: Tags = None
 

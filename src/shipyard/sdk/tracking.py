@@ -1,4 +1,4 @@
-"""The public SDK functions (re-exported as ``shipyard.*``)."""
+"""Experiment tracking from the SDK (re-exported as ``shipyard.*``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.audit import AuditEvent, AuditVerification
-from shipyard.lineage.models import ArtifactNode, ContextNode, ExecutionNode, LineageGraph
 from shipyard.sdk import session
 from shipyard.sdk.runs import ActiveRun
 from shipyard.tracking import source
@@ -16,9 +14,6 @@ from shipyard.tracking.models import MetricPoint, RunData
 
 if TYPE_CHECKING:
     import pandas as pd
-
-init = session.init
-
 
 def start_run(
     experiment: str = "default",
@@ -33,7 +28,7 @@ def start_run(
     ``synchronous=False`` buffers log calls and writes them from a background thread, so a
     training loop never waits for the store; ``run.flush()`` makes them durable.
     """
-    backend = session.current()
+    backend = session.current().tracking
     clean_tags = {k: str(v) for k, v in (tags or {}).items()}
     pipeline_task = os.environ.get("SHIPYARD_PIPELINE_TASK")
     if pipeline_task:
@@ -45,15 +40,15 @@ def start_run(
 
 
 def get_run(run_id: str) -> RunData:
-    return session.current().get_run(run_id)
+    return session.current().tracking.get_run(run_id)
 
 
 def get_metric_history(run_id: str, key: str) -> list[MetricPoint]:
-    return session.current().metric_history(run_id, key)
+    return session.current().tracking.metric_history(run_id, key)
 
 
 def download_artifact(run_id: str, name: str, dest: str | os.PathLike[str]) -> Path:
-    return session.current().download_artifact(run_id, name, dest)
+    return session.current().tracking.download_artifact(run_id, name, dest)
 
 
 def search_runs(
@@ -66,7 +61,7 @@ def search_runs(
     name, status, start_time, end_time, params.*, metrics.*, tags.*."""
 
     experiments = [experiment] if isinstance(experiment, str) else experiment
-    backend = session.current()
+    backend = session.current().tracking
     runs: list[RunData] = []
     token: str | None = None
     while True:
@@ -106,7 +101,7 @@ def compare_runs(run_ids: Sequence[str]) -> pd.DataFrame:
     """Params and metrics of several runs side by side: one column per run."""
     import pandas as pd
 
-    backend = session.current()
+    backend = session.current().tracking
     runs = [backend.get_run(r) for r in run_ids]
     keys = sorted({f"params.{k}" for r in runs for k in r.params}) + \
         sorted({f"metrics.{k}" for r in runs for k in r.metrics})
@@ -116,43 +111,3 @@ def compare_runs(run_ids: Sequence[str]) -> pd.DataFrame:
         values.update({f"metrics.{k}": v for k, v in r.metrics.items()})
         data[r.id] = [values.get(k) for k in keys]
     return pd.DataFrame(data, index=keys)
-
-
-# -- lineage -------------------------------------------------------------------------------------
-def get_lineage(artifact_id: str, direction: str = "upstream", depth: int = 1000
-                ) -> LineageGraph:
-    """The graph of executions and artifacts upstream (or downstream) of an artifact."""
-    return session.current().lineage_graph(artifact_id, direction, depth)
-
-
-def get_artifact(artifact_id: str) -> ArtifactNode:
-    return session.current().get_artifact(artifact_id)
-
-
-def list_artifacts(type: str | None = None, *, name: str | None = None,
-                   context_id: str | None = None, limit: int = 100) -> list[ArtifactNode]:
-    return session.current().list_artifacts(type=type, name=name, context_id=context_id,
-                                            limit=limit)
-
-
-def list_executions(context_id: str | None = None, *, type: str | None = None,
-                    limit: int = 100) -> list[ExecutionNode]:
-    return session.current().list_executions(context_id=context_id, type=type, limit=limit)
-
-
-def list_contexts(type: str | None = None, *, limit: int = 100) -> list[ContextNode]:
-    return session.current().list_contexts(type=type, limit=limit)
-
-
-def list_audit_events(actor: str | None = None, action: str | None = None,
-                      outcome: str | None = None, limit: int = 100) -> list[AuditEvent]:
-    """The project's audit log, newest first (remote mode needs the manager role)."""
-    rows = session.current().audit(actor=actor, action=action, outcome=outcome, limit=limit)
-    return [AuditEvent.model_validate(r) for r in rows]
-
-
-def verify_audit_log() -> AuditVerification:
-    """Recompute the whole audit log's hash chain; ``.ok`` is False and ``.broken_at`` names
-    the first row that no longer fits when a row was deleted or edited (remote mode needs
-    an admin)."""
-    return AuditVerification(**session.current().verify_audit())

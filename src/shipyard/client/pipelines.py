@@ -4,28 +4,29 @@ worker runs it; ``run_pipeline`` then follows it to the end unless ``submit=True
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import TypeAdapter
 
+from shipyard.client.http import HttpClient, path_id
 from shipyard.errors import InvalidArgument
-from shipyard.ids import check_id
+from shipyard.pipelines.errors import PipelineRunFailed
 from shipyard.pipelines.models import TERMINAL_RUN_STATES, PipelineRun
+from shipyard.pipelines.port import Executor
 
 
 class HttpPipelines:
-    # Provided by HttpBackend, which mixes this class in.
-    _json: Callable[..., Any]
-    _p: Callable[[str], str]
+    def __init__(self, client: HttpClient) -> None:
+        self._c = client
 
     def _r(self, run_id: str, rest: str = "") -> str:
-        return self._p(f"/pipelines/runs/{check_id(run_id, 'run_id')}{rest}")
+        return self._c.project_path(f"/pipelines/runs/{path_id(run_id, 'run_id')}{rest}")
 
-    def run_pipeline(self, pipeline_or_yaml: Any, arguments: dict[str, Any] | None = None, *,
-                     enable_caching: bool = True, parallelism: int | None = None,
+    def run_pipeline(self, pipeline_or_yaml: Any, arguments: Mapping[str, Any] | None = None,
+                     *, enable_caching: bool = True, parallelism: int | None = None,
                      inline: bool = False, raise_on_error: bool = True, submit: bool = False,
-                     max_cache_age: float | None = None, executor: str = "process"
+                     max_cache_age: float | None = None, executor: Executor = "process"
                      ) -> PipelineRun:
         from shipyard.pipelines.compiler import dump_spec, to_spec
 
@@ -34,18 +35,17 @@ class HttpPipelines:
                                   "(a sqlite:// or postgresql:// URI) to debug a pipeline",
                                   field="inline")
         spec, _ = to_spec(pipeline_or_yaml)
-        run = PipelineRun.model_validate(self._json("POST", self._p("/pipelines/runs"), json={
-            "spec": dump_spec(spec), "arguments": arguments, "enable_caching": enable_caching,
-            "parallelism": parallelism, "max_cache_age": max_cache_age,
-            "executor": executor}))
+        body = {"spec": dump_spec(spec), "arguments": dict(arguments) if arguments else None,
+                "enable_caching": enable_caching, "parallelism": parallelism,
+                "max_cache_age": max_cache_age, "executor": executor}
+        run = PipelineRun.model_validate(
+            self._c.json("POST", self._c.project_path("/pipelines/runs"), json=body))
         if submit:
             return run
         return self.wait_pipeline_run(run.id, raise_on_error=raise_on_error)
 
     def wait_pipeline_run(self, run_id: str, *, raise_on_error: bool = True,
                           timeout: float | None = None) -> PipelineRun:
-        from shipyard.pipelines import PipelineRunFailed
-
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.1
         while True:
@@ -61,25 +61,25 @@ class HttpPipelines:
         return run
 
     def get_pipeline_run(self, run_id: str) -> PipelineRun:
-        return PipelineRun.model_validate(self._json("GET", self._r(run_id)))
+        return PipelineRun.model_validate(self._c.json("GET", self._r(run_id)))
 
     def list_pipeline_runs(self, *, pipeline_name: str | None = None, state: str | None = None,
                            limit: int = 100) -> list[PipelineRun]:
         params = {k: v for k, v in {"pipeline_name": pipeline_name, "state": state,
                                     "limit": limit}.items() if v is not None}
         return TypeAdapter(list[PipelineRun]).validate_python(
-            self._json("GET", self._p("/pipelines/runs"), params=params))
+            self._c.json("GET", self._c.project_path("/pipelines/runs"), params=params))
 
     def retry_pipeline_run(self, run_id: str, *, raise_on_error: bool = True) -> PipelineRun:
         # The server queues the retry for its worker; wait for it as a local retry would.
-        run = PipelineRun.model_validate(self._json("POST", self._r(run_id, "/retry")))
+        run = PipelineRun.model_validate(self._c.json("POST", self._r(run_id, "/retry")))
         return self.wait_pipeline_run(run.id, raise_on_error=raise_on_error)
 
     def cancel_pipeline_run(self, run_id: str, *, force: bool = False) -> PipelineRun:
-        return PipelineRun.model_validate(self._json("POST", self._r(run_id, "/cancel"),
+        return PipelineRun.model_validate(self._c.json("POST", self._r(run_id, "/cancel"),
                                                      json={"force": force}))
 
     def get_task_log(self, run_id: str, task: str) -> str:
-        body = self._json("GET", self._r(run_id, "/log"), params={"task": task})
+        body = self._c.json("GET", self._r(run_id, "/log"), params={"task": task})
         return str(body["log"])
 
