@@ -74,6 +74,39 @@ def test_a_failed_call_rolls_back_and_the_next_one_works(sqlite_store: Store) ->
     assert service.get_run(sqlite_store, "p1", run.id).metrics == {"loss": 1.0}
 
 
+@pytest.mark.parametrize("fails", [False, True], ids=["committed", "rolled-back"])
+def test_a_call_that_stops_reading_midway_leaves_no_snapshot_open(
+    sqlite_store: Store, tmp_path: Path, fails: bool
+) -> None:
+    # The store keeps a cursor with each idle connection: a SELECT the work left half-read
+    # must not hold the old snapshot open afterwards (the WAL could never be reset, and the
+    # connection's next write would start from a stale view).
+    run = service.create_run(sqlite_store, CTX, "exp")
+    service.log_batch(sqlite_store, CTX, run.id, metrics=[("loss", 1.0, s) for s in range(5)])
+
+    def read_one(cursor: Any) -> None:
+        cursor.execute("SELECT value FROM run_metrics")
+        assert cursor.fetchone() is not None
+        if fails:
+            raise RuntimeError("boom")
+
+    if fails:
+        with pytest.raises(RuntimeError):
+            sqlite_store.driver_write(read_one)
+    else:
+        sqlite_store.driver_write(read_one)
+    other = sqlite3.connect(tmp_path / "shipyard.db", isolation_level=None)
+    try:
+        other.execute("INSERT INTO run_tags (run_id, key, value) VALUES (?, 'k', 'v')",
+                      (run.id,))
+        busy, _, _ = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        assert busy == 0  # no reader holds a snapshot
+    finally:
+        other.close()
+    service.log_batch(sqlite_store, CTX, run.id, metrics=[("loss", 2.0, 9)])
+    assert service.get_run(sqlite_store, "p1", run.id).metrics == {"loss": 2.0}
+
+
 def test_a_held_write_lock_is_unavailable_then_the_connection_recovers(
     sqlite_store: Store, tmp_path: Path
 ) -> None:

@@ -8,9 +8,9 @@ becomes ``Unavailable`` (HTTP 503 with Retry-After), never "database is locked".
 
 ``Store.driver_write()`` is the same discipline on the driver's own cursor, for the metric
 hot path. On SQLite it runs on connections the store opens itself, configured exactly as the
-engine's (same pragmas), kept idle between calls instead of checked out of SQLAlchemy's
-pool every time; they belong to the process that opened them (a forked child opens its
-own and never touches its parent's) and ``Store.dispose()`` closes them.
+engine's (same pragmas), kept idle between calls with a cursor each instead of checked out
+of SQLAlchemy's pool every time; they belong to the process that opened them (a forked
+child opens its own and never touches its parent's) and ``Store.dispose()`` closes them.
 """
 
 from __future__ import annotations
@@ -58,10 +58,12 @@ class Store:
         self._placeholder = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         self._connect = connect
-        # driver_write's idle connections, last used on top (list.pop and list.append are
-        # atomic, so threads share it without a lock), and the process they belong to.
-        self._idle: list[Any] = []
-        self._pid = os.getpid()
+        # driver_write's idle (connection, cursor) pairs, last used on top (list.pop and
+        # list.append are atomic, so threads share it without a lock), and the process they
+        # belong to, as a count of forks (os.getpid() would be a system call per write).
+        self._idle: list[tuple[Any, Any]] = []
+        _watch_forks()
+        self._forks = _forks
 
     @property
     def is_sqlite(self) -> bool:
@@ -111,23 +113,61 @@ class Store:
         itself in a one-point transaction. Statements use ``self.placeholder``. Written as
         plain loops, without context managers, because this runs once per logging call.
         """
+        if self._connect is not None:
+            # SQLite on our own connections: BEGIN IMMEDIATE rules out the aborts that a
+            # rerun is for, so there is no retry loop.
+            return self._sqlite_transaction(self._connect, work)
         for attempt in range(attempts):
             try:
-                return self._driver_transaction(work)
+                return self._pool_transaction(work)
             except _Retryable:
                 if attempt == attempts - 1:
                     break
                 time.sleep(0.01 * 2**attempt)
         raise Unavailable("the database kept aborting this change; retry shortly", retry_after=1)
 
-    def _driver_transaction(self, work: Callable[[Any], T]) -> T:
-        connect = self._connect
-        raw: Any = None
+    def _sqlite_transaction(self, connect: Callable[[], Any], work: Callable[[Any], T]) -> T:
+        if self._forks != _forks:
+            self._forget_inherited()
+        try:
+            raw, cursor = self._idle.pop()
+        except IndexError:
+            raw = cursor = None
         reusable = True
         try:
-            # PostgreSQL: a connection from the pool per call (pre-pinged, so a server
-            # restart costs no failed write); SQLite: one of our own (see the module doc).
-            raw = self.engine.raw_connection() if connect is None else self._checkout(connect)
+            if raw is None:
+                raw = connect()
+                cursor = raw.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            result = work(cursor)
+            # Through the cursor, not raw.commit(): the driver prepares a new COMMIT
+            # statement on every commit() call, while this one comes from its cache.
+            cursor.execute("COMMIT")
+            return result
+        except BaseException as exc:
+            if raw is not None:
+                reusable = _roll_back(raw)
+                if reusable:
+                    # A statement the failed work left half-read would keep the old
+                    # snapshot open; closing its cursor ends it.
+                    cursor.close()
+                    cursor = raw.cursor()
+            if isinstance(exc, self._dbapi_error):
+                raise self._translated(exc) from exc
+            raise
+        finally:
+            if raw is not None:
+                if reusable and len(self._idle) < _MAX_IDLE:
+                    self._idle.append((raw, cursor))
+                else:  # broken, or more threads wrote at once than stay idle
+                    _close_quietly(raw)
+
+    def _pool_transaction(self, work: Callable[[Any], T]) -> T:
+        # PostgreSQL (and in-memory SQLite): a connection from the pool per call
+        # (pre-pinged, so a server restart costs no failed write).
+        raw: Any = None
+        try:
+            raw = self.engine.raw_connection()
             cursor = raw.cursor()
             try:
                 if self._sqlite:
@@ -136,10 +176,7 @@ class Store:
                 raw.commit()
                 return result
             except BaseException:
-                try:
-                    raw.rollback()
-                except Exception:
-                    reusable = False  # a connection that cannot roll back is not reused
+                _roll_back(raw)
                 raise
             finally:
                 cursor.close()
@@ -149,51 +186,34 @@ class Store:
                 raise
             raise translated from exc
         except self._dbapi_error as exc:
-            # Wrapped in SQLAlchemy's classes first, so that driver errors map exactly as
-            # they do from ``write()``.
-            wrapped = DBAPIError.instance(None, None, exc, self._dbapi_error,
-                                          dialect=self.engine.dialect)
-            translated = _translate(wrapped) if isinstance(wrapped, DBAPIError) else None
-            raise (translated or wrapped) from exc
+            raise self._translated(exc) from exc
         finally:
-            if raw is None:
-                pass  # none was had
-            elif connect is None:
+            if raw is not None:
                 raw.close()  # back to the pool
-            elif reusable:
-                self._checkin(raw)
-            else:
-                _close_quietly(raw)
 
-    def _checkout(self, connect: Callable[[], Any]) -> Any:
-        if self._pid != os.getpid():
-            self._forget_inherited()
-        try:
-            return self._idle.pop()
-        except IndexError:
-            return connect()
-
-    def _checkin(self, raw: Any) -> None:
-        if len(self._idle) < _MAX_IDLE:
-            self._idle.append(raw)
-        else:  # more threads wrote at once than stay idle
-            _close_quietly(raw)
+    def _translated(self, exc: Exception) -> Exception:
+        """A driver error as ``write()`` would raise it: wrapped in SQLAlchemy's classes
+        first, so that it maps exactly as there."""
+        wrapped = DBAPIError.instance(None, None, exc, self._dbapi_error,
+                                      dialect=self.engine.dialect)
+        translated = _translate(wrapped) if isinstance(wrapped, DBAPIError) else None
+        return translated or wrapped
 
     def _forget_inherited(self) -> None:
         # In a forked child: the idle connections are the parent's, open on the same files.
         # Using or even closing one here could disturb the parent's transactions, so they
         # are set aside, still referenced (garbage collection would close them too).
         idle, self._idle = self._idle, []
-        self._pid = os.getpid()
+        self._forks = _forks
         _inherited.extend(idle)
 
     def dispose(self) -> None:
         """Close the idle connections (``driver_write``'s and the pool's). The store stays
         usable: later calls open connections again."""
-        if self._pid != os.getpid():
+        if self._forks != _forks:
             self._forget_inherited()
         idle, self._idle = self._idle, []
-        for raw in idle:
+        for raw, _cursor in idle:
             _close_quietly(raw)
         self.engine.dispose()
 
@@ -201,7 +221,32 @@ class Store:
 # driver_write keeps at most this many idle connections, like the engine's pool (size 5).
 _MAX_IDLE = 5
 # Connections a forked child inherited from its parent: never used, never closed.
-_inherited: list[Any] = []
+_inherited: list[tuple[Any, Any]] = []
+# How many times this process is a forked child of the one that imported this module,
+# counted by a fork hook registered when the first Store is made (not on import).
+_forks = 0
+_fork_hook = False
+
+
+def _watch_forks() -> None:
+    global _fork_hook
+    if not _fork_hook and hasattr(os, "register_at_fork"):
+        _fork_hook = True
+        os.register_at_fork(after_in_child=_count_fork)
+
+
+def _count_fork() -> None:
+    global _forks
+    _forks += 1
+
+
+def _roll_back(raw: Any) -> bool:
+    """Roll back ``raw``'s transaction; False when that failed (do not reuse it then)."""
+    try:
+        raw.rollback()
+    except Exception:
+        return False
+    return True
 
 
 def _close_quietly(raw: Any) -> None:
