@@ -125,8 +125,13 @@ def _time_wait_on(port: int) -> int:
 
 
 def test_a_stopped_server_starts_again_on_its_port_at_once(tmp_path: Path) -> None:
-    env = server_env(tmp_path / "home")
+    tmp = tmp_path / "tmp"
+    (tmp / "shipyard-upload-left").mkdir(parents=True)  # by a server killed an hour ago
+    an_hour_ago = time.time() - 3600
+    os.utime(tmp / "shipyard-upload-left", (an_hour_ago, an_hour_ago))
+    env = server_env(tmp_path / "home", TMPDIR=str(tmp))
     first = start_server(env, "--no-worker")
+    assert not (tmp / "shipyard-upload-left").exists()  # removed at start (item 8)
     try:
         # Keep-alive connections the server closes as it stops: they stay in TIME_WAIT on
         # its port for a minute.

@@ -114,6 +114,7 @@ def worker(
     from shipyard.errors import InvalidArgument
     from shipyard.runtime import open_runtime
     from shipyard.worker import Lease, default_sources, run_worker, worker_name
+    from shipyard.worker.scratch import clean_leftover_scratch
 
     settings = _local_settings("a worker reads the queue from the database")
     if server_url is not None and not server_url.startswith(("http://", "https://")):
@@ -128,6 +129,7 @@ def worker(
     stop, handback = threading.Event(), threading.Event()
     sources = default_sources(lease=leased, handback=handback)
     with open_runtime(settings) as runtime, _stopped_by_sigterm(stop, handback, drain):
+        clean_leftover_scratch()
         typer.echo(f"worker {worker_name()} waiting for queued pipeline runs (job sources: "
                    f"{', '.join(s.name for s in sources)}; Ctrl-C stops)")
         run_worker(runtime, sources, stop, poll_seconds=poll)

@@ -29,6 +29,7 @@ from shipyard.server.app import bootstrap, create_app
 from shipyard.server.limits import BODY_TIMEOUT
 from shipyard.server.readiness import check_at_start
 from shipyard.worker import Lease
+from shipyard.worker.scratch import clean_leftover_scratch
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,7 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080,
     app = create_app(settings, worker=worker, lease=lease)
     log_to_stderr()
     check_at_start(app.state.shipyard.runtime)
+    clean_leftover_scratch()
     if announce:
         print(f"Shipyard {where}  (API docs: {where}/docs)", flush=True)
         if token:
