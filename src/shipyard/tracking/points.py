@@ -27,11 +27,18 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+# Metric keys this process has already found valid. A training loop logs the same few keys
+# call after call, and checking one (a regular expression, and the field name formatted for
+# its error) was a third of the cost of validating a point. Bounded, so a stream of
+# distinct keys cannot grow it without limit; set operations are atomic, so threads share it.
+_valid_keys: set[str] = set()
+_MAX_VALID_KEYS = 1024
+
+
 def clean_metrics(metrics: Iterable[Any], default_ts: int | None = None) -> list[Metric]:
     """Validate metric points given as MetricPoint, dicts or (key, value, step, ts) tuples."""
     now = default_ts if default_ts is not None else now_ms()
     out: list[Metric] = []
-    seen_keys: set[str] = set()
     for i, item in enumerate(metrics):
         size = len(item) if type(item) is tuple or type(item) is list else 0
         if size == 3:  # (key, value, step): what the SDK sends; unpacked first, cheaply
@@ -53,9 +60,11 @@ def clean_metrics(metrics: Iterable[Any], default_ts: int | None = None) -> list
             ts = item[3] if len(item) > 3 else now
         else:
             raise InvalidArgument(f"metrics[{i}] must be a metric point", field=f"metrics[{i}]")
-        if key not in seen_keys:
+        if type(key) is not str or key not in _valid_keys:
             check_key(key, f"metrics[{i}].key")
-            seen_keys.add(key)
+            if len(_valid_keys) >= _MAX_VALID_KEYS:
+                _valid_keys.clear()
+            _valid_keys.add(key)
         # Exact-type checks first: the common case (a float value, int step and timestamp)
         # costs three comparisons; anything else takes the careful path below.
         if type(value) is not float:
