@@ -49,6 +49,12 @@ from shipyard.dsl._types import PipelineTaskFinalStatus
 if TYPE_CHECKING:
     from shipyard.dsl._channels import Collected, OneOf
     from shipyard.dsl._component import PythonComponent, component
+    from shipyard.dsl._container import (
+        ConcatPlaceholder,
+        ContainerSpec,
+        IfPresentPlaceholder,
+        container_component,
+    )
     from shipyard.dsl._control import Condition, Elif, Else, ExitHandler, If, ParallelFor
     from shipyard.dsl._importer import importer
     from shipyard.dsl._pipeline import Pipeline, SubPipelineTask, pipeline
@@ -72,6 +78,10 @@ _LAZY = {
     "pipeline": "_pipeline",
     "PipelineTask": "_task",
     "importer": "_importer",
+    "ConcatPlaceholder": "_container",
+    "ContainerSpec": "_container",
+    "IfPresentPlaceholder": "_container",
+    "container_component": "_container",
 }
 
 
@@ -97,12 +107,15 @@ __all__ = [
     "Artifact",
     "ClassificationMetrics",
     "Collected",
+    "ConcatPlaceholder",
     "Condition",
+    "ContainerSpec",
     "Dataset",
     "Elif",
     "Else",
     "ExitHandler",
     "If",
+    "IfPresentPlaceholder",
     "Input",
     "InputPath",
     "Markdown",
@@ -119,6 +132,7 @@ __all__ = [
     "SlicedClassificationMetrics",
     "SubPipelineTask",
     "component",
+    "container_component",
     "get_uri",
     "importer",
     "pipeline",

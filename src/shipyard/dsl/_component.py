@@ -50,9 +50,10 @@ def _json_value(value: Any, where: str) -> Any:
     return value
 
 
-def component_spec(func: Callable[..., Any], options: dict[str, Any]) -> ComponentSpec:
-    name = kfp_name(func.__name__)
-    hints = type_hints(func)
+def parameter_interface(
+    func: Callable[..., Any], name: str, hints: dict[str, Any]
+) -> tuple[dict[str, InputDef], dict[str, OutputDef]]:
+    """The inputs and outputs a function's parameters declare."""
     inputs: dict[str, InputDef] = {}
     outputs: dict[str, OutputDef] = {}
     for pname, param in inspect.signature(func).parameters.items():
@@ -83,6 +84,13 @@ def component_spec(func: Callable[..., Any], options: dict[str, Any]) -> Compone
             default=_json_value(param.default, where) if has_default else None,
             path=hint.path,
         )
+    return inputs, outputs
+
+
+def component_spec(func: Callable[..., Any], options: dict[str, Any]) -> ComponentSpec:
+    name = kfp_name(func.__name__)
+    hints = type_hints(func)
+    inputs, outputs = parameter_interface(func, name, hints)
     try:
         returns, ret_types = return_outputs(hints.get("return"))
     except HintError as exc:
@@ -128,9 +136,16 @@ class PythonComponent:
 
     def __init__(self, func: Callable[..., Any], options: dict[str, Any]) -> None:
         self.python_func = func
-        self.component_spec = component_spec(func, options)
+        self.component_spec = self._spec(func, options)
         self.name = self.component_spec.name
         functools.update_wrapper(self, func)
+
+    def _spec(self, func: Callable[..., Any], options: dict[str, Any]) -> ComponentSpec:
+        return component_spec(func, options)
+
+    def _function(self) -> Callable[..., Any] | None:
+        """The function an inline step may call (``None``: run from the spec)."""
+        return self.python_func
 
     def __call__(self, *args: Any, **kwargs: Any) -> PipelineTask:
         if args:
@@ -140,7 +155,7 @@ class PythonComponent:
                 field=self.name,
             )
         builder = current_builder(f"component {self.name!r}")
-        key = builder.add_component(self.component_spec, self.python_func)
+        key = builder.add_component(self.component_spec, self._function())
         task = PipelineTask(builder.task_name(self.name), self.component_spec, key)
         bind_arguments(
             task, self.component_spec.inputs, self.component_spec.outputs, kwargs, builder

@@ -31,7 +31,7 @@ from typing import Any, Protocol, TextIO
 
 from shipyard import dsl
 from shipyard.dsl._artifacts import ARTIFACT_TYPES, TASK_ROOT, Artifact
-from shipyard.pipelines import _values
+from shipyard.pipelines import _containers, _values
 from shipyard.pipelines._messages import (
     StepArtifact,
     StepInput,
@@ -45,7 +45,7 @@ _HERE = os.path.abspath(__file__)
 # Components defined in this process, by their JSON. Only for ``run_request``, whose process
 # runs one step and exits: the launcher defines each component once, and the steps forked
 # from it afterwards start with it defined (each with its own copy of its namespace).
-_LOADED: dict[str, tuple[Component, Callable[..., Any]]] = {}
+_LOADED: dict[str, tuple[Component, Callable[..., Any] | None]] = {}
 
 
 class _Input(Protocol):
@@ -123,6 +123,7 @@ class StepComponent:
     return_names: list[str]
     filename: str
     lineno: int
+    container: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StepComponent:
@@ -136,18 +137,21 @@ class StepComponent:
             return_names=list(data.get("return_names", [])),
             filename=data.get("filename", ""),
             lineno=int(data.get("lineno", 1)),
+            container=data.get("container"),
         )
 
 
-def load(component: dict[str, Any]) -> tuple[Component, Callable[..., Any]]:
-    """The spec and the function of a component, defined once per process."""
+def load(component: dict[str, Any]) -> tuple[Component, Callable[..., Any] | None]:
+    """The spec and the function of a component (none for a container component),
+    defined once per process."""
     key = json.dumps(component, sort_keys=True)
     loaded = _LOADED.get(key)
     if loaded is None:
         if len(_LOADED) >= 256:  # a launcher kept by a long-lived worker: stay small
             _LOADED.clear()
         spec = StepComponent.from_json(component)
-        loaded = _LOADED[key] = (spec, load_function(spec))
+        function = None if spec.container is not None else load_function(spec)
+        loaded = _LOADED[key] = (spec, function)
     return loaded
 
 
@@ -338,11 +342,48 @@ def _written(spec: Component, request: StepRequest, name: str, type_: str) -> An
         raise ValueError(f"component {spec.name!r} output parameter {name!r}: {exc}") from None
 
 
+def _container_of(spec: Component) -> dict[str, Any] | None:
+    container = getattr(spec, "container", None)
+    if container is None or isinstance(container, dict):
+        return container
+    return typing.cast(dict[str, Any], container.model_dump(mode="json"))  # a ContainerDef
+
+
+def _run_container(
+    spec: Component, request: StepRequest, container: dict[str, Any]
+) -> StepResult:
+    """A container component's step: the container, then its output parameter files."""
+    runtime = os.environ.get(_containers.RUNTIME_ENV)
+    if not runtime:
+        raise RuntimeError(
+            f"component {spec.name!r} runs in a container, and this step was given no "
+            "container runtime (docker or podman)"
+        )
+    os.makedirs(request.folder, exist_ok=True)
+    for art in request.outputs.values():
+        os.makedirs(os.path.dirname(art.path), exist_ok=True)
+    values = _containers.Placeholders(
+        request.params, request.inputs, request.outputs,
+        lambda name: _parameter_path(request, name), _values.as_text,
+    )  # fmt: skip
+    line = _containers.command_line(runtime, container, request.folder, values)
+    _containers.run(line, str(container["image"]))
+    outputs = {
+        name: _written(spec, request, name, definition.type)
+        for name, definition in spec.outputs.items()
+        if definition.kind == "parameter"
+    }
+    return StepResult(ok=True, outputs=outputs, metadata={})
+
+
 def execute(
     spec: Component, request: StepRequest, func: Callable[..., Any] | None = None
 ) -> StepResult:
     """Call the step (``func``, or the component's recorded source); its outputs, and
     what it set on its output artifacts' ``metadata``. Raises what the step raises."""
+    container = _container_of(spec)
+    if container is not None:
+        return _run_container(spec, request, container)
     kwargs, outputs = _arguments(spec, request)
     function = func if func is not None else load_function(spec)
     token = TASK_ROOT.set(os.path.join(request.folder, "outputs"))

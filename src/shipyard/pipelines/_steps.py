@@ -39,7 +39,7 @@ from shipyard.dsl._artifacts import METADATA_ONLY
 from shipyard.dsl._importer import is_importer
 from shipyard.dsl._placeholders import PIPELINE_TASK_ID_PLACEHOLDER
 from shipyard.errors import InvalidArgument
-from shipyard.pipelines import _forkserver, _launch, _lineage, _ray, caching, runs
+from shipyard.pipelines import _containers, _forkserver, _launch, _lineage, _ray, caching, runs
 from shipyard.pipelines._isolation import StepIsolation, clean_environment, open_output
 from shipyard.pipelines._launch import Launcher
 from shipyard.pipelines._messages import StepArtifact, StepInput, StepRequest, StepResult
@@ -428,6 +428,7 @@ class StepRunner:
                 "SHIPYARD_PIPELINE_TASK": inst.name,
                 "SHIPYARD_EXECUTION_ID": inst.info.execution_id or "",
                 **inst.task.options.env,
+                **self._container_env(inst),
             }
             return self.isolation.environment(inst.dir, own)
         env = {
@@ -442,7 +443,15 @@ class StepRunner:
         if self.settings.token:
             env["SHIPYARD_TOKEN"] = self.settings.token
         env.update(inst.task.options.env)
+        env.update(self._container_env(inst))
         return env
+
+    def _container_env(self, inst: Inst) -> dict[str, str]:
+        """A container component's step is told the runtime the run was checked with."""
+        if self.spec.components[inst.task.component].container is None:
+            return {}
+        runtime, _ = _containers.find_runtime()
+        return {_containers.RUNTIME_ENV: runtime} if runtime else {}
 
     def _materialise(self, root: Path, name: str, value: Any) -> StepInput:
         if isinstance(value, list):

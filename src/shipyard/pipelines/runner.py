@@ -20,7 +20,7 @@ from shipyard.config import Settings
 from shipyard.context import RequestContext
 from shipyard.errors import FailedPrecondition, InvalidArgument
 from shipyard.ids import new_id
-from shipyard.pipelines import _lineage, _ray, runs
+from shipyard.pipelines import _containers, _lineage, _ray, runs
 from shipyard.pipelines._engine import Engine
 from shipyard.pipelines._isolation import StepIsolation
 from shipyard.pipelines._state import RunOptions, check_arguments
@@ -57,6 +57,7 @@ def run_pipeline(
     ``pip install 'shipyard[ray]'``; ``MissingDependency`` otherwise).
     """
     spec, functions = to_spec(pipeline_or_yaml)
+    require_container_runtime(spec)
     resolved = check_arguments(spec, arguments or {})
     _check_artifact_references(store, ctx.project, spec, resolved)
     if parallelism is not None and parallelism < 1:
@@ -79,6 +80,22 @@ def run_pipeline(
         store, artifacts, ctx, spec, run, options,
         functions=functions, settings=settings, raise_on_error=raise_on_error,
     )  # fmt: skip
+
+
+def require_container_runtime(spec: PipelineSpec) -> None:
+    """Refuse, before anything runs, a pipeline with container components where no
+    container runtime answers: such a run could only fail midway."""
+    containers = sorted(k for k, c in spec.components.items() if c.container is not None)
+    if not containers:
+        return
+    runtime, why = _containers.find_runtime()
+    if runtime is None:
+        raise FailedPrecondition(
+            f"pipeline {spec.name!r} has container components ({', '.join(containers)}), "
+            f"which run with docker or podman, and neither is available here ({why}). "
+            "Install and start one on the machine that runs the steps, or use lightweight "
+            "Python components (@dsl.component)"
+        )
 
 
 def _check_artifact_references(
@@ -160,16 +177,24 @@ def execute_run(
     """Drive a recorded RUNNING run to its end and record the outcome. With ``isolation``
     its steps hold no credentials of this process (``_isolation``)."""
     settings = settings or default_settings(store, artifacts, ctx)
-    engine = Engine(
-        store, artifacts, ctx, spec, functions or {}, run, settings, options, prior=prior,
-        isolation=isolation,
-    )
+    state: str
+    error: str | None
     try:
-        engine.execute()
-        state, error = engine.outcome()
-    except BaseException as exc:
-        _end(store, run.id, "FAILED", f"the runner stopped: {exc!r}")
-        raise
+        # Checked again where the steps run (a queued run's worker): never fail midway.
+        require_container_runtime(spec)
+    except FailedPrecondition as exc:
+        state, error = "FAILED", exc.message
+    else:
+        engine = Engine(
+            store, artifacts, ctx, spec, functions or {}, run, settings, options, prior=prior,
+            isolation=isolation,
+        )
+        try:
+            engine.execute()
+            state, error = engine.outcome()
+        except BaseException as exc:
+            _end(store, run.id, "FAILED", f"the runner stopped: {exc!r}")
+            raise
     _end(store, run.id, state, error)
     with store.read() as conn:
         finished = runs.read_run(conn, ctx.project, run.id)

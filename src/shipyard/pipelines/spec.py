@@ -73,8 +73,22 @@ class OutputDef(_Spec):
 _LATER_FIELDS = {"inputs": ("path",), "outputs": ("path", "optional")}
 
 
+class ContainerDef(_Spec):
+    """A container component's process: ``image``, then ``command`` (the entrypoint) and
+    ``args``. Each element is a string, where placeholders such as
+    ``{{$.inputs.parameters['n']}}`` or ``{{$.outputs.artifacts['m'].path}}`` stand for
+    the task's values and paths, or a structure: ``{"Concat": [...]}`` or
+    ``{"IfPresent": {"InputName": n, "Then": [...], "Else": [...]}}``, as in Kubeflow's
+    pipeline spec."""
+
+    image: str
+    command: list[Any] = Field(default_factory=list)
+    args: list[Any] = Field(default_factory=list)
+
+
 class ComponentSpec(_Spec):
-    """A Python function component: its source, interface and recorded build options."""
+    """A Python function component (its source, interface and recorded build options), or
+    with ``container`` a container component (its source is empty)."""
 
     name: str
     function: str
@@ -88,6 +102,7 @@ class ComponentSpec(_Spec):
     # Where the source came from, so tracebacks and debuggers point at the user's file.
     filename: str = ""
     lineno: int = 1
+    container: ContainerDef | None = None
 
     @property
     def hash(self) -> str:
@@ -95,6 +110,8 @@ class ComponentSpec(_Spec):
         body = self.model_dump(
             mode="json", exclude={"description", "options", "name", "filename", "lineno"}
         )
+        if body.get("container") is None:
+            body.pop("container", None)
         for section, later in _LATER_FIELDS.items():
             for entry in body[section].values():
                 for key in [k for k in later if entry.get(k) is False]:
