@@ -135,3 +135,19 @@ def test_a_version_out_of_range_is_a_usage_error(cli: Cli, model: Registered,
     result = cli("models", *args)
     result.assert_one_error_line("version", bound, exit_code=2)
     assert "Overflow" not in result.stderr
+
+
+def test_show_names_the_source_of_a_version_from_a_run(cli: Cli, home: Path) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    sy.init()
+    commit = "89abcdef" * 5
+    with sy.start_run("train", tags={"git.commit": commit, "git.branch": "release"}) as run:
+        sy.register_model("churn", LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0]),
+                          run=run)
+    session.reset()
+    shown = cli("models", "show", "churn:1")
+    assert shown.exit_code == 0, shown.stderr
+    assert "Source" in shown.stdout and commit in shown.stdout and "release" in shown.stdout
+    data = cli("models", "show", "churn:1", "-o", "json").json()
+    assert data["metadata"]["source"]["git.commit"] == commit

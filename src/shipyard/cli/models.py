@@ -56,7 +56,7 @@ def list_models(
 @command
 def show(ref: Annotated[str, typer.Argument(
         help="name (latest version), name:3 or name@alias")]) -> None:
-    """Show one model version: aliases, status, metrics, labels and signature."""
+    """Show one model version: aliases, status, metrics, labels, source and signature."""
     configure()
     version = sy.resolve_model(ref)
     if current().json:
@@ -74,6 +74,11 @@ def show(ref: Annotated[str, typer.Argument(
         parts.append(output.key_values("Metrics", version.metrics))
     if version.labels:
         parts.append(output.key_values("Labels", version.labels))
+    source = version.metadata.get("source")
+    if isinstance(source, dict) and source:
+        # Where the code that made it came from; the package list is long: runs show has it.
+        parts.append(output.key_values(
+            "Source", {k: v for k, v in source.items() if k != "source.packages"}))
     columns = (version.signature or {}).get("inputs") or (version.signature or {}).get(
         "columns")
     if isinstance(columns, list) and columns and isinstance(columns[0], dict):

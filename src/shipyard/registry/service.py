@@ -71,7 +71,8 @@ def register_model(
     ``flavors.save``. ``input_example`` (a few rows) gives the signature unless
     ``signature`` is passed. ``aliases`` are moved to the new version in the same
     transaction. With ``run_id``, the model is recorded as an output of that run's execution
-    in the lineage graph; with ``execution_id`` (a pipeline step registering the model),
+    in the lineage graph, and the run's ``git.*`` and ``source.*`` tags (where its code came
+    from) are kept as ``metadata["source"]``; with ``execution_id`` (a pipeline step registering the model),
     an output of that execution too.
     """
     check_name(name, "name")
@@ -113,6 +114,13 @@ def register_model(
             _check_semver_free(conn, model, semver)
         artifact_id = _record_lineage(conn, ctx, name, version, tree, manifest.flavor, run_id,
                                       execution_id)
+        version_metadata = dict(manifest.metadata)
+        if run_id is not None:
+            # Which code made this model (seeds 003, 004): the run's git and source tags,
+            # unless the registrant's own metadata already says.
+            source = tracking.run_source_tags(conn, run_id)
+            if source:
+                version_metadata.setdefault("source", source)
         row = {
             "id": new_id(),
             "model_id": model.id,
@@ -120,7 +128,7 @@ def register_model(
             "semver": semver,
             "description": description,
             "labels": clean_labels,
-            "metadata": dict(manifest.metadata),
+            "metadata": version_metadata,
             "metrics": clean_metrics,
             "status": "registered",
             "flavor": manifest.flavor,

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, or_, select, update
 
 from shipyard import audit
 from shipyard.context import RequestContext
@@ -494,3 +494,20 @@ def run_execution_id(conn: Connection, project: str, run_id: str) -> str | None:
     if row is None:
         raise NotFound(f"no run {run_id!r} in project {project!r}", field="run_id")
     return None if row.execution_id is None else str(row.execution_id)
+
+
+SOURCE_TAG_PREFIXES = ("git.", "source.")
+
+
+def run_source_tags(conn: Connection, run_id: str) -> dict[str, str]:
+    """The tags of run ``run_id`` that say where its code came from (``git.*`` and
+    ``source.*``, see ``tracking.source``), in the caller's transaction: how the registry
+    carries them onto a model version registered from the run."""
+    rows = conn.execute(
+        select(run_tags.c.key, run_tags.c.value).where(
+            run_tags.c.run_id == run_id,
+            or_(*(run_tags.c.key.startswith(prefix, autoescape=True)
+                  for prefix in SOURCE_TAG_PREFIXES)),
+        )
+    ).all()
+    return {str(key): str(value) for key, value in sorted(rows)}
