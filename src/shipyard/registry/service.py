@@ -72,8 +72,8 @@ def register_model(
     ``signature`` is passed. ``aliases`` are moved to the new version in the same
     transaction. With ``run_id``, the model is recorded as an output of that run's execution
     in the lineage graph, and the run's ``git.*`` and ``source.*`` tags (where its code came
-    from) are kept as ``metadata["source"]``; with ``execution_id`` (a pipeline step registering the model),
-    an output of that execution too.
+    from) are kept as ``metadata["source"]``; with ``execution_id`` (a pipeline step
+    registering the model), an output of that execution too.
     """
     check_name(name, "name")
     clean_labels = _check_labels(labels)
