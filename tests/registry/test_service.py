@@ -281,6 +281,12 @@ def test_status_retire_and_deployed_hook(
                                              deployments=serving)] == [1]
     assert resolve_ref(store, "p1", "lead@production", deployments=serving).status == "deployed"
     assert get_model_version(store, "p1", "lead", version=1).status == "registered"
+    # Moving an alias answers with the version as every read shows it.
+    register(store, artifacts, ctx)
+    assert set_alias(store, ctx, "lead", "canary", 1, deployments=serving).status == "deployed"
+    assert set_alias(store, ctx, "lead", "canary", 3, deployments=serving).status == "registered"
+    back = rollback(store, ctx, "lead", "canary", deployments=serving)
+    assert (back.version, back.status) == (1, "deployed")
 
 
 def test_lineage_links_the_model_to_its_run(

@@ -16,6 +16,7 @@ from shipyard import audit
 from shipyard.context import RequestContext
 from shipyard.errors import FailedPrecondition
 from shipyard.registry import _rows
+from shipyard.registry._rows import DeploymentLookup
 from shipyard.registry.models import AliasChange, ModelVersion
 from shipyard.registry.refs import check_alias, check_version
 from shipyard.store import Store
@@ -28,9 +29,11 @@ MAX_REASON = 2000
 
 
 def set_alias(
-    store: Store, ctx: RequestContext, name: str, alias: str, version: int, reason: str = ""
+    store: Store, ctx: RequestContext, name: str, alias: str, version: int, reason: str = "",
+    *, deployments: DeploymentLookup | None = None,
 ) -> ModelVersion:
-    """Point ``alias`` at ``version`` (a retired version is refused)."""
+    """Point ``alias`` at ``version`` (a retired version is refused). ``deployments``: the
+    serving capability's lookup, so the version comes back ``deployed`` where it is."""
     check_alias(alias)
     check_version(version)
     check_text(reason, "reason", limit=MAX_REASON)
@@ -38,7 +41,8 @@ def set_alias(
     def work(conn: Connection) -> ModelVersion:
         model = _rows.model_row(conn, ctx.project, name, lock=True)
         move_alias(conn, ctx, model, alias, version, reason=reason)
-        return _rows.version_result(conn, model, _rows.version_row(conn, model, version))
+        return _rows.version_result(conn, model, _rows.version_row(conn, model, version),
+                                    deployments)
 
     return store.retry_write(work)
 
@@ -75,7 +79,8 @@ def alias_history(
 
 
 def rollback(
-    store: Store, ctx: RequestContext, name: str, alias: str, reason: str = ""
+    store: Store, ctx: RequestContext, name: str, alias: str, reason: str = "",
+    *, deployments: DeploymentLookup | None = None,
 ) -> ModelVersion:
     """Undo the alias's latest move that is not already undone: after moves 1 -> 2 -> 3,
     rollbacks go to 2, then to 1. A deleted alias is restored."""
@@ -95,7 +100,8 @@ def rollback(
         target = int(entry.from_version)
         decision = {"action": "rollback", "undoes": int(entry.id)}
         move_alias(conn, ctx, model, alias, target, reason=reason or "rollback", decision=decision)
-        return _rows.version_result(conn, model, _rows.version_row(conn, model, target))
+        return _rows.version_result(conn, model, _rows.version_row(conn, model, target),
+                                    deployments)
 
     return store.retry_write(work)
 

@@ -61,7 +61,8 @@ class LocalRegistry:
                                      deployments=self._deployments)
 
     def set_alias(self, name: str, alias: str, version: int, reason: str = "") -> ModelVersion:
-        return aliases.set_alias(self._store, self._s.ctx(), name, alias, version, reason)
+        return aliases.set_alias(self._store, self._s.ctx(), name, alias, version, reason,
+                                 deployments=self._deployments)
 
     def delete_alias(self, name: str, alias: str, reason: str = "") -> None:
         aliases.delete_alias(self._store, self._s.ctx(), name, alias, reason)
@@ -70,7 +71,8 @@ class LocalRegistry:
         return aliases.alias_history(self._store, self._project, name, alias)
 
     def rollback_alias(self, name: str, alias: str, reason: str = "") -> ModelVersion:
-        return aliases.rollback(self._store, self._s.ctx(), name, alias, reason)
+        return aliases.rollback(self._store, self._s.ctx(), name, alias, reason,
+                                deployments=self._deployments)
 
     def set_model_status(self, name: str, version: int, status: str,
                          reason: str = "") -> ModelVersion:

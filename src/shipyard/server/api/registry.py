@@ -207,7 +207,8 @@ def get_alias(name: params.Name, alias: params.Name, state: State, ctx: Ctx) -> 
 @router.put("/{name}/aliases/{alias}", response_model=ModelVersion)
 def put_alias(name: params.Name, alias: params.Name, body: MoveAlias, state: State, ctx: Ctx
               ) -> ModelVersion:
-    return registry.set_alias(state.store, ctx, name, alias, body.version, body.reason)
+    return registry.set_alias(state.store, ctx, name, alias, body.version, body.reason,
+                              deployments=state.deployments)
 
 
 @router.delete("/{name}/aliases/{alias}", status_code=204)
@@ -219,7 +220,8 @@ def delete_alias(name: params.Name, alias: params.Name, state: State, ctx: Ctx,
 @router.post("/{name}/aliases/{alias}/rollback", response_model=ModelVersion)
 def rollback(name: params.Name, alias: params.Name, body: Reason, state: State, ctx: Ctx
              ) -> ModelVersion:
-    return registry.rollback(state.store, ctx, name, alias, body.reason)
+    return registry.rollback(state.store, ctx, name, alias, body.reason,
+                             deployments=state.deployments)
 
 
 @router.get("/{name}/history", response_model=list[AliasChange])
