@@ -69,14 +69,14 @@ def number_text(value: float) -> str:
     return "0" if text == "-0" else text
 
 
-def _json_number(value: Any) -> Any:
+def json_number(value: Any) -> Any:
     """Integral floats as ints, as KFP's JSON (every number a double) writes them."""
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
     if isinstance(value, list | tuple):
-        return [_json_number(v) for v in value]
+        return [json_number(v) for v in value]
     if isinstance(value, dict):
-        return {k: _json_number(v) for k, v in value.items()}
+        return {k: json_number(v) for k, v in value.items()}
     return value
 
 
@@ -90,7 +90,7 @@ def as_text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return number_text(value)
-    return json.dumps(_json_number(value), separators=(",", ":"), sort_keys=True)
+    return json.dumps(json_number(value), separators=(",", ":"), sort_keys=True)
 
 
 def to_input(value: Any, param_type: str, *, optional: bool = False) -> Any:

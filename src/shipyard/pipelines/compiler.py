@@ -80,13 +80,20 @@ class _NoAliasLoader(yaml.SafeLoader):
 
 def parse_spec(text: str, origin: str = "pipeline spec") -> PipelineSpec:
     try:
-        doc = yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader: no Python objects
+        # A SafeLoader: no Python objects. kfp may add a second document (platforms).
+        documents = list(yaml.load_all(text, Loader=_NoAliasLoader))
     except yaml.YAMLError as exc:
         raise InvalidArgument(f"{origin} is not valid YAML: {exc}", field="spec") from None
     except RecursionError:
         raise InvalidArgument(f"{origin} is nested too deeply", field="spec") from None
+    doc = documents[0] if documents else None
     if not isinstance(doc, dict):
         raise InvalidArgument(f"{origin} is not a pipeline spec", field="spec")
+    if "pipelineInfo" in doc and "root" in doc:  # written by kfp's compiler
+        return _kfp_spec(documents, origin)
+    if len(documents) > 1:
+        raise InvalidArgument(f"{origin} holds {len(documents)} YAML documents; a pipeline "
+                              "spec is one", field="spec")  # fmt: skip
     version = doc.get("schemaVersion")
     if version != SCHEMA_VERSION:
         raise InvalidArgument(
@@ -103,6 +110,24 @@ def parse_spec(text: str, origin: str = "pipeline spec") -> PipelineSpec:
     except ValueError as exc:
         raise InvalidArgument(
             f"{origin} is not a valid pipeline spec: {exc}", field="spec"
+        ) from None
+    check_spec(spec)
+    return spec
+
+
+def _kfp_spec(documents: list[Any], origin: str) -> PipelineSpec:
+    """A pipeline spec written by kfp's compiler, as Shipyard's (``_kfp``)."""
+    from shipyard.pipelines import _kfp
+
+    try:
+        spec = _kfp.from_kfp(documents, origin)
+    except RecursionError:
+        raise InvalidArgument(f"{origin} is nested too deeply", field="spec") from None
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        if isinstance(exc, InvalidArgument):
+            raise
+        raise InvalidArgument(
+            f"{origin} is not a pipeline spec kfp's compiler writes: {exc!r}", field="spec"
         ) from None
     check_spec(spec)
     return spec
