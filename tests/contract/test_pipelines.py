@@ -99,3 +99,16 @@ def test_model_registered_in_a_step_has_lineage_to_its_data(sy: ModuleType) -> N
     steps = {e.name.rpartition("/")[2] for e in graph.executions}
     assert steps >= {"make-table", "fit-and-register"}
     assert "system.Dataset" in {a.type for a in graph.artifacts}
+
+
+def test_a_run_records_where_its_code_came_from(sy: ModuleType) -> None:
+    import platform
+
+    from shipyard.tracking import source
+
+    run = sy.run_pipeline(sum_numbers, {"count": 3})
+    assert run.source["source.python"] == platform.python_version()
+    # The same tags a tracking run started here records (tracking.source), in both modes.
+    for key, value in source.source_tags().items():
+        assert run.source[key] == value
+    assert sy.get_pipeline_run(run.id).source == run.source

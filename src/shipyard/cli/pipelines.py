@@ -253,13 +253,17 @@ def list_runs(
 @app.command("show")
 @command
 def show(run_id: Annotated[str, typer.Argument(help="The pipeline run's id")]) -> None:
-    """Show a pipeline run: each task's state, cache hit and duration."""
+    """Show a pipeline run: each task's state, cache hit and duration, and where the code
+    that started it came from."""
     configure()
     result = sy.get_pipeline_run(run_id)
     if current().json:
         output.print_json(result)
         return
     output.show(_task_table(result))
+    source = {k: v for k, v in result.source.items() if k != "source.packages"}
+    if source:  # the package list is long: -o json has it
+        output.show(output.key_values("Source", source))
     if result.error:
         output.show(f"[red]{escape(result.error.splitlines()[0])}[/red]")
 

@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 from shipyard.client.http import HttpClient, path_id
 from shipyard.errors import InvalidArgument
 from shipyard.pipelines.errors import PipelineRunFailed
-from shipyard.pipelines.models import TERMINAL_RUN_STATES, PipelineRun
+from shipyard.pipelines.models import TERMINAL_RUN_STATES, PipelineRun, check_source
 from shipyard.pipelines.port import Executor
 
 
@@ -26,8 +26,8 @@ class HttpPipelines:
     def run_pipeline(self, pipeline_or_yaml: Any, arguments: Mapping[str, Any] | None = None,
                      *, enable_caching: bool = True, parallelism: int | None = None,
                      inline: bool = False, raise_on_error: bool = True, submit: bool = False,
-                     max_cache_age: float | None = None, executor: Executor = "process"
-                     ) -> PipelineRun:
+                     max_cache_age: float | None = None, executor: Executor = "process",
+                     source: Mapping[str, str] | None = None) -> PipelineRun:
         from shipyard.pipelines.compiler import dump_spec, to_spec
 
         if inline:
@@ -37,7 +37,8 @@ class HttpPipelines:
         spec, _ = to_spec(pipeline_or_yaml)
         body = {"spec": dump_spec(spec), "arguments": dict(arguments) if arguments else None,
                 "enable_caching": enable_caching, "parallelism": parallelism,
-                "max_cache_age": max_cache_age, "executor": executor}
+                "max_cache_age": max_cache_age, "executor": executor,
+                "source": check_source(dict(source) if source else None) or None}
         run = PipelineRun.model_validate(
             self._c.json("POST", self._c.project_path("/pipelines/runs"), json=body))
         if submit:

@@ -7,6 +7,9 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shipyard.errors import InvalidArgument, TooLarge
+from shipyard.validation import MAX_TAG_VALUE, check_key, check_text
+
 RunState = Literal["QUEUED", "RUNNING", "CANCELLING", "SUCCEEDED", "FAILED", "CANCELLED"]
 TaskState = Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"]
 # Every value of RunState, for messages that list the valid ones.
@@ -71,7 +74,27 @@ class PipelineRun(BaseModel):
     retry_of: str | None = None
     # The server principal that submitted it; None for a run started in local mode.
     principal: str | None = None
+    # Where the code that started it came from: git.* and source.* tags as runs record them.
+    source: dict[str, str] = Field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:
         return self.state == "SUCCEEDED"
+
+
+MAX_SOURCE_ENTRIES = 32
+
+
+def check_source(source: object) -> dict[str, str]:
+    """A run's source tags (``git.commit``, ``source.name``, ...), checked as run tags are:
+    names as keys, text values; ``InvalidArgument`` or ``TooLarge`` naming ``source``."""
+    if source is None:
+        return {}
+    if not isinstance(source, dict):
+        raise InvalidArgument("source must be a mapping of tag names to text", field="source")
+    if len(source) > MAX_SOURCE_ENTRIES:
+        raise TooLarge(f"source has {len(source)} entries; the limit is {MAX_SOURCE_ENTRIES}",
+                       field="source")
+    return {check_key(key, "source.key"): check_text(value, f"source.{key}",
+                                                     limit=MAX_TAG_VALUE)
+            for key, value in source.items()}

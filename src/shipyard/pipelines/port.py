@@ -16,8 +16,8 @@ class PipelinesPort(Protocol):
     def run_pipeline(self, pipeline_or_yaml: Any, arguments: Mapping[str, Any] | None = None,
                      *, enable_caching: bool = True, parallelism: int | None = None,
                      inline: bool = False, raise_on_error: bool = True, submit: bool = False,
-                     max_cache_age: float | None = None, executor: Executor = "process"
-                     ) -> PipelineRun: ...
+                     max_cache_age: float | None = None, executor: Executor = "process",
+                     source: Mapping[str, str] | None = None) -> PipelineRun: ...
 
     def get_pipeline_run(self, run_id: str) -> PipelineRun: ...
 

@@ -26,7 +26,7 @@ from shipyard.pipelines._isolation import StepIsolation
 from shipyard.pipelines._state import RunOptions, check_arguments
 from shipyard.pipelines.compiler import to_spec
 from shipyard.pipelines.errors import PipelineRunFailed
-from shipyard.pipelines.models import PipelineRun, TaskInfo
+from shipyard.pipelines.models import PipelineRun, TaskInfo, check_source
 from shipyard.pipelines.spec import PipelineSpec
 from shipyard.store import Store
 from shipyard.store.types import utcnow
@@ -47,6 +47,7 @@ def run_pipeline(
     max_cache_age: float | None = None,
     submit: bool = False,
     backend: Literal["process", "ray"] = "process",
+    source: dict[str, str] | None = None,
 ) -> PipelineRun:
     """Run a pipeline (a ``@dsl.pipeline``, a ``PipelineSpec`` or a compiled YAML path).
 
@@ -54,7 +55,8 @@ def run_pipeline(
     unless ``raise_on_error=False``. ``submit=True`` only records a QUEUED run for a
     worker (``claim_and_run_next``) and returns it. ``max_cache_age`` (seconds) ignores
     older cache entries. ``backend="ray"`` runs each step as a Ray task (needs
-    ``pip install 'shipyard[ray]'``; ``MissingDependency`` otherwise).
+    ``pip install 'shipyard[ray]'``; ``MissingDependency`` otherwise). ``source``: where
+    the code that started the run came from (``tracking.source`` tags), kept on the run.
     """
     spec, functions = to_spec(pipeline_or_yaml)
     require_container_runtime(spec)
@@ -73,7 +75,8 @@ def run_pipeline(
         max_cache_age=max_cache_age,
         backend=backend,
     )
-    run = _create_run(store, ctx, spec, resolved, options, queued=submit)
+    run = _create_run(store, ctx, spec, resolved, options, queued=submit,
+                      source=check_source(source))
     if submit:
         return run
     return execute_run(
@@ -126,6 +129,7 @@ def _create_run(
     options: RunOptions,
     *,
     queued: bool,
+    source: dict[str, str],
 ) -> PipelineRun:
     now = utcnow()
     run = PipelineRun(
@@ -139,6 +143,7 @@ def _create_run(
         started_at=None if queued else now,
         # Submitted through the server (a token was presented): its steps run isolated.
         principal=ctx.actor if ctx.token_id is not None else None,
+        source=source,
     )
 
     def work(conn: Connection) -> PipelineRun:

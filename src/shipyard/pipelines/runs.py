@@ -48,6 +48,7 @@ def insert_run(conn: Connection, run: PipelineRun, spec: dict[str, Any]) -> None
             started_at=run.started_at,
             retry_of=run.retry_of,
             principal=run.principal,
+            source=run.source or None,
         )
     )
 
@@ -164,6 +165,7 @@ def _run(row: Row[Any], tasks: dict[str, TaskInfo]) -> PipelineRun:
         claimed_by=row.claimed_by,
         retry_of=row.retry_of,
         principal=row.principal,
+        source=row.source or {},
     )
 
 

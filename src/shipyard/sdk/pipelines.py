@@ -10,6 +10,7 @@ from shipyard.pipelines.models import PipelineRun
 from shipyard.pipelines.port import Executor, PipelinesPort
 from shipyard.pipelines.spec import PipelineSpec
 from shipyard.sdk import session
+from shipyard.tracking import source as code_source
 
 
 def _pipelines() -> PipelinesPort:
@@ -41,8 +42,18 @@ def run_pipeline(
         pipeline_or_yaml, arguments,
         enable_caching=enable_caching, parallelism=parallelism, inline=inline,
         raise_on_error=raise_on_error, submit=submit, max_cache_age=max_cache_age,
-        executor=executor,
+        executor=executor, source=_code_source(),
     )
+
+
+def _code_source() -> dict[str, str]:
+    """Where the code starting the run came from, as runs record it (``tracking.source``):
+    git commit, branch, remote, dirty tree, entry point, Python and imported packages."""
+    tags = code_source.source_tags()
+    packages = code_source.packages_tag()
+    if packages is not None:
+        tags["source.packages"] = packages
+    return tags
 
 
 def compile_pipeline(pipeline: Any, path: str | os.PathLike[str]) -> PipelineSpec:

@@ -23,14 +23,14 @@ class LocalPipelines:
     def run_pipeline(self, pipeline_or_yaml: Any, arguments: Mapping[str, Any] | None = None,
                      *, enable_caching: bool = True, parallelism: int | None = None,
                      inline: bool = False, raise_on_error: bool = True, submit: bool = False,
-                     max_cache_age: float | None = None, executor: Executor = "process"
-                     ) -> PipelineRun:
+                     max_cache_age: float | None = None, executor: Executor = "process",
+                     source: Mapping[str, str] | None = None) -> PipelineRun:
         return runner.run_pipeline(
             self._store, self._s.artifacts, self._s.ctx(), pipeline_or_yaml,
             dict(arguments) if arguments else None, settings=self._s.settings,
             backend=executor, enable_caching=enable_caching, parallelism=parallelism,
             inline=inline, raise_on_error=raise_on_error, submit=submit,
-            max_cache_age=max_cache_age)
+            max_cache_age=max_cache_age, source=dict(source) if source else None)
 
     def get_pipeline_run(self, run_id: str) -> PipelineRun:
         return runs.get_pipeline_run(self._store, self._project, run_id)

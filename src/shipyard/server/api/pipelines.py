@@ -37,6 +37,9 @@ class SubmitRun(Strict):
     parallelism: int | None = Field(default=None, ge=1, le=256)
     max_cache_age: float | None = Field(default=None, ge=0)
     executor: Literal["process", "ray"] = "process"
+    source: dict[str, str] | None = Field(
+        default=None, description="where the code that started the run came from: git.* "
+        "and source.* tags, as runs record them")
 
 
 class Cancel(Strict):
@@ -50,6 +53,7 @@ def submit(body: SubmitRun, state: State, ctx: Ctx) -> PipelineRun:
         state.store, state.artifacts, ctx, spec, body.arguments,
         enable_caching=body.enable_caching, parallelism=body.parallelism,
         max_cache_age=body.max_cache_age, submit=True, backend=body.executor,
+        source=body.source,
     )
 
 

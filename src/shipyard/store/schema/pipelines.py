@@ -44,6 +44,9 @@ pipeline_runs = Table(
     # The server principal that submitted the run (None: submitted in local mode). Its
     # steps run isolated, holding a token bound to the run's project (DESIGN.md 6).
     Column("principal", String(NAME), nullable=True),
+    # Where the code that started the run came from (``tracking.source`` tags: git commit,
+    # branch, remote, dirty tree, entry point, Python, packages); NULL when none was given.
+    Column("source", JSON, nullable=True),
     Index("ix_pipeline_runs_project_created", "project", "created_at"),
     Index("ix_pipeline_runs_state", "state"),
 )
