@@ -233,3 +233,24 @@ def test_values_read_back_from_an_output_file() -> None:
     for text, type_ in (("1_000", "NUMBER_INTEGER"), ("yes", "BOOLEAN"), ("{}", "LIST")):
         with pytest.raises(_values.ParameterTypeError):
             _values.from_text(text, type_)
+
+
+@dsl.component
+def exits(code: int) -> None:
+    import sys
+
+    print("exiting")
+    sys.exit(code)
+
+
+@dsl.pipeline(name="exits")
+def exits_pipeline() -> None:
+    exits(code=0)
+    exits(code=3)
+
+
+def test_sys_exit_ends_a_step_as_its_process_would(env: Env, mode: str) -> None:
+    run = run_in(mode, env, exits_pipeline, raise_on_error=False)
+    assert run.tasks["exits"].state == "SUCCEEDED"  # exit code 0: success, as on KFP
+    assert run.tasks["exits-2"].state == "FAILED"
+    assert "SystemExit: 3" in (run.tasks["exits-2"].error or "")

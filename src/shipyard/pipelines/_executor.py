@@ -389,6 +389,12 @@ def execute(
     token = TASK_ROOT.set(os.path.join(request.folder, "outputs"))
     try:
         returned = function(**kwargs)
+    except SystemExit as exc:
+        # On Kubeflow a component is a process: sys.exit(0) ends it successfully, having
+        # returned nothing; any other code fails it (re-raised, as a failure here too).
+        if exc.code not in (0, None):
+            raise
+        returned = None
     finally:
         TASK_ROOT.reset(token)
     got: dict[str, Any] = {}
@@ -458,7 +464,7 @@ def run_captured(request_json: dict[str, Any]) -> dict[str, Any]:
     ):
         try:
             return execute(spec, request).to_json()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             text = user_traceback(exc)
             log.write(text)
             return StepResult.failed(text).to_json()
@@ -512,7 +518,7 @@ def run_inline(
     ):
         try:
             result = execute(spec, request, func)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a step's sys.exit(1) fails it, not the caller
             text = user_traceback(exc)
             log.write(text)
             result = StepResult.failed(text)
