@@ -3,7 +3,8 @@
 
     echo = components.load_component_from_file("echo/component.yaml")
 
-reads a component YAML file in Kubeflow's component format (``name``, ``inputs``,
+reads a component YAML file: one kfp's compiler wrote for a component, or one in Kubeflow's
+component format (``name``, ``inputs``,
 ``outputs`` and ``implementation.container`` with ``inputValue``, ``inputPath``,
 ``outputPath``, ``inputUri``, ``outputUri``, ``concat`` and ``if``/``isPresent``
 placeholders). The component is a container component: its steps run with docker or
@@ -57,13 +58,24 @@ def load_component_from_text(text: str, origin: str = "component text") -> YamlC
         raise InvalidArgument(f"{origin} is not valid YAML: {exc}", field="text") from None
     if not isinstance(doc, dict):
         raise InvalidArgument(f"{origin} is not a component description", field="text")
-    if "pipelineInfo" in doc or "deploymentSpec" in doc:
+    if "pipelineInfo" in doc and "root" in doc:
+        return YamlComponent(_compiled_component(doc, origin))
+    return YamlComponent(_component(doc, origin))
+
+
+def _compiled_component(doc: dict[str, Any], origin: str) -> Any:
+    """The component of a spec kfp's compiler wrote for one component (``Compiler().compile``
+    of a ``@dsl.component``): a Python component with its source, or a container."""
+    from shipyard.pipelines._kfp import component_of
+
+    tasks = ((doc.get("root") or {}).get("dag") or {}).get("tasks") or {}
+    if len(tasks) != 1:
         raise InvalidArgument(
-            f"{origin} is a compiled pipeline spec, not a component file: run it with "
-            "shipyard.run_pipeline",
+            f"{origin} is a compiled pipeline of {len(tasks)} tasks, not a component: run it "
+            "with shipyard.run_pipeline",
             field="text",
         )
-    return YamlComponent(_component(doc, origin))
+    return component_of(doc, next(iter(tasks.values())))
 
 
 def python_name(name: str) -> str:

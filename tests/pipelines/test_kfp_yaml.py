@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 
+from shipyard import components, dsl
 from shipyard.errors import InvalidArgument
 from shipyard.pipelines import PipelineRun, load_spec
 from shipyard.pipelines.models import ArtifactOutput
 from tests.pipelines.conftest import Env
+from tests.pipelines.test_kfp_containers import runtime  # noqa: F401 - a fixture
 
 KFP = Path(__file__).parent / "kfp"
 
@@ -60,8 +62,11 @@ def summary(run: PipelineRun) -> dict[str, Any]:
             for name, task in run.tasks.items()}  # fmt: skip
 
 
-@pytest.mark.parametrize("name", ["params", "artifacts", "control", "exit", "nested"])
-def test_kfp_yaml_runs_as_the_python_pipeline_does(env: Env, tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize(
+    "name", ["params", "artifacts", "control", "exit", "nested", "containers"])
+def test_kfp_yaml_runs_as_the_python_pipeline_does(
+    env: Env, tmp_path: Path, name: str, runtime: Path  # noqa: F811 - the fixture
+) -> None:
     data = tmp_path / "import.csv"
     data.write_text("1\n2\n3\n")
     replacements = {"{{IMPORT_URI}}": str(data)}
@@ -103,3 +108,33 @@ def test_kubernetes_platform_config_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match="platform configuration") as caught:
         load_spec(path)
     assert caught.value.field == "platforms"
+
+
+def test_a_component_compiled_by_kfp_loads_as_a_component(env: Env, tmp_path: Path) -> None:
+    train = components.load_component_from_file(KFP / "component_train.yaml")
+    assert train.component_spec.inputs["depth"].default == 3
+    assert train.component_spec.outputs["model"].type == "system.Model"
+    module = swapped(tmp_path, {})
+
+    def pipeline(component: object) -> dsl.Pipeline:
+        @dsl.pipeline(name="use-component")
+        def use(rows: int = 5) -> None:
+            made = module.make_data(rows=rows)
+            component(data=made.outputs["data"], depth=4)  # type: ignore[operator]
+
+        return use
+
+    from_yaml = env.run(pipeline(train), enable_caching=False)
+    from_python = env.run(pipeline(module.train), enable_caching=False)
+    assert summary(from_yaml) == summary(from_python)
+    assert from_yaml.tasks["train"].outputs["Output"] == 2.0  # 5 rows * depth 4 / 10
+
+
+def test_google_cloud_pipeline_components_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "gcpc.yaml"
+    text = (KFP / "containers.yaml").read_text()
+    path.write_text(text.replace(
+        "image: alpine:3", "image: gcr.io/ml-pipeline/google-cloud-pipeline-components:2.14.0"))
+    with pytest.raises(InvalidArgument, match="a Google Cloud pipeline component") as caught:
+        load_spec(path)
+    assert caught.value.field == "components.shout"

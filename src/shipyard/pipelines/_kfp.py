@@ -372,6 +372,12 @@ def _container_component(
 ) -> ComponentSpec:
     command = [str(c) for c in container.get("command") or []]
     args = [str(a) for a in container.get("args") or []]
+    image = str(container.get("image", ""))
+    if "google-cloud-pipeline-components" in image or any(
+        "google_cloud_pipeline_components" in part for part in command + args
+    ):
+        raise refuse(f"a Google Cloud pipeline component (component {name!r}), which calls "
+                     "Vertex AI and other GCP services", field=f"components.{name}")
     if any(_PYTHON_EXECUTOR in part for part in command):
         return _python_component(name, component, container, command, args)
     if any("{{$}}" in part for part in command + args):
@@ -585,6 +591,16 @@ def _order(tasks: dict[str, Any]) -> list[str]:
     for name in tasks:
         visit(name, ())
     return done
+
+
+def component_of(doc: dict[str, Any], task: dict[str, Any]) -> ComponentSpec:
+    """The component a task of a kfp-compiled spec runs, as Shipyard's."""
+    ref = (task.get("componentRef") or {}).get("name", "")
+    component = (doc.get("components") or {}).get(ref)
+    if component is None or "dag" in component:
+        raise InvalidArgument(f"task runs no component of its own ({ref!r})", field="spec")
+    reader = _Reader(doc)
+    return reader.components[reader.component(ref, component, task)]
 
 
 def from_kfp(documents: list[Any], origin: str) -> PipelineSpec:

@@ -130,10 +130,28 @@ def nested_pipeline(n: int = 3):
     train(data=imported.output)
 
 
+@dsl.container_component
+def shout(text: str, out: OutputPath(str)):
+    return dsl.ContainerSpec(
+        image="alpine:3",
+        command=["sh", "-c", 'printf "%s!" "$0" > "$1"'],
+        args=[text, out],
+    )
+
+
+@dsl.pipeline(name="kfp-containers")
+def containers_pipeline(text: str = "hey"):
+    said = shout(text=text)
+    concat(x=said.outputs["out"], y="?")
+
+
 PIPELINES = {
     "params": params_pipeline,
     "artifacts": artifacts_pipeline,
     "control": control_pipeline,
     "exit": exit_pipeline,
     "nested": nested_pipeline,
+    "containers": containers_pipeline,
 }
+# Components compiled on their own (``Compiler().compile(component, ...)``).
+COMPONENTS = {"component_train": train}

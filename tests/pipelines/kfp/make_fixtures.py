@@ -19,11 +19,11 @@ sys.path.insert(0, str(HERE))
 
 import kfp_samples  # noqa: E402
 
-for name, pipeline in kfp_samples.PIPELINES.items():
+for name, pipeline in {**kfp_samples.PIPELINES, **kfp_samples.COMPONENTS}.items():
     path = HERE / f"{name}.yaml"
     compiler.Compiler().compile(pipeline, str(path))
     body = path.read_text()
     note = (f"# Written by kfp {kfp.__version__}'s compiler from kfp_samples.py "
-            f"(PIPELINES[{name!r}]) by make_fixtures.py; do not edit.\n")
+            f"({name!r}) by make_fixtures.py; do not edit.\n")
     path.write_text(note + body)
     print(path.name)
