@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from shipyard.context import RequestContext
-from shipyard.errors import Conflict, FailedPrecondition, NotFound
+from shipyard.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, TooLarge
 from shipyard.store import Store
 from shipyard.tracking import service
 
@@ -98,3 +98,44 @@ def test_a_tag_set_again_first_in_a_batch_is_updated(store: Store) -> None:
     _, metrics, tags, _ = _stored(store, run.id)
     assert tags == {"team": "ops"}
     assert metrics == {"loss": 1.0}
+
+
+class _Text(str):
+    pass
+
+
+@pytest.mark.parametrize("field", ["params", "tags"])
+@pytest.mark.parametrize(
+    ("value", "error", "reason"),
+    [
+        ("x" * 8001, TooLarge, "too long"),
+        (_Text("x" * 8001), TooLarge, "too long, a str subclass"),
+        ("a\x00b", InvalidArgument, "NUL"),
+        (float("nan"), InvalidArgument, "not finite"),
+    ],
+    ids=["too long", "too long, a str subclass", "NUL", "not finite"],
+)
+def test_a_bad_param_or_tag_value_names_its_field_and_writes_nothing(
+    store: Store, field: str, value: Any, error: type[Exception], reason: str
+) -> None:
+    run = service.create_run(store, CTX, "exp")
+    with pytest.raises(error) as failed:
+        service.log_batch(store, CTX, run.id, metrics=[("loss", 1.0, 3)],
+                          **{field: {"ok": "fine", "bad": value}})
+    assert getattr(failed.value, "field", None) == f"{field}.bad", reason
+    assert _stored(store, run.id) == ({}, {}, {}, [])
+
+
+@pytest.mark.parametrize("field", ["params", "tags"])
+def test_params_and_tags_must_be_a_mapping_with_valid_keys(store: Store, field: str) -> None:
+    run = service.create_run(store, CTX, "exp")
+    pairs: Any = [("lr", "0.1")]
+    with pytest.raises(InvalidArgument) as failed:
+        service.log_batch(store, CTX, run.id, **{field: pairs})
+    assert failed.value.field == field
+    with pytest.raises(InvalidArgument) as failed:
+        service.log_batch(store, CTX, run.id, **{field: {"../lr": "0.1"}})
+    assert failed.value.field == f"{field}.key"
+    service.log_batch(store, CTX, run.id, **{field: {"lr": "0.1", "depth": 6}})
+    stored = service.get_run(store, "p1", run.id)
+    assert getattr(stored, field)["lr"] == "0.1" and getattr(stored, field)["depth"] == "6"

@@ -164,13 +164,19 @@ def _clean_mapping(
 ) -> dict[str, str]:
     if values is None:
         return {}
-    if not isinstance(values, Mapping):
+    if type(values) is not dict and not isinstance(values, Mapping):
         raise InvalidArgument(f"{field} must be a mapping of names to values", field=field)
     if len(values) > max_items:
         raise TooLarge(f"{field} has {len(values)} entries; the limit is {max_items}", field=field)
     clean: dict[str, str] = {}
+    key_field = f"{field}.key"
     for key, value in values.items():
-        check_key(key, f"{field}.key")
+        check_key(key, key_field)
+        # A str within the limit and without NUL, the usual value, is clean as it is: no
+        # call and no formatted field name (this runs once per logged param or tag).
+        if type(value) is str and len(value) <= limit and "\x00" not in value:
+            clean[key] = value
+            continue
         if isinstance(value, float) and not math.isfinite(value):
             raise InvalidArgument(f"{field}.{key} must be finite, got {value}",
                                   field=f"{field}.{key}")
@@ -197,8 +203,10 @@ def log_batch(
             f"a batch holds at most {MAX_BATCH_METRICS} metric points; got {len(points)}",
             field="metrics",
         )
-    clean_params = _clean_mapping(params, "params", MAX_PARAM_VALUE, MAX_BATCH_PARAMS)
-    clean_tags = _clean_mapping(tags, "tags", MAX_TAG_VALUE, MAX_BATCH_TAGS)
+    clean_params = (None if params is None
+                    else _clean_mapping(params, "params", MAX_PARAM_VALUE, MAX_BATCH_PARAMS))
+    clean_tags = (None if tags is None
+                  else _clean_mapping(tags, "tags", MAX_TAG_VALUE, MAX_BATCH_TAGS))
     if not points and not clean_params and not clean_tags:
         return
 
