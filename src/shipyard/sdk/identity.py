@@ -17,14 +17,17 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shipyard.config import Settings
 from shipyard.errors import InvalidArgument
 from shipyard.sdk import session
 from shipyard.security.credentials import login_credentials_path, write_login_credentials
 from shipyard.security.models import CreatedToken, GrantInfo, PrincipalInfo, TokenInfo
-from shipyard.security.port import IdentityPort
 from shipyard.validation import check_name
+
+if TYPE_CHECKING:
+    from shipyard.security.port import IdentityPort
 
 __all__ = [
     "CreatedToken",

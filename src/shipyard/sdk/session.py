@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from shipyard.config import Settings
-from shipyard.lineage.port import LineagePort
-from shipyard.pipelines.port import PipelinesPort
-from shipyard.registry.port import RegistryPort
-from shipyard.security.port import IdentityPort
-from shipyard.tracking.port import TrackingPort
+
+if TYPE_CHECKING:  # the ports' value types load with the port that is opened (CLI start-up)
+    from shipyard.lineage.port import LineagePort
+    from shipyard.pipelines.port import PipelinesPort
+    from shipyard.registry.port import RegistryPort
+    from shipyard.security.port import IdentityPort
+    from shipyard.serving.port import ServingPort
+    from shipyard.tracking.port import TrackingPort
 
 
 class Session(Protocol):
@@ -36,6 +39,8 @@ class Session(Protocol):
     def pipelines(self) -> PipelinesPort: ...
     @property
     def identity(self) -> IdentityPort: ...
+    @property
+    def serving(self) -> ServingPort: ...
 
     def close(self) -> None: ...
 

@@ -14,10 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from shipyard import pipelines
 from shipyard.context import RequestContext
 from shipyard.pipelines.compiler import parse_spec
-from shipyard.pipelines.models import PipelineRun
+from shipyard.pipelines.models import MAX_SOURCE_ENTRIES, PipelineRun
 from shipyard.server.api import params
 from shipyard.server.auth import PROBLEM_RESPONSES
 from shipyard.server.state import ServerState, request_context, server_state
+from shipyard.validation import MAX_TAG_VALUE
 
 router = APIRouter(prefix="/api/v1/projects/{project}/pipelines", tags=["pipelines"],
                    dependencies=[Depends(params.project_parameter)], responses=PROBLEM_RESPONSES)
@@ -37,9 +38,11 @@ class SubmitRun(Strict):
     parallelism: int | None = Field(default=None, ge=1, le=256)
     max_cache_age: float | None = Field(default=None, ge=0)
     executor: Literal["process", "ray"] = "process"
-    source: dict[str, str] | None = Field(
-        default=None, description="where the code that started the run came from: git.* "
-        "and source.* tags, as runs record them")
+    source: dict[Annotated[str, Field(max_length=250)],
+                 Annotated[str, Field(max_length=MAX_TAG_VALUE)]] | None = Field(
+        default=None, max_length=MAX_SOURCE_ENTRIES,
+        description="where the code that started the run came from: git.* and source.* "
+        "tags, as runs record them")
 
 
 class Cancel(Strict):
