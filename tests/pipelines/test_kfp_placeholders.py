@@ -39,8 +39,8 @@ def test_placeholders_receive_the_run_and_task_they_name(env: Env, mode: str) ->
     run = run_in(mode, env, placeholders)
     first = run.tasks["names[0]"]
     seen = first.outputs["Output"]
-    assert seen["job"] == f"placeholders-{run.id}"
-    assert seen["resource"] == seen["job_id"] == run.id
+    assert seen["job"] == seen["resource"] == f"placeholders-{run.id}"  # as KFP's tests want
+    assert seen["job_id"] == run.id
     assert seen["task"] == "names"
     assert seen["task_id"] == first.execution_id
     assert seen["root"] == "/data/root"

@@ -63,7 +63,7 @@ def summary(run: PipelineRun) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    "name", ["params", "artifacts", "control", "exit", "nested", "containers"])
+    "name", ["params", "artifacts", "control", "exit", "nested", "containers", "branches"])
 def test_kfp_yaml_runs_as_the_python_pipeline_does(
     env: Env, tmp_path: Path, name: str, runtime: Path  # noqa: F811 - the fixture
 ) -> None:
@@ -97,6 +97,11 @@ def test_kfp_semantics_of_the_yaml_runs(env: Env, tmp_path: Path) -> None:
     assert tasks["concat"].state == "SKIPPED"
     assert tasks["concat-2"].outputs["Output"] == "after."  # ignore_upstream_failure
     assert tasks["final"].outputs["Output"] == "bye:FAILED"  # the exit handler ran
+    branches = {n: t.outputs.get("Output") for n, t in
+                env.run(str(KFP / "branches.yaml"), {"seed": 1}).tasks.items()}  # fmt: skip
+    assert branches["describe"] == "chosen: 7 rows"  # the Else branch's artifact (OneOf)
+    assert branches["kfp-describe.describe"] == "inner: 7 rows"
+    assert branches["kfp-describe-2.describe"] == "inner: no data"  # optional input left out
     spec = load_spec(KFP / "artifacts.yaml")
     assert spec.tasks["train"].options.enable_caching is False
     assert spec.components["stats" if "stats" in spec.components else "make-data"].source

@@ -5,7 +5,7 @@ receives, when the task runs, what the placeholder names.
 placeholder                                      value in Shipyard
 ===============================================  ==========================================
 ``PIPELINE_JOB_NAME_PLACEHOLDER``                ``<pipeline name>-<run id>``
-``PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER``       the run id
+``PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER``       ``<pipeline name>-<run id>``
 ``PIPELINE_JOB_ID_PLACEHOLDER``                  the run id
 ``PIPELINE_TASK_NAME_PLACEHOLDER``               the task's name (``train-model``)
 ``PIPELINE_TASK_ID_PLACEHOLDER``                 the task's execution id (lineage)

@@ -437,7 +437,8 @@ class Engine(StepRunner):
         created = (self.run.created_at or utcnow()).astimezone(UTC)
         return {
             dsl.PIPELINE_JOB_NAME_PLACEHOLDER: f"{self.spec.name}-{self.run.id}",
-            dsl.PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER: self.run.id,
+            # Kubeflow's is the Argo workflow's name: the pipeline's, then a suffix.
+            dsl.PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER: f"{self.spec.name}-{self.run.id}",
             dsl.PIPELINE_JOB_ID_PLACEHOLDER: self.run.id,
             dsl.PIPELINE_TASK_NAME_PLACEHOLDER: inst.task.name,
             dsl.PIPELINE_ROOT_PLACEHOLDER: self.spec.pipeline_root or str(self.artifacts.location),

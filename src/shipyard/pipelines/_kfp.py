@@ -74,6 +74,7 @@ class _Scope:
     loops: list[str] = field(default_factory=list)
     names: dict[str, str | _Group] = field(default_factory=dict)  # local name -> task/group
     added: list[str] = field(default_factory=list)
+    absent: set[str] = field(default_factory=set)  # optional inputs the caller left out
 
 
 class _Reader:
@@ -131,10 +132,13 @@ class _Reader:
                 for s in selectors
             ])  # fmt: skip
         selectors = spec.get("artifactSelectors") or []
-        if len(selectors) == 1:
-            s = selectors[0]
-            return self.output(scope, s["producerSubtask"], s["outputArtifactKey"])
-        raise refuse(f"a DAG output of {len(selectors)} artifacts")
+        options = [self.output(scope, s["producerSubtask"], s["outputArtifactKey"])
+                   for s in selectors]  # fmt: skip
+        if len(options) == 1:
+            return options[0]
+        if options:  # one per branch of an If/Elif/Else: dsl.OneOf over artifacts
+            return ValueSource(kind="oneof", options=options)
+        raise refuse("a DAG output with no producer")
 
     def output(self, scope: _Scope, producer: str, key: str) -> ValueSource:
         """Output ``key`` of the DAG task ``producer``, seen from ``scope``."""
@@ -223,7 +227,16 @@ class _Reader:
         ref = (task.get("componentRef") or {}).get("name", "")
         control = re.match(r"comp-(condition|for-loop|exit-handler|condition-branches)-\d+$", ref)
         prefix = scope.prefix if control else f"{scope.prefix}{local}."
-        inner = _Scope(env=env, prefix=prefix, conditions=conditions, loops=loops)
+        absent: set[str] = set()
+        definitions = component.get("inputDefinitions") or {}
+        for name, spec in (definitions.get("parameters") or {}).items():
+            if name not in env and "defaultValue" in spec:
+                env[name] = ValueSource(kind="constant", value=_number(spec["defaultValue"]))
+            elif name not in env:
+                absent.add(name)
+        absent.update(n for n in definitions.get("artifacts") or {} if n not in env)
+        inner = _Scope(env=env, prefix=prefix, conditions=conditions, loops=loops,
+                       absent=absent)  # fmt: skip
         outputs = self.dag(component["dag"], inner)
         added = inner.added
         scope.names[local] = _Group(inner, outputs, loop_name, added)
@@ -233,8 +246,8 @@ class _Reader:
         found: dict[str, ValueSource] = {}
         inputs = task.get("inputs") or {}
         for name, spec in (inputs.get("parameters") or {}).items():
-            if "taskFinalStatus" in spec:
-                continue
+            if "taskFinalStatus" in spec or spec.get("componentInputParameter") in scope.absent:
+                continue  # left out: the task's own default applies
             source = self.value(name, spec, scope)
             selector = spec.get("parameterExpressionSelector")
             if selector:
@@ -247,6 +260,8 @@ class _Reader:
             if "taskOutputArtifact" in spec:
                 out = spec["taskOutputArtifact"]
                 found[name] = self.output(scope, out["producerTask"], out["outputArtifactKey"])
+            elif spec.get("componentInputArtifact") in scope.absent:
+                continue
             elif "componentInputArtifact" in spec:
                 found[name] = self.env(scope, spec["componentInputArtifact"])
             else:

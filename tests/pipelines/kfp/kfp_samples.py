@@ -145,6 +145,32 @@ def containers_pipeline(text: str = "hey"):
     concat(x=said.outputs["out"], y="?")
 
 
+@dsl.component(base_image=BASE)
+def describe(data: Input[Dataset] = None, label: str = "none") -> str:
+    if data is None:
+        return f"{label}: no data"
+    with open(data.path) as f:
+        return f"{label}: {len(f.read().split())} rows"
+
+
+@dsl.pipeline(name="kfp-describe")
+def describe_inner(data: Input[Dataset] = None, label: str = "inner") -> str:
+    return describe(data=data, label=label).output
+
+
+@dsl.pipeline(name="kfp-branches")
+def branches_pipeline(seed: int = 0):
+    coin = flip(seed=seed)
+    with dsl.If(coin.output == "heads"):
+        small = make_data(rows=2)
+    with dsl.Else():
+        large = make_data(rows=7)
+    chosen = dsl.OneOf(small.outputs["data"], large.outputs["data"])
+    describe(data=chosen, label="chosen")
+    describe_inner(data=chosen)
+    describe_inner()
+
+
 PIPELINES = {
     "params": params_pipeline,
     "artifacts": artifacts_pipeline,
@@ -152,6 +178,7 @@ PIPELINES = {
     "exit": exit_pipeline,
     "nested": nested_pipeline,
     "containers": containers_pipeline,
+    "branches": branches_pipeline,
 }
 # Components compiled on their own (``Compiler().compile(component, ...)``).
 COMPONENTS = {"component_train": train}
