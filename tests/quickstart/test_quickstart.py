@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 import pandas as pd
@@ -48,6 +49,9 @@ def test_first_run_trains_registers_promotes_and_prints_lineage(home: Path) -> N
     runs = sy.search_runs(experiment="lead-scoring")
     assert len(runs) == 1 and runs["metrics.rmse"].iloc[0] == result.metrics["rmse"]
     assert mv.labels["evaluation_run"] == runs["run_id"].iloc[0]
+    # The pipeline run says which code ran it (the quick start's own, here).
+    (pipeline_run,) = sy.list_pipeline_runs()
+    assert pipeline_run.source["source.python"] == platform.python_version()
 
 
 def test_rerun_is_all_cached_and_a_new_seed_promotes_only_if_better(home: Path) -> None:

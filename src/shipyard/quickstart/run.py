@@ -43,6 +43,7 @@ from shipyard.quickstart.report import home_flag, lineage_chain, print_summary
 from shipyard.registry import ModelVersion, get_model_version
 from shipyard.runtime import open_runtime
 from shipyard.store import Store
+from shipyard.tracking.source import source_tags
 
 # What the steps import; all are core dependencies, so a missing one means a broken install.
 REQUIRED = ("numpy", "pandas", "pyarrow", "sklearn", "skops", "xgboost")
@@ -181,12 +182,13 @@ def _run_with_progress(
     """Run the pipeline in a worker thread and report each task as it settles."""
     outcome: dict[str, Any] = {}
     known = {r.id for r in list_pipeline_runs(store, ctx.project, pipeline_name=PIPELINE_NAME)}
+    code = source_tags()  # which code ran it, as the SDK records for any pipeline run
 
     def work() -> None:
         try:
             outcome["run"] = run_pipeline(
                 store, artifacts, ctx, lead_scoring, {"rows": rows, "seed": seed},
-                settings=settings, raise_on_error=False,
+                settings=settings, raise_on_error=False, source=code,
             )  # fmt: skip
         except BaseException as exc:  # re-raised in the calling thread
             outcome["error"] = exc
