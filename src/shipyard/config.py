@@ -14,6 +14,7 @@ from pathlib import Path
 from shipyard.validation import check_name
 
 DEFAULT_PROJECT = "default"
+DEFAULT_HTTP_TIMEOUT = 60.0
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 
@@ -41,6 +42,9 @@ class Settings:
     server_url: str | None = None
     # The OS user steps of server-side runs run as, when the worker can switch to it.
     step_user: str | None = None
+    # Remote mode: how long a request may wait on a silent server (connecting excepted),
+    # uploads and downloads included: a hung server fails the call, never blocks it forever.
+    http_timeout: float = DEFAULT_HTTP_TIMEOUT
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -98,7 +102,24 @@ class Settings:
             trusted_digests=digests,
             server_url=env.get("SHIPYARD_SERVER_URL") or None,
             step_user=env.get("SHIPYARD_STEP_USER") or None,
+            http_timeout=_seconds(env.get("SHIPYARD_HTTP_TIMEOUT"), "SHIPYARD_HTTP_TIMEOUT",
+                                  DEFAULT_HTTP_TIMEOUT),
         )
+
+
+def _seconds(value: str | None, name: str, default: float) -> float:
+    if value is None or not value.strip():
+        return default
+    from shipyard.errors import InvalidArgument
+
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds <= 86_400:
+        raise InvalidArgument(f"{name} must be a number of seconds above 0 and at most "
+                              f"86400, got {value[:40]!r}", field=name)
+    return seconds
 
 
 def check_store_folder(settings: Settings) -> None:

@@ -20,9 +20,11 @@ from shipyard.errors import Unavailable
 from shipyard.ids import check_id
 from shipyard.security.credentials import read_credentials, read_login_credentials
 
-TIMEOUT = httpx.Timeout(30.0, connect=5.0)
-# Uploads and downloads of any size: no total limit, but a connection must open promptly.
-STREAM_TIMEOUT = httpx.Timeout(None, connect=5.0)
+# Connecting must be prompt; after that, each read or write may wait on a silent server for
+# the session's http_timeout (SHIPYARD_HTTP_TIMEOUT, 60 s by default). Uploads and downloads
+# of any size take as long as they keep moving, and a hung server fails them.
+CONNECT_SECONDS = 5.0
+TIMEOUT = httpx.Timeout(60.0, connect=CONNECT_SECONDS)  # logins, before there is a session
 CHUNK = 1 << 20
 
 
@@ -59,8 +61,10 @@ class HttpClient:
         token = resolve_token(settings)
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        self.timeout = httpx.Timeout(settings.http_timeout,
+                                     connect=min(CONNECT_SECONDS, settings.http_timeout))
         self.http = httpx.Client(base_url=settings.uri.rstrip("/"), headers=headers,
-                                 timeout=TIMEOUT, transport=transport)
+                                 timeout=self.timeout, transport=transport)
 
     def close(self) -> None:
         self.http.close()
@@ -71,6 +75,11 @@ class HttpClient:
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self.http.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise Unavailable(f"the Shipyard server at {self.settings.uri} did not answer "
+                              f"within {self.settings.http_timeout:g} s "
+                              f"({exc.__class__.__name__}; SHIPYARD_HTTP_TIMEOUT sets the "
+                              "limit)", retry_after=1) from None
         except httpx.TransportError as exc:
             raise Unavailable(f"cannot reach the Shipyard server at {self.settings.uri}: "
                               f"{exc.__class__.__name__}", retry_after=1) from None

@@ -23,7 +23,7 @@ from urllib.parse import quote
 from pydantic import TypeAdapter
 
 from shipyard.artifacts.archives import safe_extract
-from shipyard.client.http import CHUNK, STREAM_TIMEOUT, HttpClient
+from shipyard.client.http import CHUNK, HttpClient
 from shipyard.errors import DataCorruption, FailedPrecondition
 from shipyard.registry.cache import cache_root, cached_tree, load_cached
 from shipyard.registry.models import AliasChange, ModelVersion, PromotionDecision, RegisteredModel
@@ -78,8 +78,7 @@ class HttpRegistry:
                 response = self._c.request(
                     "POST", self._m(name, "/versions"),
                     files={"model": ("model.tar", f, "application/x-tar")},
-                    data={"metadata": json.dumps(meta, default=str)},
-                    timeout=STREAM_TIMEOUT)
+                    data={"metadata": json.dumps(meta, default=str)})
         return ModelVersion.model_validate(response.json())
 
     def get_model(self, name: str) -> RegisteredModel:
@@ -175,7 +174,7 @@ class HttpRegistry:
         url = self._m(version.name, f"/versions/{version.version}/download")
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(prefix=".download-", dir=target.parent) as archive:
-            with self._c.stream("GET", url, version.uri, timeout=STREAM_TIMEOUT) as response:
+            with self._c.stream("GET", url, version.uri) as response:
                 for chunk in response.iter_bytes(CHUNK):
                     archive.write(chunk)
             archive.flush()

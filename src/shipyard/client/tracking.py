@@ -14,7 +14,7 @@ from typing import IO, Any
 from pydantic import TypeAdapter
 
 from shipyard.artifacts.archives import safe_extract
-from shipyard.client.http import CHUNK, STREAM_TIMEOUT, HttpClient, path_id
+from shipyard.client.http import CHUNK, HttpClient, path_id
 from shipyard.errors import DataCorruption, InvalidArgument
 from shipyard.tracking.destination import resolve_dest, writing
 from shipyard.tracking.models import (
@@ -114,8 +114,7 @@ class HttpTracking:
                 "PUT", self._run(run_id, f"/artifacts/{artifact_name}"),
                 params={"kind": kind}, content=_chunks(spool),
                 headers={"Content-Type": "application/octet-stream",
-                         "X-Content-SHA256": digest},
-                timeout=STREAM_TIMEOUT)
+                         "X-Content-SHA256": digest})
         return RunArtifact.model_validate(response.json())
 
     def download_artifact(self, run_id: str, name: str, dest: str | os.PathLike[str]) -> Path:
