@@ -12,6 +12,7 @@ from typing import NamedTuple, Optional
 import pytest
 
 from shipyard import dsl
+from shipyard.errors import InvalidArgument
 from shipyard.pipelines import _values
 from tests.pipelines.conftest import Env, run_in
 
@@ -254,3 +255,29 @@ def test_sys_exit_ends_a_step_as_its_process_would(env: Env, mode: str) -> None:
     assert run.tasks["exits"].state == "SUCCEEDED"  # exit code 0: success, as on KFP
     assert run.tasks["exits-2"].state == "FAILED"
     assert "SystemExit: 3" in (run.tasks["exits-2"].error or "")
+
+
+@dsl.component
+def gpus() -> str:
+    return "1"
+
+
+@dsl.pipeline(name="runtime-resources")
+def runtime_resources() -> None:
+    wanted = gpus()
+    train(rows=1).set_accelerator_limit(wanted.output).set_accelerator_type("NVIDIA_L4")
+
+
+def test_scheduling_hints_may_come_from_pipeline_values_limits_may_not(env: Env) -> None:
+    task = runtime_resources.spec.tasks["train"]
+    assert task.options.hints["accelerator_limit"] == {
+        "from": {"kind": "task", "task": "gpus", "output": "Output"}}
+    assert task.depends_on == ["gpus"]  # it waits for the value, as on KFP
+    assert env.run(runtime_resources).tasks["train"].outputs["Output"] == "d:9.0"
+    with pytest.raises(InvalidArgument, match="set_cpu_limit takes a constant") as caught:
+
+        @dsl.pipeline(name="runtime-limit")
+        def runtime_limit() -> None:
+            train(rows=1).set_cpu_limit(gpus().output)
+
+    assert caught.value.field == "train.set_cpu_limit"

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from shipyard.dsl._channels import TaskOutput
+from shipyard.dsl._channels import Channel, TaskOutput
 from shipyard.errors import InvalidArgument
 from shipyard.pipelines.spec import (
     ConditionSpec,
@@ -162,29 +162,47 @@ class PipelineTask:
         self._options["timeout"] = float(seconds)
         return self
 
+    def _constant(self, value: Any, setting: str) -> Any:
+        """A limit Shipyard enforces must be known when the pipeline is defined."""
+        if isinstance(value, Channel):
+            raise InvalidArgument(
+                f"task {self.name!r}: {setting} takes a constant; Shipyard does not set an "
+                "enforced limit from a pipeline value",
+                field=f"{self.name}.{setting}",
+            )
+        return value
+
+    def _hint(self, key: str, value: Any, parse: Any = None) -> PipelineTask:
+        """Record a scheduling hint; one from a pipeline value (as Kubeflow allows) is kept
+        as where it comes from, and the task waits for its producer."""
+        if isinstance(value, Channel):
+            source = value.source()
+            self._hints[key] = {"from": source.model_dump(mode="json", exclude_defaults=True)}
+            if source.task and source.task not in self.depends_on:
+                self.depends_on.append(source.task)
+        else:
+            self._hints[key] = parse(value) if parse is not None else value
+        return self
+
     def set_cpu_limit(self, cpu: str) -> PipelineTask:
-        self._options["cpu_limit"] = parse_cpu(cpu)
+        self._options["cpu_limit"] = parse_cpu(self._constant(cpu, "set_cpu_limit"))
         return self
 
     def set_memory_limit(self, memory: str) -> PipelineTask:
-        self._options["memory_limit"] = parse_memory(memory)
+        self._options["memory_limit"] = parse_memory(self._constant(memory, "set_memory_limit"))
         return self
 
     def set_cpu_request(self, cpu: str) -> PipelineTask:
-        self._hints["cpu_request"] = parse_cpu(cpu)
-        return self
+        return self._hint("cpu_request", cpu, parse_cpu)
 
     def set_memory_request(self, memory: str) -> PipelineTask:
-        self._hints["memory_request"] = parse_memory(memory)
-        return self
+        return self._hint("memory_request", memory, parse_memory)
 
     def set_accelerator_type(self, accelerator: str) -> PipelineTask:
-        self._hints["accelerator_type"] = accelerator
-        return self
+        return self._hint("accelerator_type", accelerator)
 
     def set_accelerator_limit(self, limit: int | str) -> PipelineTask:
-        self._hints["accelerator_limit"] = int(limit)
-        return self
+        return self._hint("accelerator_limit", limit, int)
 
     set_gpu_limit = set_accelerator_limit
 
