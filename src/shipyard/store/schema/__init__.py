@@ -1,8 +1,8 @@
 """Every table, on one ``MetaData``: the aggregate of the per-capability modules beside it.
 
 Each capability defines its tables in its own module (``lineage``, ``tracking``,
-``pipelines``, ``registry``, ``security``, ``audit``; ``base`` holds the ``MetaData``, the
-naming convention and ``projects``). Importing this package imports them all, so
+``pipelines``, ``registry``, ``serving``, ``security``, ``audit``; ``base`` holds the
+``MetaData``, the naming convention and ``projects``). Importing this package imports them all, so
 ``metadata`` here is complete: Alembic's environment and the test that compares the
 migrations with the tables use it. A new capability adds a module and one import line here.
 
@@ -27,6 +27,7 @@ from shipyard.store.schema.lineage import (
 from shipyard.store.schema.pipelines import cache_entries, pipeline_runs, pipeline_tasks
 from shipyard.store.schema.registry import alias_history, model_aliases, model_versions, models
 from shipyard.store.schema.security import grants, principals, tokens
+from shipyard.store.schema.serving import endpoint_deployments, endpoints
 from shipyard.store.schema.tracking import (
     experiments,
     run_artifacts,
@@ -47,6 +48,8 @@ __all__ = [
     "audit_log",
     "cache_entries",
     "contexts",
+    "endpoint_deployments",
+    "endpoints",
     "events",
     "executions",
     "experiments",

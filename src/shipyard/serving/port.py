@@ -1,0 +1,31 @@
+"""What the SDK needs from serving (local: ``shipyard.sdk.local.serving``; remote:
+``shipyard.client.serving``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from shipyard.serving.models import Endpoint, Prediction
+
+
+class ServingPort(Protocol):
+    def create_endpoint(self, name: str, *, description: str = "",
+                        labels: Mapping[str, str] | None = None) -> Endpoint: ...
+
+    def get_endpoint(self, name: str) -> Endpoint: ...
+
+    def list_endpoints(self) -> list[Endpoint]: ...
+
+    def delete_endpoint(self, name: str) -> None: ...
+
+    def deploy(self, endpoint: str, model: str, *, version: int | None = None,
+               alias: str | None = None, traffic_percentage: int | None = None,
+               min_replicas: int = 1, max_replicas: int = 1) -> Endpoint: ...
+
+    def set_traffic(self, endpoint: str, traffic: Mapping[str, int]) -> Endpoint: ...
+
+    def undeploy(self, endpoint: str, deployed_model_id: str,
+                 traffic: Mapping[str, int] | None = None) -> Endpoint: ...
+
+    def predict(self, endpoint: str, instances: Sequence[Any]) -> Prediction: ...
