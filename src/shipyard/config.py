@@ -15,6 +15,7 @@ from shipyard.validation import check_name
 
 DEFAULT_PROJECT = "default"
 DEFAULT_HTTP_TIMEOUT = 60.0
+DEFAULT_RUN_HEARTBEAT = 30.0
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 
@@ -45,6 +46,9 @@ class Settings:
     # Remote mode: how long a request may wait on a silent server (connecting excepted),
     # uploads and downloads included: a hung server fails the call, never blocks it forever.
     http_timeout: float = DEFAULT_HTTP_TIMEOUT
+    # Seconds between the heartbeats of a tracking run started by the SDK; a run that misses
+    # four ends KILLED (its process died without ending it).
+    run_heartbeat: float = DEFAULT_RUN_HEARTBEAT
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -104,6 +108,8 @@ class Settings:
             step_user=env.get("SHIPYARD_STEP_USER") or None,
             http_timeout=_seconds(env.get("SHIPYARD_HTTP_TIMEOUT"), "SHIPYARD_HTTP_TIMEOUT",
                                   DEFAULT_HTTP_TIMEOUT),
+            run_heartbeat=_seconds(env.get("SHIPYARD_RUN_HEARTBEAT"), "SHIPYARD_RUN_HEARTBEAT",
+                                   DEFAULT_RUN_HEARTBEAT),
         )
 
 

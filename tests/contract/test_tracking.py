@@ -109,3 +109,13 @@ def test_bad_input_names_the_field(sy: ModuleType) -> None:
     with pytest.raises(InvalidArgument) as info:
         sy.search_runs(filter="metrics.rmse <<< 1")
     assert info.value.field == "filter"
+
+
+def test_heartbeats_keep_a_run_and_stop_with_it(sy: ModuleType) -> None:
+    from shipyard.sdk import session
+
+    tracking = session.current().tracking
+    run = sy.start_run("beats")
+    assert tracking.heartbeat_run(run.id, 30) == "RUNNING"
+    run.end()
+    assert tracking.heartbeat_run(run.id, 30) == "FINISHED"  # the client stops beating

@@ -74,6 +74,11 @@ class HttpTracking:
         return RunData.model_validate(self._c.json(
             "POST", self._run(run_id, "/terminate"), json={"status": status}))
 
+    def heartbeat_run(self, run_id: str, lease_seconds: float) -> str:
+        body = self._c.json("POST", self._run(run_id, "/heartbeat"),
+                            json={"lease_seconds": lease_seconds})
+        return str(body["status"])
+
     def get_run(self, run_id: str) -> RunData:
         return RunData.model_validate(self._c.json("GET", self._run(run_id)))
 

@@ -148,14 +148,48 @@ class BackgroundLogger:
                 self._error = exc
 
 
+class Heartbeat:
+    """Tells the store, every ``interval`` seconds from a daemon thread, that the run's
+    client is alive; a run whose client stops (a killed process, a lost machine) ends
+    KILLED once ``LEASE_BEATS`` beats were missed. A failed beat is retried at the next."""
+
+    LEASE_BEATS = 4
+
+    def __init__(self, backend: TrackingPort, run_id: str, interval: float) -> None:
+        self._backend = backend
+        self._run_id = run_id
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True,
+                                        name=f"shipyard-heartbeat-{run_id[-6:]}")
+        self._thread.start()
+
+    def _beat(self) -> None:
+        lease = max(self._interval * self.LEASE_BEATS, 1.0)
+        while not self._stop.is_set():
+            try:
+                if self._backend.heartbeat_run(self._run_id, lease) != "RUNNING":
+                    return  # ended: nothing left to vouch for
+            except ShipyardError as exc:  # the store or server is away: beat again later
+                log.debug("heartbeat of run %s failed: %s", self._run_id, exc)
+            if self._stop.wait(self._interval):
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 class ActiveRun:
     """A run being logged to. Use as a context manager: the run ends FINISHED, or FAILED
-    when the block raises."""
+    when the block raises. With ``heartbeat`` (seconds), the run is kept alive from a
+    background thread and ends KILLED if this process dies without ending it."""
 
-    def __init__(self, backend: TrackingPort, data: RunData, *, synchronous: bool = True) -> None:
+    def __init__(self, backend: TrackingPort, data: RunData, *, synchronous: bool = True,
+                 heartbeat: float | None = None) -> None:
         self._backend = backend
         self._data = data
         self._logger = None if synchronous else BackgroundLogger(backend, data.id)
+        self._heartbeat = None if heartbeat is None else Heartbeat(backend, data.id, heartbeat)
 
     # -- identity ------------------------------------------------------------------------------
     @property
@@ -285,6 +319,8 @@ class ActiveRun:
             self._logger.flush(timeout)
 
     def end(self, status: str = "FINISHED") -> RunData:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
         try:
             self._record_packages()
             if self._logger is not None:

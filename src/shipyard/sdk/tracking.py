@@ -28,7 +28,8 @@ def start_run(
     ``synchronous=False`` buffers log calls and writes them from a background thread, so a
     training loop never waits for the store; ``run.flush()`` makes them durable.
     """
-    backend = session.current().tracking
+    current = session.current()
+    backend = current.tracking
     clean_tags = {k: str(v) for k, v in (tags or {}).items()}
     pipeline_task = os.environ.get("SHIPYARD_PIPELINE_TASK")
     if pipeline_task:
@@ -36,7 +37,8 @@ def start_run(
     for key, value in source.source_tags().items():  # the user's own tags win
         clean_tags.setdefault(key, value)
     data = backend.create_run(experiment, name=name, tags=clean_tags or None, params=params)
-    return ActiveRun(backend, data, synchronous=synchronous)
+    return ActiveRun(backend, data, synchronous=synchronous,
+                     heartbeat=current.settings.run_heartbeat)
 
 
 def get_run(run_id: str) -> RunData:

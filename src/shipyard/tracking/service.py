@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, insert, or_, select, update
@@ -519,3 +519,66 @@ def run_source_tags(conn: Connection, run_id: str) -> dict[str, str]:
         )
     ).all()
     return {str(key): str(value) for key, value in sorted(rows)}
+
+
+MIN_LEASE_SECONDS = 1.0
+MAX_LEASE_SECONDS = 86_400.0
+
+
+def heartbeat(store: Store, ctx: RequestContext, run_id: str, lease_seconds: float) -> str:
+    """The run's client is alive: it vouches for the run for ``lease_seconds`` more. Returns
+    the run's status (a client whose run was ended, by itself or for silence, stops)."""
+    check_id(run_id, "run_id")
+    if (isinstance(lease_seconds, bool) or not isinstance(lease_seconds, int | float)
+            or not MIN_LEASE_SECONDS <= lease_seconds <= MAX_LEASE_SECONDS):
+        raise InvalidArgument(f"lease_seconds must be from {MIN_LEASE_SECONDS:g} to "
+                              f"{MAX_LEASE_SECONDS:g}", field="lease_seconds")
+
+    def write(conn: Connection) -> str:
+        status = conn.execute(
+            select(runs.c.status).where(runs.c.id == run_id, runs.c.project == ctx.project)
+        ).scalar()
+        if status is None:
+            raise NotFound(f"run {run_id} not found in project {ctx.project!r}", field="run_id")
+        if status == "RUNNING":
+            until = utcnow() + timedelta(seconds=float(lease_seconds))
+            conn.execute(update(runs).where(runs.c.id == run_id).values(lease_until=until))
+        return str(status)
+
+    result: str = store.retry_write(write)
+    return result
+
+
+def end_silent_runs(store: Store, now: datetime | None = None) -> list[str]:
+    """End as KILLED every RUNNING run whose client stopped heartbeating (its lease ran
+    out), as of its lease's end; returns their ids. Runs that never heartbeat are left."""
+    cutoff = now or utcnow()
+    with store.read() as conn:
+        silent = conn.execute(
+            select(runs.c.id, runs.c.project).where(
+                runs.c.status == "RUNNING", runs.c.lease_until < cutoff)
+        ).all()
+    ended: list[str] = []
+    for run_id, project in silent:
+        ctx = RequestContext(project=str(project), actor="shipyard-worker")
+
+        def write(conn: Connection, run_id: str = str(run_id),
+                  ctx: RequestContext = ctx) -> bool:
+            row = conn.execute(
+                select(runs.c.lease_until, runs.c.execution_id).where(
+                    runs.c.id == run_id, runs.c.status == "RUNNING",
+                    runs.c.lease_until < cutoff)
+            ).first()
+            if row is None:  # it beat again, or ended, since it was read
+                return False
+            conn.execute(update(runs).where(runs.c.id == run_id)
+                         .values(status="KILLED", end_time=row.lease_until))
+            if row.execution_id:
+                lineage.set_execution_state(conn, row.execution_id, "FAILED")
+            audit.record(conn, ctx, "runs.update", f"runs/{run_id}",
+                         detail={"status": "KILLED", "why": "its client stopped heartbeating"})
+            return True
+
+        if store.retry_write(write):
+            ended.append(str(run_id))
+    return ended

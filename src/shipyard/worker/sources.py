@@ -8,6 +8,7 @@ processes, machines) can poll one source and never run the same unit twice.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,7 +17,9 @@ from typing import Protocol, runtime_checkable
 from shipyard.pipelines.queue import Lease
 from shipyard.runtime import Runtime
 
-__all__ = ["JobSource", "PipelineQueue", "default_sources"]
+__all__ = ["JobSource", "PipelineQueue", "SilentRuns", "default_sources"]
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -72,8 +75,33 @@ class PipelineQueue:
         return ran is not None
 
 
+@dataclass
+class SilentRuns:
+    """Tracking runs whose client stopped heartbeating (its process was killed, its machine
+    lost) end KILLED, checked every ``every`` seconds: what MLflow leaves RUNNING forever.
+    Several workers may check at once; each run is ended once."""
+
+    every: float = 10.0
+    _next_check: float = field(default=0.0, init=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return "silent-runs"
+
+    def claim_and_run(self, runtime: Runtime, worker_name: str) -> bool:
+        from shipyard.tracking.service import end_silent_runs
+
+        if time.monotonic() < self._next_check:
+            return False
+        self._next_check = time.monotonic() + self.every
+        ended = end_silent_runs(runtime.store)
+        for run_id in ended:
+            log.info("run %s ended KILLED: its client stopped heartbeating", run_id)
+        return bool(ended)
+
+
 def default_sources(*, lease: Lease | None = None,
                     handback: threading.Event | None = None) -> list[JobSource]:
     """The sources ``shipyard worker`` and the server's embedded worker poll: ``lease`` and
     ``handback`` go to the ones that claim long-running work (``PipelineQueue``)."""
-    return [PipelineQueue(lease=lease or Lease(), handback=handback)]
+    return [PipelineQueue(lease=lease or Lease(), handback=handback), SilentRuns()]

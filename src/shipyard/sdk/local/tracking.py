@@ -49,6 +49,9 @@ class LocalTracking:
     def terminate_run(self, run_id: str, status: str = "FINISHED") -> RunData:
         return service.set_terminated(self._store, self._s.ctx(), run_id, status)
 
+    def heartbeat_run(self, run_id: str, lease_seconds: float) -> str:
+        return service.heartbeat(self._store, self._s.ctx(), run_id, lease_seconds)
+
     def get_run(self, run_id: str) -> RunData:
         return service.get_run(self._store, self._project, run_id)
 

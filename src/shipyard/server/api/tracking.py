@@ -74,6 +74,15 @@ class Terminate(Strict):
     status: str = Field(default="FINISHED", max_length=16, pattern="^(FINISHED|FAILED|KILLED)$")
 
 
+class Heartbeat(Strict):
+    lease_seconds: float = Field(ge=service.MIN_LEASE_SECONDS, le=service.MAX_LEASE_SECONDS,
+                                 description="how long the client vouches for the run")
+
+
+class RunStatus(Strict):
+    status: str
+
+
 class SearchRuns(Strict):
     experiments: list[Annotated[str, Field(max_length=128)]] | None = Field(
         default=None, max_length=search.MAX_EXPERIMENTS)
@@ -126,6 +135,12 @@ def log_batch(run_id: params.Id, body: LogBatch, state: State, ctx: Ctx) -> None
 @router.post("/runs/{run_id}/terminate", response_model=RunData)
 def terminate(run_id: params.Id, body: Terminate, state: State, ctx: Ctx) -> RunData:
     return service.set_terminated(state.store, ctx, run_id, body.status)
+
+
+@router.post("/runs/{run_id}/heartbeat", response_model=RunStatus)
+def heartbeat(run_id: params.Id, body: Heartbeat, state: State, ctx: Ctx) -> RunStatus:
+    """The run's client is alive; a RUNNING run whose client stops beating ends KILLED."""
+    return RunStatus(status=service.heartbeat(state.store, ctx, run_id, body.lease_seconds))
 
 
 @router.get("/runs/{run_id}/metrics/history", response_model=list[MetricPoint])

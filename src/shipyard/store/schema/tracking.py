@@ -42,6 +42,9 @@ runs = Table(
     Column("end_time", UTCDateTime(), nullable=True),
     Column("execution_id", String(ID), nullable=True),
     Column("created_by", String(NAME), nullable=True),
+    # Until when the run's client vouches for it (each SDK heartbeat moves it on); past it,
+    # the worker ends the run KILLED. NULL: a client that does not heartbeat, never ended.
+    Column("lease_until", UTCDateTime(), nullable=True),
     Index("ix_runs_project_experiment_start", "project", "experiment_id", "start_time"),
 )
 
