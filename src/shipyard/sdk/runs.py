@@ -170,7 +170,7 @@ class Heartbeat:
             try:
                 if self._backend.heartbeat_run(self._run_id, lease) != "RUNNING":
                     return  # ended: nothing left to vouch for
-            except ShipyardError as exc:  # the store or server is away: beat again later
+            except Exception as exc:  # the store or server is away (or closed): beat again
                 log.debug("heartbeat of run %s failed: %s", self._run_id, exc)
             if self._stop.wait(self._interval):
                 return
