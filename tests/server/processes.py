@@ -53,7 +53,8 @@ def start_server(env: dict[str, str], *options: str, port: int | None = None,
     return server
 
 
-def wait_until_up(server: ServerProcess, timeout: float = 30.0) -> None:
+def wait_until_up(server: ServerProcess, timeout: float = 120.0) -> None:
+    # Generous: on a loaded machine importing the server alone can take tens of seconds.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:

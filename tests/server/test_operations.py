@@ -83,7 +83,40 @@ def test_a_database_outage_is_503_with_retry_after_then_recovers(
             _until(lambda: client.get(experiments, headers=auth).status_code == 200)
             assert time.monotonic() - started < 5
     out = server.stop()
-    assert "Traceback" not in out and "Exception in ASGI" not in out, out
+    assert "status=500" not in out and "Exception in ASGI" not in out, out
+
+
+def test_a_training_loop_logging_in_the_background_loses_nothing_to_an_outage(
+    pg_behind_proxy: tuple[str, Proxy], tmp_path: Path,
+) -> None:
+    import shipyard as sy
+    from shipyard.sdk import session
+
+    uri, proxy = pg_behind_proxy
+    home = tmp_path / "home"
+    with running_server(server_env(home, uri), "--no-worker") as server:
+        sy.init(uri=server.url, token=read_credentials(home), home=tmp_path / "client")
+        try:
+            started = time.monotonic()
+            with sy.start_run(experiment="outage", synchronous=False) as run:
+                for step in range(60):
+                    if step == 20:
+                        proxy.cut()  # the database restarts for about two seconds
+                    if step == 40:
+                        proxy.resume()
+                    run.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+                    time.sleep(0.05)
+            took = time.monotonic() - started
+            history = sy.get_metric_history(run.id, "loss")
+            ended = sy.get_run(run.id)
+        finally:
+            session.reset()
+            out = server.stop()
+    assert "status=503" in out and "status=500" not in out, out  # the outage was seen
+    assert [p.step for p in history] == list(range(60))
+    assert history[-1].value == pytest.approx(1 / 60)
+    assert ended.status == "FINISHED"
+    assert took < 30
 
 
 def test_a_driver_error_of_a_stopped_postgres_is_unavailable(tmp_path: Path) -> None:

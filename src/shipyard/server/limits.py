@@ -44,6 +44,7 @@ from shipyard.server.auth import authorize, presented_token
 from shipyard.server.errors import from_error
 from shipyard.server.policy import POLICY, Rule
 from shipyard.server.state import ServerState
+from shipyard.store.availability import database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +192,13 @@ class BodyLimit:
             # A bad credential: the policy dependency answers (and records) it, after a body
             # small enough to be harmless.
             return small
+        except Exception as exc:
+            # This runs before the app's error handlers: a database that is away must be
+            # the 503 it is there too, not a bare 500.
+            unavailable = database_unavailable(exc)
+            if unavailable is None:
+                raise
+            return unavailable
         upload = self._upload_for(scope)
         if upload is None:
             return _Grant(self.json_limit, True)
@@ -202,6 +210,11 @@ class BodyLimit:
             await run_in_threadpool(authorize, request, route.rule, route.route)
         except ShipyardError as exc:
             return exc
+        except Exception as exc:
+            unavailable = database_unavailable(exc)
+            if unavailable is None:
+                raise
+            return unavailable
         return _Grant(self.upload_limit, True)
 
     def _upload_for(self, scope: Scope) -> tuple[_Upload, dict[str, str]] | None:
