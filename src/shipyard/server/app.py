@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
-import html
 import logging
 import re
 import threading
@@ -25,7 +24,7 @@ from shipyard.errors import NotFound
 from shipyard.runtime import Runtime, open_runtime
 from shipyard.security import service as security_service
 from shipyard.security.headers import API_SECURITY_HEADERS, CONSOLE_SECURITY_HEADERS
-from shipyard.server import errors
+from shipyard.server import console, errors
 from shipyard.server.access import AccessLog
 from shipyard.server.api import audit, identity, lineage, pipelines, registry, service, tracking
 from shipyard.server.auth import enforce
@@ -128,18 +127,8 @@ def create_app(
             headers={"Cache-Control": "public, max-age=86400"},
         )  # fmt: skip
 
-    @app.get("/", include_in_schema=False)
-    def home(request: Request) -> HTMLResponse:
-        # The console proper comes with its own issue; this page is where the one-time
-        # login link lands, and says who is signed in.
-        who = html.escape(request.state.principal.name)
-        page = (
-            "<!doctype html><html><head><meta charset='utf-8'><title>Shipyard</title></head>"
-            f"<body><h1>Shipyard</h1><p>Signed in as {who}.</p>"
-            "<ul><li><a href='/docs'>API reference</a></li>"
-            "<li><a href='/api/v1/whoami'>Who am I</a></li></ul></body></html>"
-        )
-        return HTMLResponse(page, headers=dict(CONSOLE_SECURITY_HEADERS))
+    # The web console's pages (``/`` and ``/console/...``), and HTML error pages for them.
+    console.install(app)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]

@@ -24,6 +24,7 @@ class Rule:
 
 
 P = "/api/v1/projects/{project}"
+C = "/console/projects/{project}"  # the console's pages of a project
 READ = Rule(Permission.READ)
 WRITE = Rule(Permission.WRITE)
 PUBLIC = Rule(None, "public")
@@ -92,6 +93,13 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", f"{P}/grants"): Rule(Permission.GRANT),
     ("PUT", f"{P}/grants/{{principal}}"): Rule(Permission.GRANT),
     ("DELETE", f"{P}/grants/{{principal}}"): Rule(Permission.GRANT),
+    # -- console (server/console): a page needs what its data needs; its forms what their
+    # API twins need. Sign-in pages are public; their forms carry CSRF tokens.
+    ("GET", "/console/login"): PUBLIC,
+    ("POST", "/console/login"): PUBLIC,
+    ("POST", "/console/logout"): Rule(None, "authenticated"),
+    ("GET", "/console/static/{name}"): PUBLIC,  # the console's CSS and JS, and plotly's
+    ("GET", f"{C}"): READ,
     # -- audit ---------------------------------------------------------------------------------
     ("GET", f"{P}/audit"): Rule(Permission.GRANT),
     ("GET", "/api/v1/audit"): Rule(Permission.ADMIN, "server"),

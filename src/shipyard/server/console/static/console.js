@@ -1,0 +1,33 @@
+// Shipyard console: progressive enhancements only (every page reads without this file).
+(function () {
+  "use strict";
+
+  // Times arrive as UTC ISO text; show them in the reader's time zone.
+  document.querySelectorAll("time[datetime]").forEach(function (el) {
+    var when = new Date(el.getAttribute("datetime"));
+    if (!isNaN(when)) {
+      el.textContent = when.toLocaleString();
+      el.title = el.getAttribute("datetime");
+    }
+  });
+
+  // Charts: each <div class="chart" data-chart="ID"> draws the JSON in <script id="ID">.
+  if (window.Plotly) {
+    document.querySelectorAll("[data-chart]").forEach(function (el) {
+      var source = document.getElementById(el.getAttribute("data-chart"));
+      if (!source) { return; }
+      var spec = JSON.parse(source.textContent);
+      var layout = Object.assign({
+        margin: { l: 56, r: 16, t: 36, b: 44 },
+        title: { text: spec.title, font: { size: 14 } },
+        xaxis: { title: { text: spec.x_title || "" }, zeroline: false },
+        yaxis: { title: { text: spec.y_title || "" }, zeroline: false },
+        legend: { orientation: "h", y: -0.25 },
+        font: { family: "system-ui, sans-serif", size: 12 },
+        paper_bgcolor: "#fff", plot_bgcolor: "#fff"
+      }, spec.layout || {});
+      window.Plotly.newPlot(el, spec.traces, layout,
+                            { displaylogo: false, responsive: true });
+    });
+  }
+})();
