@@ -164,6 +164,21 @@ def test_a_killed_workers_run_is_requeued_and_finished_by_another(setup: Setup) 
     assert b.returncode == 0 and "stopped" in out
 
 
+def test_pipelines_show_says_which_worker_holds_the_run(setup: Setup) -> None:
+    queued = setup.submit()
+    a = setup.worker()
+    try:
+        wait_for(lambda: setup.gated_running(queued.id))
+        shown = subprocess.run(
+            [sys.executable, "-m", "shipyard.cli.main", "--uri", setup.uri, "pipelines", "show",
+             queued.id], env={**setup.env, "COLUMNS": "200"}, capture_output=True, text=True,
+            timeout=120)  # fmt: skip
+    finally:
+        stop(a)
+    assert shown.returncode == 0, shown.stderr
+    assert f"claimed by {os.uname()[1]}-{a.pid}" in shown.stdout
+
+
 def test_a_live_worker_keeps_its_run_past_the_lease(setup: Setup) -> None:
     queued = setup.submit()
     a = setup.worker()

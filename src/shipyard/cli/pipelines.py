@@ -261,6 +261,8 @@ def show(run_id: Annotated[str, typer.Argument(help="The pipeline run's id")]) -
         output.print_json(result)
         return
     output.show(_task_table(result))
+    if result.claimed_by:  # the worker (host-pid) running it, or that ran it last
+        output.show(f"claimed by {escape(result.claimed_by)}")
     source = {k: v for k, v in result.source.items() if k != "source.packages"}
     if source:  # the package list is long: -o json has it
         output.show(output.key_values("Source", source))
