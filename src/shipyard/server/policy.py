@@ -100,6 +100,16 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/console/logout"): Rule(None, "authenticated"),
     ("GET", "/console/static/{name}"): PUBLIC,  # the console's CSS and JS, and plotly's
     ("GET", f"{C}"): READ,
+    ("GET", f"{C}/runs"): READ,
+    ("GET", f"{C}/runs/{{run_id}}"): READ,
+    ("GET", f"{C}/pipelines"): READ,
+    ("GET", f"{C}/pipelines/{{run_id}}"): READ,
+    ("POST", f"{C}/pipelines/{{run_id}}/retry"): Rule(Permission.RUN),
+    ("POST", f"{C}/pipelines/{{run_id}}/cancel"): Rule(Permission.RUN),
+    ("GET", f"{C}/lineage"): READ,
+    ("GET", f"{C}/lineage/{{artifact_id}}"): READ,
+    ("GET", f"{C}/models"): READ,
+    ("GET", f"{C}/models/{{name}}"): READ,
     # -- audit ---------------------------------------------------------------------------------
     ("GET", f"{P}/audit"): Rule(Permission.GRANT),
     ("GET", "/api/v1/audit"): Rule(Permission.ADMIN, "server"),

@@ -19,7 +19,16 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from shipyard.server.console import assets, errors, overview, session
+from shipyard.server.console import (
+    assets,
+    errors,
+    lineage,
+    models,
+    overview,
+    pipelines,
+    runs,
+    session,
+)
 
 __all__ = ["install"]
 
@@ -27,6 +36,6 @@ __all__ = ["install"]
 def install(app: FastAPI) -> None:
     """Add the console's routes to ``app`` and its HTML error pages (call after
     ``server.errors.install``, whose problems it turns into pages for browsers)."""
-    for module in (session, overview, assets):
+    for module in (session, overview, runs, pipelines, lineage, models, assets):
         app.include_router(module.router)
     errors.install(app)
