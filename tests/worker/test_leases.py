@@ -254,6 +254,25 @@ def test_sigterm_hands_the_run_back_after_the_drain(setup: Setup) -> None:
     assert done.tasks["gated"].outputs["Output"] == 50
 
 
+@pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)
+def test_a_stopping_server_hands_its_embedded_workers_run_back(setup: Setup) -> None:
+    from tests.server.processes import start_server
+
+    queued = setup.submit()
+    server = start_server({**setup.env, "SHIPYARD_URI": setup.uri}, "--worker-heartbeat",
+                          str(HEARTBEAT), "--worker-lease", str(LEASE))
+    try:
+        wait_for(lambda: setup.gated_running(queued.id), timeout=120)
+        assert setup.run(queued.id).claimed_by == f"{os.uname()[1]}-{server.proc.pid}"
+    finally:
+        out = server.stop(signal.SIGTERM)  # what systemd and Kubernetes send
+    back = setup.run(queued.id)
+    assert back.state == "QUEUED" and back.claimed_by is None, out
+    assert back.error is not None and "its worker was stopping" in back.error
+    assert {t: i.state for t, i in back.tasks.items()} == {"first": "SUCCEEDED",
+                                                          "gated": "CANCELLED"}
+
+
 def test_sigterm_lets_the_run_finish_within_the_drain(setup: Setup) -> None:
     queued = setup.submit()
     a = setup.worker("--drain", "30")
