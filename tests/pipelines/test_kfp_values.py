@@ -281,3 +281,23 @@ def test_scheduling_hints_may_come_from_pipeline_values_limits_may_not(env: Env)
             train(rows=1).set_cpu_limit(gpus().output)
 
     assert caught.value.field == "train.set_cpu_limit"
+
+
+def shout(text: str) -> str:
+    return text.upper()
+
+
+@dsl.component(additional_funcs=[shout])
+def uses_helper(text: str) -> str:
+    return shout(text) + "!"
+
+
+@dsl.pipeline(name="helpers")
+def helpers_pipeline() -> None:
+    uses_helper(text="hey")
+
+
+def test_additional_funcs_are_defined_beside_the_component(env: Env, mode: str) -> None:
+    assert uses_helper.component_spec.options == {"additional_funcs": ["shout"]}
+    run = run_in(mode, env, helpers_pipeline)
+    assert run.tasks["uses-helper"].outputs["Output"] == "HEY!"

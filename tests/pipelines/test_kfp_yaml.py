@@ -63,7 +63,8 @@ def summary(run: PipelineRun) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    "name", ["params", "artifacts", "control", "exit", "nested", "containers", "branches"])
+    "name",
+    ["params", "artifacts", "control", "exit", "nested", "containers", "branches", "helpers"])
 def test_kfp_yaml_runs_as_the_python_pipeline_does(
     env: Env, tmp_path: Path, name: str, runtime: Path  # noqa: F811 - the fixture
 ) -> None:

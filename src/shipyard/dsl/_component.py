@@ -134,9 +134,23 @@ class PythonComponent:
     ``component_spec`` its compiled interface and source.
     """
 
-    def __init__(self, func: Callable[..., Any], options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        options: dict[str, Any],
+        helpers: list[Callable[..., Any]] | None = None,
+    ) -> None:
         self.python_func = func
-        self.component_spec = self._spec(func, options)
+        spec = self._spec(func, options)
+        if helpers:
+            # Kubeflow's additional_funcs: their source goes with the component's, so the
+            # step defines them too (line numbers then count from the first helper).
+            sources = [_source(h)[0] for h in helpers]
+            spec = spec.model_copy(update={
+                "source": "\n\n".join([*sources, spec.source]), "lineno": 1,
+                "filename": f"<component {spec.name}>",
+            })  # fmt: skip
+        self.component_spec = spec
         self.name = self.component_spec.name
         functools.update_wrapper(self, func)
 
@@ -210,7 +224,15 @@ def component(
         if v is not None
     }
 
+    # Kubeflow's additional_funcs: helper functions defined beside the component's code.
+    helpers = recorded.pop("additional_funcs", None) or []
+    if not isinstance(helpers, list | tuple) or not all(callable(h) for h in helpers):
+        raise InvalidArgument("additional_funcs takes a list of functions",
+                              field="additional_funcs")  # fmt: skip
+    if helpers:
+        recorded["additional_funcs"] = [h.__name__ for h in helpers]
+
     def wrap(f: Callable[..., Any]) -> PythonComponent:
-        return PythonComponent(f, recorded)
+        return PythonComponent(f, recorded, helpers=list(helpers))
 
     return wrap(func) if func is not None else wrap

@@ -167,6 +167,17 @@ def _none_at(node: ast.expr) -> ast.expr:
     return ast.copy_location(ast.Constant(None), node)
 
 
+def _kept(node: ast.stmt, function: str) -> bool:
+    if isinstance(node, ast.Import):
+        return not any(a.name == "kfp" or a.name.startswith("kfp.") for a in node.names)
+    if isinstance(node, ast.ImportFrom):
+        module = node.module or ""
+        return node.level == 0 and module != "kfp" and not module.startswith("kfp.")
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return node.name != function
+    return False
+
+
 def load_function(spec: Component) -> Callable[..., Any]:
     """Define the component's function from its recorded source.
 
@@ -185,7 +196,11 @@ def load_function(spec: Component) -> Callable[..., Any]:
     # nodes without one ("required field col_offset missing").
     node.args.defaults = [_none_at(d) for d in node.args.defaults]
     node.args.kw_defaults = [None if d is None else _none_at(d) for d in node.args.kw_defaults]
-    module = ast.Module(body=[node], type_ignores=[])
+    # Beside the function, the definitions and imports its source holds: helpers given
+    # with ``additional_funcs``, or the module kfp's compiler embeds (whose own imports of
+    # kfp are dropped: the DSL's names are provided below).
+    body = [n for n in tree.body if n is node or _kept(n, spec.function)]
+    module = ast.Module(body=body, type_ignores=[])
     ast.increment_lineno(module, spec.lineno - 1)
     code = compile(
         module,

@@ -302,7 +302,14 @@ class _Reader:
             memory = f"{resources['memoryLimit']}G"
         display = (task.get("taskInfo") or {}).get("name")
         reimport = bool((executor.get("importer") or {}).get("reimport"))
+        hints: dict[str, Any] = {}
+        # Limits set from pipeline values at run time: kept as hints, not enforced.
+        if isinstance(cpu, str) and "{{$" in cpu:
+            hints["cpu_limit"], cpu = cpu, None
+        if isinstance(memory, str) and "{{$" in memory:
+            hints["memory_limit"], memory = memory, None
         return TaskOptions(
+            hints=hints,
             enable_caching=(caching is None or bool(caching.get("enableCache"))) and not reimport,
             num_retries=int(retry.get("maxRetryCount", 0)),
             backoff_duration=parse_duration(retry.get("backoffDuration"), 0.0),

@@ -171,6 +171,20 @@ def branches_pipeline(seed: int = 0):
     describe_inner()
 
 
+def shout_text(text: str) -> str:
+    return text.upper()
+
+
+@dsl.component(base_image=BASE, additional_funcs=[shout_text])
+def loud(text: str) -> str:
+    return shout_text(text) + "!"
+
+
+@dsl.pipeline(name="kfp-helpers")
+def helpers_pipeline(text: str = "hey"):
+    loud(text=text)
+
+
 PIPELINES = {
     "params": params_pipeline,
     "artifacts": artifacts_pipeline,
@@ -179,6 +193,7 @@ PIPELINES = {
     "nested": nested_pipeline,
     "containers": containers_pipeline,
     "branches": branches_pipeline,
+    "helpers": helpers_pipeline,
 }
 # Components compiled on their own (``Compiler().compile(component, ...)``).
 COMPONENTS = {"component_train": train}
