@@ -69,7 +69,8 @@ def next_commands(result: QuickstartResult) -> list[str]:
     commands = [f"shipyard runs list{flag}", f"shipyard models history {MODEL_NAME}{flag}"]
     if result.production is not None and result.production.artifact_id:
         commands.append(f"shipyard lineage show {result.production.artifact_id}{flag}")
-    commands.append(f"shipyard server{flag}")
+    # The web console: the server prints a one-time login link to open in a browser.
+    commands.append(f"shipyard server{flag}    # then open the console link it prints")
     return commands
 
 

@@ -1,0 +1,293 @@
+"""The console in a real browser (Debian's chromium through Playwright) against a real
+server over the demo project: every page loads with no console error and no failed
+request, shows its key elements, and is saved as a screenshot; a viewer sees no enabled
+button; the login link works once; forms refuse a forged post."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from shipyard.pipelines import get_pipeline_run
+from tests.server.console.conftest import Site, Watch, admin_context, viewer_context
+from tests.server.console.demo import EXPERIMENT, MODEL, PROJECT
+
+Check = Callable[[Any, Site], None]
+
+
+def _overview(page: Any, site: Site) -> None:
+    assert page.locator(".count").count() == 3
+    assert "3" in page.locator(".count").first.inner_text()  # runs
+    assert page.locator("text=Recent pipeline runs").count() == 1
+
+
+def _runs(page: Any, site: Site) -> None:
+    assert page.locator("#runs tbody tr").count() == 3
+    assert page.locator("#runs thead th", has_text="loss").count() == 1
+
+
+def _runs_filtered(page: Any, site: Site) -> None:
+    assert page.locator("#runs tbody tr").count() == 1
+    assert page.locator("#runs tbody", has_text="lr-0").count() == 1
+
+
+def _run(page: Any, site: Site) -> None:
+    assert page.locator("#params", has_text="learning_rate").count() == 1
+    assert page.locator("#metrics", has_text="loss").count() == 1
+    # plotly drew the loss curve (a chart per metric with more than one step)
+    page.wait_for_selector(".chart .main-svg")
+    assert page.locator(".chart").count() == 1
+
+
+def _pipelines(page: Any, site: Site) -> None:
+    assert page.locator("#pipeline-runs tbody tr").count() == 3
+
+
+def _pipeline_run(page: Any, site: Site) -> None:
+    nodes = page.locator("#dag a.node")
+    assert nodes.count() == 3
+    assert page.locator("#dag path.edge").count() == 2
+    assert page.locator('#dag a.node[data-state="SUCCEEDED"]').count() == 3
+
+
+def _cached_run(page: Any, site: Site) -> None:
+    assert page.locator("#dag text", has_text="cached").count() == 3
+    assert page.locator("#log pre.log").count() == 0
+
+
+def _failed_run(page: Any, site: Site) -> None:
+    assert page.locator('#dag a.node[data-state="FAILED"]').count() == 1
+    assert page.locator("#tasks", has_text="fails on purpose").count() == 1
+
+
+def _task_log(page: Any, site: Site) -> None:
+    assert page.locator("#log h2", has_text="produce").count() == 1
+
+
+def _lineage(page: Any, site: Site) -> None:
+    assert page.locator("#artifacts tbody tr").count() >= 4
+
+
+def _lineage_graph(page: Any, site: Site) -> None:
+    # The dataset the two pipeline runs share appears once, with its consumers.
+    assert page.locator("#lineage .root").count() == 1
+    # Each step of the two runs is one node: the rerun was served from the cache.
+    assert page.locator('#lineage [data-kind="execution"]').count() == 3
+    assert page.locator('#lineage [data-kind="execution"][data-count="2"]').count() == 3
+    assert page.locator("#lineage path.edge").count() >= 2
+
+
+def _models(page: Any, site: Site) -> None:
+    assert page.locator("#models tbody tr").count() == 1
+    assert page.locator("#models .badge", has_text="production").count() == 1
+
+
+def _model(page: Any, site: Site) -> None:
+    assert page.locator("#versions tbody tr").count() == 2
+    assert page.locator("#alias-history tbody tr").count() == 2
+    assert page.locator("#alias-history", has_text="promoted").count() == 1
+    assert page.locator("#signature tbody tr").count() == 2
+    page.wait_for_selector(".chart .main-svg")
+
+
+def pages(site: Site) -> list[tuple[str, str, Check]]:
+    demo = site.demo
+    run = f"/pipelines/{demo.pipeline_run.id}"
+    return [
+        ("overview", "", _overview),
+        ("runs", "/runs", _runs),
+        ("runs-filtered", "/runs?filter=params.learning_rate+%3D+%270.1%27"
+                          f"&experiment={EXPERIMENT}&order=metrics.rmse+DESC", _runs_filtered),
+        ("run", f"/runs/{demo.run_ids[0]}", _run),
+        ("pipelines", "/pipelines", _pipelines),
+        ("pipeline-run", run, _pipeline_run),
+        ("pipeline-run-cached", f"/pipelines/{demo.cached_run.id}", _cached_run),
+        ("pipeline-run-failed", f"/pipelines/{demo.failed_run.id}", _failed_run),
+        ("task-log", f"{run}?task=produce", _task_log),
+        ("lineage", "/lineage", _lineage),
+        ("lineage-graph", f"/lineage/{demo.dataset_artifact}", _lineage_graph),
+        ("models", "/models", _models),
+        ("model", f"/models/{MODEL}", _model),
+    ]
+
+
+def test_every_page_loads_cleanly_with_its_key_elements(browser: Any, site: Site) -> None:
+    context = admin_context(browser, site)
+    try:
+        for name, path, check in pages(site):
+            page = context.new_page()
+            watch = Watch()
+            watch.attach(page)
+            page.goto(site.base + path)  # waits for the load event: scripts have run
+            check(page, site)
+            page.screenshot(path=str(site.screenshots / f"{name}.png"), full_page=True)
+            assert not watch.problems, f"{name}: {watch.problems}"
+            page.close()
+    finally:
+        context.close()
+
+
+def test_a_viewer_sees_pages_but_no_enabled_button(browser: Any, site: Site) -> None:
+    context = viewer_context(browser, site)
+    try:
+        for name, path, _ in pages(site):
+            page = context.new_page()
+            watch = Watch()
+            watch.attach(page)
+            page.goto(site.base + path)  # waits for the load event: scripts have run
+            assert not watch.problems, f"{name}: {watch.problems}"
+            assert page.locator("button.action:enabled").count() == 0, name
+            if name == "pipeline-run":
+                assert page.locator("button.action:disabled").count() == 2
+                page.screenshot(path=str(site.screenshots / "viewer-pipeline-run.png"),
+                                full_page=True)
+            page.close()
+        # Pressing anyway (a form posted by hand) is refused by the policy table.
+        page = context.new_page()
+        page.goto(site.base + f"/pipelines/{site.demo.pipeline_run.id}")
+        status = page.evaluate(_POST_FORM, {"url": f"/console/projects/{PROJECT}/pipelines/"
+                                                   f"{site.demo.pipeline_run.id}/retry",
+                                            "token": page.locator(
+                                                "input[name=csrf_token]").first.input_value()})
+        assert status == 403
+    finally:
+        context.close()
+
+
+# Posts a form from the page (same origin, with the session cookie), as a forged or
+# hand-made submission would; answers the status.
+_POST_FORM = """async ({url, token}) => {
+  const form = new FormData();
+  if (token !== null) form.append("csrf_token", token);
+  const response = await fetch(url, {method: "POST", body: form, redirect: "manual"});
+  return response.status;
+}"""
+
+
+def test_forms_refuse_a_post_without_the_sessions_csrf_token(browser: Any, site: Site
+                                                             ) -> None:
+    context = admin_context(browser, site)
+    try:
+        page = context.new_page()
+        page.goto(site.base + f"/pipelines/{site.demo.failed_run.id}")
+        assert page.locator("button.action:enabled").count() == 1  # Retry; Cancel is not
+        url = f"/console/projects/{PROJECT}/pipelines/{site.demo.failed_run.id}/retry"
+        for token in (None, "0" * 64, "forged"):
+            assert page.evaluate(_POST_FORM, {"url": url, "token": token}) == 400
+        assert _pipeline_state(site) == "FAILED"
+        # The logout form too: a forged one does not end the session.
+        assert page.evaluate(_POST_FORM, {"url": "/console/logout", "token": "forged"}) == 400
+        page.goto(site.base)
+        assert page.url == site.base
+        # The login form needs the token its page set in a cookie of its own.
+        anonymous = browser.new_context()
+        try:
+            other = anonymous.new_page()
+            other.goto(site.live.url + "/console/login")
+            status = other.evaluate(_POST_FORM, {"url": "/console/login", "token": "forged"})
+            assert status == 400
+        finally:
+            anonymous.close()
+    finally:
+        context.close()
+
+
+def test_the_login_link_works_once(browser: Any, site: Site) -> None:
+    link = site.login_link()
+    first = browser.new_context()
+    second = browser.new_context()
+    try:
+        page = first.new_page()
+        page.goto(link)
+        assert page.url == site.base
+        cookie = next(c for c in first.cookies() if c["name"] == "shipyard_session")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        again = second.new_page()
+        response = again.goto(link)
+        assert response is not None and response.status == 401
+        assert again.locator(".error", has_text="invalid, used or expired").count() == 1
+        again.screenshot(path=str(site.screenshots / "used-login-link.png"))
+        assert not second.cookies()
+        again.goto(site.base)
+        assert "/console/login" in again.url
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_wrong_password_shows_the_form_again_and_logout_ends_the_session(
+        browser: Any, site: Site) -> None:
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(site.live.url + "/console/login")
+        page.fill("input[name=name]", "vera")
+        page.fill("input[name=password]", "not the password at all")
+        page.click("button[type=submit]")
+        assert page.locator(".error", has_text="invalid user name or password").count() == 1
+        page.screenshot(path=str(site.screenshots / "login-refused.png"))
+    finally:
+        context.close()
+    context = viewer_context(browser, site)
+    try:
+        page = context.new_page()
+        page.goto(site.base)
+        token = next(c["value"] for c in context.cookies() if c["name"] == "shipyard_session")
+        page.click("button:has-text('Sign out')")
+        page.wait_for_url("**/console/login")
+        page.goto(site.base)
+        assert "/console/login" in page.url
+        # The session's token was revoked, not only forgotten by this browser.
+        answer = httpx.get(site.live.url + "/api/v1/whoami",
+                           headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 401
+    finally:
+        context.close()
+
+
+def test_keyboard_reaches_the_sections(browser: Any, site: Site) -> None:
+    context = admin_context(browser, site)
+    try:
+        page = context.new_page()
+        page.goto(site.base)
+        page.keyboard.press("Tab")  # the brand link
+        page.keyboard.press("Tab")
+        page.keyboard.press("Tab")  # Overview, then Runs
+        assert page.evaluate("document.activeElement.textContent") == "Runs"
+        page.keyboard.press("Enter")
+        page.wait_for_url("**/runs")
+    finally:
+        context.close()
+
+
+# Last: it changes the demo's failed run.
+def test_retry_and_cancel_buttons_queue_and_cancel_a_run(browser: Any, site: Site) -> None:
+    context = admin_context(browser, site)
+    try:
+        page = context.new_page()
+        watch = Watch()
+        watch.attach(page)
+        page.goto(site.base + f"/pipelines/{site.demo.failed_run.id}")
+        page.click("button:has-text('Retry')")
+        # Retried in place; no worker runs in this server, so it waits in the queue.
+        page.wait_for_selector("h1 .state:has-text('QUEUED')")
+        assert page.locator("button.action:enabled", has_text="Retry").count() == 0
+        page.screenshot(path=str(site.screenshots / "retried.png"), full_page=True)
+        page.click("button:has-text('Cancel')")
+        page.wait_for_selector("h1 .state:has-text('CANCELLED')")
+        assert not watch.problems, watch.problems
+    finally:
+        context.close()
+
+
+def _pipeline_state(site: Site) -> str:
+    store = site.live.app.state.shipyard.store
+    return get_pipeline_run(store, PROJECT, site.demo.failed_run.id).state
+
+
+@pytest.fixture(autouse=True)
+def _report_screenshots(site: Site, request: pytest.FixtureRequest) -> None:
+    request.node.user_properties.append(("screenshots", str(site.screenshots)))

@@ -1,0 +1,200 @@
+"""The console without a browser: deny by default for its routes, error pages for bad
+input (never a 500 or a traceback), problem+json for API clients, and the sign-in rules.
+Runs on an empty store (every page's empty state) through the app in this process."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from starlette.responses import HTMLResponse
+
+from shipyard.config import Settings
+from shipyard.ids import new_id
+from shipyard.server.api.identity import issue_login_link
+from shipyard.server.app import bootstrap, create_app
+
+HTML = {"Accept": "text/html,application/xhtml+xml"}
+BASE = "/console/projects/default"
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
+    home = tmp_path_factory.mktemp("pages")
+    settings = Settings.resolve(home=home, uri=f"sqlite:///{home / 'db.sqlite'}",
+                                artifacts=str(home / "blobs"), environ={})
+    bootstrap(settings)
+    return create_app(settings, worker=False)
+
+
+@pytest.fixture(scope="module")
+def token(app: FastAPI) -> str:
+    from shipyard.security.credentials import read_credentials
+
+    found = read_credentials(app.state.shipyard.settings.home)
+    assert found is not None
+    return found
+
+
+@pytest.fixture
+def http(app: FastAPI) -> Iterator[httpx.Client]:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    with _Sync(transport) as client:
+        yield client
+
+
+class _Sync(httpx.Client):
+    """httpx's ASGITransport is async only; run each request on a private event loop."""
+
+    def __init__(self, transport: httpx.ASGITransport) -> None:
+        super().__init__(base_url="http://127.0.0.1", follow_redirects=False)
+        self._asgi = transport
+
+    def send(self, request: httpx.Request, **kwargs: object) -> httpx.Response:  # type: ignore[override]
+        import asyncio
+
+        async def go() -> httpx.Response:
+            async with httpx.AsyncClient(transport=self._asgi,
+                                         base_url="http://127.0.0.1") as client:
+                response = await client.send(request)
+                await response.aread()
+                return response
+
+        return asyncio.run(go())
+
+
+def test_a_console_route_without_a_policy_entry_is_refused(tmp_path: Path) -> None:
+    settings = Settings.resolve(home=tmp_path / "home", uri=f"sqlite:///{tmp_path / 'db'}",
+                                artifacts=str(tmp_path / "blobs"), environ={})
+    token = bootstrap(settings)
+    app = create_app(settings, worker=False)
+    answered: list[str] = []
+
+    @app.get(BASE.replace("default", "{project}") + "/unlisted")
+    def unlisted(project: str) -> HTMLResponse:
+        answered.append(project)
+        return HTMLResponse("<p>secret</p>")
+
+    with _Sync(httpx.ASGITransport(app=app)) as http:  # type: ignore[arg-type]
+        headers = {"Authorization": f"Bearer {token}"}
+        api = http.get(f"{BASE}/unlisted", headers=headers)
+        page = http.get(f"{BASE}/unlisted", headers={**headers, **HTML})
+    assert api.status_code == 403
+    assert api.headers["content-type"].startswith("application/problem+json")
+    assert "no access policy" in api.json()["detail"]
+    assert page.status_code == 403 and "no access policy" in page.text
+    assert page.headers["content-type"].startswith("text/html")
+    assert answered == []
+
+
+def test_every_page_shows_its_empty_state(http: httpx.Client, token: str) -> None:
+    headers = {"Authorization": f"Bearer {token}", **HTML}
+    for path in ("", "/runs", "/pipelines", "/lineage", "/models"):
+        response = http.get(BASE + path, headers=headers)
+        assert response.status_code == 200, (path, response.text[:300])
+        assert "shipyard quickstart" in response.text, path
+        assert response.headers["content-security-policy"].startswith("default-src 'self'")
+        assert "<script>" not in response.text  # no inline script: the policy allows none
+
+
+HOSTILE = [
+    ("/runs?filter=metrics.rmse+%3C", 400, "filter"),
+    ("/runs?filter=" + "x" * 1001, 400, "filter"),
+    ("/runs?order=metrics.rmse+SIDEWAYS", 400, "direction must be ASC or DESC"),
+    ("/runs?order=%3Cscript%3E", 400, "cannot order by"),
+    ("/runs?page=eyJvZmZzZXQiOiAxZTMwMH0=", 400, "page_token"),
+    ("/runs?size=0", 400, "size"),
+    ("/runs?experiment=..%2F..", 400, "experiment"),
+    ("/runs/not-an-id", 400, "run_id"),
+    (f"/runs/{new_id()}", 404, "not found"),
+    ("/pipelines?state=%27%3B--", 400, "not a run state"),
+    (f"/pipelines/{new_id()}", 404, "not found"),
+    ("/pipelines/%2e%2e%2f%2e%2e", 404, ""),
+    ("/lineage?type=..", 400, "type"),
+    (f"/lineage/{new_id()}?depth=1000", 400, "depth"),
+    (f"/lineage/{new_id()}?direction=sideways", 400, "direction"),
+    (f"/lineage/{new_id()}", 404, "not found"),
+    ("/models/%3Cimg%20src%3Dx%3E", 400, "name"),
+    ("/models/nope", 404, "no model"),
+    ("/models?filter=metrics.rmse+%3C%3C+1", 400, ""),
+    ("/models?page=0", 400, "page"),
+]
+
+
+@pytest.mark.parametrize(("path", "status", "says"), HOSTILE)
+def test_bad_input_is_an_error_page_never_a_500(http: httpx.Client, token: str, path: str,
+                                                 status: int, says: str) -> None:
+    response = http.get(BASE + path, headers={"Authorization": f"Bearer {token}", **HTML})
+    assert response.status_code == status, response.text[:500]
+    assert response.headers["content-type"].startswith("text/html")
+    assert says in response.text
+    assert "Traceback" not in response.text
+    # Whatever the input held comes back escaped, never as markup.
+    assert "<script>" not in response.text and "<img src=x>" not in response.text
+
+
+def test_a_project_name_that_is_no_name_is_refused(http: httpx.Client, token: str) -> None:
+    response = http.get("/console/projects/..%2Fadmin/runs",
+                        headers={"Authorization": f"Bearer {token}", **HTML})
+    assert response.status_code in (400, 404)
+    assert "Traceback" not in response.text
+
+
+def test_api_clients_get_problems_and_browsers_the_sign_in_form(http: httpx.Client) -> None:
+    api = http.get(BASE)
+    assert api.status_code == 401
+    assert api.headers["content-type"].startswith("application/problem+json")
+    page = http.get(BASE + "/runs?filter=x", headers=HTML)
+    assert page.status_code == 303
+    assert page.headers["location"] == (
+        "/console/login?next=%2Fconsole%2Fprojects%2Fdefault%2Fruns%3Ffilter%3Dx")
+
+
+def test_the_sign_in_form_refuses_a_post_without_its_cookie(http: httpx.Client) -> None:
+    form = http.get("/console/login", headers=HTML)
+    nonce = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert nonce is not None and form.cookies.get("shipyard_login") == nonce.group(1)
+    fields = {"csrf_token": nonce.group(1), "name": "admin", "password": "x" * 12}
+    # The token without the cookie it must equal (a forged form) is refused.
+    refused = http.post("/console/login", files={k: (None, v) for k, v in fields.items()},
+                        headers=HTML)
+    assert refused.status_code == 400 and "CSRF" in refused.text
+    # With it, the password is checked: admin has none, so the form comes back.
+    checked = http.post("/console/login", files={k: (None, v) for k, v in fields.items()},
+                        headers={**HTML, "Cookie": f"shipyard_login={nonce.group(1)}"})
+    assert checked.status_code == 401 and "invalid user name or password" in checked.text
+    # A form encoding a foreign page can send without CORS is refused before anything.
+    urlencoded = http.post("/console/login", data=fields, headers=HTML)
+    assert urlencoded.status_code == 415
+
+
+def test_after_signing_in_only_local_paths_are_followed(app: FastAPI, http: httpx.Client
+                                                        ) -> None:
+    from shipyard.server.console.session import safe_next
+
+    assert safe_next("/console/projects/x/runs?filter=a") == "/console/projects/x/runs?filter=a"
+    for hostile in ("//evil.example/", "https://evil.example/", "/\\evil.example",
+                    "javascript:alert(1)", "/\nLocation: x", "", None, 3):
+        assert safe_next(hostile) == "/"
+    link = issue_login_link(app.state.shipyard)
+    landed = http.get(link, headers=HTML)
+    assert landed.status_code == 303 and landed.headers["location"] == "/"
+    cookie = landed.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+
+
+def test_static_files_are_ours_and_plotlys_only(http: httpx.Client) -> None:
+    import plotly
+
+    js = http.get("/console/static/plotly.min.js")
+    assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+    installed = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    assert js.content == installed.read_bytes()
+    for name in ("console.css", "console.js"):
+        assert http.get(f"/console/static/{name}").status_code == 200
+    for name in ("..%2F..%2Fpyproject.toml", "base.html", "plotly.js", "%2e%2e"):
+        assert http.get(f"/console/static/{name}").status_code == 404, name
