@@ -21,15 +21,26 @@ from swagger_ui_bundle import swagger_ui_path
 from shipyard import __version__
 from shipyard.config import Settings, ensure_home
 from shipyard.errors import NotFound
-from shipyard.runtime import Runtime, open_runtime
+from shipyard.runtime import Hooks, Runtime, open_runtime
 from shipyard.security import service as security_service
 from shipyard.security.headers import API_SECURITY_HEADERS, CONSOLE_SECURITY_HEADERS
 from shipyard.server import console, errors
 from shipyard.server.access import AccessLog
-from shipyard.server.api import audit, identity, lineage, pipelines, registry, service, tracking
+from shipyard.server.api import (
+    audit,
+    identity,
+    lineage,
+    pipelines,
+    registry,
+    service,
+    serving,
+    tracking,
+)
 from shipyard.server.auth import enforce
 from shipyard.server.limits import BodyLimit
 from shipyard.server.state import ServerState
+from shipyard.serving.replicas import Supervisor
+from shipyard.serving.service import deployed_versions
 from shipyard.store import open_store
 from shipyard.worker import Lease, default_sources, start_worker
 
@@ -68,14 +79,29 @@ def create_app(
         runtime = open_runtime(settings)
     elif runtime.settings != settings:  # the app's settings (limits, server URL) win
         runtime = dataclasses.replace(runtime, settings=settings)
+    if deployed_versions not in runtime.hooks.deployment_lookups:  # serving's, for the registry
+        lookups = (*runtime.hooks.deployment_lookups, deployed_versions)
+        runtime = dataclasses.replace(runtime, hooks=Hooks(deployment_lookups=lookups))
     state = ServerState(
         runtime=runtime,
         json_limit=json_limit,
         upload_limit=upload_limit,
     )
 
+    # The replica processes of the endpoints' deployments (started with the app).
+    replicas = Supervisor(runtime.store, settings)
+
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        replicas.start()
+        try:
+            async with _worker(app):
+                yield
+        finally:
+            replicas.close()
+
+    @asynccontextmanager
+    async def _worker(_: FastAPI) -> AsyncIterator[None]:
         if not worker:
             yield
             return
@@ -102,9 +128,11 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.shipyard = state
+    app.state.serving = replicas
     errors.install(app, (str(settings.home), settings.artifacts))
-    for module in (service, identity, tracking, lineage, registry, pipelines, audit):
+    for module in (service, identity, tracking, lineage, registry, pipelines, serving, audit):
         app.include_router(module.router)
+    app.include_router(serving.data_plane)
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi() -> JSONResponse:

@@ -48,6 +48,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", f"{P}/runs/{{run_id}}"): READ,
     ("POST", f"{P}/runs/{{run_id}}/log-batch"): WRITE,
     ("POST", f"{P}/runs/{{run_id}}/terminate"): WRITE,
+    ("POST", f"{P}/runs/{{run_id}}/heartbeat"): WRITE,
     ("GET", f"{P}/runs/{{run_id}}/metrics/history"): READ,
     ("PUT", f"{P}/runs/{{run_id}}/artifacts/{{name}}"): Rule(Permission.WRITE, upload=True),
     ("GET", f"{P}/runs/{{run_id}}/artifacts/{{name}}"): READ,
@@ -79,6 +80,19 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", f"{P}/pipelines/runs/{{run_id}}/retry"): Rule(Permission.RUN),
     ("POST", f"{P}/pipelines/runs/{{run_id}}/cancel"): Rule(Permission.RUN),
     ("GET", f"{P}/pipelines/runs/{{run_id}}/log"): READ,
+    # -- serving -------------------------------------------------------------------------------
+    ("GET", f"{P}/endpoints"): READ,
+    ("POST", f"{P}/endpoints"): WRITE,
+    ("GET", f"{P}/endpoints/{{name}}"): READ,
+    ("DELETE", f"{P}/endpoints/{{name}}"): Rule(Permission.DELETE),
+    ("POST", f"{P}/endpoints/{{name}}/deployments"): WRITE,
+    ("PUT", f"{P}/endpoints/{{name}}/traffic"): WRITE,
+    ("POST", f"{P}/endpoints/{{name}}/undeploy"): WRITE,
+    ("GET", f"{P}/endpoints/{{name}}/replicas"): READ,
+    # Predicting is the role 'user' (DESIGN.md 6), on the endpoint's project.
+    ("POST", f"{P}/endpoints/{{name}}:predict"): Rule(Permission.PREDICT),
+    ("POST", "/v1/projects/{project}/locations/{location}/endpoints/{name}:predict"):
+        Rule(Permission.PREDICT),
     # -- identity: users, tokens, grants ---------------------------------------------------------
     ("POST", "/api/v1/login"): PUBLIC,
     ("GET", "/login/{code}"): PUBLIC,
@@ -101,6 +115,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/console/static/{name}"): PUBLIC,  # the console's CSS and JS, and plotly's
     ("GET", f"{C}"): READ,
     ("GET", f"{C}/runs"): READ,
+    ("GET", f"{C}/runs/compare"): READ,
     ("GET", f"{C}/runs/{{run_id}}"): READ,
     ("GET", f"{C}/pipelines"): READ,
     ("GET", f"{C}/pipelines/{{run_id}}"): READ,

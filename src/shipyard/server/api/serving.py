@@ -1,0 +1,183 @@
+"""Serving: /api/v1/projects/{project}/endpoints/... (the control plane) and the
+prediction routes (the data plane), Vertex-style ``:predict`` on both its paths.
+
+Control-plane handlers change the store through ``serving.service`` and then bring this
+server's replicas in line (``Supervisor.refresh``); a deploy waits for the new replica to
+load its model and is undone if it cannot. Prediction handlers are coroutines: the route
+and the replica's answer never touch the database.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from shipyard.context import RequestContext
+from shipyard.errors import FailedPrecondition, Unavailable
+from shipyard.server.api import params
+from shipyard.server.auth import PROBLEM_RESPONSES
+from shipyard.server.state import ServerState, request_context, server_state
+from shipyard.serving import service
+from shipyard.serving.instances import MAX_INSTANCES
+from shipyard.serving.models import Endpoint, Prediction
+from shipyard.serving.replicas import Supervisor
+from shipyard.serving.service import MAX_LABELS, MAX_REPLICAS
+
+__all__ = ["data_plane", "router"]
+
+router = APIRouter(prefix="/api/v1/projects/{project}/endpoints", tags=["serving"],
+                   dependencies=[Depends(params.project_parameter)], responses=PROBLEM_RESPONSES)
+# Vertex AI's own prediction path, so its clients need only a new base URL.
+data_plane = APIRouter(tags=["prediction"], responses=PROBLEM_RESPONSES)
+
+State = Annotated[ServerState, Depends(server_state)]
+Ctx = Annotated[RequestContext, Depends(request_context)]
+Percent = Annotated[int, Field(ge=0, le=100)]
+DeployedId = Annotated[str, Field(min_length=3, max_length=140)]
+
+
+def supervisor(request: Request) -> Supervisor:
+    found: Supervisor = request.app.state.serving
+    return found
+
+
+Replicas = Annotated[Supervisor, Depends(supervisor)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NewEndpoint(Strict):
+    name: str = Field(min_length=1, max_length=128, pattern=params.NAME_PATTERN)
+    description: str = Field(default="", max_length=10_000)
+    labels: dict[str, str] | None = Field(default=None, max_length=MAX_LABELS)
+
+
+class Deploy(Strict):
+    model: str = Field(min_length=1, max_length=128, pattern=params.NAME_PATTERN)
+    version: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    alias: str | None = Field(default=None, min_length=1, max_length=128)
+    traffic_percentage: Percent | None = None
+    min_replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS)
+    max_replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS)
+
+
+class Traffic(Strict):
+    traffic: dict[DeployedId, Percent] = Field(max_length=100)
+
+
+class Undeploy(Strict):
+    deployed_model_id: DeployedId
+    traffic: dict[DeployedId, Percent] | None = Field(default=None, max_length=100)
+
+
+class PredictRequest(Strict):
+    instances: list[Any] = Field(min_length=1, max_length=MAX_INSTANCES)
+    # Vertex's per-request parameters: accepted, and unused by the models served so far.
+    parameters: dict[str, Any] | None = None
+
+
+@router.get("", response_model=list[Endpoint])
+def list_endpoints(state: State, ctx: Ctx) -> list[Endpoint]:
+    return service.list_endpoints(state.store, ctx.project)
+
+
+@router.post("", response_model=Endpoint)
+def create_endpoint(body: NewEndpoint, state: State, ctx: Ctx) -> Endpoint:
+    return service.create_endpoint(state.store, ctx, body.name, description=body.description,
+                                   labels=body.labels)
+
+
+@router.get("/{name}", response_model=Endpoint)
+def get_endpoint(name: params.Name, state: State, ctx: Ctx) -> Endpoint:
+    return service.get_endpoint(state.store, ctx.project, name)
+
+
+@router.delete("/{name}", status_code=204)
+def delete_endpoint(name: params.Name, state: State, ctx: Ctx) -> Response:
+    service.delete_endpoint(state.store, ctx, name)
+    return Response(status_code=204)
+
+
+@router.post("/{name}/deployments", response_model=Endpoint)
+def deploy(name: params.Name, body: Deploy, state: State, ctx: Ctx, replicas: Replicas
+           ) -> Endpoint:
+    """Deploy a version and wait until its replica has loaded it; a version the replica
+    cannot load is undeployed again (412 naming it), leaving the traffic as it was."""
+    before = service.get_endpoint(state.store, ctx.project, name)
+    after = service.deploy(
+        state.store, ctx, name, body.model, version=body.version, alias=body.alias,
+        traffic_percentage=body.traffic_percentage, min_replicas=body.min_replicas,
+        max_replicas=body.max_replicas)
+    new = next(d for d in after.deployments if d.id not in before.traffic)
+    replicas.refresh()
+    try:
+        replicas.wait_deployed(ctx.project, name, new.id)
+    except (FailedPrecondition, Unavailable):
+        service.undeploy(state.store, ctx, name, new.id, traffic=before.traffic or None)
+        replicas.refresh()
+        raise
+    return after
+
+
+@router.put("/{name}/traffic", response_model=Endpoint)
+def set_traffic(name: params.Name, body: Traffic, state: State, ctx: Ctx, replicas: Replicas
+                ) -> Endpoint:
+    endpoint = service.set_traffic(state.store, ctx, name, body.traffic)
+    replicas.refresh()
+    return endpoint
+
+
+@router.post("/{name}/undeploy", response_model=Endpoint)
+def undeploy(name: params.Name, body: Undeploy, state: State, ctx: Ctx, replicas: Replicas
+             ) -> Endpoint:
+    endpoint = service.undeploy(state.store, ctx, name, body.deployed_model_id, body.traffic)
+    replicas.refresh()
+    return endpoint
+
+
+@router.get("/{name}/replicas")
+def list_replicas(name: params.Name, state: State, ctx: Ctx, replicas: Replicas
+                  ) -> list[dict[str, Any]]:
+    """The replica processes this server runs for the endpoint: pid, state, restarts."""
+    service.get_endpoint(state.store, ctx.project, name)  # NotFound for an unknown one
+    return [r for r in replicas.status()
+            if r["project"] == ctx.project and r["endpoint"] == name]
+
+
+async def _predict(project: str, name: str, body: PredictRequest, replicas: Supervisor
+                   ) -> JSONResponse:
+    answer = await replicas.predict(project, name, body.instances)
+    return JSONResponse(vertex_answer(answer))
+
+
+def vertex_answer(answer: Prediction) -> dict[str, Any]:
+    return {"predictions": answer.predictions, "deployedModelId": answer.deployed_model_id,
+            "model": answer.model, "modelVersionId": str(answer.model_version)}
+
+
+_PREDICTED: dict[int | str, dict[str, Any]] = {
+    200: {"description": "One prediction per instance, and who answered",
+          "content": {"application/json": {"example": {
+              "predictions": [0.42], "deployedModelId": "lead-scoring:3",
+              "model": "lead-scoring", "modelVersionId": "3"}}}},
+}
+
+
+@router.post("/{name}:predict", responses=_PREDICTED)
+async def predict(name: params.Name, body: PredictRequest, ctx: Ctx, replicas: Replicas
+                  ) -> JSONResponse:
+    """Predict: ``instances`` are objects keyed by feature or arrays in signature order."""
+    return await _predict(ctx.project, name, body, replicas)
+
+
+@data_plane.post("/v1/projects/{project}/locations/{location}/endpoints/{name}:predict",
+                 responses=_PREDICTED)
+async def vertex_predict(project: params.Name, location: str, name: params.Name,
+                         body: PredictRequest, replicas: Replicas) -> JSONResponse:
+    """Vertex AI's path (any ``location``); the same as the route above."""
+    return await _predict(project, name, body, replicas)

@@ -1,0 +1,111 @@
+"""A replica: one process serving one deployed model version (``python -m
+shipyard.serving.replica``), started by the server's supervisor (``replicas``).
+
+It reads one JSON line on stdin (the version, the socket path, the home, the artifact
+store and the trust settings), loads the version through the shared model cache
+(``registry.cache``, every file checked against the version's tree digest), listens on the
+Unix socket and prints ``ready`` (or one JSON line with the error, then exits 3). Then it
+answers ``wire`` frames one at a time. It exits when its stdin closes: the server that
+started it is gone, so nothing else would send it work.
+
+Its environment comes from the supervisor with one thread for OpenMP and BLAS: a replica
+answers one request at a time, and XGBoost's default of a thread per core made two
+processes on two cores twenty times slower.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from shipyard.errors import FailedPrecondition, ShipyardError
+from shipyard.serving import wire
+from shipyard.serving.instances import predict, signature_names
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+FAILED_TO_LOAD = 3
+
+
+class Server:
+    def __init__(self, model: Any, names: list[str] | None) -> None:
+        self.model = model
+        self.names = names
+
+    def answer(self, request: Any) -> dict[str, Any]:
+        try:
+            if not isinstance(request, dict):
+                raise FailedPrecondition("malformed request from the server")
+            return {"predictions": predict(self.model, request.get("instances"), self.names)}
+        except ShipyardError as exc:
+            return wire.error_message(exc)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                request = await wire.read_frame(reader)
+                writer.write(wire.encode(self.answer(request)))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+
+def load(config: dict[str, Any]) -> Any:
+    from shipyard.artifacts import open_artifact_store
+    from shipyard.registry import flavors
+    from shipyard.registry.cache import cache_root, load_cached
+    from shipyard.registry.flavors.pickle import trust_list
+    from shipyard.registry.models import ModelVersion
+
+    version = ModelVersion.model_validate(config["version"])
+    artifacts = open_artifact_store(config["artifacts"], cached=False)
+    options = flavors.LoadOptions(
+        trusted_types=tuple(config.get("trusted_types", ())),
+        allow_pickle=True,  # only digests the server's own settings trust (trust_list)
+        trusted_digests=trust_list(tuple(config.get("trusted_digests", ())), None),
+    )
+
+    def fetch(version: ModelVersion, target: Path) -> None:
+        artifacts.get_tree(version.tree_digest, target, durable=False)
+
+    return load_cached(version, cache_root(Path(config["home"])), fetch, options)
+
+
+async def serve(config: dict[str, Any]) -> None:
+    try:
+        model = load(config)
+    except Exception as exc:
+        message = exc.message if isinstance(exc, ShipyardError) else f"{type(exc).__name__}: {exc}"
+        sys.stdout.write(json.dumps({"error": message[:2000]}) + "\n")
+        sys.stdout.flush()
+        os._exit(FAILED_TO_LOAD)
+    server = Server(model, signature_names(config["version"].get("signature")))
+    listener = await asyncio.start_unix_server(server.handle, path=config["socket"])
+    os.chmod(config["socket"], 0o600)
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    async with listener:
+        await listener.serve_forever()
+
+
+def _exit_with_parent() -> None:
+    sys.stdin.buffer.read()  # returns at end of file: the server closed the pipe or died
+    os._exit(0)
+
+
+def main() -> None:
+    for name in THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")
+    config = json.loads(sys.stdin.buffer.readline())
+    threading.Thread(target=_exit_with_parent, daemon=True).start()
+    asyncio.run(serve(config))
+
+
+if __name__ == "__main__":
+    main()

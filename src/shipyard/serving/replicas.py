@@ -1,0 +1,383 @@
+"""The server's replica supervisor: one process per deployed model, started from the
+store's desired state, replaced when it dies, and the router in front of them.
+
+``Supervisor.refresh()`` reads every deployment (``service.deployed_models``) and starts a
+replica (``replica``) for each one that has none, stops those no longer deployed, and
+rebuilds the routing table (a ``traffic.Router`` per endpoint). It runs at start, after
+every change made through this server, and every ``refresh_seconds`` in the watcher
+thread, so changes made elsewhere (another server, the CLI in local mode) arrive too and
+a restarted server serves what was deployed before.
+
+The watcher also replaces a replica whose process ended (after ``backoff`` seconds, growing
+with each failure in a row). Until the new one is ready, requests for that deployment fail
+at once with ``Unavailable`` (503, Retry-After), as do requests that were waiting on the
+dead process: its socket closes with it. Nothing waits for a process that will not answer.
+
+Predictions run on the server's event loop (``predict`` is a coroutine): a few idle
+connections per replica are kept for the next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from shipyard.config import Settings
+from shipyard.errors import FailedPrecondition, InvalidArgument, Unavailable
+from shipyard.pipelines._process import kill_group
+from shipyard.registry import service as registry
+from shipyard.serving import service, wire
+from shipyard.serving.models import Prediction
+from shipyard.serving.replica import FAILED_TO_LOAD, THREAD_VARIABLES
+from shipyard.serving.service import DeployedModel
+from shipyard.serving.traffic import Router
+from shipyard.store import Store
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT = 120.0
+REQUEST_TIMEOUT = 30.0
+IDLE_CONNECTIONS = 16
+# Variables a replica must not inherit: the server's database URI (it may hold a password)
+# and its token. A replica reads only the artifact store.
+_WITHHELD = ("SHIPYARD_URI", "SHIPYARD_TOKEN")
+
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class Replica:
+    """One replica process of one deployment."""
+
+    def __init__(self, target: DeployedModel, socket: str, process: subprocess.Popen[bytes]
+                 ) -> None:
+        self.target = target
+        self.socket = socket
+        self.process = process
+        self.state = "starting"  # -> ready | failed | stopped
+        self.error = ""
+        self.started = time.monotonic()
+        self.settled = threading.Event()
+        self.idle: list[Connection] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def await_ready(self, stdout: IO[bytes]) -> None:
+        """Read the replica's one line (``ready`` or its load error); in a thread."""
+        line = stdout.readline().strip()
+        if line == b"ready":
+            self.state = "ready"
+        else:
+            self.state = "failed"
+            try:
+                self.error = str(json.loads(line)["error"])
+            except (ValueError, KeyError, TypeError):
+                self.error = "the replica exited while loading the model"
+        self.settled.set()
+
+    def stop(self) -> None:
+        self.state = "stopped"
+        if self.process.poll() is None:
+            kill_group(self.process.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+        self.settled.wait(5)  # its reader has seen the end of the killed process's output
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        self._close_idle()
+        with contextlib.suppress(OSError):
+            os.unlink(self.socket)
+
+    def _close_idle(self) -> None:
+        idle, self.idle = self.idle, []
+        if not idle or self.loop is None or self.loop.is_closed():
+            return
+
+        def close() -> None:
+            for _, writer in idle:
+                writer.close()
+
+        with contextlib.suppress(RuntimeError):  # the loop stopped meanwhile
+            self.loop.call_soon_threadsafe(close)
+
+    async def call(self, message: dict[str, Any], timeout: float) -> Any:
+        """Send one request and return the replica's answer (its error raised)."""
+        self.loop = asyncio.get_running_loop()
+        what = self.target.deployment.id
+        try:
+            frame = wire.encode(message)
+        except ValueError:
+            raise InvalidArgument("instances hold NaN or Infinity, which JSON does not have: "
+                                  "send null for a missing value", field="instances") from None
+        conn = self.idle.pop() if self.idle else None
+        try:
+            if conn is None:
+                conn = await asyncio.open_unix_connection(self.socket)
+            reader, writer = conn
+            writer.write(frame)
+            await writer.drain()
+            answer = await asyncio.wait_for(wire.read_frame(reader), timeout)
+        except TimeoutError:
+            self._discard(conn)
+            raise Unavailable(f"the replica of {what} did not answer within {timeout:g} s",
+                              retry_after=1) from None
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            self._discard(conn)
+            raise Unavailable(f"the replica of {what} stopped answering; a new one is "
+                              "starting: retry shortly", retry_after=1) from None
+        if self.state == "ready" and len(self.idle) < IDLE_CONNECTIONS:
+            self.idle.append(conn)
+        else:
+            conn[1].close()
+        if isinstance(answer, dict) and "error" in answer:
+            wire.raise_error(answer)
+        if not isinstance(answer, dict) or not isinstance(answer.get("predictions"), list):
+            raise Unavailable(f"the replica of {what} answered nonsense", retry_after=1)
+        return answer["predictions"]
+
+    @staticmethod
+    def _discard(conn: Connection | None) -> None:
+        if conn is not None:
+            conn[1].close()
+
+
+@dataclass
+class Route:
+    router: Router
+    targets: dict[str, DeployedModel]  # deployed model id -> deployment
+
+
+@dataclass
+class Supervisor:
+    """The replicas of every deployment in ``store``, and the routes to them."""
+
+    store: Store
+    settings: Settings
+    refresh_seconds: float = 2.0
+    request_timeout: float = REQUEST_TIMEOUT
+    start_timeout: float = START_TIMEOUT
+    draw: Callable[[], float] = random.random
+    replicas: dict[str, Replica] = field(default_factory=dict)
+    routes: dict[tuple[str, str], Route] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)  # in a row, for the backoff
+    restarts: dict[str, int] = field(default_factory=dict)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _wake: threading.Event = field(default_factory=threading.Event)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _sockets: str = ""
+    _count: int = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the replicas the store asks for, and the watcher (not waiting for them)."""
+        self._sockets = tempfile.mkdtemp(prefix="shipyard-serve-")
+        try:
+            self.refresh()
+        except Exception:  # the database may be down at start; the watcher tries again
+            log.exception("serving: could not read the deployments")
+        self._thread = threading.Thread(target=self._watch, name="shipyard-replicas",
+                                        daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        with self._lock:
+            replicas, self.replicas = list(self.replicas.values()), {}
+            self.routes = {}
+        for replica in replicas:
+            replica.stop()
+        if self._sockets:
+            shutil.rmtree(self._sockets, ignore_errors=True)
+
+    # -- desired state -----------------------------------------------------------------------
+
+    def refresh(self) -> list[Replica]:
+        """Bring replicas and routes in line with the store; the replicas started."""
+        desired = service.deployed_models(self.store)
+        started: list[Replica] = []
+        with self._lock:
+            wanted = {target.key: target for target in desired}
+            for key in [key for key in self.replicas if key not in wanted]:
+                self.replicas.pop(key).stop()
+                self.failures.pop(key, None)
+                self.restarts.pop(key, None)
+            for key, target in wanted.items():
+                replica = self.replicas.get(key)
+                if replica is None:
+                    started.append(self._start(target))
+                else:
+                    replica.target = target  # its traffic may have changed
+            routes: dict[tuple[str, str], Route] = {}
+            grouped: dict[tuple[str, str], list[DeployedModel]] = {}
+            for target in desired:
+                grouped.setdefault((target.project, target.endpoint), []).append(target)
+            for where, targets in grouped.items():
+                split = {t.deployment.id: t.deployment.traffic_percentage for t in targets}
+                routes[where] = Route(Router(split), {t.deployment.id: t for t in targets})
+            self.routes = routes
+        return started
+
+    def wait_ready(self, replicas: Sequence[Replica]) -> None:
+        """Wait for ``replicas`` to load their models; ``FailedPrecondition`` naming the
+        first that could not (``Unavailable`` for one still loading at the timeout)."""
+        deadline = time.monotonic() + self.start_timeout
+        for replica in replicas:
+            if not replica.settled.wait(max(0.0, deadline - time.monotonic())):
+                raise Unavailable(f"the replica of {replica.target.deployment.id} is still "
+                                  f"loading after {self.start_timeout:g} s", retry_after=5)
+            if replica.state == "failed":
+                raise FailedPrecondition(f"{replica.target.deployment.id} cannot be served: "
+                                         f"{replica.error}", field="model")
+
+    def wait_deployed(self, project: str, endpoint: str, deployed_model_id: str) -> None:
+        """``wait_ready`` for the replica of one deployment (refreshed before)."""
+        replica = self.replica_of(project, endpoint, deployed_model_id)
+        if replica is None:
+            raise Unavailable(f"no replica was started for {deployed_model_id}",
+                              retry_after=1)
+        self.wait_ready([replica])
+
+    def replica_of(self, project: str, endpoint: str, deployed_model_id: str
+                   ) -> Replica | None:
+        """The current replica of one deployment, if it has one."""
+        with self._lock:
+            route = self.routes.get((project, endpoint))
+            target = None if route is None else route.targets.get(deployed_model_id)
+            return None if target is None else self.replicas.get(target.key)
+
+    def status(self) -> list[dict[str, Any]]:
+        """What runs: one entry per replica (for operators and tests)."""
+        with self._lock:
+            return [{"deployed_model_id": r.target.deployment.id, "endpoint": r.target.endpoint,
+                     "project": r.target.project, "pid": r.pid, "state": r.state,
+                     "error": r.error, "restarts": self.restarts.get(key, 0)}
+                    for key, r in self.replicas.items()]
+
+    # -- the data plane ----------------------------------------------------------------------
+
+    async def predict(self, project: str, endpoint: str, instances: list[Any]) -> Prediction:
+        route = self.routes.get((project, endpoint))
+        if route is None:
+            # Deployed elsewhere since the last refresh, or not deployed at all.
+            await asyncio.to_thread(self.refresh)
+            route = self.routes.get((project, endpoint))
+            if route is None:
+                ep = await asyncio.to_thread(service.get_endpoint, self.store, project,
+                                             endpoint)  # NotFound if there is none
+                raise FailedPrecondition(f"endpoint {ep.name!r} has no deployed model: "
+                                         "deploy one first", field="name")
+        target = route.targets[route.router.choose(self.draw())]
+        replica = self.replicas.get(target.key)
+        deployment = target.deployment
+        if replica is None or replica.state != "ready":
+            state = "gone" if replica is None else replica.state
+            why = f": {replica.error}" if replica is not None and replica.error else ""
+            raise Unavailable(f"the replica of {deployment.id} is {state}{why}; retry "
+                              "shortly", retry_after=1)
+        try:
+            predictions = await replica.call({"instances": instances}, self.request_timeout)
+        except Unavailable:
+            self._wake.set()  # it may have died: let the watcher look now
+            raise
+        return Prediction(predictions=predictions, deployed_model_id=deployment.id,
+                          model=deployment.model, model_version=deployment.version)
+
+    # -- processes ---------------------------------------------------------------------------
+
+    def _start(self, target: DeployedModel) -> Replica:
+        deployment = target.deployment
+        version = registry.get_model_version(self.store, target.project, deployment.model,
+                                             deployment.version)
+        self._count += 1
+        socket = os.path.join(self._sockets, f"{self._count}.sock")
+        env = {k: v for k, v in os.environ.items() if k not in _WITHHELD}
+        env.update(dict.fromkeys(THREAD_VARIABLES, "1"))
+        logs = Path(self.settings.home) / "logs" / "replicas"
+        logs.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(logs / f"{target.key}.log", "ab") as err:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "shipyard.serving.replica"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env, cwd="/",
+                start_new_session=True)  # fmt: skip
+        replica = Replica(target, socket, process)
+        config = {"socket": socket, "version": version.model_dump(mode="json"),
+                  "home": str(self.settings.home), "artifacts": self.settings.artifacts,
+                  "trusted_types": list(self.settings.trusted_types),
+                  "trusted_digests": list(self.settings.trusted_digests)}
+        assert process.stdin is not None and process.stdout is not None  # PIPE above
+        try:
+            process.stdin.write(json.dumps(config).encode() + b"\n")
+            process.stdin.flush()
+        except OSError:
+            pass  # it died already: the reader below sees the end and marks it failed
+        threading.Thread(target=replica.await_ready, args=(process.stdout,), daemon=True,
+                         name=f"replica-{target.key[:8]}").start()
+        self.replicas[target.key] = replica
+        log.info("serving: started replica %s of %s/%s (pid %d)", deployment.id,
+                 target.project, target.endpoint, process.pid)
+        return replica
+
+    def _watch(self) -> None:
+        last_refresh = time.monotonic()
+        while not self._stop.is_set():
+            self._wake.wait(0.05)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self._replace_dead()
+                if time.monotonic() - last_refresh >= self.refresh_seconds:
+                    last_refresh = time.monotonic()
+                    self.refresh()
+            except Exception:  # a database outage: keep serving, try again later
+                log.exception("serving: the replica watcher failed; retrying")
+
+    def _replace_dead(self) -> None:
+        with self._lock:
+            for key, replica in list(self.replicas.items()):
+                code = replica.process.poll()
+                if code is None or replica.state == "stopped":
+                    if replica.state == "ready" and time.monotonic() - replica.started > 10:
+                        self.failures.pop(key, None)  # it serves again: no more backoff
+                    continue
+                failures = self.failures.get(key, 0)
+                # Back off after repeated failures (a model that cannot load, a crash loop).
+                delay = 0.0 if failures == 0 else min(0.25 * 2 ** (failures - 1), 10.0)
+                if replica.state != "dead":
+                    replica.state = "dead"
+                    replica.error = replica.error or (
+                        "it could not load the model" if code == FAILED_TO_LOAD
+                        else f"its process ended (exit code {code})")
+                    replica.started = time.monotonic()  # when it was found dead
+                    replica.settled.set()
+                    log.warning("serving: replica %s (pid %d) ended with %d; replacing it",
+                                replica.target.deployment.id, replica.pid, code)
+                if time.monotonic() - replica.started < delay:
+                    continue
+                replica.stop()
+                self.failures[key] = failures + 1
+                self.restarts[key] = self.restarts.get(key, 0) + 1
+                self._start(replica.target)
