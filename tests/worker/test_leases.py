@@ -67,11 +67,11 @@ class Setup:
     gate: Path
     mark: Path
 
-    def submit(self) -> PipelineRun:
+    def submit(self, gate: Path | None = None, mark: Path | None = None) -> PipelineRun:
         ctx = RequestContext(project="default", actor="tester")
         return run_pipeline(
             self.runtime.store, self.runtime.artifacts, ctx, gated_pipeline,
-            {"x": 4, "gate": str(self.gate), "mark": str(self.mark)},
+            {"x": 4, "gate": str(gate or self.gate), "mark": str(mark or self.mark)},
             settings=self.runtime.settings, submit=True)  # fmt: skip
 
     def run(self, run_id: str) -> PipelineRun:
@@ -196,6 +196,29 @@ def test_a_live_worker_keeps_its_run_past_the_lease(setup: Setup) -> None:
         stop(a, signal.SIGTERM)
         stop(b, signal.SIGTERM)
     assert setup.starts() == 1
+
+
+def test_a_busy_worker_recovers_a_dead_workers_run(setup: Setup, tmp_path: Path) -> None:
+    first_run = setup.submit()
+    a = setup.worker()
+    try:
+        wait_for(lambda: setup.gated_running(first_run.id))
+        # b is kept busy with a run of its own, gated elsewhere.
+        gate_b, mark_b = tmp_path / "gate-b", tmp_path / "starts-b"
+        second_run = setup.submit(gate_b, mark_b)
+        b = setup.worker()
+        wait_for(lambda: mark_b.exists())
+    finally:
+        stop(a)
+    try:
+        killed_at = time.monotonic()
+        wait_for(lambda: setup.run(first_run.id).state == "QUEUED")
+        recovered_after = time.monotonic() - killed_at
+        assert setup.run(second_run.id).state == "RUNNING"  # b never stopped running it
+        assert recovered_after < LEASE + 5 * HEARTBEAT + 2, recovered_after
+    finally:
+        gate_b.touch()
+        stop(b, signal.SIGTERM)
 
 
 def test_a_run_that_lost_its_worker_too_often_fails_with_no_task_running(

@@ -165,10 +165,11 @@ def _execute_claimed(store: Store, artifacts: Any, worker_name: str, run_id: str
 
 
 class _Heartbeat:
-    """Extends a claimed run's lease every ``lease.heartbeat`` seconds from a thread, and
-    asks the run's engine to stop (``CANCELLING``, which it polls) once ``handback`` is
-    set. A beat that finds the run no longer ours (recovered by another worker after this
-    one lost the database for longer than the lease) is logged and ends the beating."""
+    """Extends a claimed run's lease every ``lease.heartbeat`` seconds from a thread (and
+    recovers other workers' lost runs at each beat), and asks the run's engine to stop
+    (``CANCELLING``, which it polls) once ``handback`` is set. A beat that finds the run
+    no longer ours (recovered by another worker after this one lost the database for
+    longer than the lease) is logged and ends the beating."""
 
     _TICK = 0.1  # how often the thread looks at ``handback`` between beats
 
@@ -209,6 +210,9 @@ class _Heartbeat:
                     next_beat = time.monotonic() + self.lease.heartbeat
                     if not self._beat():
                         return
+                    # A busy worker recovers the others' lost runs too, so a dead worker's
+                    # run waits at most a lease and a beat even when every worker is busy.
+                    recover_lost_runs(self.store, self.worker_name, self.lease)
             except ShipyardError as exc:  # the database is away: beat again next time
                 log.warning("pipeline run %s: heartbeat failed: %s", self.run_id, exc.message,
                             extra={"run_id": self.run_id, "worker": self.worker_name})
