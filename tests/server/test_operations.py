@@ -84,6 +84,8 @@ def test_a_database_outage_is_503_with_retry_after_then_recovers(
             assert time.monotonic() - started < 5
     out = server.stop()
     assert "status=500" not in out and "Exception in ASGI" not in out, out
+    # A shared database with a local artifact folder is worth a warning at start (item 6).
+    assert "the database is shared (PostgreSQL) but the artifact store is the local" in out
 
 
 def test_a_training_loop_logging_in_the_background_loses_nothing_to_an_outage(

@@ -119,7 +119,15 @@ def _public_reason(exc: Exception) -> str:
 
 def check_at_start(runtime: Runtime, timeout: float = CHECK_TIMEOUT) -> None:
     """Refuse to start when the artifact store cannot be used, with the full reason and
-    what to check (the database was opened and migrated already)."""
+    what to check (the database was opened and migrated already). Warn when a shared
+    database is paired with a local artifact folder: blobs written here are then
+    invisible to the other servers and workers unless that folder is shared too."""
+    location = runtime.artifacts.location
+    if not runtime.store.is_sqlite and "://" not in location:
+        log.warning(
+            "the database is shared (PostgreSQL) but the artifact store is the local folder "
+            "%s: other servers and workers cannot read what is stored here unless they "
+            "mount it too; set SHIPYARD_ARTIFACTS to s3://... or gs://... for a team", location)
     outcome = Readiness(runtime, timeout).check()["artifacts"]
     if not outcome.ok:
         raise FailedPrecondition(
