@@ -301,3 +301,20 @@ def test_additional_funcs_are_defined_beside_the_component(env: Env, mode: str) 
     assert uses_helper.component_spec.options == {"additional_funcs": ["shout"]}
     run = run_in(mode, env, helpers_pipeline)
     assert run.tasks["uses-helper"].outputs["Output"] == "HEY!"
+
+
+@dsl.pipeline(name="arguments")
+def arguments_pipeline(word: str = "w", times: int = 1, ratio: float = 0.5) -> None:
+    join(a=word, b=word)
+    count(n=times)
+
+
+def test_pipeline_arguments_are_typed_as_kfp_types_them(env: Env) -> None:
+    run = env.run(arguments_pipeline, {"word": 5, "times": 2.0, "ratio": 1})
+    assert run.arguments == {"word": "5", "times": 2, "ratio": 1}
+    assert run.tasks["join"].outputs["Output"] == "55"
+    assert run.tasks["count"].outputs["Output"] == 3
+    for bad in ({"times": 2.5}, {"times": True}, {"ratio": "x"}):
+        with pytest.raises(InvalidArgument, match="expects") as caught:
+            env.run(arguments_pipeline, bad)
+        assert caught.value.field == f"arguments.{next(iter(bad))}"

@@ -131,9 +131,8 @@ def safe_name(name: str) -> str:
 
 
 def check_arguments(spec: PipelineSpec, arguments: dict[str, Any]) -> dict[str, Any]:
-    """Arguments with defaults filled in; unknown, missing or mistyped ones are refused."""
-    from shipyard.dsl._types import value_fits
-
+    """Arguments with defaults filled in, typed as KFP types them; unknown, missing or
+    mistyped ones are refused."""
     for name in arguments:
         if name not in spec.inputs:
             raise InvalidArgument(
@@ -142,18 +141,28 @@ def check_arguments(spec: PipelineSpec, arguments: dict[str, Any]) -> dict[str, 
             )
     resolved: dict[str, Any] = {}
     for name, definition in spec.inputs.items():
-        resolved[name] = _argument(spec.name, name, definition, arguments)
-        value = resolved[name]
-        if (
-            value is not None
-            and definition.kind == "parameter"
-            and not value_fits(value, definition.type)
-        ):
-            raise InvalidArgument(
-                f"pipeline argument {name!r} expects {definition.type}, got {value!r}",
-                field=f"arguments.{name}",
-            )
+        value = _argument(spec.name, name, definition, arguments)
+        if value is not None and definition.kind == "parameter":
+            value = _typed(name, definition, value)
+        resolved[name] = value
     return resolved
+
+
+def _typed(name: str, definition: InputDef, value: Any) -> Any:
+    """An argument as KFP's driver passes it on (a number for a ``str`` parameter becomes
+    its text, an integral double an int); one of another kind is refused."""
+    from shipyard.pipelines import _values
+
+    try:
+        typed = _values.to_input(value, definition.type, optional=definition.optional)
+    except _values.ParameterTypeError:
+        typed = None
+    if typed is None or (definition.type == "NUMBER_INTEGER" and isinstance(typed, float)):
+        raise InvalidArgument(
+            f"pipeline argument {name!r} expects {definition.type}, got {value!r}",
+            field=f"arguments.{name}",
+        )
+    return typed
 
 
 def _argument(pipeline: str, name: str, definition: InputDef, arguments: dict[str, Any]) -> Any:
