@@ -316,6 +316,12 @@ def recover_lost_runs(store: Store, worker_name: str, lease: Lease | None = None
     being cancelled ends CANCELLED. Returns the recovered runs as they are now."""
     lease = lease or Lease()
     done: list[PipelineRun] = []
+    # Looked for with a read first: on SQLite a write transaction takes the database's
+    # one write lock, which every worker asking at every beat would contend for.
+    with store.read() as conn:
+        if conn.execute(select(pipeline_runs.c.id).where(_lost(utcnow(), lease))
+                        .limit(1)).first() is None:
+            return done
     for _ in range(limit):
         recovered = store.retry_write(lambda conn: _recover_one(conn, worker_name, lease))
         if recovered is None:
@@ -324,17 +330,23 @@ def recover_lost_runs(store: Store, worker_name: str, lease: Lease | None = None
     return done
 
 
-def _recover_one(conn: Connection, worker_name: str, lease: Lease) -> PipelineRun | None:
-    now = utcnow()
+def _lost(now: datetime, lease: Lease) -> Any:
+    """Runs a worker claimed whose lease ran out by ``now``."""
     c = pipeline_runs.c
-    lost = and_(
+    return and_(
         c.state.in_(("RUNNING", "CANCELLING")), c.claimed_by.is_not(None),
         or_(c.lease_until < now,
             # Claimed by a release without leases: judged by its one heartbeat, at claim.
             and_(c.lease_until.is_(None),
                  c.heartbeat_at < now - timedelta(seconds=lease.timeout))),
     )  # fmt: skip
-    candidate = select(pipeline_runs).where(lost).order_by(c.lease_until, c.id).limit(1)
+
+
+def _recover_one(conn: Connection, worker_name: str, lease: Lease) -> PipelineRun | None:
+    now = utcnow()
+    c = pipeline_runs.c
+    candidate = (select(pipeline_runs).where(_lost(now, lease))
+                 .order_by(c.lease_until, c.id).limit(1))
     if conn.dialect.name != "sqlite":  # SQLite: the write transaction excludes the others
         candidate = candidate.with_for_update(skip_locked=True)
     row = conn.execute(candidate).first()
