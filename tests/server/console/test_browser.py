@@ -27,6 +27,14 @@ def _overview(page: Any, site: Site) -> None:
 def _runs(page: Any, site: Site) -> None:
     assert page.locator("#runs tbody tr").count() == 3
     assert page.locator("#runs thead th", has_text="loss").count() == 1
+    # Pick two runs and compare them.
+    boxes = page.locator("#runs input[type=checkbox]")
+    boxes.nth(0).check()
+    boxes.nth(2).check()
+    page.click("button:has-text('Compare selected runs')")
+    page.wait_for_url("**/runs/compare?run=*")
+    assert page.locator("#param-diff thead th a").count() == 2
+    page.go_back()
 
 
 def _runs_filtered(page: Any, site: Site) -> None:
@@ -40,6 +48,14 @@ def _run(page: Any, site: Site) -> None:
     # plotly drew the loss curve (a chart per metric with more than one step)
     page.wait_for_selector(".chart .main-svg")
     assert page.locator(".chart").count() == 1
+
+
+def _compare(page: Any, site: Site) -> None:
+    assert page.locator("#param-diff tr.differs").count() == 2  # depth and learning_rate
+    assert page.locator("#metric-diff tbody tr").count() == 2  # loss and rmse
+    page.wait_for_selector(".chart .main-svg")
+    assert page.locator(".chart").count() == 1  # loss: logged at several steps
+    assert page.locator(".chart .legend .traces").count() == 3  # one line per run
 
 
 def _pipelines(page: Any, site: Site) -> None:
@@ -102,6 +118,7 @@ def pages(site: Site) -> list[tuple[str, str, Check]]:
         ("runs-filtered", "/runs?filter=params.learning_rate+%3D+%270.1%27"
                           f"&experiment={EXPERIMENT}&order=metrics.rmse+DESC", _runs_filtered),
         ("run", f"/runs/{demo.run_ids[0]}", _run),
+        ("compare", "/runs/compare?" + "&".join(f"run={r}" for r in demo.run_ids), _compare),
         ("pipelines", "/pipelines", _pipelines),
         ("pipeline-run", run, _pipeline_run),
         ("pipeline-run-cached", f"/pipelines/{demo.cached_run.id}", _cached_run),

@@ -1,5 +1,6 @@
 """Experiments and runs: a page of runs searched with ``search_runs``'s filter language,
-and a run's page with its params, metrics, tags, artifacts and metric-over-step charts."""
+a run's page with its params, metrics, tags, artifacts and metric-over-step charts, and
+runs compared side by side (a parameter diff and overlaid charts)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from fastapi import APIRouter, Depends, Query
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from shipyard.errors import ShipyardError
+from shipyard.errors import InvalidArgument, ShipyardError
+from shipyard.ids import check_id
 from shipyard.server.api import params
 from shipyard.server.console.rendering import render, seconds_between
 from shipyard.server.state import ServerState, server_state
@@ -24,6 +26,7 @@ PAGE_SIZES = (25, 50, 100, 200)
 MAX_COLUMNS = 8  # metric (and param) columns shown, from the keys the page's runs have
 MAX_CHARTS = 24
 MAX_POINTS = 2000  # per chart: a longer history is thinned, evenly, keeping the last point
+MAX_COMPARE = 10
 
 
 @router.get(PAGE)
@@ -59,6 +62,45 @@ def runs_page(
         "error_field": error.field if error else None,
         "durations": {r.id: seconds_between(r.start_time, r.end_time) for r in found.runs},
     }, status_code=400 if error else 200)
+
+
+# Declared before the run page, whose {run_id} would otherwise take "compare".
+@router.get(PAGE + "/compare")
+def compare_page(
+    request: Request, project: str, state: State,
+    run: Annotated[list[str], Query(max_length=MAX_COMPARE)] = [],  # noqa: B006
+) -> HTMLResponse:
+    """Runs side by side: their params (those that differ first), metrics, and one chart
+    per metric with each run's series overlaid."""
+    ids = list(dict.fromkeys(run))
+    if not 2 <= len(ids) <= MAX_COMPARE:
+        raise InvalidArgument(f"pick 2 to {MAX_COMPARE} runs to compare (got {len(ids)})",
+                              field="run")
+    for run_id in ids:  # every one checked before any is looked up
+        check_id(run_id, "run_id")
+    found = [tracking.get_run(state.store, project, run_id) for run_id in ids]
+    param_keys = sorted({k for r in found for k in r.params})
+    differ = [k for k in param_keys if len({r.params.get(k) for r in found}) > 1]
+    same = [k for k in param_keys if k not in differ]
+    metric_keys = sorted({k for r in found for k in r.metrics})
+    charts: list[dict[str, Any]] = []
+    for key in metric_keys[:MAX_CHARTS]:
+        traces = []
+        for one in found:
+            if key not in one.metrics:
+                continue
+            points = _thin(tracking.metric_history(state.store, project, one.id, key))
+            traces.append({"x": [p.step for p in points], "y": [p.value for p in points],
+                           "type": "scatter", "mode": "lines+markers" if len(points) < 60
+                           else "lines", "name": one.name})
+        if any(len(t["x"]) > 1 for t in traces):
+            charts.append({"id": f"chart-{len(charts)}",
+                           "spec": {"title": key, "x_title": "step", "y_title": key,
+                                    "traces": traces}})
+    return render(request, "compare.html", {
+        "section": "runs", "runs": found, "differ": differ, "same": same,
+        "metric_keys": metric_keys, "charts": charts,
+    })
 
 
 @router.get(PAGE + "/{run_id}")
