@@ -122,7 +122,7 @@ def test_concurrent_claimers_never_share_a_row(tables: Store) -> None:
     every = [job for mine in taken.values() for job in mine]
     assert sorted(every) == list(range(count)), "a row was claimed twice or not at all"
     with store.read() as conn:
-        by_worker = dict(conn.execute(
+        by_worker: dict[str, int] = dict(conn.execute(
             select(jobs.c.claimed_by, func.count()).group_by(jobs.c.claimed_by)).all())
     assert by_worker == {name: len(mine) for name, mine in taken.items() if mine}
 
