@@ -6,7 +6,10 @@
   document.querySelectorAll("time[datetime]").forEach(function (el) {
     var when = new Date(el.getAttribute("datetime"));
     if (!isNaN(when)) {
-      el.textContent = when.toLocaleString();
+      var short = el.hasAttribute("data-short");
+      el.textContent = when.toLocaleString(undefined, {
+        dateStyle: "medium", timeStyle: short ? "short" : "medium"
+      });
       el.title = el.getAttribute("datetime");
     }
   });
