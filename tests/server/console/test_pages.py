@@ -17,18 +17,32 @@ from shipyard.config import Settings
 from shipyard.ids import new_id
 from shipyard.server.api.identity import issue_login_link
 from shipyard.server.app import bootstrap, create_app
+from tests.conftest import _pg_database, require_postgres
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 BASE = "/console/projects/default"
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+        ) -> Iterator[FastAPI]:
+    """The app on an empty store, on each backend (the overview's counts and the runs
+    page's search are SQL of their own)."""
     home = tmp_path_factory.mktemp("pages")
-    settings = Settings.resolve(home=home, uri=f"sqlite:///{home / 'db.sqlite'}",
-                                artifacts=str(home / "blobs"), environ={})
-    bootstrap(settings)
-    return create_app(settings, worker=False)
+    if request.param == "sqlite":
+        uris: Iterator[str] = iter([f"sqlite:///{home / 'db.sqlite'}"])
+    else:
+        require_postgres()
+        uris = _pg_database()
+    for uri in uris:
+        settings = Settings.resolve(home=home, uri=uri, artifacts=str(home / "blobs"),
+                                    environ={})
+        bootstrap(settings)
+        app = create_app(settings, worker=False)
+        try:
+            yield app
+        finally:
+            app.state.shipyard.store.dispose()
 
 
 @pytest.fixture(scope="module")
