@@ -68,6 +68,7 @@ import shipyard as sy
 sy.init(uri=sys.argv[1], home=sys.argv[2], project="p1")
 run = sy.start_run("train")
 run.log_metric("loss", 0.5)
+time.sleep(1.0)  # the heartbeat thread's first beat, even on a busy machine
 print(run.id, flush=True)
 time.sleep(120)
 """
@@ -76,20 +77,25 @@ time.sleep(120)
 def test_a_killed_training_process_leaves_no_run_running(tmp_path: Path) -> None:
     home = tmp_path / "home"
     uri = f"sqlite:///{tmp_path / 'runs.db'}"
-    env = {**os.environ, "SHIPYARD_RUN_HEARTBEAT": "0.3"}  # a lease of 1.2 s
     command = [sys.executable, "-c", TRAINING, uri, str(home)]
-    killed = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
-    alive = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+    # The killed process vouches for 1.2 s at a time; the live one for 20 s, so that a slow
+    # machine cannot make it miss a beat during the test.
+    killed = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "SHIPYARD_RUN_HEARTBEAT": "0.3"})
+    alive = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "SHIPYARD_RUN_HEARTBEAT": "5"})
     try:
         assert killed.stdout is not None and alive.stdout is not None
         killed_id, alive_id = killed.stdout.readline().strip(), alive.stdout.readline().strip()
         killed.send_signal(signal.SIGKILL)
         killed.wait(10)
-        time.sleep(2.0)  # past the killed run's lease; the live one keeps beating
         runtime = open_runtime(Settings.resolve(home=home, uri=uri, environ={}),
                                cached=False)
         with runtime:
-            assert SilentRuns(every=0).claim_and_run(runtime, "w1") is True
+            deadline = time.monotonic() + 60
+            while not SilentRuns(every=0).claim_and_run(runtime, "w1"):
+                assert time.monotonic() < deadline, "the killed run was never ended"
+                time.sleep(0.2)
             gone = service.get_run(runtime.store, "p1", killed_id)
             assert gone.status == "KILLED" and gone.metrics == {"loss": 0.5}
             assert service.get_run(runtime.store, "p1", alive_id).status == "RUNNING"

@@ -248,7 +248,14 @@ class ActiveRun:
 
     def log_metric(self, key: str, value: float, step: int | None = None,
                    timestamp: int | None = None) -> None:
-        self.log_metrics({key: value}, step=step, timestamp=timestamp)
+        # The hot path of a training loop: one point, straight to the port (log_metrics
+        # would build a dict and a list first).
+        s = 0 if step is None else step
+        point: MetricTuple = (key, value, s) if timestamp is None else (key, value, s, timestamp)
+        if self._logger is not None:
+            self._logger.add(metrics=[point])
+        else:
+            self._backend.log_batch(self._data.id, metrics=[point])
 
     def log_batch(self, metrics: Sequence[MetricTuple] = (),
                   params: Mapping[str, Any] | None = None,

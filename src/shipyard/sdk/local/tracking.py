@@ -27,6 +27,10 @@ class LocalTracking:
         self._s = scope
         self._store = scope.store
         self._project = scope.project
+        # log_batch writes no audit row and reads only the project from its context, so one
+        # context serves every call (building one, with its random request id, cost ~3 us of
+        # a ~10 us call).
+        self._log_ctx = scope.ctx()
 
     def create_experiment(self, name: str) -> Experiment:
         return service.get_or_create_experiment(self._store, self._s.ctx(), name)
@@ -43,7 +47,7 @@ class LocalTracking:
     def log_batch(self, run_id: str, *, metrics: Sequence[MetricTuple] = (),
                   params: Mapping[str, Any] | None = None,
                   tags: Mapping[str, str] | None = None) -> None:
-        service.log_batch(self._store, self._s.ctx(), run_id, metrics=metrics, params=params,
+        service.log_batch(self._store, self._log_ctx, run_id, metrics=metrics, params=params,
                           tags=tags)
 
     def terminate_run(self, run_id: str, status: str = "FINISHED") -> RunData:
