@@ -80,3 +80,31 @@ def test_one_of_is_refused_outside_branches_or_with_mixed_types() -> None:
             with dsl.Else():
                 data = write(text="y")
             dsl.OneOf(text.output, data.outputs["out"])
+
+
+@dsl.component
+def double(num: int) -> int:
+    return 2 * num
+
+
+@dsl.component
+def as_list(nums: list) -> list:
+    return nums
+
+
+@dsl.pipeline(name="nested-collected")
+def nested_collected() -> None:
+    with dsl.ParallelFor([1, 2, 3]), dsl.ParallelFor([10, 20]) as y:
+        doubled = double(num=y)
+    as_list(nums=dsl.Collected(doubled.output))
+    with dsl.ParallelFor([1, 2]):
+        with dsl.ParallelFor([5, 6]) as z:
+            inner = double(num=z)
+        as_list(nums=dsl.Collected(inner.output))
+
+
+def test_collected_over_nested_loops_is_nested_as_on_kfp(env: Env) -> None:
+    run = env.run(nested_collected)
+    assert run.tasks["as-list"].outputs["Output"] == [[20, 40], [20, 40], [20, 40]]
+    # Inside the outer loop only the inner loop is collected: one level.
+    assert run.tasks["as-list-2[1]"].outputs["Output"] == [10, 12]

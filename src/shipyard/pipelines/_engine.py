@@ -49,6 +49,16 @@ _CANCEL_POLL = 0.5
 _POLL = 0.05
 
 
+def _nested(values: list[tuple[tuple[int, ...], Any]], depth: int) -> list[Any]:
+    """Values keyed by their index in ``depth`` loops as lists nested ``depth`` deep."""
+    if depth <= 1:
+        return [value for _, value in values]
+    groups: dict[int, list[tuple[tuple[int, ...], Any]]] = {}
+    for key, value in values:
+        groups.setdefault(key[0], []).append((key[1:], value))
+    return [_nested(group, depth - 1) for group in groups.values()]
+
+
 class Engine(StepRunner):
     """Drives one run from its first task to its last (see the module docstring)."""
 
@@ -217,10 +227,7 @@ class Engine(StepRunner):
         """The instances of ``task_name`` visible from a task in ``loops`` at ``index``."""
         if task_name not in self.final:
             raise Unresolved("wait", on=task_name)
-        task = self.spec.tasks[task_name]
-        common = 0
-        while common < min(len(task.loops), len(loops)) and task.loops[common] == loops[common]:
-            common += 1
+        common = self._common(task_name, loops)
         prefix = index[:common]
         return [i for i in self.by_task.get(task_name, []) if i.index[:common] == prefix]
 
@@ -246,12 +253,25 @@ class Engine(StepRunner):
         for p in producers:
             if p.info.state not in DONE:
                 raise Unresolved("wait", on=p)
+        # Collected over nested loops is nested, a list per enclosing loop's item, as on
+        # KFP: the levels are the producer's loops that do not enclose the consumer.
+        depth = len(self.spec.tasks[source.task or ""].loops) - self._common(source.task, loops)
         ordered = sorted(producers, key=lambda p: p.index)
-        return [
-            select(p.info.outputs.get(source.output or ""), source.key)
+        values = [
+            (p.index[len(p.index) - depth :], select(p.info.outputs.get(source.output or ""),
+                                                     source.key))
             for p in ordered
             if p.info.state == "SUCCEEDED"
-        ]
+        ]  # fmt: skip
+        return _nested(values, depth)
+
+    def _common(self, task_name: str | None, loops: list[str]) -> int:
+        """How many of ``task_name``'s loops (outermost first) also enclose ``loops``."""
+        task_loops = self.spec.tasks[task_name or ""].loops
+        common = 0
+        while common < min(len(task_loops), len(loops)) and task_loops[common] == loops[common]:
+            common += 1
+        return common
 
     def _one_of(self, source: ValueSource, loops: list[str], index: tuple[int, ...]) -> Any:
         """``dsl.OneOf``: the value of the first option whose task ran; an option whose
