@@ -26,9 +26,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import NullPool
 
 from shipyard.errors import Conflict, InvalidArgument, MissingDependency, Unavailable
+from shipyard.store.availability import database_unavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -270,6 +272,8 @@ def translate_errors() -> Iterator[None]:
         if translated is None:
             raise
         raise translated from exc
+    except PoolTimeout as exc:
+        raise database_unavailable(exc) or Unavailable("the database is busy") from exc
 
 
 def _translate(exc: DBAPIError) -> Exception | None:
@@ -278,6 +282,11 @@ def _translate(exc: DBAPIError) -> Exception | None:
         return Conflict(f"the change conflicts with stored data: {_short(exc)}")
     if getattr(exc.orig, "sqlstate", None) in _RETRYABLE_PG:
         return _Retryable("transaction aborted by a concurrent change", retry_after=0.1)
+    # PostgreSQL restarting or unreachable: Unavailable, as the server answers it (503), so
+    # local mode, workers and the background logger retry it too.
+    unavailable = database_unavailable(exc)
+    if unavailable is not None:
+        return unavailable
     if isinstance(exc, OperationalError):
         text = str(exc.orig).lower()
         if "database is locked" in text or "database is busy" in text:
