@@ -14,6 +14,16 @@
     }
   });
 
+  // A graph wider than its card scrolls sideways: bring its root (lineage) or the chosen
+  // task (a pipeline run) into view.
+  document.querySelectorAll("svg.graph .root, svg.graph .selected").forEach(function (el) {
+    var box = el.closest(".scroll");
+    if (!box) { return; }
+    var node = el.getBoundingClientRect();
+    var frame = box.getBoundingClientRect();
+    box.scrollLeft += node.left + node.width / 2 - (frame.left + frame.width / 2);
+  });
+
   // Charts: each <div class="chart" data-chart="ID"> draws the JSON in <script id="ID">.
   if (window.Plotly) {
     document.querySelectorAll("[data-chart]").forEach(function (el) {
