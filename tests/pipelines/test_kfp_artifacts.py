@@ -4,7 +4,7 @@ kfp's executor writes to the artifact's file as text."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import pytest
 
@@ -80,3 +80,27 @@ def test_a_list_of_artifacts_cannot_be_returned() -> None:
         @dsl.component
         def many() -> list[Dataset]:
             return []
+
+
+@dsl.component
+def count_all(datasets: Input[list[Dataset]], extra: Optional[Input[Dataset]] = None) -> int:  # noqa: UP045 - as kfp code spells it
+    total = 0
+    for data in datasets:
+        with open(data.path) as f:
+            total += len(f.read())
+    return total if extra is None else -total
+
+
+@dsl.pipeline(name="artifact-list-input")
+def artifact_list_input(datasets: Input[list[Dataset]]) -> None:
+    count_all(datasets=datasets)
+
+
+def test_a_pipeline_input_may_be_a_list_of_artifacts(env: Env) -> None:
+    assert count_all.component_spec.inputs["extra"].optional
+    first = env.run(returned_artifacts)
+    made = [first.tasks["make-dataset"].outputs["Output"],
+            first.tasks["make-several"].outputs["copied"]]  # fmt: skip
+    refs = [m.model_dump(mode="json") for m in made]
+    run = env.run(artifact_list_input, {"datasets": refs})
+    assert run.tasks["count-all"].outputs["Output"] == len("abc") + len("a,b\n")

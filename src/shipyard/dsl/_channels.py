@@ -59,10 +59,13 @@ class Channel:
 
 
 class PipelineParameter(Channel):
-    def __init__(self, name: str, type_: str, kind: str = "parameter") -> None:
+    def __init__(
+        self, name: str, type_: str, kind: str = "parameter", is_list: bool = False
+    ) -> None:
         self.name = name
         self.type = type_
         self.kind = kind
+        self.is_list = is_list  # an Input[List[...]] of the pipeline
 
     def source(self) -> ValueSource:
         return ValueSource(kind="param", param=self.name)

@@ -124,7 +124,7 @@ class Pipeline:
     def _build(self) -> tuple[PipelineSpec, dict[str, Callable[..., Any]]]:
         builder = Builder(self.name)
         params = {
-            pname: PipelineParameter(pname, spec.type, spec.kind)
+            pname: PipelineParameter(pname, spec.type, spec.kind, spec.is_list)
             for pname, spec in self.inputs.items()
         }
         with building(builder):

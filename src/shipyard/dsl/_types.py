@@ -131,6 +131,11 @@ def read_hint(tp: Any) -> Hint:
     """Classify a parameter's type hint; raise ``HintError`` for unsupported ones."""
     if isinstance(tp, _PathMarker):
         return _path_hint(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and typing.get_origin(args[0]) is typing.Annotated:
+            # Optional[Input[Artifact]], as kfp allows: an optional artifact input.
+            return dataclasses.replace(read_hint(args[0]), optional=True)
     if typing.get_origin(tp) is typing.Annotated:
         inner, *marks = typing.get_args(tp)
         direction = "in" if _InputMarker in marks else "out" if _OutputMarker in marks else ""
