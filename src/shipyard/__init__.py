@@ -52,6 +52,11 @@ _EXPORTS = {
     "retry_pipeline_run": "pipelines",
     "cancel_pipeline_run": "pipelines",
     "get_task_log": "pipelines",
+    # serving
+    "create_endpoint": "serving",
+    "get_endpoint": "serving",
+    "list_endpoints": "serving",
+    "delete_endpoint": "serving",
 }
 
 __all__ = [
@@ -60,11 +65,14 @@ __all__ = [
     "cancel_pipeline_run",
     "compare_runs",
     "compile_pipeline",
+    "create_endpoint",
     "delete_alias",
+    "delete_endpoint",
     "download_artifact",
     "download_model",
     "dsl",
     "get_artifact",
+    "get_endpoint",
     "get_execution",
     "get_lineage",
     "get_metric_history",
@@ -77,6 +85,7 @@ __all__ = [
     "list_artifacts",
     "list_audit_events",
     "list_contexts",
+    "list_endpoints",
     "list_executions",
     "list_model_versions",
     "list_models",
@@ -183,6 +192,18 @@ if _typing.TYPE_CHECKING:  # what __getattr__ below returns, for type checkers a
     )
     from shipyard.sdk.registry import (
         set_model_status as set_model_status,
+    )
+    from shipyard.sdk.serving import (
+        create_endpoint as create_endpoint,
+    )
+    from shipyard.sdk.serving import (
+        delete_endpoint as delete_endpoint,
+    )
+    from shipyard.sdk.serving import (
+        get_endpoint as get_endpoint,
+    )
+    from shipyard.sdk.serving import (
+        list_endpoints as list_endpoints,
     )
     from shipyard.sdk.session import init as init
     from shipyard.sdk.tracking import (

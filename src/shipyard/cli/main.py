@@ -9,7 +9,17 @@ from typing import Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from shipyard.cli import identity, lineage, models, output, pipelines, quickstart, runs, server
+from shipyard.cli import (
+    endpoints,
+    identity,
+    lineage,
+    models,
+    output,
+    pipelines,
+    quickstart,
+    runs,
+    server,
+)
 from shipyard.cli.state import (
     CliState,
     HomeOption,
@@ -87,6 +97,7 @@ app.add_typer(lineage.app, name="lineage")
 lineage.register_audit(app)
 app.add_typer(models.app, name="models")
 app.add_typer(pipelines.app, name="pipelines")
+app.add_typer(endpoints.app, name="endpoints")
 identity.register(app)
 
 

@@ -14,6 +14,7 @@ from shipyard.client.identity import HttpIdentity
 from shipyard.client.lineage import HttpLineage
 from shipyard.client.pipelines import HttpPipelines
 from shipyard.client.registry import HttpRegistry
+from shipyard.client.serving import HttpServing
 from shipyard.client.tracking import HttpTracking
 from shipyard.config import Settings
 
@@ -35,6 +36,7 @@ class HttpSession:
         self.registry = HttpRegistry(self.client)
         self.pipelines = HttpPipelines(self.client)
         self.identity = HttpIdentity(self.client)
+        self.serving = HttpServing(self.client)
 
     def close(self) -> None:
         self.client.close()

@@ -10,7 +10,9 @@ from shipyard.sdk.local.identity import LocalIdentity
 from shipyard.sdk.local.lineage import LocalLineage
 from shipyard.sdk.local.pipelines import LocalPipelines
 from shipyard.sdk.local.registry import LocalRegistry
+from shipyard.sdk.local.serving import LocalServing
 from shipyard.sdk.local.tracking import LocalTracking
+from shipyard.serving.service import deployed_versions
 
 __all__ = ["LocalSession", "Scope"]
 
@@ -41,13 +43,15 @@ class LocalSession:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.project = settings.project
-        self.runtime = open_runtime(settings)
+        # Serving tells the registry which versions endpoints serve (status "deployed").
+        self.runtime = open_runtime(settings, deployment_lookups=(deployed_versions,))
         scope = Scope(settings, self.runtime)
         self.tracking = LocalTracking(scope)
         self.lineage = LocalLineage(scope)
         self.registry = LocalRegistry(scope)
         self.pipelines = LocalPipelines(scope)
         self.identity = LocalIdentity(scope)
+        self.serving = LocalServing(scope)
 
     def close(self) -> None:
         self.runtime.close()  # a no-op for the shared store every session uses

@@ -1,0 +1,180 @@
+"""``shipyard endpoints ...``: endpoints, their deployed models and traffic, predictions."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+import shipyard as sy
+from shipyard.cli import output
+from shipyard.cli.state import command, configure, current, fail, usage_errors
+from shipyard.registry.refs import parse_ref
+
+app = typer.Typer(help="Endpoints: deploy model versions, split traffic, predict.",
+                  no_args_is_help=True)
+
+
+def _deployment_rows(endpoint: Any) -> list[list[Any]]:
+    return [[d.id, d.traffic_percentage, d.alias or "", d.min_replicas, d.max_replicas,
+             d.created_at] for d in endpoint.deployments]
+
+
+_DEPLOYMENT_COLUMNS = ["deployed model", "traffic %", "alias", "min replicas",
+                       "max replicas", "deployed"]
+
+
+def _show(endpoint: Any) -> None:
+    if current().json:
+        output.print_json(endpoint.state)
+        return
+    summary = {"endpoint": endpoint.name, "project": endpoint.project,
+               "description": endpoint.description, "labels": endpoint.labels,
+               "created": endpoint.created_at, "updated": endpoint.updated_at}
+    parts: list[Any] = [output.key_values(endpoint.name, summary, sort=False)]
+    if endpoint.deployments:
+        parts.append(output.table("Deployed models", _DEPLOYMENT_COLUMNS,
+                                  _deployment_rows(endpoint)))
+    output.show(*parts)
+    if not endpoint.deployments:
+        output.note(f"nothing deployed: shipyard endpoints deploy {endpoint.name} MODEL:VERSION")
+
+
+@app.command("list")
+@command
+def list_endpoints() -> None:
+    """List the project's endpoints and their traffic splits."""
+    configure()
+    found = sy.list_endpoints()
+    if current().json:
+        output.print_json([e.state for e in found])
+        return
+    output.show(output.table(None, ["name", "traffic", "updated"], [
+        [e.name, e.traffic, e.updated_at] for e in found]))
+    if not found:
+        output.note("no endpoints: shipyard endpoints create NAME")
+
+
+@app.command("show")
+@command
+def show(name: Annotated[str, typer.Argument(help="Endpoint name")]) -> None:
+    """Show an endpoint: its deployed models and their traffic."""
+    configure()
+    _show(sy.get_endpoint(name))
+
+
+@app.command("create")
+@command
+def create(
+    name: Annotated[str, typer.Argument(help="Endpoint name")],
+    description: Annotated[str, typer.Option("--description", help="What it serves")] = "",
+) -> None:
+    """Create an endpoint (serving nothing until a model is deployed to it)."""
+    configure()
+    _show(sy.create_endpoint(name, description=description))
+
+
+@app.command("delete")
+@command
+def delete(name: Annotated[str, typer.Argument(help="Endpoint name")]) -> None:
+    """Delete an endpoint that serves nothing (undeploy its models first)."""
+    configure()
+    sy.delete_endpoint(name)
+    if not current().json:
+        output.show(f"endpoint {name} deleted")
+
+
+@app.command("deploy")
+@command
+def deploy(
+    name: Annotated[str, typer.Argument(help="Endpoint name")],
+    model: Annotated[str, typer.Argument(help="name:3, name@alias or name (latest)")],
+    traffic: Annotated[int | None, typer.Option(
+        "--traffic", min=0, max=100,
+        help="Percentage of requests (default: 100 for the first model, else 0)")] = None,
+    min_replicas: Annotated[int, typer.Option("--min-replicas", min=1)] = 1,
+    max_replicas: Annotated[int, typer.Option("--max-replicas", min=1)] = 1,
+) -> None:
+    """Deploy a model version; the models already there share the rest of the traffic."""
+    with usage_errors(ref="MODEL", traffic_percentage="--traffic",
+                      min_replicas="--min-replicas", max_replicas="--max-replicas"):
+        ref = parse_ref(model)
+        configure()
+        endpoint = sy.get_endpoint(name)
+        endpoint.deploy(ref.name, version=ref.version, alias=ref.alias,
+                        traffic_percentage=traffic, min_replicas=min_replicas,
+                        max_replicas=max_replicas)
+    _show(endpoint)
+
+
+def _split(pairs: list[str]) -> dict[str, int]:
+    split: dict[str, int] = {}
+    for pair in pairs:
+        key, sep, value = pair.rpartition("=")
+        if not sep or not value.strip().isdigit():
+            raise typer.BadParameter(f"{pair!r}: write MODEL:VERSION=PERCENT, e.g. lead:3=90",
+                                     param_hint="SPLIT")
+        split[key] = int(value)
+    return split
+
+
+@app.command("traffic")
+@command
+def traffic(
+    name: Annotated[str, typer.Argument(help="Endpoint name")],
+    split: Annotated[list[str], typer.Argument(
+        help="MODEL:VERSION=PERCENT ..., adding up to 100 (models left out get 0)")],
+) -> None:
+    """Set the traffic split, e.g. lead:3=90 lead:4=10."""
+    parsed = _split(split)
+    configure()
+    endpoint = sy.get_endpoint(name)
+    _show(endpoint.set_traffic(parsed))
+
+
+@app.command("undeploy")
+@command
+def undeploy(
+    name: Annotated[str, typer.Argument(help="Endpoint name")],
+    deployed: Annotated[str, typer.Argument(help="The deployed model, e.g. lead:3")],
+) -> None:
+    """Remove a deployed model; its traffic goes to the others in proportion."""
+    configure()
+    endpoint = sy.get_endpoint(name)
+    _show(endpoint.undeploy(deployed))
+
+
+@app.command("predict")
+@command
+def predict(
+    name: Annotated[str, typer.Argument(help="Endpoint name")],
+    instances: Annotated[str | None, typer.Option(
+        "--instances", "-i",
+        help='JSON rows: [{"feature": value, ...}] or [[values in signature order]]')] = None,
+    file: Annotated[Path | None, typer.Option(
+        "--file", "-f", help="A JSON file with the rows, or {\"instances\": rows}; - for stdin",
+        allow_dash=True)] = None,
+) -> None:
+    """Ask an endpoint for predictions."""
+    if (instances is None) == (file is None):
+        raise typer.BadParameter("give the rows with --instances or --file (one of them)",
+                                 param_hint="--instances")
+    text = instances if instances is not None else (
+        sys.stdin.read() if str(file) == "-" else Path(str(file)).read_text())
+    try:
+        rows = json.loads(text)
+    except ValueError as exc:
+        fail(f"the instances are not valid JSON: {exc}", "instances")
+    if isinstance(rows, dict) and "instances" in rows:
+        rows = rows["instances"]
+    configure()
+    answer = sy.get_endpoint(name).predict(rows)
+    if current().json:
+        output.print_json(answer)
+        return
+    output.show(output.table(f"{name}: answered by {answer.deployed_model_id}",
+                             ["row", "prediction"],
+                             [[i, p] for i, p in enumerate(answer.predictions)]))

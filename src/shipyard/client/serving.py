@@ -1,0 +1,77 @@
+"""Serving over the REST API (the remote ``ServingPort``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import TypeAdapter
+
+from shipyard.client.http import HttpClient
+from shipyard.errors import InvalidArgument
+from shipyard.serving.instances import as_rows
+from shipyard.serving.models import Endpoint, Prediction
+from shipyard.validation import check_name
+
+_ENDPOINTS = TypeAdapter(list[Endpoint])
+# Deploying waits for the replica to load the model, which may take a while.
+DEPLOY_TIMEOUT = 300.0
+
+
+class HttpServing:
+    def __init__(self, client: HttpClient) -> None:
+        self._c = client
+
+    def _e(self, name: str, rest: str = "") -> str:
+        return self._c.project_path(f"/endpoints/{quote(check_name(name, 'name'), safe='')}"
+                                    f"{rest}")
+
+    def create_endpoint(self, name: str, *, description: str = "",
+                        labels: Mapping[str, str] | None = None) -> Endpoint:
+        check_name(name, "name")
+        body = {"name": name, "description": description,
+                "labels": None if labels is None else dict(labels)}
+        return Endpoint.model_validate(
+            self._c.json("POST", self._c.project_path("/endpoints"), json=body))
+
+    def get_endpoint(self, name: str) -> Endpoint:
+        return Endpoint.model_validate(self._c.json("GET", self._e(name)))
+
+    def list_endpoints(self) -> list[Endpoint]:
+        return _ENDPOINTS.validate_python(
+            self._c.json("GET", self._c.project_path("/endpoints")))
+
+    def delete_endpoint(self, name: str) -> None:
+        self._c.request("DELETE", self._e(name))
+
+    def deploy(self, endpoint: str, model: str, *, version: int | None = None,
+               alias: str | None = None, traffic_percentage: int | None = None,
+               min_replicas: int = 1, max_replicas: int = 1) -> Endpoint:
+        body = {"model": model, "version": version, "alias": alias,
+                "traffic_percentage": traffic_percentage, "min_replicas": min_replicas,
+                "max_replicas": max_replicas}
+        return Endpoint.model_validate(self._c.json(
+            "POST", self._e(endpoint, "/deployments"), json=body, timeout=DEPLOY_TIMEOUT))
+
+    def set_traffic(self, endpoint: str, traffic: Mapping[str, int]) -> Endpoint:
+        if not isinstance(traffic, Mapping):
+            raise InvalidArgument("traffic must map deployed model ids to percentages",
+                                  field="traffic")
+        return Endpoint.model_validate(self._c.json(
+            "PUT", self._e(endpoint, "/traffic"), json={"traffic": dict(traffic)}))
+
+    def undeploy(self, endpoint: str, deployed_model_id: str,
+                 traffic: Mapping[str, int] | None = None) -> Endpoint:
+        body = {"deployed_model_id": deployed_model_id,
+                "traffic": None if traffic is None else dict(traffic)}
+        return Endpoint.model_validate(self._c.json(
+            "POST", self._e(endpoint, "/undeploy"), json=body))
+
+    def predict(self, endpoint: str, instances: Sequence[Any]) -> Prediction:
+        answer = self._c.json("POST", self._e(endpoint, ":predict"),
+                              json={"instances": as_rows(instances)})
+        return Prediction(predictions=answer["predictions"],
+                          deployed_model_id=answer["deployedModelId"], model=answer["model"],
+                          model_version=int(answer["modelVersionId"]))
+

@@ -1,0 +1,85 @@
+"""Serving in local mode (the local ``ServingPort``): the control plane on the store, and
+predictions in this process.
+
+No replica processes here: ``predict`` loads the deployed versions into this process
+(once each, through the shared model cache) and picks one per request with the
+endpoint's traffic split, as the server's router does.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from shipyard.registry import loading
+from shipyard.serving import service
+from shipyard.serving.instances import as_rows, predict, signature_names
+from shipyard.serving.models import Endpoint, Prediction
+from shipyard.serving.traffic import Router
+
+if TYPE_CHECKING:
+    from shipyard.registry.loaded import LoadedModel
+    from shipyard.sdk.local import Scope
+
+
+class LocalServing:
+    def __init__(self, scope: Scope) -> None:
+        self._s = scope
+        self._store = scope.store
+        self._loaded: dict[str, LoadedModel] = {}  # by model version id
+        self._lock = threading.Lock()
+
+    def create_endpoint(self, name: str, *, description: str = "",
+                        labels: Mapping[str, str] | None = None) -> Endpoint:
+        return service.create_endpoint(self._store, self._s.ctx(), name,
+                                       description=description, labels=labels)
+
+    def get_endpoint(self, name: str) -> Endpoint:
+        return service.get_endpoint(self._store, self._s.project, name)
+
+    def list_endpoints(self) -> list[Endpoint]:
+        return service.list_endpoints(self._store, self._s.project)
+
+    def delete_endpoint(self, name: str) -> None:
+        service.delete_endpoint(self._store, self._s.ctx(), name)
+
+    def deploy(self, endpoint: str, model: str, *, version: int | None = None,
+               alias: str | None = None, traffic_percentage: int | None = None,
+               min_replicas: int = 1, max_replicas: int = 1) -> Endpoint:
+        return service.deploy(self._store, self._s.ctx(), endpoint, model, version=version,
+                              alias=alias, traffic_percentage=traffic_percentage,
+                              min_replicas=min_replicas, max_replicas=max_replicas)
+
+    def set_traffic(self, endpoint: str, traffic: Mapping[str, int]) -> Endpoint:
+        return service.set_traffic(self._store, self._s.ctx(), endpoint, traffic)
+
+    def undeploy(self, endpoint: str, deployed_model_id: str,
+                 traffic: Mapping[str, int] | None = None) -> Endpoint:
+        return service.undeploy(self._store, self._s.ctx(), endpoint, deployed_model_id,
+                                traffic)
+
+    def predict(self, endpoint: str, instances: Sequence[Any]) -> Prediction:
+        from shipyard.errors import FailedPrecondition
+
+        current = self.get_endpoint(endpoint)
+        if not current.deployments:
+            raise FailedPrecondition(f"endpoint {endpoint!r} has no deployed model: deploy "
+                                     "one first", field="name")
+        chosen_id = Router(current.traffic).choose(random.random())
+        chosen = next(d for d in current.deployments if d.id == chosen_id)
+        model = self._model(chosen.model, chosen.version, chosen.model_version_id)
+        names = signature_names(model.version.signature)
+        predictions = predict(model, as_rows(instances), names)
+        return Prediction(predictions=predictions, deployed_model_id=chosen.id,
+                          model=chosen.model, model_version=chosen.version)
+
+    def _model(self, name: str, version: int, version_id: str) -> LoadedModel:
+        with self._lock:
+            model = self._loaded.get(version_id)
+            if model is None:
+                model = loading.load_model(self._store, self._s.artifacts, self._s.project,
+                                           f"{name}:{version}", self._s.settings)
+                self._loaded[version_id] = model
+            return model

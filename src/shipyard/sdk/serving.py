@@ -1,0 +1,130 @@
+"""Serving from the SDK (re-exported as ``shipyard.*``): endpoints, deployments, traffic
+splits and predictions, in local and remote mode alike."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from shipyard.sdk import session
+from shipyard.serving import models
+from shipyard.serving.models import Deployment, Prediction
+from shipyard.serving.port import ServingPort
+
+__all__ = ["Endpoint", "create_endpoint", "delete_endpoint", "get_endpoint", "list_endpoints"]
+
+
+def _serving() -> ServingPort:
+    return session.current().serving
+
+
+class Endpoint:
+    """An endpoint: what it serves (``deployments``, ``traffic``) and its verbs. Its state
+    is the one the last call returned (``refresh()`` reads it again)."""
+
+    def __init__(self, state: models.Endpoint) -> None:
+        self._state = state
+
+    @property
+    def id(self) -> str:
+        return self._state.id
+
+    @property
+    def name(self) -> str:
+        return self._state.name
+
+    @property
+    def project(self) -> str:
+        return self._state.project
+
+    @property
+    def description(self) -> str:
+        return self._state.description
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return self._state.labels
+
+    @property
+    def deployments(self) -> list[Deployment]:
+        return self._state.deployments
+
+    @property
+    def traffic(self) -> dict[str, int]:
+        """``{deployed model id: percentage}``, adding up to 100 once a model is deployed."""
+        return self._state.traffic
+
+    @property
+    def created_at(self) -> datetime:
+        return self._state.created_at
+
+    @property
+    def updated_at(self) -> datetime:
+        return self._state.updated_at
+
+    @property
+    def state(self) -> models.Endpoint:
+        """The endpoint as a value (what ``--output json`` prints)."""
+        return self._state
+
+    def refresh(self) -> Endpoint:
+        self._state = _serving().get_endpoint(self.name)
+        return self
+
+    def deploy(self, model: str, *, version: int | None = None, alias: str | None = None,
+               traffic_percentage: int | None = None, min_replicas: int = 1,
+               max_replicas: int = 1) -> Deployment:
+        """Deploy ``model`` (by ``version`` or ``alias``; the latest with neither) with
+        ``traffic_percentage`` of the requests (the others share the rest as before; the
+        first model takes 100). Returns the new deployment (``.id`` is ``model:version``).
+        Through a server, returns once a replica has loaded the model."""
+        before = set(self.traffic)
+        self._state = _serving().deploy(
+            self.name, model, version=version, alias=alias,
+            traffic_percentage=traffic_percentage, min_replicas=min_replicas,
+            max_replicas=max_replicas)
+        return next(d for d in self.deployments if d.id not in before)
+
+    def set_traffic(self, traffic: Mapping[str, int]) -> Endpoint:
+        """Set the whole split, ``{"model:3": 90, "model:4": 10}``: percentages adding up to
+        100 over deployed models (those left out get 0)."""
+        self._state = _serving().set_traffic(self.name, traffic)
+        return self
+
+    def undeploy(self, deployed_model_id: str, *, traffic: Mapping[str, int] | None = None
+                 ) -> Endpoint:
+        """Remove a deployed model; its share goes to the others in proportion, or as
+        ``traffic`` says."""
+        self._state = _serving().undeploy(self.name, deployed_model_id, traffic)
+        return self
+
+    def predict(self, instances: Sequence[Any]) -> Prediction:
+        """Predictions for ``instances``: dicts keyed by feature, rows in signature order,
+        or a DataFrame. ``.predictions``, ``.deployed_model_id``, ``.model_version``."""
+        return _serving().predict(self.name, instances)
+
+    def delete(self) -> None:
+        _serving().delete_endpoint(self.name)
+
+    def __repr__(self) -> str:
+        return f"Endpoint({self.name!r}, traffic={self.traffic})"
+
+
+def create_endpoint(name: str, *, description: str = "",
+                    labels: Mapping[str, str] | None = None) -> Endpoint:
+    """A new endpoint serving nothing yet: ``deploy`` a model version to it."""
+    return Endpoint(_serving().create_endpoint(name, description=description, labels=labels))
+
+
+def get_endpoint(name: str) -> Endpoint:
+    return Endpoint(_serving().get_endpoint(name))
+
+
+def list_endpoints() -> list[Endpoint]:
+    return [Endpoint(state) for state in _serving().list_endpoints()]
+
+
+def delete_endpoint(name: str) -> None:
+    """Delete an endpoint that serves nothing (undeploy its models first)."""
+    _serving().delete_endpoint(name)

@@ -1,0 +1,70 @@
+"""``shipyard endpoints ...`` in local mode (predictions in this process)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import shipyard as sy
+from shipyard import (  # noqa: F401  (what the commands call: a missing one fails here)
+    create_endpoint,
+    delete_endpoint,
+    get_endpoint,
+    list_endpoints,
+)
+from shipyard.sdk import session
+from tests.cli.conftest import Cli
+from tests.serving.conftest import frame, linear
+
+
+@pytest.fixture
+def lead(home: Path) -> str:
+    sy.init()
+    for slope in (1.0, 2.0):
+        sy.register_model("lead", linear(slope), input_example=frame(5))
+    session.reset()
+    return "lead"
+
+
+def test_create_deploy_traffic_predict_undeploy(cli: Cli, lead: str, tmp_path: Path) -> None:
+    assert cli("endpoints", "create", "ep").exit_code == 0
+    deployed = cli("endpoints", "deploy", "ep", "lead:1")
+    assert deployed.exit_code == 0, deployed.stderr
+    assert "lead:1" in deployed.stdout
+    second = cli("--output", "json", "endpoints", "deploy", "ep", "lead:2", "--traffic", "25")
+    assert second.exit_code == 0, second.stderr
+    assert {d["id"]: d["traffic_percentage"] for d in second.json()["deployments"]} == {
+        "lead:1": 75, "lead:2": 25}
+    moved = cli("--output", "json", "endpoints", "traffic", "ep", "lead:2=100")
+    assert moved.exit_code == 0, moved.stderr
+    answer = cli("--output", "json", "endpoints", "predict", "ep", "-i", "[[3, 1.0]]")
+    assert answer.exit_code == 0, answer.stderr
+    assert answer.json()["deployed_model_id"] == "lead:2"
+    assert round(answer.json()["predictions"][0], 6) == 6.0
+    rows = tmp_path / "rows.json"
+    rows.write_text('{"instances": [{"visits": 1, "time_on_site": 2.0}]}')
+    table = cli("endpoints", "predict", "ep", "--file", str(rows))
+    assert table.exit_code == 0 and "lead:2" in table.stdout
+    listed = cli("endpoints", "list")
+    assert "ep" in listed.stdout and "lead:2" in listed.stdout
+    assert cli("endpoints", "undeploy", "ep", "lead:1").exit_code == 0
+    assert "lead:1" not in cli("endpoints", "show", "ep").stdout
+    models = cli("--output", "json", "models", "versions", "lead").json()
+    assert {v["version"]: v["status"] for v in models} == {1: "registered", 2: "deployed"}
+
+
+def test_errors_are_one_line(cli: Cli, lead: str) -> None:
+    cli("endpoints", "create", "ep")
+    cli("endpoints", "deploy", "ep", "lead:1")
+    cli("endpoints", "traffic", "ep", "lead:1=90").assert_one_error_line("add up to 100")
+    cli("endpoints", "traffic", "ep", "lead:1=x").assert_one_error_line(
+        "MODEL:VERSION=PERCENT", exit_code=2)
+    cli("endpoints", "deploy", "ep", "lead/1").assert_one_error_line("MODEL", exit_code=2)
+    cli("endpoints", "deploy", "ep", "lead:2", "--traffic", "101").assert_one_error_line(
+        "--traffic", exit_code=2)
+    cli("endpoints", "predict", "ep", "-i", "[[1]]").assert_one_error_line("instances[0]")
+    cli("endpoints", "predict", "ep", "-i", "{oops").assert_one_error_line("not valid JSON")
+    cli("endpoints", "predict", "ep").assert_one_error_line("--instances", exit_code=2)
+    cli("endpoints", "show", "nope").assert_one_error_line("nope")
+    cli("endpoints", "delete", "ep").assert_one_error_line("undeploy")

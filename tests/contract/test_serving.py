@@ -1,0 +1,67 @@
+"""Serving through the public SDK, in local mode (predictions in this process) and remote
+mode (a real server and its replica processes): the same answers and the same errors."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import pytest
+
+from shipyard.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from tests.serving.conftest import frame, linear
+
+
+def test_endpoint_lifecycle(sy: ModuleType) -> None:
+    for slope in (1.0, 2.0):
+        sy.register_model("lead", linear(slope), input_example=frame(5),
+                          aliases=["production"] if slope == 2.0 else None)
+    ep = sy.create_endpoint("lead-ep", description="scores leads")
+    assert (ep.name, ep.traffic, ep.deployments) == ("lead-ep", {}, [])
+    with pytest.raises(AlreadyExists) as taken:
+        sy.create_endpoint("lead-ep")
+    assert taken.value.field == "name"
+    with pytest.raises(FailedPrecondition):
+        ep.predict([[1, 2.0]])
+
+    first = ep.deploy("lead", version=1)
+    assert first.id == "lead:1" and ep.traffic == {"lead:1": 100}
+    assert sy.get_model_version("lead", version=1).status == "deployed"
+    answer = ep.predict([{"visits": 3, "time_on_site": 1.0}, {"visits": 4, "time_on_site": 2.0}])
+    assert answer.deployed_model_id == "lead:1" and answer.model_version == 1
+    assert [round(p, 6) for p in answer.predictions] == [3.0, 4.0]
+    assert round(ep.predict(frame(1)).predictions[0], 6) == float(frame(1)["visits"][0])
+
+    with pytest.raises(InvalidArgument) as bad:
+        ep.predict([{"visits": "many", "time_on_site": 1.0}])
+    assert bad.value.field == "visits" and "row 0" in bad.value.message
+    with pytest.raises(InvalidArgument) as short:
+        ep.predict([[1, 2.0], [1]])
+    assert short.value.field == "instances[1]"
+
+    second = ep.deploy("lead", alias="production", traffic_percentage=100)
+    assert second.id == "lead:2" and second.alias == "production"
+    assert ep.traffic == {"lead:1": 0, "lead:2": 100}
+    assert ep.predict([[1, 1.0]]).deployed_model_id == "lead:2"
+    with pytest.raises(InvalidArgument) as split:
+        ep.set_traffic({"lead:1": 50, "lead:2": 40})
+    assert split.value.field == "traffic"
+    with pytest.raises(InvalidArgument) as unknown:
+        ep.set_traffic({"lead:9": 100})
+    assert unknown.value.field == "traffic.lead:9"
+    ep.set_traffic({"lead:1": 100})
+    assert ep.predict([[1, 1.0]]).deployed_model_id == "lead:1"
+    ep.undeploy("lead:1")
+    assert ep.traffic == {"lead:2": 100}
+    with pytest.raises(NotFound) as gone:
+        ep.undeploy("lead:1")
+    assert gone.value.field == "deployed_model_id"
+
+    assert [e.name for e in sy.list_endpoints()] == ["lead-ep"]
+    assert sy.get_endpoint("lead-ep").traffic == {"lead:2": 100}
+    with pytest.raises(FailedPrecondition):
+        sy.delete_endpoint("lead-ep")
+    ep.undeploy("lead:2")
+    assert sy.get_model_version("lead", version=2).status == "registered"
+    sy.delete_endpoint("lead-ep")
+    with pytest.raises(NotFound):
+        sy.get_endpoint("lead-ep")
