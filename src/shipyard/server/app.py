@@ -21,7 +21,7 @@ from swagger_ui_bundle import swagger_ui_path
 from shipyard import __version__
 from shipyard.config import Settings, ensure_home
 from shipyard.errors import NotFound
-from shipyard.runtime import Hooks, Runtime, open_runtime
+from shipyard.runtime import Runtime, open_runtime
 from shipyard.security import service as security_service
 from shipyard.security.headers import API_SECURITY_HEADERS, CONSOLE_SECURITY_HEADERS
 from shipyard.server import console, errors
@@ -75,13 +75,10 @@ def create_app(
     if settings.remote:
         raise ValueError("the server needs a database URI, not another server's URL")
     ensure_home(settings.home)  # the admin credentials live there, whatever the database
-    if runtime is None:
-        runtime = open_runtime(settings)
+    if runtime is None:  # with serving's lookup: registry reads report deployed versions
+        runtime = open_runtime(settings, deployment_lookups=(deployed_versions,))
     elif runtime.settings != settings:  # the app's settings (limits, server URL) win
         runtime = dataclasses.replace(runtime, settings=settings)
-    if deployed_versions not in runtime.hooks.deployment_lookups:  # serving's, for the registry
-        lookups = (*runtime.hooks.deployment_lookups, deployed_versions)
-        runtime = dataclasses.replace(runtime, hooks=Hooks(deployment_lookups=lookups))
     state = ServerState(
         runtime=runtime,
         json_limit=json_limit,
