@@ -55,8 +55,6 @@ def one_of(side: str) -> str:
 def test_one_of_takes_the_branch_that_ran(
     env: Env, mode: str, side: str, said: str, read: str
 ) -> None:
-    if mode in ("inline-source", "cold") and side != "tails":
-        pytest.skip("one side per slow mode is enough")
     run = run_in(mode, env, one_of, {"side": side})
     assert run.tasks["say-4"].outputs["Output"] == f"said {said}"
     assert run.tasks["read"].outputs["Output"] == read
