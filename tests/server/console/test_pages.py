@@ -14,7 +14,6 @@ from fastapi import FastAPI
 from starlette.responses import HTMLResponse
 
 from shipyard.config import Settings
-from shipyard.ids import new_id
 from shipyard.server.api.identity import issue_login_link
 from shipyard.server.app import bootstrap, create_app
 from tests.conftest import _pg_database, require_postgres
@@ -115,6 +114,9 @@ def test_every_page_shows_its_empty_state(http: httpx.Client, token: str) -> Non
         assert "<script>" not in response.text  # no inline script: the policy allows none
 
 
+# Fixed ids, not new_id(): pytest-xdist workers each collect the parameters and must agree.
+UNKNOWN = ["01a23ba1a1c1" + f"{n:020x}" for n in range(16)]
+
 HOSTILE = [
     ("/runs?filter=metrics.rmse+%3C", 400, "filter"),
     ("/runs?filter=" + "x" * 1001, 400, "filter"),
@@ -125,18 +127,18 @@ HOSTILE = [
     ("/runs?experiment=..%2F..", 400, "experiment"),
     ("/runs/not-an-id", 400, "run_id"),
     ("/runs/compare", 400, "pick 2 to 10 runs"),
-    (f"/runs/compare?run={new_id()}", 400, "pick 2 to 10 runs"),
-    ("/runs/compare?" + "&".join(f"run={new_id()}" for _ in range(11)), 400, "run"),
-    (f"/runs/compare?run={new_id()}&run=..%2F..", 400, "run_id"),
-    (f"/runs/compare?run={new_id()}&run={new_id()}", 404, "not found"),
-    (f"/runs/{new_id()}", 404, "not found"),
+    (f"/runs/compare?run={UNKNOWN[0]}", 400, "pick 2 to 10 runs"),
+    ("/runs/compare?" + "&".join(f"run={u}" for u in UNKNOWN[5:16]), 400, "run"),
+    (f"/runs/compare?run={UNKNOWN[1]}&run=..%2F..", 400, "run_id"),
+    (f"/runs/compare?run={UNKNOWN[2]}&run={UNKNOWN[3]}", 404, "not found"),
+    (f"/runs/{UNKNOWN[4]}", 404, "not found"),
     ("/pipelines?state=%27%3B--", 400, "not a run state"),
-    (f"/pipelines/{new_id()}", 404, "not found"),
+    (f"/pipelines/{UNKNOWN[5]}", 404, "not found"),
     ("/pipelines/%2e%2e%2f%2e%2e", 404, ""),
     ("/lineage?type=..", 400, "type"),
-    (f"/lineage/{new_id()}?depth=1000", 400, "depth"),
-    (f"/lineage/{new_id()}?direction=sideways", 400, "direction"),
-    (f"/lineage/{new_id()}", 404, "not found"),
+    (f"/lineage/{UNKNOWN[6]}?depth=1000", 400, "depth"),
+    (f"/lineage/{UNKNOWN[7]}?direction=sideways", 400, "direction"),
+    (f"/lineage/{UNKNOWN[8]}", 404, "not found"),
     ("/models/%3Cimg%20src%3Dx%3E", 400, "name"),
     ("/models/nope", 404, "no model"),
     ("/models?filter=metrics.rmse+%3C%3C+1", 400, ""),
