@@ -10,6 +10,7 @@ from pydantic import TypeAdapter
 
 from shipyard.client.http import HttpClient
 from shipyard.errors import InvalidArgument
+from shipyard.serving.explanation import Explanation, explain_override
 from shipyard.serving.instances import as_rows
 from shipyard.serving.models import Endpoint, Prediction
 from shipyard.validation import check_name
@@ -75,3 +76,17 @@ class HttpServing:
                           deployed_model_id=answer["deployedModelId"], model=answer["model"],
                           model_version=int(answer["modelVersionId"]))
 
+
+    def explain(self, endpoint: str, instances: Sequence[Any], *, method: str | None = None,
+                path_count: int | None = None) -> Explanation:
+        body: dict[str, Any] = {"instances": as_rows(instances)}
+        override = explain_override(method, path_count)
+        if override is not None:
+            body["explanationSpecOverride"] = override
+        answer = self._c.json("POST", self._e(endpoint, ":explain"), json=body)
+        return Explanation(explanations=answer["explanations"],
+                           predictions=answer.get("predictions") or [],
+                           deployed_model_id=answer["deployedModelId"],
+                           model=answer.get("model") or answer["deployedModelId"].rpartition(
+                               ":")[0],
+                           model_version=int(answer["modelVersionId"]))

@@ -9,6 +9,7 @@ from typing import Any
 
 from shipyard.sdk import session
 from shipyard.serving import models
+from shipyard.serving.explanation import Explanation
 from shipyard.serving.models import Deployment, Prediction
 from shipyard.serving.port import ServingPort
 
@@ -103,6 +104,16 @@ class Endpoint:
         """Predictions for ``instances``: dicts keyed by feature, rows in signature order,
         or a DataFrame. ``.predictions``, ``.deployed_model_id``, ``.model_version``."""
         return _serving().predict(self.name, instances)
+
+    def explain(self, instances: Sequence[Any], *, method: str | None = None,
+                path_count: int | None = None) -> Explanation:
+        """Feature attributions for ``instances`` (as ``predict`` takes them), in Vertex's
+        shape: ``.explanations[i]["attributions"][0]["featureAttributions"]``, adding up
+        with ``baselineOutputValue`` to ``instanceOutputValue``; ``.predictions`` too.
+        ``method``: ``"auto"`` (TreeSHAP for tree models on numeric features, else
+        sampled Shapley), ``"tree_shap"`` or ``"sampled_shapley"`` with ``path_count``
+        (1 to 50) feature orders; by default, the deployment's settings."""
+        return _serving().explain(self.name, instances, method=method, path_count=path_count)
 
     def delete(self) -> None:
         _serving().delete_endpoint(self.name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from shipyard.serving.explanation import Explanation
 from shipyard.serving.models import Endpoint, Prediction
 
 
@@ -29,3 +30,6 @@ class ServingPort(Protocol):
                  traffic: Mapping[str, int] | None = None) -> Endpoint: ...
 
     def predict(self, endpoint: str, instances: Sequence[Any]) -> Prediction: ...
+
+    def explain(self, endpoint: str, instances: Sequence[Any], *, method: str | None = None,
+                path_count: int | None = None) -> Explanation: ...

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.registry import loading
 from shipyard.serving import service
-from shipyard.serving.instances import as_rows, predict, signature_names
-from shipyard.serving.models import Endpoint, Prediction
+from shipyard.serving.explanation import Explanation
+from shipyard.serving.instances import as_rows, predict, signature_names, to_records
+from shipyard.serving.models import Deployment, Endpoint, Prediction
 from shipyard.serving.traffic import Router
 
 if TYPE_CHECKING:
@@ -61,6 +62,33 @@ class LocalServing:
                                 traffic)
 
     def predict(self, endpoint: str, instances: Sequence[Any]) -> Prediction:
+        chosen, model = self._choose(endpoint)
+        names = signature_names(model.version.signature)
+        predictions = predict(model, as_rows(instances), names)
+        return Prediction(predictions=predictions, deployed_model_id=chosen.id,
+                          model=chosen.model, model_version=chosen.version)
+
+    def explain(self, endpoint: str, instances: Sequence[Any], *, method: str | None = None,
+                path_count: int | None = None) -> Explanation:
+        """Attributions computed in this process (``serving.explain``), with the
+        predictions of the same deployed version."""
+        import pandas as pd
+
+        from shipyard.serving.explain import explain_instances
+
+        chosen, model = self._choose(endpoint)
+        names = signature_names(model.version.signature)
+        records = to_records(as_rows(instances), names)
+        predictions = predict(model, records, names)
+        attributions = explain_instances(
+            model, pd.DataFrame.from_records(records), method=method or "auto",
+            path_count=10 if path_count is None else path_count)
+        return Explanation(explanations=[{"attributions": [a]} for a in attributions],
+                           predictions=predictions, deployed_model_id=chosen.id,
+                           model=chosen.model, model_version=chosen.version)
+
+    def _choose(self, endpoint: str) -> tuple[Deployment, LoadedModel]:
+        """The deployment that answers this request (by the split) and its model."""
         from shipyard.errors import FailedPrecondition
 
         current = self.get_endpoint(endpoint)
@@ -69,11 +97,7 @@ class LocalServing:
                                      "one first", field="name")
         chosen_id = Router(current.traffic).choose(random.random())
         chosen = next(d for d in current.deployments if d.id == chosen_id)
-        model = self._model(chosen.model, chosen.version, chosen.model_version_id)
-        names = signature_names(model.version.signature)
-        predictions = predict(model, as_rows(instances), names)
-        return Prediction(predictions=predictions, deployed_model_id=chosen.id,
-                          model=chosen.model, model_version=chosen.version)
+        return chosen, self._model(chosen.model, chosen.version, chosen.model_version_id)
 
     def _model(self, name: str, version: int, version_id: str) -> LoadedModel:
         with self._lock:
