@@ -6,8 +6,11 @@ started as well; and where Linux offers one, a pidfd makes its end something to 
 with other descriptors (``multiprocessing.connection.wait``, a selector), rather than
 something to poll. Nothing here knows what the process runs.
 
-This module imports only the standard library (``subprocess`` only when starting a
-process): the step launcher (``_zygote``) imports it for ``kill_group``.
+On Linux such a process also dies with its parent (``die_with_parent``): a worker that is
+SIGKILLed leaves no step running that nobody would record, or kill on timeout.
+
+This module imports only the standard library (``subprocess`` and ``ctypes`` only when
+starting a process): the step launcher (``_zygote``) imports it for ``kill_group``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -30,6 +34,41 @@ def kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, signal.SIGKILL)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _prctl() -> Callable[..., int] | None:
+    """libc's ``prctl`` (Linux only), loaded before a fork: a forked child must not load it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        fn: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return fn
+
+
+def parent_death_hook() -> Callable[[], None] | None:
+    """A function to call in a new child (between fork and exec, or at the start of a
+    forked child's work, after any change of user, which clears the setting) that makes
+    the kernel SIGKILL the child when the thread that started it ends, its process killed
+    with it; ``None`` where the platform has no such thing. If the parent is already gone
+    when it runs, the child ends at once."""
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # it died before the request took effect
+            os._exit(70)
+
+    return hook
 
 
 def open_pidfd(pid: int) -> int | None:
@@ -89,7 +128,8 @@ def spawn(
 ) -> ProcessGroup:
     """Start ``command`` in a session of its own, with stdin on ``/dev/null`` and stdout and
     stderr appended to the file ``log``; as OS user ``user`` (uid, gid; no supplementary
-    groups) when given, which needs root."""
+    groups) when given, which needs root. On Linux it is killed when the calling thread
+    ends (``parent_death_hook``; the caller waits for it in that thread)."""
     # Imported here: the step launcher imports this module and must start small.
     import subprocess
 
@@ -105,5 +145,7 @@ def spawn(
             user=user[0] if user else None,
             group=user[1] if user else None,
             extra_groups=[] if user else None,
+            # Runs after the change of user (which would clear it), before the exec.
+            preexec_fn=parent_death_hook(),
         )
     return ProcessGroup(process)

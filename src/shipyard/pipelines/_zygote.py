@@ -54,7 +54,7 @@ from typing import Any
 
 from shipyard.pipelines import _executor
 from shipyard.pipelines._messages import StepRequest, write_result
-from shipyard.pipelines._process import kill_group
+from shipyard.pipelines._process import kill_group, parent_death_hook
 
 _LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 NOTICE_LIMIT = 60_000  # bytes; the runner reads notices into a 64 KiB buffer
@@ -70,6 +70,8 @@ class _Server:
         self.spare: tuple[int, int] | None = None  # its pid, and the pipe its step goes to
         self.spares = True  # False after a failed fork, until a start needs a process again
         self.last: bytes | None = None  # the last start message, for spares to rehearse
+        # A step dies with this process (on Linux): nobody would be left to record it.
+        self.die_with_launcher = parent_death_hook()
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
@@ -278,6 +280,8 @@ class _Server:
             os.setgroups([])
             os.setgid(gid)
             os.setuid(uid)
+        if self.die_with_launcher is not None:  # after the change of user, which clears it
+            self.die_with_launcher()
         os.chdir(message["cwd"])
         # A cold ``python -m`` step would have its working directory first on its path.
         sys.path.insert(0, message["cwd"])
