@@ -37,18 +37,14 @@ def ray_sum(count: int = 10) -> None:
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[None]:
-    import ray
+    # The steps go through this process's Ray bridge (``_ray.start_ray``), which starts a
+    # local cluster of its own without RAY_ADDRESS; ended with the module.
+    from shipyard.pipelines import _ray
 
-    # Another test in this worker process may have started Ray already (the runner starts
-    # a local cluster on first use); then that one is used and left to its owner.
-    ours = not ray.is_initialized()
-    if ours:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield
     finally:
-        if ours:
-            ray.shutdown()
+        _ray.stop_ray()
 
 
 def test_steps_run_as_ray_tasks(ray_cluster: None, home: Path) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, and_, func, or_, select, update
 
 from shipyard import audit
 from shipyard.config import DEFAULT_HOST, DEFAULT_PORT, Settings
@@ -81,13 +81,17 @@ class Lease:
 
 
 def _claim(store: Store, worker_name: str, project: str | None,
-           lease: Lease | None = None) -> tuple[str, str] | None:
+           lease: Lease | None = None,
+           skip_backends: tuple[str, ...] = ()) -> tuple[str, str] | None:
     lease = lease or Lease()
 
     def work(conn: Connection) -> tuple[str, str] | None:
         queued = pipeline_runs.c.state == "QUEUED"
         if project is not None:
             queued = and_(queued, pipeline_runs.c.project == project)
+        if skip_backends:  # runs whose executor this worker cannot reach now stay queued
+            backend = func.coalesce(pipeline_runs.c.options["backend"].as_string(), "process")
+            queued = and_(queued, backend.not_in(skip_backends))
         now = utcnow()
         row = claim_next(
             conn, pipeline_runs, queued,
@@ -109,16 +113,19 @@ def claim_and_run_next(
     settings: Settings | None = None,
     lease: Lease | None = None,
     handback: threading.Event | None = None,
+    skip_backends: tuple[str, ...] = (),
 ) -> PipelineRun | None:
     """Run the oldest QUEUED run (of ``project``, or any) to its end and return it;
-    ``None`` when the queue is empty. A failed run is returned, not raised.
+    ``None`` when the queue is empty. A failed run is returned, not raised. Runs whose
+    executor is in ``skip_backends`` (``"ray"`` while its head cannot be reached) are
+    left for later or for another worker.
 
     While it runs, a thread heartbeats for it (``lease``). Setting ``handback`` stops it
     early: its steps are killed and it is queued again (finished tasks kept), and the run
     is returned QUEUED. So is a run this call was interrupted in (``KeyboardInterrupt``),
     before the exception goes on."""
     lease = lease or Lease()
-    claimed = _claim(store, worker_name, project, lease)
+    claimed = _claim(store, worker_name, project, lease, skip_backends)
     if claimed is None:
         return None
     run_id, run_project = claimed

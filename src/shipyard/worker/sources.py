@@ -49,17 +49,34 @@ class PipelineQueue:
     run as their submitter would have. A claimed run is leased (``lease``: the worker
     heartbeats for it); every ``lease.heartbeat`` seconds the source also recovers the runs
     of workers whose lease ran out. Setting ``handback`` hands the running run back to
-    the queue (a stopping worker) and claims nothing more.
+    the queue (a stopping worker) and claims nothing more. While the Ray head
+    ``RAY_ADDRESS`` names does not answer, runs with ``executor="ray"`` are not claimed
+    (they would fail at once); they are again once it does.
     """
 
     project: str | None = None  # None: every project's runs
     lease: Lease = field(default_factory=Lease)
     handback: threading.Event | None = None
     _next_recovery: float = field(default=0.0, init=False, repr=False)
+    _ray_down: bool = field(default=False, init=False, repr=False)
 
     @property
     def name(self) -> str:
         return "pipelines"
+
+    def _unreachable_backends(self) -> tuple[str, ...]:
+        from shipyard.pipelines import _ray
+
+        down = not _ray.reachable()
+        if down != self._ray_down:
+            self._ray_down = down
+            if down:
+                log.warning("the Ray head at %s does not answer: claiming no Ray runs "
+                            "until it does", _ray.ray_address())
+            else:
+                log.warning("the Ray head at %s answers again: claiming Ray runs",
+                            _ray.ray_address())
+        return ("ray",) if down else ()
 
     def claim_and_run(self, runtime: Runtime, worker_name: str) -> bool:
         from shipyard.pipelines.queue import claim_and_run_next, recover_lost_runs
@@ -71,7 +88,8 @@ class PipelineQueue:
             recover_lost_runs(runtime.store, worker_name, self.lease)
         ran = claim_and_run_next(runtime.store, runtime.artifacts, worker_name,
                                  project=self.project, settings=runtime.settings,
-                                 lease=self.lease, handback=self.handback)
+                                 lease=self.lease, handback=self.handback,
+                                 skip_backends=self._unreachable_backends())
         return ran is not None
 
 
