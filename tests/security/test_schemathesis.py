@@ -54,6 +54,17 @@ SEMANTIC = {
     "/api/v1/users": "a password is for users, not service accounts",
     "/api/v1/projects/{project}/runs": "param and tag keys (JSON object keys)",
     "/api/v1/projects/{project}/runs/{run_id}/log-batch": "param and tag keys",
+    "/api/v1/projects/{project}/endpoints": "label names (JSON object keys)",
+}
+# Where a schema-valid request may meet a state the schema cannot describe, answered 412
+# problem+json naming the field: an endpoint with nothing deployed yet cannot predict or take a
+# traffic split, and a deploy names a version or an alias, not both.
+PRECONDITIONS = {
+    "/api/v1/projects/{project}/endpoints/{name}:predict": "nothing deployed yet",
+    "/v1/projects/{project}/locations/{location}/endpoints/{name}:predict":
+        "nothing deployed yet",
+    "/api/v1/projects/{project}/endpoints/{name}/traffic": "nothing deployed yet",
+    "/api/v1/projects/{project}/endpoints/{name}/deployments": "version or alias, not both",
 }
 # Where the server reads more than the schema admits (pydantic's lax mode): a date as an
 # epoch number, an integer as a JSON boolean. Everything else invalid is still refused.
@@ -69,12 +80,15 @@ LENIENT = {
 def _config() -> str:
     # Expected statuses per operation: the CLI's --checks overrides "enabled" in the file.
     lines: list[str] = []
-    for path in sorted(SEMANTIC.keys() | LENIENT.keys()):
-        lines += [f"# {SEMANTIC.get(path, '')} {LENIENT.get(path, '')}".rstrip(),
-                  "[[operations]]", f'include-path = "{path}"']
-        if path in SEMANTIC:
-            lines.append('checks.positive_data_acceptance.expected-statuses = '
-                         '["2xx", "400", "401", "403", "404", "409", "429"]')
+    for path in sorted(SEMANTIC.keys() | LENIENT.keys() | PRECONDITIONS.keys()):
+        why = " ".join(d.get(path, "") for d in (SEMANTIC, PRECONDITIONS, LENIENT))
+        lines += [f"# {why}".rstrip(), "[[operations]]", f'include-path = "{path}"']
+        if path in SEMANTIC or path in PRECONDITIONS:
+            extra = (["400"] if path in SEMANTIC else []) + (
+                ["400", "412"] if path in PRECONDITIONS else [])
+            statuses = ", ".join(f'"{s}"' for s in sorted(set(extra)) + [
+                "401", "403", "404", "409", "429"])
+            lines.append(f'checks.positive_data_acceptance.expected-statuses = ["2xx", {statuses}]')
         if path in LENIENT:
             lines.append('checks.negative_data_rejection.expected-statuses = '
                          '["2xx", "400", "401", "403", "404", "409", "413", "415", "429"]')

@@ -246,6 +246,7 @@ SENSITIVE: dict[tuple[str, str], str] = {
     ("PUT", "/api/v1/projects/{project}/runs/{run_id}/artifacts/{name}"): "editor",
     ("POST", "/api/v1/projects/{project}/models/{name}/versions"): "editor",
     ("DELETE", "/api/v1/projects/{project}/endpoints/{name}"): "manager",
+    ("DELETE", "/api/v1/projects/{project}/endpoints/{name}:{verb}"): "manager",
     # Predicting is what the role 'user' adds (DESIGN.md 6), on both prediction paths.
     ("POST", "/api/v1/projects/{project}/endpoints/{name}:predict"): "user",
     ("POST", "/v1/projects/{project}/locations/{location}/endpoints/{name}:predict"): "user",

@@ -93,6 +93,10 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", f"{P}/endpoints/{{name}}:predict"): Rule(Permission.PREDICT),
     ("POST", "/v1/projects/{project}/locations/{location}/endpoints/{name}:predict"):
         Rule(Permission.PREDICT),
+    # GET or DELETE of an endpoint's verb (:predict, ...) only answers 405; these entries let
+    # it do so, with the rules of the routes they would otherwise have reached.
+    ("GET", f"{P}/endpoints/{{name}}:{{verb}}"): READ,
+    ("DELETE", f"{P}/endpoints/{{name}}:{{verb}}"): Rule(Permission.DELETE),
     # -- identity: users, tokens, grants ---------------------------------------------------------
     ("POST", "/api/v1/login"): PUBLIC,
     ("GET", "/login/{code}"): PUBLIC,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,6 +37,8 @@ State = Annotated[ServerState, Depends(server_state)]
 Ctx = Annotated[RequestContext, Depends(request_context)]
 Percent = Annotated[int, Field(ge=0, le=100)]
 DeployedId = Annotated[str, Field(min_length=3, max_length=140)]
+LabelKey = Annotated[str, Field(min_length=1, max_length=128, pattern=params.NAME_PATTERN)]
+LabelValue = Annotated[str, Field(max_length=256)]
 
 
 def supervisor(request: Request) -> Supervisor:
@@ -45,6 +47,8 @@ def supervisor(request: Request) -> Supervisor:
 
 
 Replicas = Annotated[Supervisor, Depends(supervisor)]
+# Vertex's region (us-central1, europe-west4, ...): read and ignored, a single machine has one.
+Location = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 class Strict(BaseModel):
@@ -54,7 +58,7 @@ class Strict(BaseModel):
 class NewEndpoint(Strict):
     name: str = Field(min_length=1, max_length=128, pattern=params.NAME_PATTERN)
     description: str = Field(default="", max_length=10_000)
-    labels: dict[str, str] | None = Field(default=None, max_length=MAX_LABELS)
+    labels: dict[LabelKey, LabelValue] | None = Field(default=None, max_length=MAX_LABELS)
 
 
 class Deploy(Strict):
@@ -79,6 +83,13 @@ class PredictRequest(Strict):
     instances: list[Any] = Field(min_length=1, max_length=MAX_INSTANCES)
     # Vertex's per-request parameters: accepted, and unused by the models served so far.
     parameters: dict[str, Any] | None = None
+
+
+@router.api_route("/{name}:{verb}", methods=["GET", "DELETE"], include_in_schema=False)
+def verbs_take_post(name: str, verb: str) -> Response:
+    """``/{name}:predict`` and its kin take POST only. Declared before ``/{name}``, which
+    would otherwise take a GET or DELETE of ``x:predict`` and refuse it as a bad name."""
+    return Response(status_code=405, headers={"Allow": "POST"})
 
 
 @router.get("", response_model=list[Endpoint])
@@ -177,7 +188,7 @@ async def predict(name: params.Name, body: PredictRequest, ctx: Ctx, replicas: R
 
 @data_plane.post("/v1/projects/{project}/locations/{location}/endpoints/{name}:predict",
                  responses=_PREDICTED)
-async def vertex_predict(project: params.Name, location: str, name: params.Name,
+async def vertex_predict(project: params.Name, location: Location, name: params.Name,
                          body: PredictRequest, replicas: Replicas) -> JSONResponse:
     """Vertex AI's path (any ``location``); the same as the route above."""
     return await _predict(project, name, body, replicas)
