@@ -57,11 +57,15 @@ _EXPORTS = {
     "get_endpoint": "serving",
     "list_endpoints": "serving",
     "delete_endpoint": "serving",
+    # batch prediction
+    "batch_predict": "batch",
 }
 
 __all__ = [
     "__version__",
+    "aiplatform",
     "alias_history",
+    "batch_predict",
     "cancel_pipeline_run",
     "compare_runs",
     "compile_pipeline",
@@ -105,6 +109,7 @@ __all__ = [
 ]
 
 if _typing.TYPE_CHECKING:  # what __getattr__ below returns, for type checkers and IDEs
+    from shipyard import aiplatform as aiplatform
     from shipyard import dsl as dsl
     from shipyard.sdk.audit import (
         list_audit_events as list_audit_events,
@@ -112,6 +117,7 @@ if _typing.TYPE_CHECKING:  # what __getattr__ below returns, for type checkers a
     from shipyard.sdk.audit import (
         verify_audit_log as verify_audit_log,
     )
+    from shipyard.sdk.batch import batch_predict as batch_predict
     from shipyard.sdk.lineage import (
         get_artifact as get_artifact,
     )
@@ -230,8 +236,8 @@ def __getattr__(name: str) -> object:
     module = _EXPORTS.get(name)
     if module is not None:
         return getattr(_importlib.import_module(f"shipyard.sdk.{module}"), name)
-    if name == "dsl":
-        return _importlib.import_module("shipyard.dsl")
+    if name in ("dsl", "aiplatform"):
+        return _importlib.import_module(f"shipyard.{name}")
     raise AttributeError(f"module 'shipyard' has no attribute {name!r}")
 
 

@@ -10,6 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from shipyard.cli import (
+    batch,
     endpoints,
     identity,
     lineage,
@@ -98,6 +99,7 @@ lineage.register_audit(app)
 app.add_typer(models.app, name="models")
 app.add_typer(pipelines.app, name="pipelines")
 app.add_typer(endpoints.app, name="endpoints")
+batch.register(app)
 identity.register(app)
 
 

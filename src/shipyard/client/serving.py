@@ -10,6 +10,7 @@ from pydantic import TypeAdapter
 
 from shipyard.client.http import HttpClient
 from shipyard.errors import InvalidArgument
+from shipyard.serving.batch_job import BatchPredictionJob
 from shipyard.serving.explanation import Explanation, explain_override
 from shipyard.serving.instances import as_rows
 from shipyard.serving.models import Endpoint, Prediction
@@ -90,3 +91,8 @@ class HttpServing:
                            model=answer.get("model") or answer["deployedModelId"].rpartition(
                                ":")[0],
                            model_version=int(answer["modelVersionId"]))
+
+    def record_batch_prediction(self, job: BatchPredictionJob) -> str | None:
+        """Not recorded through a server yet: the REST API has no route for it (the job
+        itself ran in the client, on the model the registry sent)."""
+        return None

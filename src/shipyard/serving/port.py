@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from shipyard.serving.batch_job import BatchPredictionJob
 from shipyard.serving.explanation import Explanation
 from shipyard.serving.models import Endpoint, Prediction
 
@@ -33,3 +34,7 @@ class ServingPort(Protocol):
 
     def explain(self, endpoint: str, instances: Sequence[Any], *, method: str | None = None,
                 path_count: int | None = None) -> Explanation: ...
+
+    def record_batch_prediction(self, job: BatchPredictionJob) -> str | None:
+        """Record a finished batch job in lineage; its execution id (None: not recorded)."""
+        ...

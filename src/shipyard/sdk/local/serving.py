@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.registry import loading
 from shipyard.serving import service
+from shipyard.serving.batch_job import BatchPredictionJob
 from shipyard.serving.explanation import Explanation
 from shipyard.serving.instances import as_rows, predict, signature_names, to_records
 from shipyard.serving.models import Deployment, Endpoint, Prediction
@@ -86,6 +87,11 @@ class LocalServing:
         return Explanation(explanations=[{"attributions": [a]} for a in attributions],
                            predictions=predictions, deployed_model_id=chosen.id,
                            model=chosen.model, model_version=chosen.version)
+
+    def record_batch_prediction(self, job: BatchPredictionJob) -> str | None:
+        from shipyard.serving import batch_lineage
+
+        return batch_lineage.record(self._store, self._s.ctx(), job.model_dump())
 
     def _choose(self, endpoint: str) -> tuple[Deployment, LoadedModel]:
         """The deployment that answers this request (by the split) and its model."""
