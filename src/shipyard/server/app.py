@@ -28,6 +28,7 @@ from shipyard.server import console, errors
 from shipyard.server.access import AccessLog
 from shipyard.server.api import (
     audit,
+    dataplane,
     identity,
     lineage,
     pipelines,
@@ -130,6 +131,7 @@ def create_app(
     for module in (service, identity, tracking, lineage, registry, pipelines, serving, audit):
         app.include_router(module.router)
     app.include_router(serving.data_plane)
+    app.include_router(dataplane.router)
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi() -> JSONResponse:
@@ -164,6 +166,9 @@ def create_app(
         return response
 
     app.add_middleware(BodyLimit, json_limit=json_limit, upload_limit=upload_limit)
+    # The prediction routes, answered before the layers above with the same checks
+    # (server.api.dataplane); inside the access log.
+    app.add_middleware(dataplane.DataPlane)
     # Added last, so outermost: it logs the answers of every other middleware too.
     app.add_middleware(AccessLog)
     return app

@@ -97,6 +97,24 @@ POLICY: dict[tuple[str, str], Rule] = {
     # it do so, with the rules of the routes they would otherwise have reached.
     ("GET", f"{P}/endpoints/{{name}}:{{verb}}"): READ,
     ("DELETE", f"{P}/endpoints/{{name}}:{{verb}}"): Rule(Permission.DELETE),
+    ("POST", f"{P}/endpoints/{{name}}:rawPredict"): Rule(Permission.PREDICT),
+    ("POST", "/v1/projects/{project}/locations/{location}/endpoints/{name}:rawPredict"):
+        Rule(Permission.PREDICT),
+    # KServe, OIP and MLflow paths name no project: the table asks for a credential, and
+    # server.api.dataplane resolves the endpoint's project from its name and then checks
+    # 'predict' there (reading metadata: 'read' there) with the same authorize call.
+    ("POST", "/v1/models/{name}:predict"): Rule(None, "authenticated"),
+    ("POST", "/v2/models/{name}/infer"): Rule(None, "authenticated"),
+    ("POST", "/v2/models/{name}/versions/{version}/infer"): Rule(None, "authenticated"),
+    ("POST", "/endpoints/{name}/invocations"): Rule(None, "authenticated"),
+    ("GET", "/v2/models/{name}"): Rule(None, "authenticated"),
+    ("GET", "/v2/models/{name}/ready"): Rule(None, "authenticated"),
+    ("GET", "/v2/models/{name}/versions/{version}"): Rule(None, "authenticated"),
+    ("GET", "/v2/models/{name}/versions/{version}/ready"): Rule(None, "authenticated"),
+    ("GET", "/v2"): Rule(None, "authenticated"),
+    # Probes carry no credentials, as /api/v1/live and /api/v1/ready.
+    ("GET", "/v2/health/live"): PUBLIC,
+    ("GET", "/v2/health/ready"): PUBLIC,
     # -- identity: users, tokens, grants ---------------------------------------------------------
     ("POST", "/api/v1/login"): PUBLIC,
     ("GET", "/login/{code}"): PUBLIC,

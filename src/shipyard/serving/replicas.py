@@ -13,8 +13,11 @@ with each failure in a row). Until the new one is ready, requests for that deplo
 at once with ``Unavailable`` (503, Retry-After), as do requests that were waiting on the
 dead process: its socket closes with it. Nothing waits for a process that will not answer.
 
-Predictions run on the server's event loop (``predict`` is a coroutine): a few idle
-connections per replica are kept for the next request.
+Predictions run on the server's event loop (``predict`` is a coroutine): idle connections
+per replica are kept for the next request. Each replica takes at most ``max_in_flight``
+requests at once (64 by default); one more is shed at once with 503 and Retry-After rather
+than queued behind the others, so an overloaded model answers "later" instead of timing
+out everyone.
 """
 
 from __future__ import annotations
@@ -37,7 +40,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from shipyard.config import Settings
-from shipyard.errors import FailedPrecondition, InvalidArgument, Unavailable
+from shipyard.errors import (
+    Conflict,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ShipyardError,
+    Unavailable,
+)
 from shipyard.pipelines._process import kill_group
 from shipyard.registry import service as registry
 from shipyard.serving import service, wire
@@ -51,7 +61,8 @@ log = logging.getLogger(__name__)
 
 START_TIMEOUT = 120.0
 REQUEST_TIMEOUT = 30.0
-IDLE_CONNECTIONS = 16
+IDLE_CONNECTIONS = 64
+MAX_IN_FLIGHT = 64
 # Variables a replica must not inherit: the server's database URI (it may hold a password)
 # and its token. A replica reads only the artifact store.
 _WITHHELD = ("SHIPYARD_URI", "SHIPYARD_TOKEN")
@@ -73,6 +84,8 @@ class Replica:
         self.settled = threading.Event()
         self.idle: list[Connection] = []
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.in_flight = 0
+        self.signature: dict[str, Any] | None = None  # the version's, for the protocols
 
     @property
     def pid(self) -> int:
@@ -118,15 +131,27 @@ class Replica:
         with contextlib.suppress(RuntimeError):  # the loop stopped meanwhile
             self.loop.call_soon_threadsafe(close)
 
-    async def call(self, message: dict[str, Any], timeout: float) -> Any:
+    async def call(self, message: dict[str, Any], timeout: float,
+                   max_in_flight: int = MAX_IN_FLIGHT) -> Any:
         """Send one request and return the replica's answer (its error raised)."""
-        self.loop = asyncio.get_running_loop()
         what = self.target.deployment.id
+        if self.in_flight >= max_in_flight:
+            raise Unavailable(f"the replica of {what} is busy with {self.in_flight} requests "
+                              "(its limit): retry shortly", retry_after=1, overloaded=True)
+        self.loop = asyncio.get_running_loop()
         try:
             frame = wire.encode(message)
         except ValueError:
             raise InvalidArgument("instances hold NaN or Infinity, which JSON does not have: "
                                   "send null for a missing value", field="instances") from None
+        self.in_flight += 1
+        try:
+            return await self._exchange(frame, timeout)
+        finally:
+            self.in_flight -= 1
+
+    async def _exchange(self, frame: bytes, timeout: float) -> Any:
+        what = self.target.deployment.id
         conn = self.idle.pop() if self.idle else None
         try:
             if conn is None:
@@ -174,6 +199,7 @@ class Supervisor:
     refresh_seconds: float = 2.0
     request_timeout: float = REQUEST_TIMEOUT
     start_timeout: float = START_TIMEOUT
+    max_in_flight: int = MAX_IN_FLIGHT
     draw: Callable[[], float] = random.random
     replicas: dict[str, Replica] = field(default_factory=dict)
     routes: dict[tuple[str, str], Route] = field(default_factory=dict)
@@ -278,7 +304,40 @@ class Supervisor:
 
     # -- the data plane ----------------------------------------------------------------------
 
-    async def predict(self, project: str, endpoint: str, instances: list[Any]) -> Prediction:
+    def project_of(self, endpoint: str) -> str | None:
+        """The project of the one served endpoint named ``endpoint`` (KServe and OIP paths
+        name no project); None when none is served here. ``Conflict`` when several
+        projects serve that name."""
+        found = [project for (project, name) in self.routes if name == endpoint]
+        if len(found) > 1:
+            raise Conflict(f"{len(found)} projects have an endpoint named {endpoint!r}: use "
+                           "the path that names the project, /v1/projects/{project}/"
+                           f"locations/-/endpoints/{endpoint}:predict", field="name")
+        return found[0] if found else None
+
+    def signature_of(self, project: str, endpoint: str, version: str | None = None
+                     ) -> dict[str, Any] | None:
+        """The input signature of the endpoint's deployment ``version`` names (else of its
+        first one), from its replica; None when unknown."""
+        route = self.routes.get((project, endpoint))
+        if route is None or not route.targets:
+            return None
+        target = next(iter(route.targets.values()))
+        if version is not None:
+            with contextlib.suppress(ShipyardError):
+                target = _pinned(route, endpoint, version)
+        replica = self.replicas.get(target.key)
+        return None if replica is None else replica.signature
+
+    def targets_of(self, project: str, endpoint: str) -> list[DeployedModel]:
+        """The deployments served for an endpoint (in-memory; empty when none)."""
+        route = self.routes.get((project, endpoint))
+        return [] if route is None else list(route.targets.values())
+
+    async def predict(self, project: str, endpoint: str, instances: list[Any],
+                      version: str | None = None) -> Prediction:
+        """One prediction through the endpoint's split, or from the deployment ``version``
+        names (its model version number or its deployed model id) when given."""
         route = self.routes.get((project, endpoint))
         if route is None:
             # Deployed elsewhere since the last refresh, or not deployed at all.
@@ -289,7 +348,8 @@ class Supervisor:
                                              endpoint)  # NotFound if there is none
                 raise FailedPrecondition(f"endpoint {ep.name!r} has no deployed model: "
                                          "deploy one first", field="name")
-        target = route.targets[route.router.choose(self.draw())]
+        target = (route.targets[route.router.choose(self.draw())] if version is None
+                  else _pinned(route, endpoint, version))
         replica = self.replicas.get(target.key)
         deployment = target.deployment
         if replica is None or replica.state != "ready":
@@ -298,9 +358,11 @@ class Supervisor:
             raise Unavailable(f"the replica of {deployment.id} is {state}{why}; retry "
                               "shortly", retry_after=1)
         try:
-            predictions = await replica.call({"instances": instances}, self.request_timeout)
-        except Unavailable:
-            self._wake.set()  # it may have died: let the watcher look now
+            predictions = await replica.call({"instances": instances}, self.request_timeout,
+                                             self.max_in_flight)
+        except Unavailable as exc:
+            if not exc.details.get("overloaded"):
+                self._wake.set()  # it may have died: let the watcher look now
             raise
         return Prediction(predictions=predictions, deployed_model_id=deployment.id,
                           model=deployment.model, model_version=deployment.version)
@@ -323,6 +385,7 @@ class Supervisor:
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env, cwd="/",
                 start_new_session=True)  # fmt: skip
         replica = Replica(target, socket, process)
+        replica.signature = version.signature
         config = {"socket": socket, "version": version.model_dump(mode="json"),
                   "home": str(self.settings.home), "artifacts": self.settings.artifacts,
                   "trusted_types": list(self.settings.trusted_types),
@@ -381,3 +444,20 @@ class Supervisor:
                 self.failures[key] = failures + 1
                 self.restarts[key] = self.restarts.get(key, 0) + 1
                 self._start(replica.target)
+
+
+def _pinned(route: Route, endpoint: str, version: str) -> DeployedModel:
+    """The deployment a version-pinned request names: ``3`` (the model version, when one
+    model has it here) or ``lead-scoring:3`` (the deployed model id)."""
+    if version in route.targets:
+        return route.targets[version]
+    found = [t for t in route.targets.values() if str(t.deployment.version) == version]
+    if len(found) == 1:
+        return found[0]
+    deployed = sorted(route.targets)
+    if not found:
+        raise NotFound(f"endpoint {endpoint!r} serves no version {version[:64]!r}: it serves "
+                       f"{deployed}", field="version")
+    raise InvalidArgument(f"version {version!r} of several models is deployed on "
+                          f"{endpoint!r}: name one of {deployed}", field="version")
+
