@@ -12,7 +12,8 @@ import pytest
 from shipyard.sdk import session
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-GUIDES = ["tracking.md", "registry.md", "pipelines.md", "runtime.md", "serving.md"]
+GUIDES = ["tracking.md", "registry.md", "pipelines.md", "runtime.md", "serving.md",
+          "batch-and-explain.md"]
 
 
 # Pages whose python blocks some test runs: the guides here, the others in
