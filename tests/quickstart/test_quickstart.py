@@ -34,6 +34,16 @@ def test_first_run_trains_registers_promotes_and_prints_lineage(home: Path) -> N
                     "shipyard server"):  # fmt: skip
         assert command in text
     assert "5 ran, 0 cached" in text and "promoted it to production as 1.0.0" in text
+    # Serving: the production version on seed 002's endpoint, scoring the seed's lead first.
+    served = result.served
+    assert served is not None and served.endpoint == "lead-scoring-endpoint"
+    assert served.deployed_model_id == f"{MODEL_NAME}:1" and served.action == "deployed"
+    assert served.leads[0]["company_size"] == 152 and len(served.leads) == len(served.scores) == 4
+    assert all(0.0 <= s <= 1.0 for s in served.scores)
+    assert "Serving  lead-scoring-endpoint: lead-scoring:1 (deployed)" in text
+    assert f"{served.scores[0]:.3f}" in text
+    assert ("curl -s -X POST http://127.0.0.1:8080/api/v1/projects/default/endpoints/"
+            "lead-scoring-endpoint:predict") in text
 
     sy.init(home=home)
     # One servable version: raw lead records in, scores out (the seed's example lead).
@@ -44,6 +54,12 @@ def test_first_run_trains_registers_promotes_and_prints_lineage(home: Path) -> N
     gaps = dict(lead, industry=None, company_size=None)
     scores = model.predict(pd.DataFrame([lead, gaps]))
     assert len(scores) == 2 and all(0.0 <= float(s) <= 1.0 for s in scores)
+    # The endpoint answered with the same model: the same score for the same lead.
+    assert abs(float(scores[0]) - served.scores[0]) < 1e-6
+    endpoint = sy.get_endpoint("lead-scoring-endpoint")
+    assert endpoint.traffic == {f"{MODEL_NAME}:1": 100}
+    assert endpoint.deployments[0].alias == "production"
+    assert endpoint.predict([lead]).model_version == 1
     mv = sy.get_model_version(MODEL_NAME, version=1)
     assert mv.flavor == "sklearn-composite" and set(mv.metrics) >= {"rmse", "mae", "r2"}
     runs = sy.search_runs(experiment="lead-scoring")
@@ -59,6 +75,8 @@ def test_rerun_is_all_cached_and_a_new_seed_promotes_only_if_better(home: Path) 
     again, text = quickstart(home)
     assert again.executed == [] and again.cached == list(TASKS)
     assert not again.registered and "nothing new registered" in text
+    assert again.served is not None and again.served.action == "already serving"
+    assert again.served.scores[0] == first.served.scores[0]  # type: ignore[union-attr]
     sy.init(home=home)
     assert [v.version for v in sy.list_model_versions(MODEL_NAME)] == [1]
 
@@ -72,3 +90,10 @@ def test_rerun_is_all_cached_and_a_new_seed_promotes_only_if_better(home: Path) 
     history = sy.alias_history(MODEL_NAME, "production")
     assert any(str(c.reason).startswith("rmse") for c in history)
     assert len(sy.list_model_versions(MODEL_NAME)) == 2
+    # The endpoint follows production: rolled over to a newly promoted version, else as it was.
+    assert other.served is not None
+    assert other.served.deployed_model_id == f"{MODEL_NAME}:{production.version}"
+    assert other.served.action == (f"rolled over from {MODEL_NAME}:1" if better
+                                   else "already serving")
+    assert sy.get_endpoint("lead-scoring-endpoint").traffic == {
+        f"{MODEL_NAME}:{production.version}": 100}

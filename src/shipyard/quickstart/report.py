@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from shipyard.quickstart.pipeline import MODEL_NAME
+from shipyard.quickstart.serving import ServedLeads
 
 if TYPE_CHECKING:
     from shipyard.lineage.models import ArtifactNode, LineageGraph
@@ -69,6 +71,8 @@ def next_commands(result: QuickstartResult) -> list[str]:
     commands = [f"shipyard runs list{flag}", f"shipyard models history {MODEL_NAME}{flag}"]
     if result.production is not None and result.production.artifact_id:
         commands.append(f"shipyard lineage show {result.production.artifact_id}{flag}")
+    if result.served is not None:
+        commands.append(f"shipyard endpoints show {result.served.endpoint}{flag}")
     # The web console: the server prints a one-time login link to open in a browser.
     commands.append(f"shipyard server{flag}    # then open the console link it prints")
     return commands
@@ -103,6 +107,31 @@ def print_summary(console: Console, result: QuickstartResult) -> None:
         console.print("[bold]Lineage[/]  of the production model, from dataset to version:")
         for line in result.lineage:
             console.print(f"  {escape(line)}", soft_wrap=True)
+    if result.served is not None:
+        print_served(console, result.served)
     console.print("[bold]Next[/]")
     for command in next_commands(result):
         console.print(f"  {escape(command)}")
+    if result.served is not None and result.served.curl:
+        console.print("  # once the server runs, score seed 002's lead over HTTP:")
+        console.print(f"  {escape(result.served.curl)}", soft_wrap=True)
+
+
+def print_served(console: Console, served: ServedLeads) -> None:
+    console.print(f"[bold]Serving[/]  {served.endpoint}: {escape(served.deployed_model_id)} "
+                  f"({escape(served.action)})")
+    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 2), show_edge=False)
+    # Short headings, so the table fits 80 columns.
+    for heading in ("score", "size", "industry", "product", "pages", "source"):
+        table.add_column(heading, justify="right" if heading in ("score", "size", "pages")
+                         else "left", no_wrap=True)
+    for lead, score in zip(served.leads, served.scores, strict=True):
+        table.add_row(f"{score:.3f}", *(escape(_cell(lead.get(c))) for c in (
+            "company_size", "industry", "product_interest", "pages_visited",
+            "campaign_source")))
+    console.print(table)
+    console.print("  [dim](the first lead is seed 002's example lead)[/]")
+
+
+def _cell(value: object) -> str:
+    return "-" if value is None else str(value)

@@ -14,6 +14,7 @@ proves its runner is gone.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import importlib.util
 import threading
@@ -40,6 +41,7 @@ from shipyard.pipelines import (
 from shipyard.quickstart.data import DEFAULT_ROWS, DEFAULT_SEED, MAX_ROWS, MAX_SEED
 from shipyard.quickstart.pipeline import MODEL_NAME, PIPELINE_NAME, TASKS, lead_scoring
 from shipyard.quickstart.report import home_flag, lineage_chain, print_summary
+from shipyard.quickstart.serving import ENDPOINT, ServedLeads, curl_line, serve_production
 from shipyard.registry import ModelVersion, get_model_version
 from shipyard.runtime import open_runtime
 from shipyard.store import Store
@@ -76,6 +78,7 @@ class QuickstartResult:
     production: ModelVersion | None
     lineage: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    served: ServedLeads | None = None
 
     @property
     def executed(self) -> list[str]:
@@ -159,9 +162,26 @@ def run_quickstart(
             f"leads, seed {seed}\nhome {settings.home}"
         )
         run = _run_with_progress(store, artifacts, ctx, settings, rows, seed, console)
-        result = _summarise(store, settings, run, time.monotonic() - started)
+        result = _summarise(store, settings, run, 0.0)
+        if result.production is not None:
+            with console.status(f"serving the production model on {ENDPOINT}..."):
+                served = _serve(settings, result.production, seed)
+            result = dataclasses.replace(result, served=served)
+        result = dataclasses.replace(result, seconds=time.monotonic() - started)
     print_summary(console, result)
     return result
+
+
+def _serve(settings: Settings, production: ModelVersion, seed: int) -> ServedLeads:
+    """Deploy and score through the SDK's local serving port, as a user's code would."""
+    from shipyard.sdk.local import LocalSession
+
+    session = LocalSession(settings)
+    try:
+        served = serve_production(session.serving, MODEL_NAME, production, seed)
+    finally:
+        session.close()
+    return dataclasses.replace(served, curl=curl_line(settings))
 
 
 def _cancel_orphans(store: Store, ctx: RequestContext) -> None:
