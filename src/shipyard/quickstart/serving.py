@@ -75,7 +75,7 @@ def sample_leads(seed: int) -> list[dict[str, Any]]:
     frame = generate_leads(100, seed + 1).head(MORE_LEADS)
     rows: list[dict[str, Any]] = []
     for record in frame[list(FEATURES)].to_dict(orient="records"):
-        rows.append({k: _plain(v) for k, v in record.items()})
+        rows.append({str(k): _plain(v) for k, v in record.items()})
     return rows
 
 
