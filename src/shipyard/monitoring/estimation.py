@@ -266,8 +266,7 @@ class PerformanceEstimator:
     def _classify(self, columns: Columns, matrix: Floats, labels: Floats | None,
                   bounds: list[tuple[int, int]]) -> dict[str, list[tuple[Floats, float,
                                                                            float | None]]]:
-        assert self.score is not None
-        scores = columns.numbers(self.score, "score")
+        scores = columns.numbers(str(self.score), "score")   # set for every classifier
         predicted = self._predicted(columns, scores)
         probabilities = self._probabilities(matrix, scores)
         out: dict[str, list[tuple[Floats, float, float | None]]] = {
@@ -318,8 +317,7 @@ class PerformanceEstimator:
     def _regress(self, columns: Columns, matrix: Floats, labels: Floats | None,
                  bounds: list[tuple[int, int]]) -> dict[str, list[tuple[Floats, float,
                                                                           float | None]]]:
-        assert self.prediction is not None
-        predicted = columns.numbers(self.prediction, "prediction")
+        predicted = columns.numbers(str(self.prediction), "prediction")  # set for regressors
         inputs = np.column_stack([matrix, predicted]).astype(np.float32)
         absolute = np.stack([np.maximum(model.inplace_predict(inputs), 0.0)
                              for model in self.models["absolute_error"]])
@@ -492,7 +490,6 @@ def fit_estimator(
               "confidence": float(confidence), "outside_tolerance": float(outside_tolerance),
               "support": support, "reference_rows": columns.rows}
     if task == "classification":
-        assert score is not None
         return _fit_classifier(columns, labels, parts, sample, matrix, take, common)
     return _fit_regressor(columns, labels, sample, matrix, take, folds, common)
 
