@@ -49,6 +49,10 @@ class Settings:
     # Seconds between the heartbeats of a tracking run started by the SDK; a run that misses
     # four ends KILLED (its process died without ending it).
     run_heartbeat: float = DEFAULT_RUN_HEARTBEAT
+    # A server's setting: the workers that run its queued runs have a container runtime, so
+    # a run with container components is queued although this process has none (the
+    # worker checks again before any step starts).
+    worker_containers: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -110,7 +114,21 @@ class Settings:
                                   DEFAULT_HTTP_TIMEOUT),
             run_heartbeat=_seconds(env.get("SHIPYARD_RUN_HEARTBEAT"), "SHIPYARD_RUN_HEARTBEAT",
                                    DEFAULT_RUN_HEARTBEAT),
+            worker_containers=_flag(env.get("SHIPYARD_WORKER_CONTAINERS"),
+                                    "SHIPYARD_WORKER_CONTAINERS"),
         )
+
+
+def _flag(value: str | None, name: str) -> bool:
+    text = (value or "").strip().lower()
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    if text in ("1", "true", "yes", "on"):
+        return True
+    from shipyard.errors import InvalidArgument
+
+    raise InvalidArgument(f"{name} must be 1 or 0 (true or false), got {value[:40]!r}",
+                          field=name)
 
 
 def _seconds(value: str | None, name: str, default: float) -> float:

@@ -7,14 +7,17 @@ it is given are valid here too) and notes each image it was asked for."""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from shipyard import components, dsl
+from shipyard.config import Settings
 from shipyard.errors import FailedPrecondition, InvalidArgument
-from shipyard.pipelines import _containers, load_spec
+from shipyard.pipelines import _containers, load_spec, run_pipeline
 from shipyard.pipelines.compiler import compile_pipeline
+from shipyard.pipelines.queue import claim_and_run_next
 from tests.pipelines.conftest import Env, run_in
 
 FAKE_DOCKER = '''#!{python}
@@ -159,3 +162,65 @@ def test_container_components_are_checked_when_defined() -> None:
     with pytest.raises(InvalidArgument, match=r"\{inputValue: Nope\} names no entry"):
         components.load_component_from_text(
             "name: x\nimplementation: {container: {image: a, args: [{inputValue: Nope}]}}")
+
+
+# -- SHIPYARD_WORKER_CONTAINERS: the server has no runtime, its workers do --------------------
+
+
+def test_the_worker_containers_setting_is_read_and_checked() -> None:
+    assert Settings.resolve(home="/x", environ={}).worker_containers is False
+    for yes in ("1", "true", "YES", " on "):
+        environ = {"SHIPYARD_WORKER_CONTAINERS": yes}
+        assert Settings.resolve(home="/x", environ=environ).worker_containers is True
+    assert Settings.resolve(
+        home="/x", environ={"SHIPYARD_WORKER_CONTAINERS": "0"}).worker_containers is False
+    with pytest.raises(InvalidArgument) as bad:
+        Settings.resolve(home="/x", environ={"SHIPYARD_WORKER_CONTAINERS": "maybe"})
+    assert bad.value.field == "SHIPYARD_WORKER_CONTAINERS"
+    assert "must be 1 or 0" in bad.value.message
+
+
+def test_a_submitter_without_a_runtime_queues_for_workers_that_have_one(
+    env: Env, echo_yaml: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # the server: no docker, no podman
+    _containers._FOUND.clear()
+    with pytest.raises(FailedPrecondition) as refused:  # queued without the setting
+        env.run(_pipeline(echo_yaml), submit=True)
+    assert refused.value.message.endswith(
+        "; if the workers that run queued runs have one, set SHIPYARD_WORKER_CONTAINERS=1 "
+        "where the run is submitted (the server)")
+    server = replace(env.settings, worker_containers=True)
+    queued = run_pipeline(env.store, env.artifacts, env.ctx, _pipeline(echo_yaml),
+                          {"text": "yo"}, settings=server, submit=True)
+    assert queued.state == "QUEUED"
+    # Run here (submit=False), the setting changes nothing: this process has no runtime.
+    with pytest.raises(FailedPrecondition):
+        run_pipeline(env.store, env.artifacts, env.ctx, _pipeline(echo_yaml), settings=server)
+
+    # A worker with a runtime runs it.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(FAKE_DOCKER.format(python=sys.executable))
+    (bin_dir / "docker").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    _containers._FOUND.clear()
+    done = claim_and_run_next(env.store, env.artifacts, "worker-1", settings=env.settings)
+    assert done is not None and done.id == queued.id and done.state == "SUCCEEDED", done
+    assert done.tasks["check"].outputs["Output"] == "yo-3|data"
+
+
+def test_a_worker_without_a_runtime_fails_the_run_before_any_step(
+    env: Env, echo_yaml: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    _containers._FOUND.clear()
+    server = replace(env.settings, worker_containers=True)
+    queued = run_pipeline(env.store, env.artifacts, env.ctx, _pipeline(echo_yaml),
+                          settings=server, submit=True)
+    done = claim_and_run_next(env.store, env.artifacts, "worker-1", settings=env.settings)
+    assert done is not None and done.id == queued.id
+    assert done.state == "FAILED"
+    assert done.error is not None and "neither is available here" in done.error
+    assert all(task.state != "SUCCEEDED" for task in done.tasks.values())
+    assert not any(task.state == "RUNNING" for task in done.tasks.values())

@@ -59,7 +59,10 @@ def run_pipeline(
     the code that started the run came from (``tracking.source`` tags), kept on the run.
     """
     spec, functions = to_spec(pipeline_or_yaml)
-    require_container_runtime(spec)
+    if not (submit and settings is not None and settings.worker_containers):
+        # Queued for workers said to have a runtime (SHIPYARD_WORKER_CONTAINERS), it is
+        # checked where its steps run instead, before any starts.
+        require_container_runtime(spec, queued=submit)
     resolved = check_arguments(spec, arguments or {})
     _check_artifact_references(store, ctx.project, spec, resolved)
     if parallelism is not None and parallelism < 1:
@@ -85,9 +88,10 @@ def run_pipeline(
     )  # fmt: skip
 
 
-def require_container_runtime(spec: PipelineSpec) -> None:
+def require_container_runtime(spec: PipelineSpec, *, queued: bool = False) -> None:
     """Refuse, before anything runs, a pipeline with container components where no
-    container runtime answers: such a run could only fail midway."""
+    container runtime answers: such a run could only fail midway. A ``queued`` run's
+    refusal also names the setting that says the workers have one."""
     containers = sorted(k for k, c in spec.components.items() if c.container is not None)
     if not containers:
         return
@@ -98,6 +102,9 @@ def require_container_runtime(spec: PipelineSpec) -> None:
             f"which run with docker or podman, and neither is available here ({why}). "
             "Install and start one on the machine that runs the steps, or use lightweight "
             "Python components (@dsl.component)"
+            + ("; if the workers that run queued runs have one, set "
+               "SHIPYARD_WORKER_CONTAINERS=1 where the run is submitted (the server)"
+               if queued else "")
         )
 
 

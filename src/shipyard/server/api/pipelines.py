@@ -56,7 +56,7 @@ def submit(body: SubmitRun, state: State, ctx: Ctx) -> PipelineRun:
         state.store, state.artifacts, ctx, spec, body.arguments,
         enable_caching=body.enable_caching, parallelism=body.parallelism,
         max_cache_age=body.max_cache_age, submit=True, backend=body.executor,
-        source=body.source,
+        source=body.source, settings=state.settings,
     )
 
 
