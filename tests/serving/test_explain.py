@@ -21,7 +21,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 import shipyard
 from shipyard.errors import FailedPrecondition, InvalidArgument
 from shipyard.sdk import session
-from shipyard.serving.explain import explain_instances
+from shipyard.serving.explain import Explainer, explain_instances
 
 FEATURES = ["a", "b", "c", "d"]
 
@@ -249,3 +249,28 @@ def test_many_instances_are_batched_not_predicted_row_by_row() -> None:
     # The instances' outputs, the baseline's, then one call for every coalition.
     assert len(calls) == 3 and calls[-1] == 200 * 10 * (len(FEATURES) + 1)
     assert not any(math.isnan(a["approximationError"]) for a in answers)
+
+
+def test_an_explainer_builds_treeshap_once_for_many_requests(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import shap
+
+    built: list[int] = []
+    real = shap.TreeExplainer
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        built.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(shap, "TreeExplainer", counting)
+    x = data()
+    model = xgboost.XGBRegressor(n_estimators=20, max_depth=3, n_jobs=1).fit(x, target(x))
+    explainer = Explainer(model, baseline=x.median().to_frame().T)
+    first = explainer.explain(x.head(2))
+    second = explainer.explain(x.iloc[5:8])
+    assert len(built) == 1
+    assert len(first) == 2 and len(second) == 3 and all(map(adds_up, first + second))
+    assert first == explain_instances(model, x.head(2), baseline=x.median().to_frame().T)
+    with pytest.raises(InvalidArgument) as bad:
+        Explainer(model, path_count=99)
+    assert bad.value.field == "path_count"

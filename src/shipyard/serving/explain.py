@@ -32,6 +32,9 @@ with the model's features); otherwise one row from the version's input example (
 median of numeric columns, the most frequent value of the others); otherwise zeros, which
 only numeric features have.
 
+``Explainer(model, method=, path_count=, baseline=)`` keeps the baseline and TreeSHAP's
+explainer between calls (``.explain(frame)``): what a replica holds per loaded model.
+
 ``model`` is a ``LoadedModel`` (what ``sy.load_model`` and a replica hold: its signature
 puts the columns in order and checks them, its input example gives the baseline) or any
 object with ``predict`` (and ``predict_proba`` for a classifier) taking a DataFrame.
@@ -43,6 +46,7 @@ it); other models: their prediction (the first output column of a 2-D one).
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -61,7 +65,7 @@ ADDITIVITY_TOLERANCE = 1e-6
 MAX_BATCH_ROWS = 200_000
 SEED = 20240901
 
-__all__ = ["ADDITIVITY_TOLERANCE", "METHODS", "explain_instances"]
+__all__ = ["ADDITIVITY_TOLERANCE", "METHODS", "Explainer", "explain_instances"]
 
 Output = Callable[[pd.DataFrame], np.ndarray]
 
@@ -69,30 +73,62 @@ Output = Callable[[pd.DataFrame], np.ndarray]
 def explain_instances(model: Any, frame: pd.DataFrame, *, method: str = "auto",
                       path_count: int = 10, baseline: pd.DataFrame | None = None
                       ) -> list[dict[str, Any]]:
-    """Feature attributions for each row of ``frame`` (see the module's docstring)."""
-    if method not in METHODS:
-        raise InvalidArgument(f"method must be one of {list(METHODS)}, got {method!r}",
-                              field="method")
-    if isinstance(path_count, bool) or not isinstance(path_count, int) \
-            or not MIN_PATHS <= path_count <= MAX_PATHS:
-        raise InvalidArgument(f"path_count must be a whole number from {MIN_PATHS} to "
-                              f"{MAX_PATHS}, got {path_count!r}", field="path_count")
-    if not isinstance(frame, pd.DataFrame) or frame.empty:
-        raise InvalidArgument("instances must be a non-empty table of rows",
-                              field="instances")
-    target = _Target.of(model)
-    instances = target.prepare(frame, "instances")
-    if instances.shape[1] > MAX_FEATURES:
-        raise InvalidArgument(f"{instances.shape[1]} features; at most {MAX_FEATURES} can "
-                              "be explained", field="instances")
-    base = target.prepare(_baseline(target, instances, baseline), "baseline")
-    proba = target.output_matrix(instances)
-    index = target.output_index(proba)
-    if method in ("auto", "tree_shap"):
-        explained = _tree_shap(target, instances, base, index, strict=method == "tree_shap")
-        if explained is not None:
-            return explained
-    return _sampled_shapley(target, instances, base, index, path_count)
+    """Feature attributions for each row of ``frame`` (see the module's docstring).
+
+    One-off: a server answering many requests for one model keeps an ``Explainer``."""
+    return Explainer(model, method=method, path_count=path_count,
+                     baseline=baseline).explain(frame)
+
+
+class Explainer:
+    """Explanations of one model with fixed settings, for many requests: the baseline and
+    TreeSHAP's explainer are built once per set of feature columns and reused (building
+    shap's explainer for a 100-tree model takes about 0.2 s; using it, under 1 ms).
+    Thread-safe. Arguments as ``explain_instances``'s; bad ones raise here."""
+
+    def __init__(self, model: Any, *, method: str = "auto", path_count: int = 10,
+                 baseline: pd.DataFrame | None = None) -> None:
+        if method not in METHODS:
+            raise InvalidArgument(f"method must be one of {list(METHODS)}, got {method!r}",
+                                  field="method")
+        if isinstance(path_count, bool) or not isinstance(path_count, int) \
+                or not MIN_PATHS <= path_count <= MAX_PATHS:
+            raise InvalidArgument(f"path_count must be a whole number from {MIN_PATHS} to "
+                                  f"{MAX_PATHS}, got {path_count!r}", field="path_count")
+        self.method = method
+        self.path_count = path_count
+        self._target = _Target.of(model)
+        self._given = baseline
+        self._bases: dict[tuple[str, ...], pd.DataFrame] = {}
+        self._trees: dict[tuple[str, ...], Any] = {}
+        self._lock = threading.Lock()
+
+    def explain(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
+        """One Vertex attribution dict per row of ``frame``."""
+        if not isinstance(frame, pd.DataFrame) or frame.empty:
+            raise InvalidArgument("instances must be a non-empty table of rows",
+                                  field="instances")
+        target = self._target
+        instances = target.prepare(frame, "instances")
+        if instances.shape[1] > MAX_FEATURES:
+            raise InvalidArgument(f"{instances.shape[1]} features; at most {MAX_FEATURES} "
+                                  "can be explained", field="instances")
+        key = tuple(f"{c}:{instances[c].dtype}" for c in instances.columns)
+        with self._lock:
+            base = self._bases.get(key)
+            if base is None:
+                base = target.prepare(_baseline(target, instances, self._given), "baseline")
+                self._bases[key] = base
+        index = target.output_index(target.output_matrix(instances))
+        if self.method in ("auto", "tree_shap"):
+            with self._lock:
+                if key not in self._trees:
+                    self._trees[key] = _tree_explainer(target, instances, base)
+            explained = _tree_shap(target, self._trees[key], instances, base, index,
+                                   strict=self.method == "tree_shap")
+            if explained is not None:
+                return explained
+        return _sampled_shapley(target, instances, base, index, self.path_count)
 
 
 # -- the model as an output function ----------------------------------------------------------
@@ -210,30 +246,38 @@ def _tree_model(framework: Any) -> Any:
     return booster if booster is not None else framework
 
 
-def _tree_shap(target: _Target, instances: pd.DataFrame, base: pd.DataFrame,
-               index: np.ndarray, *, strict: bool) -> list[dict[str, Any]] | None:
-    """TreeSHAP's answers, or None (``strict``: an error) when it does not apply."""
+def _tree_explainer(target: _Target, instances: pd.DataFrame, base: pd.DataFrame) -> Any:
+    """shap's TreeExplainer against ``base``, or why TreeSHAP does not apply (a str)."""
     numeric = all(pd.api.types.is_numeric_dtype(instances[c])
                   and not pd.api.types.is_bool_dtype(instances[c]) for c in instances.columns)
     if not numeric:
-        return _refuse(strict, "TreeSHAP needs numeric features; use sampled_shapley")
-    if target.classifier and len(np.unique(index)) > 1:
-        return _refuse(strict, "TreeSHAP explains one output; use sampled_shapley for a "
-                       "multi-class model")
+        return "TreeSHAP needs numeric features; use sampled_shapley"
     try:
         import shap
     except ImportError:  # pragma: no cover - shap is a dependency
-        return _refuse(strict, "TreeSHAP needs the shap package")
-    x = instances.to_numpy(dtype=float)
-    background = base.to_numpy(dtype=float)
+        return "TreeSHAP needs the shap package"
     try:
-        explainer = shap.TreeExplainer(
-            _tree_model(target.framework), data=background,
+        return shap.TreeExplainer(
+            _tree_model(target.framework), data=base.to_numpy(dtype=float),
             feature_perturbation="interventional",
             model_output="probability" if target.classifier else "raw")
-        values = np.asarray(explainer.shap_values(x, check_additivity=False), dtype=float)
     except Exception as exc:  # shap's own kinds: not a tree model, unsupported objective
-        return _refuse(strict, f"TreeSHAP cannot explain this model: {type(exc).__name__}: "
+        return f"TreeSHAP cannot explain this model: {type(exc).__name__}: {str(exc)[:300]}"
+
+
+def _tree_shap(target: _Target, explainer: Any, instances: pd.DataFrame, base: pd.DataFrame,
+               index: np.ndarray, *, strict: bool) -> list[dict[str, Any]] | None:
+    """TreeSHAP's answers, or None (``strict``: an error) when it does not apply."""
+    if isinstance(explainer, str):
+        return _refuse(strict, explainer)
+    if target.classifier and len(np.unique(index)) > 1:
+        return _refuse(strict, "TreeSHAP explains one output; use sampled_shapley for a "
+                       "multi-class model")
+    x = instances.to_numpy(dtype=float)
+    try:
+        values = np.asarray(explainer.shap_values(x, check_additivity=False), dtype=float)
+    except Exception as exc:
+        return _refuse(strict, f"TreeSHAP failed on these instances: {type(exc).__name__}: "
                        f"{str(exc)[:300]}")
     if values.ndim == 3:  # one slice per class
         values = values[..., int(index[0])] if values.shape[-1] != x.shape[1] \

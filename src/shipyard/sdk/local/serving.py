@@ -24,6 +24,7 @@ from shipyard.serving.traffic import Router
 if TYPE_CHECKING:
     from shipyard.registry.loaded import LoadedModel
     from shipyard.sdk.local import Scope
+    from shipyard.serving.explain import Explainer
 
 
 class LocalServing:
@@ -32,6 +33,7 @@ class LocalServing:
         self._store = scope.store
         self._loaded: dict[str, LoadedModel] = {}  # by model version id
         self._lock = threading.Lock()
+        self._explainers: dict[tuple[str, str, int], Explainer] = {}
 
     def create_endpoint(self, name: str, *, description: str = "",
                         labels: Mapping[str, str] | None = None) -> Endpoint:
@@ -75,15 +77,21 @@ class LocalServing:
         predictions of the same deployed version."""
         import pandas as pd
 
-        from shipyard.serving.explain import explain_instances
+        from shipyard.serving.explain import Explainer
 
         chosen, model = self._choose(endpoint)
         names = signature_names(model.version.signature)
         records = to_records(as_rows(instances), names)
         predictions = predict(model, records, names)
-        attributions = explain_instances(
-            model, pd.DataFrame.from_records(records), method=method or "auto",
-            path_count=10 if path_count is None else path_count)
+        settings = (chosen.model_version_id, method or "auto",
+                    10 if path_count is None else path_count)
+        with self._lock:
+            explainer = self._explainers.get(settings)
+        if explainer is None:  # kept: the baseline and TreeSHAP's tables are built once
+            explainer = Explainer(model, method=settings[1], path_count=settings[2])
+            with self._lock:
+                self._explainers[settings] = explainer
+        attributions = explainer.explain(pd.DataFrame.from_records(records))
         return Explanation(explanations=[{"attributions": [a]} for a in attributions],
                            predictions=predictions, deployed_model_id=chosen.id,
                            model=chosen.model, model_version=chosen.version)
