@@ -59,6 +59,8 @@ _EXPORTS = {
     "delete_endpoint": "serving",
     # batch prediction
     "batch_predict": "batch",
+    # monitoring
+    "detect_drift": "monitoring",
 }
 
 __all__ = [
@@ -72,6 +74,7 @@ __all__ = [
     "create_endpoint",
     "delete_alias",
     "delete_endpoint",
+    "detect_drift",
     "download_artifact",
     "download_model",
     "dsl",
@@ -135,6 +138,9 @@ if _typing.TYPE_CHECKING:  # what __getattr__ below returns, for type checkers a
     )
     from shipyard.sdk.lineage import (
         list_executions as list_executions,
+    )
+    from shipyard.sdk.monitoring import (
+        detect_drift as detect_drift,
     )
     from shipyard.sdk.pipelines import (
         cancel_pipeline_run as cancel_pipeline_run,

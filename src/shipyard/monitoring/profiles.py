@@ -373,8 +373,11 @@ def _batches(data: Any, columns: Sequence[str] | None) -> Iterator[pa.RecordBatc
     elif isinstance(data, Iterable):
         for batch in data:
             if not isinstance(batch, pa.RecordBatch):
-                raise InvalidArgument("an iterable of data must yield pyarrow RecordBatches",
-                                      field="data")
+                raise InvalidArgument(
+                    f"cannot profile an iterable of {type(batch).__name__}: pass a pandas "
+                    "DataFrame, a pyarrow Table, RecordBatchReader or iterable of "
+                    "RecordBatches, a Parquet path, a DuckDB relation or a DataProfile",
+                    field="data")
             yield batch.select(list(columns)) if columns is not None else batch
     else:
         raise InvalidArgument(
