@@ -112,6 +112,10 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/v2/models/{name}/versions/{version}"): Rule(None, "authenticated"),
     ("GET", "/v2/models/{name}/versions/{version}/ready"): Rule(None, "authenticated"),
     ("GET", "/v2"): Rule(None, "authenticated"),
+    # Ground truth for logged predictions comes from whoever may predict there.
+    ("POST", f"{P}/endpoints/{{name}}/feedback"): Rule(Permission.PREDICT),
+    # Prometheus: any credential; each caller sees the series of the projects it may read.
+    ("GET", "/metrics"): Rule(None, "authenticated"),
     # Probes carry no credentials, as /api/v1/live and /api/v1/ready.
     ("GET", "/v2/health/live"): PUBLIC,
     ("GET", "/v2/health/ready"): PUBLIC,
@@ -147,6 +151,10 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", f"{C}/lineage/{{artifact_id}}"): READ,
     ("GET", f"{C}/models"): READ,
     ("GET", f"{C}/models/{{name}}"): READ,
+    ("GET", f"{C}/endpoints"): READ,
+    ("GET", f"{C}/endpoints/{{name}}"): READ,
+    ("POST", f"{C}/endpoints/{{name}}/traffic"): WRITE,
+    ("POST", f"{C}/endpoints/{{name}}/predict"): Rule(Permission.PREDICT),
     # -- audit ---------------------------------------------------------------------------------
     ("GET", f"{P}/audit"): Rule(Permission.GRANT),
     ("GET", "/api/v1/audit"): Rule(Permission.ADMIN, "server"),

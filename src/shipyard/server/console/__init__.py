@@ -21,6 +21,7 @@ from fastapi import FastAPI
 
 from shipyard.server.console import (
     assets,
+    endpoints,
     errors,
     lineage,
     models,
@@ -36,6 +37,6 @@ __all__ = ["install"]
 def install(app: FastAPI) -> None:
     """Add the console's routes to ``app`` and its HTML error pages (call after
     ``server.errors.install``, whose problems it turns into pages for browsers)."""
-    for module in (session, overview, runs, pipelines, lineage, models, assets):
+    for module in (session, overview, runs, pipelines, lineage, models, endpoints, assets):
         app.include_router(module.router)
     errors.install(app)

@@ -17,6 +17,7 @@ from shipyard.registry.models import ModelVersion, RegisteredModel
 from shipyard.server.api import params
 from shipyard.server.console.rendering import render
 from shipyard.server.state import ServerState, server_state
+from shipyard.serving import service as serving
 
 router = APIRouter(include_in_schema=False)
 State = Annotated[ServerState, Depends(server_state)]
@@ -65,7 +66,19 @@ def model_page(
     return render(request, "model.html", {
         "section": "models", "model": model, "versions": versions, "chosen": chosen,
         "history": list(reversed(history)), "chart": _metrics_chart(versions),
+        "deployed_on": _deployed_on(state, project, name),
     })
+
+
+def _deployed_on(state: ServerState, project: str, model: str) -> dict[int, list[str]]:
+    """Version number -> the endpoints serving it (with their traffic share)."""
+    found: dict[int, list[str]] = {}
+    for endpoint in serving.list_endpoints(state.store, project):
+        for d in endpoint.deployments:
+            if d.model == model:
+                found.setdefault(d.version, []).append(
+                    f"{endpoint.name} ({d.traffic_percentage}%)")
+    return found
 
 
 def _latest(state: ServerState, project: str, model: RegisteredModel) -> ModelVersion | None:

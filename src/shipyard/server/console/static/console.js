@@ -24,6 +24,30 @@
     box.scrollLeft += node.left + node.width / 2 - (frame.left + frame.width / 2);
   });
 
+  // The traffic form: the running total, and no submission unless it is 100 (the server
+  // checks again and says what is wrong).
+  var trafficForm = document.getElementById("traffic-form");
+  if (trafficForm) {
+    var total = function () {
+      var sum = 0;
+      trafficForm.querySelectorAll("input.share-input").forEach(function (input) {
+        sum += Number(input.value || 0);
+      });
+      return sum;
+    };
+    var show = function () {
+      var out = document.getElementById("traffic-total");
+      var sum = total();
+      out.textContent = "total " + sum + "%" + (sum === 100 ? "" : ": the shares must add up to 100");
+      out.className = sum === 100 ? "hint" : "error";
+    };
+    trafficForm.addEventListener("input", show);
+    trafficForm.addEventListener("submit", function (event) {
+      if (total() !== 100) { event.preventDefault(); show(); }
+    });
+    show();
+  }
+
   // Charts: each <div class="chart" data-chart="ID"> draws the JSON in <script id="ID">.
   if (window.Plotly) {
     document.querySelectorAll("[data-chart]").forEach(function (el) {
