@@ -64,7 +64,8 @@ def summary(run: PipelineRun) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     "name",
-    ["params", "artifacts", "control", "exit", "nested", "containers", "branches", "helpers"])
+    ["params", "artifacts", "control", "exit", "nested", "containers", "branches", "helpers",
+     "loop_artifacts", "exit_nested"])
 def test_kfp_yaml_runs_as_the_python_pipeline_does(
     env: Env, tmp_path: Path, name: str, runtime: Path  # noqa: F811 - the fixture
 ) -> None:

@@ -55,8 +55,21 @@ def check_value(value: Any, spec: InputDef, where: str, builder: Builder) -> Non
     if isinstance(value, Channel):
         check_scope(value, builder, where)
         if isinstance(value, LoopArgument):
-            if spec.kind == "artifact":
-                raise InvalidArgument(f"{where} is an artifact: a loop item cannot feed it")
+            if value.kind != "artifact":
+                if spec.kind == "artifact":
+                    raise InvalidArgument(
+                        f"{where} is an artifact: a loop item over values cannot feed it "
+                        "(loop over a list of artifacts for that)", field=where)
+                return
+            if spec.kind != "artifact" or spec.is_list:
+                want = "a list of artifacts" if spec.is_list else f"a parameter {spec.type}"
+                raise InvalidArgument(
+                    f"{where} expects {want} but got a loop item, one artifact of type "
+                    f"{value.type}", field=where)
+            if not types_fit(("artifact", value.type), (spec.kind, spec.type)):
+                raise InvalidArgument(
+                    f"{where} expects artifact {spec.type} but got a loop item of type "
+                    f"{value.type}", field=where)
             return
         produced = (value.kind, value.type)
         if value.is_list != spec.is_list and spec.kind == "artifact":

@@ -105,17 +105,22 @@ class TaskOutput(Channel):
 
 
 class LoopArgument(Channel):
-    """The current item of a ``dsl.ParallelFor``; ``item.field`` selects a field of a dict."""
+    """The current item of a ``dsl.ParallelFor``; ``item.field`` selects a field of a dict.
+    In a loop over a list of artifacts (``dsl.Collected`` of an artifact output, or a
+    pipeline input ``Input[List[Dataset]]``) the item is one artifact of ``type``."""
 
-    def __init__(self, loop: str, key: str | None = None) -> None:
+    def __init__(self, loop: str, key: str | None = None, *, artifact: str | None = None) -> None:
         self.loop = loop
         self.key = key
+        if artifact is not None:
+            self.kind = "artifact"
+            self.type = artifact
 
     def source(self) -> ValueSource:
         return ValueSource(kind="loop_item", loop=self.loop, key=self.key)
 
     def __getattr__(self, name: str) -> LoopArgument:
-        if name.startswith("_") or self.key is not None:
+        if name.startswith("_") or self.key is not None or self.kind == "artifact":
             raise AttributeError(name)
         return LoopArgument(self.loop, name)
 

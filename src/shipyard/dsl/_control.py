@@ -14,6 +14,7 @@ from typing import Any
 from shipyard.dsl._binding import check_scope
 from shipyard.dsl._builder import Builder, current_builder
 from shipyard.dsl._channels import Channel, LoopArgument, to_source
+from shipyard.dsl._pipeline import SubPipelineTask
 from shipyard.dsl._task import PipelineTask
 from shipyard.errors import InvalidArgument
 from shipyard.pipelines.spec import ConditionSpec, LoopSpec
@@ -113,7 +114,9 @@ class Else(_Branch):
 class ParallelFor:
     """``with dsl.ParallelFor(items, parallelism=2) as item:`` runs the body once per item.
 
-    ``items`` is a literal list, a pipeline parameter or a task output holding a list;
+    ``items`` is a literal list, a pipeline parameter or a task output holding a list, or
+    a list of artifacts (``dsl.Collected`` of an artifact output inside another loop, or a
+    pipeline input ``Input[List[Dataset]]``), whose item is then one artifact.
     ``parallelism`` caps how many iterations run at once (0: no cap beyond the run's).
     """
 
@@ -143,6 +146,14 @@ class ParallelFor:
         builder.loop_stack.append(loop)
         builder.branch_history.append([])
         self._builder = builder
+        items = self.items
+        if isinstance(items, Channel) and items.kind == "artifact":
+            if not items.is_list:
+                raise InvalidArgument(
+                    f"dsl.ParallelFor items: {items!r} is one artifact, not a list of them "
+                    "(loop over dsl.Collected(...) or an Input[List[...]] pipeline input)",
+                    field="items")
+            return LoopArgument(loop, artifact=items.type)
         return LoopArgument(loop)
 
     def __exit__(
@@ -159,13 +170,15 @@ class ParallelFor:
 class ExitHandler:
     """``with dsl.ExitHandler(exit_task=cleanup):`` runs ``cleanup`` after every task in the
     block has finished, whether they succeeded or failed. ``cleanup`` is created before the
-    block; a ``dsl.PipelineTaskFinalStatus`` parameter of it receives the outcome."""
+    block (a task, or a nested pipeline: then all its tasks); a
+    ``dsl.PipelineTaskFinalStatus`` parameter of it receives the outcome."""
 
-    def __init__(self, exit_task: PipelineTask, name: str | None = None) -> None:
-        if not isinstance(exit_task, PipelineTask):
+    def __init__(self, exit_task: PipelineTask | SubPipelineTask, name: str | None = None
+                 ) -> None:
+        if not isinstance(exit_task, PipelineTask | SubPipelineTask):
             raise InvalidArgument(
-                "dsl.ExitHandler takes the task to run on exit", field="exit_task"
-            )
+                "dsl.ExitHandler takes the task (or the nested pipeline) to run on exit",
+                field="exit_task")
         self.exit_task = exit_task
         self.name = name
         self._builder: Builder | None = None
@@ -185,7 +198,14 @@ class ExitHandler:
         if self._builder is None:
             return
         group = self._builder.exit_groups.pop()
-        guarded = [name for name in group if name != self.exit_task.name]
+        exit_task = self.exit_task
+        # A nested pipeline on exit: each of its tasks runs once the guarded ones ended
+        # (its own tasks still wait for each other as their data says).
+        on_exit = ([self._builder.tasks[n] for n in exit_task.task_names]
+                   if isinstance(exit_task, SubPipelineTask) else [exit_task])
+        names = {task.name for task in on_exit}
+        guarded = [name for name in group if name not in names]
         if exc_type is None and not guarded:
             raise InvalidArgument("dsl.ExitHandler guards no task: create tasks inside its block")
-        self.exit_task.exit_for.extend(guarded)
+        for task in on_exit:
+            task.exit_for.extend(guarded)

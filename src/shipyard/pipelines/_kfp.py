@@ -9,9 +9,10 @@ pipelines called inside pipelines are flattened into Shipyard's tasks (a nested 
 tasks are named ``<its task>.<task>``, as when the pipeline runs from Python); loop and
 branch outputs become ``collected`` and ``oneof`` sources. Caching options, retry
 policies, trigger conditions, ``ALL_UPSTREAM_TASKS_COMPLETED`` (exit handlers,
-``ignore_upstream_failure``), importers, container components, CPU and memory limits and
-environment variables are honoured. What Shipyard cannot honour is refused, naming it:
-Kubernetes platform configuration, artifact iterators, Python components built into their
+``ignore_upstream_failure``), importers, container components, loops over values and over
+lists of artifacts, CPU and memory limits and environment variables are honoured. What
+Shipyard cannot honour is refused, naming it: Kubernetes platform configuration, Python
+components built into their
 own image (``target_image``), the whole executor input passed to a container, and
 conditions other than comparisons joined by ``&&``.
 """
@@ -157,8 +158,6 @@ class _Reader:
         if component is None:
             raise InvalidArgument(f"task {local!r} runs unknown component {ref!r}",
                                   field=f"root.dag.tasks.{local}")  # fmt: skip
-        if "artifactIterator" in task:
-            raise refuse(f"a loop over artifacts (task {local!r})")
         own = self.inputs(task, scope)
         conditions = [*scope.conditions, *self.conditions(task, own)]
         if "dag" in component:
@@ -203,12 +202,15 @@ class _Reader:
         env = self.inputs(task, scope)
         loops = list(scope.loops)
         loop_name: str | None = None
-        iterator = task.get("parameterIterator")
+        # A loop over values, or over a list of artifacts (its item one artifact).
+        iterator = task.get("parameterIterator") or task.get("artifactIterator")
         if iterator is not None:
             loop_name = f"{scope.prefix}{local}"
             items_spec = iterator.get("items") or {}
             found = (ValueSource(kind="constant", value=kfp_number(json.loads(items_spec["raw"])))
-                     if "raw" in items_spec else env.get(items_spec.get("inputParameter", "")))
+                     if "raw" in items_spec
+                     else env.get(items_spec.get("inputParameter")
+                                  or items_spec.get("inputArtifact", "")))
             if found is None:
                 raise InvalidArgument(f"loop {local!r} has no items", field="spec")
             items = found
@@ -220,7 +222,9 @@ class _Reader:
             env[iterator["itemInput"]] = ValueSource(kind="loop_item", loop=loop_name)
             loops.append(loop_name)
         ref = (task.get("componentRef") or {}).get("name", "")
-        control = re.match(r"comp-(condition|for-loop|exit-handler|condition-branches)-\d+$", ref)
+        # A group's component may carry a suffix kfp adds against a name clash (-1-2).
+        control = re.match(
+            r"comp-(condition|for-loop|exit-handler|condition-branches)-\d+(-\d+)?$", ref)
         prefix = scope.prefix if control else f"{scope.prefix}{local}."
         absent: set[str] = set()
         definitions = component.get("inputDefinitions") or {}

@@ -185,6 +185,44 @@ def helpers_pipeline(text: str = "hey"):
     loud(text=text)
 
 
+@dsl.component(base_image=BASE)
+def write_text(text: str, out: Output[Dataset]):
+    with open(out.path, "w") as f:
+        f.write(text)
+
+
+@dsl.component(base_image=BASE)
+def read_text(data: Input[Dataset]) -> str:
+    with open(data.path) as f:
+        return f.read().upper()
+
+
+@dsl.pipeline(name="kfp-read-each")
+def read_each(datasets: Input[list[Dataset]]):
+    with dsl.ParallelFor(datasets) as each:
+        read_text(data=each)
+
+
+@dsl.pipeline(name="kfp-loop-artifacts")
+def loop_artifacts_pipeline(words: list = ["a", "b", "c"]):  # noqa: B006
+    with dsl.ParallelFor(words) as word:
+        made = write_text(text=word)
+    read_each(datasets=dsl.Collected(made.outputs["out"]))
+
+
+@dsl.pipeline(name="kfp-cleanup")
+def cleanup(label: str = "c") -> str:
+    return concat(x=label, y="-cleaned").output
+
+
+@dsl.pipeline(name="kfp-exit-nested")
+def exit_nested_pipeline(fail: bool = True):
+    done = cleanup(label="bye")
+    with dsl.ExitHandler(done):
+        fail_if(flag=fail)
+        add(a=1, b=2)
+
+
 PIPELINES = {
     "params": params_pipeline,
     "artifacts": artifacts_pipeline,
@@ -194,6 +232,8 @@ PIPELINES = {
     "containers": containers_pipeline,
     "branches": branches_pipeline,
     "helpers": helpers_pipeline,
+    "loop_artifacts": loop_artifacts_pipeline,
+    "exit_nested": exit_nested_pipeline,
 }
 # Components compiled on their own (``Compiler().compile(component, ...)``).
 COMPONENTS = {"component_train": train}
