@@ -281,3 +281,25 @@ def test_cli(local: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     gone = runner.invoke(app, ["--uri", db, "--project", "batch", "batch-predict", "lead",
                                str(local / "none.csv"), str(destination)])
     assert gone.exit_code == 1 and "no source file" in gone.stderr
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_column_types_come_from_the_signature_not_the_first_block(local: Path,
+                                                                   suffix: str) -> None:
+    # 30,000 rows of whole seconds (past the first read block), then fractions: a reader
+    # inferring types from its first block would take time_on_site for integers and fail.
+    frame = pd.DataFrame({"visits": np.full(60_000, 4, dtype=np.int64),
+                          "time_on_site": np.r_[np.full(30_000, 100), np.full(30_000, 100.5)]
+                          .astype(object)})
+    frame.loc[:29_999, "time_on_site"] = 100  # written as "100", not "100.0"
+    source = local / f"mixed{suffix}"
+    if suffix == ".csv":
+        frame.to_csv(source, index=False)
+    else:
+        frame.to_json(source, orient="records", lines=True)
+    assert "100.0" not in source.read_text()[:1000]
+    job = sy.batch_predict("lead:1", source, local / "mixed.parquet", chunk_rows=7_000)
+    out = pd.read_parquet(local / "mixed.parquet")
+    assert job.rows == 60_000 and out["time_on_site"].dtype == np.float64
+    assert out["time_on_site"].iloc[-1] == 100.5
+    assert np.allclose(out["prediction"], SLOPE * 4)

@@ -222,8 +222,11 @@ class _Reader:
                                 convert_options=csv.ConvertOptions(column_types=self._types))
         from pyarrow import json as pajson
 
-        return pajson.open_json(self.path, read_options=pajson.ReadOptions(
-            block_size=_READ_BLOCK))
+        return pajson.open_json(
+            self.path, read_options=pajson.ReadOptions(block_size=_READ_BLOCK),
+            parse_options=pajson.ParseOptions(
+                explicit_schema=pa.schema(list(self._types.items())) if self._types else None,
+                unexpected_field_behavior="infer"))
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         try:
