@@ -110,14 +110,14 @@ def parse_mlflow(body: object, names: Sequence[str] | None) -> list[Any]:
         if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
             raise InvalidArgument("dataframe_split.columns must be a list of names",
                                   field="dataframe_split.columns")
-        if names is not None and columns == list(names):
-            return data  # already arrays in signature order
         bad = next((i for i, row in enumerate(data)
                     if not isinstance(row, list) or len(row) != len(columns)), None)
         if bad is not None:
             raise InvalidArgument(f"dataframe_split.data[{bad}] must be a list of "
                                   f"{len(columns)} values, one per column",
                                   field=f"dataframe_split.data[{bad}]")
+        if names is not None and columns == list(names):
+            return data  # already arrays in signature order
         return [dict(zip(columns, row, strict=True)) for row in data]
     if shape == "dataframe_records":
         return _rows(value, "dataframe_records")

@@ -51,8 +51,10 @@ from shipyard.errors import (
 from shipyard.pipelines._process import kill_group
 from shipyard.registry import service as registry
 from shipyard.serving import service, wire
+from shipyard.serving.metrics import ServingMetrics
 from shipyard.serving.models import Prediction
 from shipyard.serving.replica import FAILED_TO_LOAD, THREAD_VARIABLES
+from shipyard.serving.requestlog import RequestLog, setting
 from shipyard.serving.service import DeployedModel
 from shipyard.serving.traffic import Router
 from shipyard.store import Store
@@ -200,6 +202,8 @@ class Supervisor:
     request_timeout: float = REQUEST_TIMEOUT
     start_timeout: float = START_TIMEOUT
     max_in_flight: int = MAX_IN_FLIGHT
+    metrics: ServingMetrics = field(default_factory=ServingMetrics)
+    request_log: RequestLog | None = None
     draw: Callable[[], float] = random.random
     replicas: dict[str, Replica] = field(default_factory=dict)
     routes: dict[tuple[str, str], Route] = field(default_factory=dict)
@@ -212,11 +216,29 @@ class Supervisor:
     _sockets: str = ""
     _count: int = 0
 
+    def __post_init__(self) -> None:
+        extra = self.settings.extra
+        # Operators' bounds (settings.extra): seconds a replica may take, requests it holds.
+        self.request_timeout = float(setting(extra, "serving_request_timeout",
+                                             str(self.request_timeout)))
+        self.max_in_flight = int(setting(extra, "serving_max_in_flight",
+                                         str(self.max_in_flight)))
+        self.metrics.in_flight_source = self._in_flight
+        if self.request_log is None:
+            self.request_log = RequestLog.for_artifacts(self.settings.artifacts, extra)
+
+    def _in_flight(self) -> list[tuple[str, str, str, int]]:
+        with self._lock:
+            return [(r.target.project, r.target.endpoint, r.target.deployment.id, r.in_flight)
+                    for r in self.replicas.values()]
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
         """Start the replicas the store asks for, and the watcher (not waiting for them)."""
         self._sockets = tempfile.mkdtemp(prefix="shipyard-serve-")
+        if self.request_log is not None:
+            self.request_log.start()
         try:
             self.refresh()
         except Exception:  # the database may be down at start; the watcher tries again
@@ -235,6 +257,8 @@ class Supervisor:
             self.routes = {}
         for replica in replicas:
             replica.stop()
+        if self.request_log is not None:
+            self.request_log.close()  # what is queued is written before the server exits
         if self._sockets:
             shutil.rmtree(self._sockets, ignore_errors=True)
 

@@ -36,6 +36,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipyard import __version__
@@ -48,6 +49,7 @@ from shipyard.errors import (
     TooLarge,
 )
 from shipyard.ids import new_id
+from shipyard.security import service as identity
 from shipyard.security.authcache import AUTH_CACHE, CachedToken, database_key
 from shipyard.security.headers import API_SECURITY_HEADERS
 from shipyard.security.roles import ROLE_PERMISSIONS, Permission, Role
@@ -61,10 +63,13 @@ from shipyard.server.auth import (
 from shipyard.server.errors import from_error, problem, redact
 from shipyard.server.policy import POLICY, Rule
 from shipyard.server.state import ServerState
-from shipyard.serving import protocols, wire
+from shipyard.serving import metrics, protocols, wire
+from shipyard.serving.instances import MAX_INSTANCES
 from shipyard.serving.models import Prediction
 from shipyard.serving.replicas import Supervisor
+from shipyard.serving.requestlog import Logged
 from shipyard.store.types import utcnow
+from shipyard.validation import check_name
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +129,9 @@ class Answer:
     body: bytes
     media_type: str = "application/json"
     headers: list[tuple[bytes, bytes]] | None = None
+    prediction: Prediction | None = None
+    instances: int = 0
+    rows: list[Any] | None = None
 
 
 class DataPlane:
@@ -172,6 +180,8 @@ async def handle(scope: Scope, receive: Receive, protocol: Protocol, params: dic
     supervisor: Supervisor | None = getattr(getattr(app, "state", None), "serving", None)
     scope["path_params"] = params
     scope["route"] = _MatchedRoute(protocol.template)
+    if protocol.kind == "oip":
+        _type_oip_body(scope)
     scope.setdefault("state", {})
     request = Request(scope, receive)
     started = time.perf_counter()
@@ -198,8 +208,39 @@ async def handle(scope: Scope, receive: Receive, protocol: Protocol, params: dic
             response = problem(500, "internal error; the server log has the details",
                                kind="internal")
             answer = Answer(500, bytes(response.body), "application/problem+json")
-    scope["state"]["serving_latency"] = time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    if supervisor is not None:
+        found = answer.prediction
+        project, name = params.get("project", ""), params.get("name", "")
+        if found is None and (project, name) not in supervisor.routes:
+            project = name = ""  # not a served endpoint: no series per name a caller sends
+        supervisor.metrics.observe(
+            project, name,
+            found.deployed_model_id if found else "",
+            str(found.model_version) if found else "", protocol.kind, answer.status,
+            seconds, answer.instances)
+        logged = supervisor.request_log
+        if found is not None and answer.rows is not None and logged is not None and \
+                logged.sampled():
+            signature = supervisor.signature_of(project, name, found.deployed_model_id)
+            logged.record(Logged(
+                request_id=str(scope["state"].get("request_id") or new_id()),
+                time=time.time(), project=project, endpoint=name,
+                deployed_model_id=found.deployed_model_id, model_version=found.model_version,
+                protocol=protocol.kind, latency_ms=seconds * 1000, rows=answer.rows,
+                predictions=found.predictions, names=_names(signature)))
     return answer
+
+
+def _type_oip_body(scope: Scope) -> None:
+    """OIP clients (tritonclient's HTTP client) send their JSON or binary bodies without a
+    Content-Type. The browser-header check refuses untyped bodies because a foreign page
+    can send one with the session cookie; it cannot attach an Authorization header to a
+    simple request, so an untyped body that comes with one is taken as the OIP body it is.
+    """
+    names = {name for name, _ in scope["headers"]}
+    if b"content-type" not in names and b"authorization" in names:
+        scope["headers"] = [*scope["headers"], (b"content-type", b"application/json")]
 
 
 def _serving(state: ServerState | None, supervisor: Supervisor | None
@@ -395,10 +436,11 @@ def _json(raw: bytes) -> Any:
 _DATA_KEYS = ("instances", "inputs", "dataframe_split", "dataframe_records")
 
 
-def _answer(body: dict[str, Any], prediction: Prediction, status: int = 200) -> Answer:
+def _answer(body: dict[str, Any], prediction: Prediction, rows: list[Any]) -> Answer:
     headers = [(b"x-deployed-model-id", prediction.deployed_model_id.encode()),
                (b"x-model-version", str(prediction.model_version).encode())]
-    return Answer(status, wire.dumps(body), headers=headers)
+    return Answer(200, wire.dumps(body), headers=headers, prediction=prediction,
+                  instances=len(prediction.predictions), rows=rows)
 
 
 async def respond(supervisor: Supervisor, protocol: Protocol, params: dict[str, str],
@@ -413,12 +455,12 @@ async def respond(supervisor: Supervisor, protocol: Protocol, params: dict[str, 
         signature = supervisor.signature_of(project, name, version)
         rows, echo = protocols.parse_oip(_json(text), binary, _names(signature))
         prediction = await supervisor.predict(project, name, rows, version=version)
-        return _answer(protocols.oip_answer(prediction, name, echo), prediction)
+        return _answer(protocols.oip_answer(prediction, name, echo), prediction, rows)
     if kind == "mlflow":
         signature = supervisor.signature_of(project, name)
         rows = protocols.parse_mlflow(_json(raw), _names(signature))
         prediction = await supervisor.predict(project, name, rows)
-        return _answer({"predictions": prediction.predictions}, prediction)
+        return _answer({"predictions": prediction.predictions}, prediction, rows)
     if kind == "raw":
         # rawPredict passes any of the accepted request shapes through as they are.
         body = _json(raw)
@@ -427,12 +469,12 @@ async def respond(supervisor: Supervisor, protocol: Protocol, params: dict[str, 
         else:
             rows = protocols.parse_mlflow(body, _names(supervisor.signature_of(project, name)))
         prediction = await supervisor.predict(project, name, rows)
-        return _answer({"predictions": prediction.predictions}, prediction)
+        return _answer({"predictions": prediction.predictions}, prediction, rows)
     rows = protocols.parse_vertex(_json(raw))
     prediction = await supervisor.predict(project, name, rows)
     if kind == "kserve":
-        return _answer(protocols.kserve_v1_answer(prediction, name), prediction)
-    return _answer(protocols.vertex_answer(prediction), prediction)
+        return _answer(protocols.kserve_v1_answer(prediction, name), prediction, rows)
+    return _answer(protocols.vertex_answer(prediction), prediction, rows)
 
 
 def _names(signature: dict[str, Any] | None) -> list[str] | None:
@@ -469,28 +511,29 @@ def _declare(template: str, kind: str, summary: str) -> None:
 
 _declare(RAW, "raw", "Vertex rawPredict: any accepted request shape, predictions back")
 _declare(RAW_GOOGLE, "raw", "Vertex rawPredict on Vertex's own path (any location)")
-_declare(KSERVE_V1, "kserve", "KServe V1 predict: instances as objects or arrays")
-_declare(OIP_INFER, "oip", "Open Inference Protocol (V2) inference")
-_declare(OIP_VERSION_INFER, "oip", "Open Inference Protocol (V2) inference, version pinned")
+_declare(KSERVE_V1, "kserve", "KServe V1 predict (the endpoint's project: predict)")
+_declare(OIP_INFER, "oip", "OIP (V2) inference (the endpoint's project: predict)")
+_declare(OIP_VERSION_INFER, "oip", "OIP (V2) inference of a pinned version (the endpoint's "
+         "project: predict)")
 _declare(MLFLOW, "mlflow", "MLflow scoring: dataframe_split, dataframe_records, instances "
-         "or inputs")
+         "or inputs (the endpoint's project: predict)")
 
 
 # -- Open Inference Protocol: health and metadata (through FastAPI: not on the hot path) ----
 
-@router.get("/v2/health/live")
+@router.get("/v2/health/live", summary="OIP liveness")
 def oip_live() -> dict[str, bool]:
     """OIP liveness: the server process answers."""
     return {"live": True}
 
 
-@router.get("/v2/health/ready")
+@router.get("/v2/health/ready", summary="OIP readiness")
 def oip_ready() -> dict[str, bool]:
     """OIP readiness: the server takes requests (each model has its own ready route)."""
     return {"ready": True}
 
 
-@router.get("/v2")
+@router.get("/v2", summary="OIP server metadata")
 def oip_server_metadata() -> dict[str, Any]:
     """OIP server metadata."""
     return {"name": "shipyard", "version": __version__,
@@ -511,7 +554,7 @@ async def _served(request: Request, name: str) -> tuple[Supervisor, str]:
     return supervisor, project
 
 
-@router.get("/v2/models/{name}")
+@router.get("/v2/models/{name}", summary="OIP model metadata (the endpoint's project: read)")
 async def oip_model_metadata(name: str, request: Request) -> dict[str, Any]:
     """OIP model metadata: the versions served and the features the model takes."""
     supervisor, project = await _served(request, name)
@@ -521,7 +564,7 @@ async def oip_model_metadata(name: str, request: Request) -> dict[str, Any]:
         supervisor.signature_of(project, name))
 
 
-@router.get("/v2/models/{name}/versions/{version}")
+@router.get("/v2/models/{name}/versions/{version}", summary="OIP metadata of one served version")
 async def oip_version_metadata(name: str, version: str, request: Request) -> dict[str, Any]:
     """OIP model metadata of one served version."""
     supervisor, project = await _served(request, name)
@@ -540,7 +583,7 @@ def _target(supervisor: Supervisor, project: str, name: str, version: str) -> An
     return _pinned(route, name, version)
 
 
-@router.get("/v2/models/{name}/ready")
+@router.get("/v2/models/{name}/ready", summary="OIP model readiness")
 async def oip_model_ready(name: str, request: Request) -> Response:
     """OIP model readiness: 200 when every deployment receiving traffic has a ready
     replica, else 503."""
@@ -550,7 +593,8 @@ async def oip_model_ready(name: str, request: Request) -> Response:
                     else 503, media_type="application/json")
 
 
-@router.get("/v2/models/{name}/versions/{version}/ready")
+@router.get("/v2/models/{name}/versions/{version}/ready",
+            summary="OIP readiness of one served version")
 async def oip_version_ready(name: str, version: str, request: Request) -> Response:
     """OIP readiness of one served version."""
     supervisor, project = await _served(request, name)
@@ -567,3 +611,63 @@ def _ready(supervisor: Supervisor, project: str, name: str, version: str | None)
               if r["project"] == project and r["endpoint"] == name}
     return bool(targets) and all(states.get(t.deployment.id) == "ready" for t in targets)
 
+
+
+# -- Prometheus ----------------------------------------------------------------------------
+
+@router.get("/metrics", response_class=Response, summary="Prometheus metrics of the data plane",
+            responses={200: {"content": {"text/plain": {}}}})
+def prometheus_metrics(request: Request) -> Response:
+    """Requests, errors, latency histograms and instances per endpoint and model version
+    (``serving.metrics``), for the projects the caller may read (all for an admin)."""
+    supervisor: Supervisor = request.app.state.serving
+    state: ServerState = request.app.state.shipyard
+    principal = request.state.principal
+    readable: set[str] = set()
+    for project in supervisor.metrics.projects():
+        if not project:
+            if principal.is_admin:
+                readable.add(project)
+            continue
+        role = Role.ADMIN if principal.is_admin else identity.role_in(state.store, principal,
+                                                                      project)
+        held = ROLE_PERMISSIONS[role] if role is not None else frozenset()
+        if Permission.READ in effective_permissions(principal.scopes, held):
+            readable.add(project)
+    return Response(supervisor.metrics.exposition(readable), media_type=metrics.CONTENT_TYPE)
+
+
+# -- feedback: ground truth for logged requests ----------------------------------------
+
+class FeedbackItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    instance: int = Field(default=0, ge=0, le=MAX_INSTANCES)
+    ground_truth: Any
+
+
+class Feedback(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    feedback: list[FeedbackItem] = Field(min_length=1, max_length=10_000)
+
+
+@router.post("/api/v1/projects/{project}/endpoints/{name}/feedback",
+             summary="Ground truth for logged predictions, by request id")
+def feedback(project: str, name: str, body: Feedback, request: Request) -> dict[str, int]:
+    """Attach ground truth to predictions by the request id their answer carried
+    (``X-Request-ID``) and the instance's index in that request; written to the request
+    log's ``feedback`` table before this returns."""
+    from shipyard.serving import service
+
+    supervisor: Supervisor = request.app.state.serving
+    state: ServerState = request.app.state.shipyard
+    check_name(name, "name")
+    service.get_endpoint(state.store, project, name)  # NotFound for an unknown endpoint
+    if supervisor.request_log is None:
+        raise FailedPrecondition("request logging is off on this server (it needs a local "
+                                 "artifact store)")
+    supervisor.request_log.feedback(
+        project, name, [(i.request_id, i.instance, i.ground_truth) for i in body.feedback])
+    return {"recorded": len(body.feedback)}

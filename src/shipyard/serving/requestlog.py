@@ -1,0 +1,279 @@
+"""Request-response logging: a sample of predictions, written in batches to Parquet in the
+artifact store, and ground truth attached to a request id later (feedback).
+
+The server's data plane hands each answered prediction to ``RequestLog.record``, which keeps
+it with probability ``rate`` (``settings.extra["serving_log_rate"]``, default 1.0: every
+request). A writer thread turns what was kept into one Parquet file per endpoint and hour
+every ``flush_seconds`` (5 s) or ``batch_rows`` (1,000 instances), whichever comes first,
+and at shutdown. A file is written whole (temporary name, fsync, rename) or not at all, so
+a crash (even SIGKILL) loses at most the batch not yet written: the last few seconds.
+
+Layout, under the artifact store's root (``<root>/request-logs/...``), one row per
+instance, readable with DuckDB
+(``read_parquet('<root>/request-logs/predictions/**/*.parquet', hive_partitioning=true)``)::
+
+    predictions/project=<p>/endpoint=<e>/hour=<YYYY-MM-DDTHH>/<batch id>.parquet
+        request_id, instance, time (UTC), deployed_model_id, model_version, protocol,
+        latency_ms, features (JSON object keyed by feature), prediction (JSON)
+    feedback/project=<p>/endpoint=<e>/hour=<YYYY-MM-DDTHH>/<batch id>.parquet
+        request_id, instance, time (UTC), ground_truth (JSON)
+
+``feedback`` writes its file before it returns (durable when the caller hears back).
+Join the two on ``request_id`` and ``instance``. Paths are built from the project and
+endpoint names (checked names) and our own ids, and checked to stay inside the root.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from shipyard.errors import InvalidArgument
+from shipyard.ids import new_id
+from shipyard.serving import wire
+from shipyard.validation import check_name
+
+log = logging.getLogger(__name__)
+
+FOLDER = "request-logs"
+FLUSH_SECONDS = 5.0
+BATCH_ROWS = 1_000
+MAX_QUEUED = 100_000  # requests held for the writer; more are dropped (and counted)
+MAX_FEEDBACK = 10_000
+
+
+@dataclass
+class Logged:
+    request_id: str
+    time: float
+    project: str
+    endpoint: str
+    deployed_model_id: str
+    model_version: int
+    protocol: str
+    latency_ms: float
+    rows: list[Any]
+    predictions: list[Any]
+    names: Sequence[str] | None
+
+
+@dataclass
+class RequestLog:
+    """Where and how often predictions are logged, and the thread that writes them."""
+
+    root: Path  # the artifact store's local root
+    rate: float = 1.0
+    flush_seconds: float = FLUSH_SECONDS
+    batch_rows: int = BATCH_ROWS
+    draw: Callable[[], float] = random.random
+    dropped: int = 0
+    written_files: int = 0
+    _queue: queue.Queue[Logged | None] = field(default_factory=lambda: queue.Queue(MAX_QUEUED))
+    _thread: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def for_artifacts(cls, artifacts: str, extra: Mapping[str, str]) -> RequestLog | None:
+        """The log for an artifact store location, or None when it is not a local folder
+        (object stores are not written to yet: predictions are then not logged)."""
+        if "://" in artifacts and not artifacts.startswith("file://"):
+            log.warning("serving: request logging needs a local artifact store; %s is not",
+                        artifacts)
+            return None
+        root = Path(artifacts.removeprefix("file://")).expanduser()
+        rate = float(setting(extra, "serving_log_rate", "1.0"))
+        if not 0.0 <= rate <= 1.0:
+            raise InvalidArgument("serving_log_rate must be between 0 and 1",
+                                  field="serving_log_rate")
+        return cls(root=root, rate=rate,
+                   flush_seconds=float(setting(extra, "serving_log_flush_seconds",
+                                               str(FLUSH_SECONDS))))
+
+    # -- the hot path ----------------------------------------------------------------------
+
+    def sampled(self) -> bool:
+        return self.rate > 0 and (self.rate >= 1 or self.draw() < self.rate)
+
+    def record(self, entry: Logged) -> None:
+        """Queue ``entry`` for the writer (never blocks: a full queue drops it)."""
+        try:
+            self._queue.put_nowait(entry)
+        except queue.Full:
+            self.dropped += 1
+
+    # -- the writer --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="shipyard-request-log",
+                                        daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Write what is queued and stop the writer."""
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+        self._thread = None
+
+    def _run(self) -> None:
+        pending: list[Logged] = []
+        rows = 0
+        deadline = time.monotonic() + self.flush_seconds
+        while True:
+            try:
+                entry = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                entry = _TICK
+            if entry is None:
+                self._write_safely(pending)
+                return
+            if entry is not _TICK:
+                pending.append(entry)
+                rows += len(entry.rows)
+            if rows >= self.batch_rows or time.monotonic() >= deadline:
+                self._write_safely(pending)
+                pending, rows = [], 0
+                deadline = time.monotonic() + self.flush_seconds
+
+    def flush(self) -> None:
+        """Write what is queued now (for tests and shutdown; the thread does it on its own)."""
+        pending: list[Logged] = []
+        while True:
+            try:
+                entry = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if entry is None:
+                self._queue.put(None)
+                break
+            if entry is not _TICK:
+                pending.append(entry)
+        self._write_safely(pending)
+
+    def _write_safely(self, pending: list[Logged]) -> None:
+        if not pending:
+            return
+        try:
+            self.write(pending)
+        except Exception:  # a full disk must not stop serving: log it, drop the batch
+            log.exception("serving: could not write %d logged requests", len(pending))
+
+    def write(self, pending: list[Logged]) -> list[Path]:
+        """One Parquet file per (project, endpoint, hour) of ``pending``."""
+        groups: dict[tuple[str, str, str], list[Logged]] = {}
+        for entry in pending:
+            hour = datetime.fromtimestamp(entry.time, UTC).strftime("%Y-%m-%dT%H")
+            groups.setdefault((entry.project, entry.endpoint, hour), []).append(entry)
+        written = []
+        with self._lock:
+            for (project, endpoint, hour), entries in groups.items():
+                written.append(self._write_group("predictions", project, endpoint, hour,
+                                                 _prediction_table(entries)))
+            self.written_files += len(written)
+        return written
+
+    def feedback(self, project: str, endpoint: str, items: Sequence[tuple[str, int, Any]]
+                 ) -> Path:
+        """Record ground truth (request id, instance, value); durable when it returns."""
+        if not items:
+            raise InvalidArgument("feedback must hold at least one item", field="feedback")
+        if len(items) > MAX_FEEDBACK:
+            raise InvalidArgument(f"{len(items)} feedback items; the limit is {MAX_FEEDBACK}",
+                                  field="feedback")
+        import pyarrow as pa
+
+        now = datetime.now(UTC)
+        table = pa.table({
+            "request_id": pa.array([i[0] for i in items], pa.string()),
+            "instance": pa.array([i[1] for i in items], pa.int32()),
+            "time": pa.array([now] * len(items), pa.timestamp("us", tz="UTC")),
+            "ground_truth": pa.array([wire.dumps(i[2]).decode() for i in items], pa.string()),
+        })
+        with self._lock:
+            return self._write_group("feedback", project, endpoint, now.strftime("%Y-%m-%dT%H"),
+                                     table)
+
+    def _write_group(self, kind: str, project: str, endpoint: str, hour: str, table: Any
+                     ) -> Path:
+        import pyarrow.parquet as pq
+
+        check_name(project, "project")
+        check_name(endpoint, "endpoint")
+        base = (self.root / FOLDER).resolve()
+        folder = (base / kind / f"project={project}" / f"endpoint={endpoint}"
+                  / f"hour={hour}").resolve()
+        if not folder.is_relative_to(base):
+            raise InvalidArgument("a request-log path left its folder", field="endpoint")
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        name = f"{new_id()}.parquet"
+        temporary = folder / f".{name}.tmp"
+        with open(temporary, "wb") as out:
+            pq.write_table(table, out, compression="zstd")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, folder / name)
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return folder / name
+
+
+_TICK: Any = object()
+
+
+def setting(extra: Mapping[str, str], key: str, default: str) -> str:
+    """A serving setting: ``settings.extra[key]``, else ``SHIPYARD_<KEY>``, else the
+    default."""
+    return extra.get(key) or os.environ.get(f"SHIPYARD_{key.upper()}") or default
+
+
+def _prediction_table(entries: list[Logged]) -> Any:
+    import pyarrow as pa
+
+    request_ids: list[str] = []
+    instances: list[int] = []
+    times: list[datetime] = []
+    deployed: list[str] = []
+    versions: list[int] = []
+    protocols: list[str] = []
+    latencies: list[float] = []
+    features: list[str] = []
+    predictions: list[str] = []
+    for entry in entries:
+        count = len(entry.rows)
+        request_ids += [entry.request_id] * count
+        instances += range(count)
+        times += [datetime.fromtimestamp(entry.time, UTC)] * count
+        deployed += [entry.deployed_model_id] * count
+        versions += [entry.model_version] * count
+        protocols += [entry.protocol] * count
+        latencies += [entry.latency_ms] * count
+        names = entry.names
+        for row in entry.rows:
+            keyed = dict(zip(names, row, strict=False)) if names is not None and \
+                isinstance(row, list) else row
+            features.append(wire.dumps(keyed).decode())
+        predictions += [wire.dumps(p).decode() for p in entry.predictions]
+    return pa.table({
+        "request_id": pa.array(request_ids, pa.string()),
+        "instance": pa.array(instances, pa.int32()),
+        "time": pa.array(times, pa.timestamp("us", tz="UTC")),
+        "deployed_model_id": pa.array(deployed, pa.string()),
+        "model_version": pa.array(versions, pa.int64()),
+        "protocol": pa.array(protocols, pa.string()),
+        "latency_ms": pa.array(latencies, pa.float64()),
+        "features": pa.array(features, pa.string()),
+        "prediction": pa.array(predictions, pa.string()),
+    })

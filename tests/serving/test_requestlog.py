@@ -1,0 +1,161 @@
+"""Request-response logging: sampled predictions in Parquet (partitioned by endpoint and
+hour, read back with DuckDB), ground truth attached by request id, and a SIGKILLed server
+losing at most the batch it had not written yet."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+
+import shipyard
+from shipyard.sdk import session
+from shipyard.security.credentials import read_credentials
+from shipyard.serving.requestlog import Logged, RequestLog
+from tests.server.conftest import assert_problem
+from tests.server.live import free_port
+from tests.serving.conftest import frame, linear
+from tests.serving.served import P, Served, xgb_served
+
+__all__ = ["xgb_served"]
+
+
+def predictions_in(root: Path) -> list[tuple[object, ...]]:
+    files = sorted(root.glob("request-logs/predictions/**/*.parquet"))
+    if not files:
+        return []
+    return duckdb.sql(
+        f"SELECT request_id, instance, project, endpoint, hour, deployed_model_id, "
+        f"model_version, features, prediction FROM read_parquet({[str(f) for f in files]}, "
+        f"hive_partitioning=true) ORDER BY request_id, instance").fetchall()
+
+
+def wait_for_rows(root: Path, request_ids: set[str], seconds: float = 20
+                  ) -> list[tuple[object, ...]]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        rows = [r for r in predictions_in(root) if r[0] in request_ids]
+        if {r[0] for r in rows} == request_ids:
+            return rows
+        time.sleep(0.2)
+    raise AssertionError(f"logged requests did not appear in {seconds} s")
+
+
+def test_predictions_are_logged_and_feedback_joins_them(xgb_served: Served) -> None:
+    http = xgb_served.http
+    root = Path(xgb_served.server.settings.artifacts)
+    answer = http.post(f"{P}/endpoints/xgb:predict",
+                       json={"instances": [[0.5] * 10, [1.0] * 10]})
+    assert answer.status_code == 200
+    request_id = answer.headers["x-request-id"]
+    oip = http.post("/v2/models/xgb/infer", json={"inputs": [
+        {"name": "x", "shape": [1, 10], "datatype": "FP64", "data": [0.25] * 10}]})
+    rows = wait_for_rows(root, {request_id, oip.headers["x-request-id"]})
+    mine = [r for r in rows if r[0] == request_id]
+    assert [r[1] for r in mine] == [0, 1]
+    assert {r[2:7] for r in mine} == {("p", "xgb", mine[0][4], "xgb:1", 1)}
+    assert len(str(mine[0][4])) == len("2026-01-01T00")
+    assert json.loads(str(mine[0][7])) == {f"f{i}": 0.5 for i in range(10)}
+    assert [json.loads(str(r[8])) for r in mine] == answer.json()["predictions"]
+
+    given = http.post(f"{P}/endpoints/xgb/feedback", json={"feedback": [
+        {"request_id": request_id, "instance": 1, "ground_truth": 3.5}]})
+    assert given.status_code == 200 and given.json() == {"recorded": 1}
+    files = [str(f) for f in root.glob("request-logs/feedback/**/*.parquet")]
+    joined = duckdb.sql(
+        f"SELECT p.instance, f.ground_truth FROM read_parquet("
+        f"{[str(f) for f in root.glob('request-logs/predictions/**/*.parquet')]}) p "
+        f"JOIN read_parquet({files}) f USING (request_id, instance)").fetchall()
+    assert joined == [(1, "3.5")]
+    assert_problem(http.post(f"{P}/endpoints/nope/feedback", json={"feedback": [
+        {"request_id": request_id, "ground_truth": 1}]}), 404)
+    assert_problem(http.post(f"{P}/endpoints/xgb/feedback", json={"feedback": [
+        {"request_id": "../../etc", "ground_truth": 1}]}), 400, "feedback[0].request_id")
+
+
+def entry(request_id: str, when: float) -> Logged:
+    return Logged(request_id=request_id, time=when, project="p", endpoint="e",
+                  deployed_model_id="m:1", model_version=1, protocol="vertex",
+                  latency_ms=1.0, rows=[[1, 2.0]], predictions=[0.5], names=["a", "b"])
+
+
+def test_sampling_rate_and_hourly_partitions(tmp_path: Path) -> None:
+    draws = iter([0.1, 0.9] * 50)
+    half = RequestLog(root=tmp_path, rate=0.5, draw=lambda: next(draws))
+    assert sum(half.sampled() for _ in range(100)) == 50
+    assert not RequestLog(root=tmp_path, rate=0.0).sampled()
+    written = half.write([entry("a", 1_767_225_600.0), entry("b", 1_767_229_200.0 + 5),
+                          entry("c", 1_767_225_600.0 + 60)])
+    hours = sorted(p.parent.name for p in written)
+    assert hours == ["hour=2026-01-01T00", "hour=2026-01-01T01"]
+    assert sorted(r[0] for r in predictions_in(tmp_path)) == ["a", "b", "c"]
+
+
+def test_a_killed_server_loses_at_most_its_unwritten_batch(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
+    env.update(SHIPYARD_HOME=str(home), SHIPYARD_URI=f"sqlite:///{tmp_path / 'db'}",
+               SHIPYARD_ARTIFACTS=str(tmp_path / "blobs"), SHIPYARD_PROJECT="p",
+               SHIPYARD_SERVING_LOG_FLUSH_SECONDS="0.5")
+    shipyard.init(home=home, uri=env["SHIPYARD_URI"], artifacts=env["SHIPYARD_ARTIFACTS"],
+                  project="p")
+    try:
+        shipyard.register_model("lead", linear(1.0), input_example=frame(5))
+    finally:
+        session.reset()
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "shipyard.cli.main", "server", "--port",
+                               str(port), "--no-worker"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v1/health").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.2)
+        token = read_credentials(home)
+        with httpx.Client(base_url=url, timeout=120,
+                          headers={"Authorization": f"Bearer {token}"}) as http:
+            assert http.post(f"{P}/endpoints", json={"name": "ep"}).status_code == 200
+            assert http.post(f"{P}/endpoints/ep/deployments",
+                             json={"model": "lead", "version": 1}).status_code == 200
+            first = {http.post(f"{P}/endpoints/ep:predict", json={"instances": [[i, 1.0]]}
+                               ).headers["x-request-id"] for i in range(20)}
+            root = tmp_path / "blobs"
+            wait_for_rows(root, first)  # written: the flush interval passed
+            second = {http.post(f"{P}/endpoints/ep:predict", json={"instances": [[i, 1.0]]}
+                                ).headers["x-request-id"] for i in range(20)}
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+    # Everything written before the kill reads back whole; of the last batch, requests are
+    # there or not, never half a file.
+    logged = {str(r[0]) for r in predictions_in(root)}
+    assert first <= logged
+    assert logged <= first | second
+    for path in root.glob("request-logs/predictions/**/*.parquet"):
+        duckdb.sql(f"SELECT count(*) FROM read_parquet('{path}')").fetchall()
+
+
+@pytest.mark.parametrize("rate", ["-0.1", "1.5"])
+def test_a_rate_outside_0_to_1_is_refused(tmp_path: Path, rate: str) -> None:
+    from shipyard.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument) as caught:
+        RequestLog.for_artifacts(str(tmp_path), {"serving_log_rate": rate})
+    assert caught.value.field == "serving_log_rate"
