@@ -97,6 +97,9 @@ POLICY: dict[tuple[str, str], Rule] = {
     # it do so, with the rules of the routes they would otherwise have reached.
     ("GET", f"{P}/endpoints/{{name}}:{{verb}}"): READ,
     ("DELETE", f"{P}/endpoints/{{name}}:{{verb}}"): Rule(Permission.DELETE),
+    ("POST", f"{P}/endpoints/{{name}}:explain"): Rule(Permission.PREDICT),
+    ("POST", "/v1/projects/{project}/locations/{location}/endpoints/{name}:explain"):
+        Rule(Permission.PREDICT),
     ("POST", f"{P}/endpoints/{{name}}:rawPredict"): Rule(Permission.PREDICT),
     ("POST", "/v1/projects/{project}/locations/{location}/endpoints/{name}:rawPredict"):
         Rule(Permission.PREDICT),

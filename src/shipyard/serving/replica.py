@@ -31,7 +31,7 @@ from typing import Any
 from shipyard.errors import FailedPrecondition, ShipyardError
 from shipyard.serving import wire
 from shipyard.serving.compiled import CompiledTrees, FastInput, compile_xgboost
-from shipyard.serving.instances import predict, signature_names, to_json
+from shipyard.serving.instances import predict, signature_names, to_json, to_records
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 FAILED_TO_LOAD = 3
@@ -44,6 +44,7 @@ class Server:
         self.names = names
         self.fast_input = FastInput.from_signature(signature) if names else None
         self.compiled: CompiledTrees | None = None
+        self.explainers: dict[tuple[str, Any], Any] = {}
         if self.fast_input is not None and names:
             self.compiled = compile_xgboost(getattr(model, "model", model), names,
                                             _example_matrix(model, names))
@@ -53,6 +54,8 @@ class Server:
             if not isinstance(request, dict):
                 raise FailedPrecondition("malformed request from the server")
             instances = request.get("instances")
+            if request.get("op") == "explain":
+                return self.explain(instances, request.get("method"), request.get("path_count"))
             if self.compiled is not None and self.fast_input is not None:
                 matrix = self.fast_input.matrix(instances)
                 if matrix is not None:
@@ -60,6 +63,25 @@ class Server:
             return {"predictions": predict(self.model, instances, self.names)}
         except ShipyardError as exc:
             return wire.error_message(exc)
+
+    def explain(self, instances: Any, method: Any, path_count: Any) -> dict[str, Any]:
+        """Predictions and one Vertex attribution dict per instance (``serving.explain``),
+        the explainer kept per (method, path count): its baseline and TreeSHAP's tables are
+        built once."""
+        import pandas as pd
+
+        from shipyard.serving.explain import Explainer
+
+        records = to_records(instances, self.names)
+        predictions = predict(self.model, records, self.names)
+        settings = (str(method or "auto"), 10 if path_count is None else path_count)
+        explainer = self.explainers.get(settings)
+        if explainer is None:
+            explainer = Explainer(self.model, method=settings[0], path_count=settings[1])
+            self.explainers[settings] = explainer
+        attributions = explainer.explain(pd.DataFrame.from_records(records))
+        return {"predictions": predictions,
+                "explanations": [{"attributions": [a]} for a in attributions]}
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -178,7 +178,7 @@ class Replica:
             wire.raise_error(answer)
         if not isinstance(answer, dict) or not isinstance(answer.get("predictions"), list):
             raise Unavailable(f"the replica of {what} answered nonsense", retry_after=1)
-        return answer["predictions"]
+        return answer
 
     @staticmethod
     def _discard(conn: Connection | None) -> None:
@@ -362,6 +362,25 @@ class Supervisor:
                       version: str | None = None) -> Prediction:
         """One prediction through the endpoint's split, or from the deployment ``version``
         names (its model version number or its deployed model id) when given."""
+        prediction, _ = await self.ask(project, endpoint, {"instances": instances}, version)
+        return prediction
+
+    async def explain(self, project: str, endpoint: str, instances: list[Any],
+                      method: str | None = None, path_count: int | None = None
+                      ) -> tuple[Prediction, list[dict[str, Any]]]:
+        """Predictions and attributions (``serving.explain``) from one deployment."""
+        prediction, answer = await self.ask(project, endpoint, {
+            "op": "explain", "instances": instances, "method": method,
+            "path_count": path_count})
+        explanations = answer.get("explanations")
+        if not isinstance(explanations, list):
+            raise Unavailable(f"the replica of {prediction.deployed_model_id} answered "
+                              "nonsense", retry_after=1)
+        return prediction, explanations
+
+    async def ask(self, project: str, endpoint: str, message: dict[str, Any],
+                  version: str | None = None) -> tuple[Prediction, dict[str, Any]]:
+        """Send ``message`` to the replica the split (or ``version``) picks."""
         route = self.routes.get((project, endpoint))
         if route is None:
             # Deployed elsewhere since the last refresh, or not deployed at all.
@@ -382,14 +401,13 @@ class Supervisor:
             raise Unavailable(f"the replica of {deployment.id} is {state}{why}; retry "
                               "shortly", retry_after=1)
         try:
-            predictions = await replica.call({"instances": instances}, self.request_timeout,
-                                             self.max_in_flight)
+            answer = await replica.call(message, self.request_timeout, self.max_in_flight)
         except Unavailable as exc:
             if not exc.details.get("overloaded"):
                 self._wake.set()  # it may have died: let the watcher look now
             raise
-        return Prediction(predictions=predictions, deployed_model_id=deployment.id,
-                          model=deployment.model, model_version=deployment.version)
+        return Prediction(predictions=answer["predictions"], deployed_model_id=deployment.id,
+                          model=deployment.model, model_version=deployment.version), answer
 
     # -- processes ---------------------------------------------------------------------------
 

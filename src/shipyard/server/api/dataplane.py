@@ -64,6 +64,7 @@ from shipyard.server.errors import from_error, problem, redact
 from shipyard.server.policy import POLICY, Rule
 from shipyard.server.state import ServerState
 from shipyard.serving import metrics, protocols, wire
+from shipyard.serving.explanation import parse_override
 from shipyard.serving.instances import MAX_INSTANCES
 from shipyard.serving.models import Prediction
 from shipyard.serving.replicas import Supervisor
@@ -82,6 +83,8 @@ READ_ON_PROJECT = Rule(Permission.READ)
 
 VERTEX = "/api/v1/projects/{project}/endpoints/{name}:predict"
 VERTEX_GOOGLE = "/v1/projects/{project}/locations/{location}/endpoints/{name}:predict"
+EXPLAIN = "/api/v1/projects/{project}/endpoints/{name}:explain"
+EXPLAIN_GOOGLE = "/v1/projects/{project}/locations/{location}/endpoints/{name}:explain"
 RAW = "/api/v1/projects/{project}/endpoints/{name}:rawPredict"
 RAW_GOOGLE = "/v1/projects/{project}/locations/{location}/endpoints/{name}:rawPredict"
 KSERVE_V1 = "/v1/models/{name}:predict"
@@ -107,6 +110,7 @@ def _pattern(template: str) -> re.Pattern[str]:
 
 PROTOCOLS = tuple(Protocol(t, _pattern(t), kind) for t, kind in (
     (VERTEX, "vertex"), (VERTEX_GOOGLE, "vertex"), (RAW, "raw"), (RAW_GOOGLE, "raw"),
+    (EXPLAIN, "explain"), (EXPLAIN_GOOGLE, "explain"),
     (KSERVE_V1, "kserve"), (OIP_INFER, "oip"), (OIP_VERSION_INFER, "oip"),
     (MLFLOW, "mlflow")))
 
@@ -143,7 +147,7 @@ class DataPlane:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             path: str = scope["path"]
-            if path.endswith(("predict", "infer", "invocations", "Predict")):
+            if path.endswith(("predict", "infer", "invocations", "Predict", "explain")):
                 for protocol in PROTOCOLS:
                     match = protocol.pattern.match(path)
                     if match:
@@ -470,6 +474,15 @@ async def respond(supervisor: Supervisor, protocol: Protocol, params: dict[str, 
             rows = protocols.parse_mlflow(body, _names(supervisor.signature_of(project, name)))
         prediction = await supervisor.predict(project, name, rows)
         return _answer({"predictions": prediction.predictions}, prediction, rows)
+    if kind == "explain":
+        body = _json(raw)
+        override = body.pop("explanationSpecOverride", None) if isinstance(body, dict) else None
+        method, path_count = parse_override(override)
+        rows = protocols.parse_vertex(body)
+        prediction, explanations = await supervisor.explain(project, name, rows, method,
+                                                            path_count)
+        return _answer({**protocols.vertex_answer(prediction), "explanations": explanations},
+                       prediction, rows)
     rows = protocols.parse_vertex(_json(raw))
     prediction = await supervisor.predict(project, name, rows)
     if kind == "kserve":
@@ -509,6 +522,9 @@ def _declare(template: str, kind: str, summary: str) -> None:
                          openapi_extra=_JSON_BODY)
 
 
+_declare(EXPLAIN, "explain", "Vertex explain: predictions and feature attributions "
+         "(explanationSpecOverride picks the method and path count)")
+_declare(EXPLAIN_GOOGLE, "explain", "Vertex explain on Vertex's own path (any location)")
 _declare(RAW, "raw", "Vertex rawPredict: any accepted request shape, predictions back")
 _declare(RAW_GOOGLE, "raw", "Vertex rawPredict on Vertex's own path (any location)")
 _declare(KSERVE_V1, "kserve", "KServe V1 predict (the endpoint's project: predict)")
