@@ -16,7 +16,8 @@ When every core is busy one transaction costs less CPU, and that is what counts.
 
 Where a step runs is the launcher's business (``_launch``): the run chooses one launcher
 from its options, builds each step's ``StepRequest`` and reads its ``StepResult``, and
-knows nothing of processes."""
+knows nothing of processes. Moving a step's artifacts between the artifact store and its
+folder is ``_step_files``'s."""
 
 from __future__ import annotations
 
@@ -29,23 +30,23 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import Connection
 
 from shipyard.config import Settings
 from shipyard.context import RequestContext
-from shipyard.dsl._artifacts import METADATA_ONLY
 from shipyard.dsl._importer import is_importer
 from shipyard.dsl._placeholders import PIPELINE_TASK_ID_PLACEHOLDER
 from shipyard.errors import InvalidArgument
 from shipyard.pipelines import _containers, _forkserver, _launch, _lineage, _ray, caching, runs
-from shipyard.pipelines._isolation import StepIsolation, clean_environment, open_output
+from shipyard.pipelines._isolation import StepIsolation, clean_environment
 from shipyard.pipelines._launch import Launcher
-from shipyard.pipelines._messages import StepArtifact, StepInput, StepRequest, StepResult
+from shipyard.pipelines._messages import StepArtifact, StepRequest, StepResult
 from shipyard.pipelines._state import Inst, MissingOutput, RunOptions, safe_name
+from shipyard.pipelines._step_files import StepFiles
 from shipyard.pipelines.models import ArtifactOutput, PipelineRun, TaskInfo
-from shipyard.pipelines.spec import PipelineSpec, canonical_json, topological_order
+from shipyard.pipelines.spec import PipelineSpec, topological_order
 from shipyard.store import Store
 from shipyard.store.types import utcnow
 
@@ -73,6 +74,7 @@ class StepRunner:
         self.store = store
         self.isolation = isolation
         self.artifacts = artifacts
+        self.files = StepFiles(artifacts, isolation)
         self.ctx = ctx
         self.spec = spec
         self.functions = functions
@@ -332,7 +334,7 @@ class StepRunner:
         if outputs:
             (inst.dir / "outputs").mkdir()
         inputs = {
-            name: self._materialise(inst.dir / "inputs", name, value)
+            name: self.files.materialise(inst.dir / "inputs", name, value)
             for name, value in inst.artifacts_in.items()
             if value is not None
         }
@@ -453,71 +455,6 @@ class StepRunner:
         runtime, _ = _containers.find_runtime()
         return {_containers.RUNTIME_ENV: runtime} if runtime else {}
 
-    def _materialise(self, root: Path, name: str, value: Any) -> StepInput:
-        if isinstance(value, list):
-            return [self._materialise(root / name, str(i), v) for i, v in enumerate(value)]
-        art: ArtifactOutput = value
-        dest = root / name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if art.layout == "file":
-            self.artifacts.get_file(art.digest, dest)
-        elif art.layout == "tree":
-            self.artifacts.get_tree(art.digest, dest)
-        return StepArtifact(
-            type=art.type, name=name, path=str(dest), uri=art.uri, metadata=art.metadata
-        )
-
-    def _store_output(
-        self, name: str, path: Path, type_: str, metadata: dict[str, Any]
-    ) -> ArtifactOutput:
-        layout: Literal["file", "tree", "none"]
-        if self.isolation is not None and path.is_symlink():
-            # It could name a file only the worker may read (the step's user may not).
-            raise MissingOutput(f"the step's output artifact {name!r} is a symlink: write "
-                                "the file or folder itself")
-        if path.is_file():
-            blob = self._put_step_file(path)
-            digest, size, layout = blob.digest, blob.size, "file"
-        elif path.is_dir():
-            tree = self.artifacts.put_tree(path)
-            digest, size, layout = tree.digest, tree.size, "tree"
-        elif type_ in METADATA_ONLY or metadata:
-            blob = self.artifacts.put_bytes(canonical_json(metadata).encode())
-            digest, size, layout = blob.digest, blob.size, "none"
-        else:
-            raise MissingOutput(
-                f"the step wrote nothing to its output artifact {name!r} ({type_}): "
-                f"write a file at {name}.path, or files under it as a folder"
-            )
-        uri = self.artifacts.uri(digest)
-        return ArtifactOutput(
-            type=type_, digest=digest, size=size, layout=layout, uri=uri, metadata=metadata
-        )
-
-    def _store_log(self, inst: Inst) -> str | None:
-        path = inst.log
-        try:
-            if path is None or path.stat().st_size == 0:
-                return inst.info.log_digest
-        except FileNotFoundError:
-            return inst.info.log_digest
-        try:
-            digest: str = self._put_step_file(path).digest
-        except OSError as exc:  # a link in its place (isolated steps): keep no log
-            log.warning("the log of step %s was not stored: %s", inst.name, exc.strerror)
-            return inst.info.log_digest
-        return digest
-
-    def _put_step_file(self, path: Path) -> Any:
-        """Store a file the step wrote, never through a link it put in its place."""
-        if self.isolation is None:
-            return self.artifacts.put_file(path)
-        fd = open_output(path)
-        try:
-            return self.artifacts.put_file(f"/proc/self/fd/{fd}")
-        finally:
-            os.close(fd)
-
     def _finish(self, inst: Inst, result: StepResult) -> None:
         inst.handle = None
         if not result.ok:
@@ -526,22 +463,14 @@ class StepRunner:
         component = self.spec.components[inst.task.component]
         assert inst.dir is not None
         try:
-            outputs: dict[str, Any] = {}
-            for name, out in component.outputs.items():
-                if out.kind == "artifact":
-                    metadata = dict(result.metadata.get(name) or {})
-                    outputs[name] = self._store_output(
-                        name, inst.dir / "outputs" / name, out.type, metadata
-                    )
-                else:
-                    outputs[name] = result.outputs.get(name)
+            outputs = self.files.outputs(component, inst.dir, result)
         except MissingOutput as exc:
             self._fail(inst, str(exc))
             return
         except Exception as exc:
             self._fail(inst, f"storing the outputs failed: {exc}")
             return
-        log_digest = self._store_log(inst)
+        log_digest = self.files.store_log(inst)
         cacheable = self._cacheable(inst)
         self._must_flush = self._must_flush or any(
             isinstance(v, ArtifactOutput) for v in outputs.values()
@@ -575,7 +504,7 @@ class StepRunner:
     def _fail(self, inst: Inst, error: str, *, final: bool = False, state: str = "FAILED") -> None:
         inst.handle = None
         opts = inst.task.options
-        log_digest = self._store_log(inst)
+        log_digest = self.files.store_log(inst)
         retry = not final and inst.info.attempts <= opts.num_retries
         if retry:
             delay = opts.backoff_duration * opts.backoff_factor ** (inst.info.attempts - 1)
