@@ -65,7 +65,10 @@ def test_every_kind_of_input_gives_the_same_report(tmp_path: Path) -> None:
         "duckdb": (connection.sql(f"select * from '{tmp_path / 'ref.parquet'}'"),
                    connection.sql(f"select * from '{tmp_path / 'cur.parquet'}'")),
         "stored profile": (DataProfile.from_bytes(profile(reference).to_bytes()), current),
+        "csv": (tmp_path / "ref.csv", tmp_path / "cur.csv"),
     }
+    reference.to_csv(tmp_path / "ref.csv", index=False)
+    current.to_csv(tmp_path / "cur.csv", index=False)
     for source, (ref, cur) in inputs.items():
         got = sy.detect_drift(ref, cur).to_frame()
         assert list(got.index) == list(expected.index), source

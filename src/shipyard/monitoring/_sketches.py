@@ -34,10 +34,13 @@ _ITEMS_WORKING = 8  # while building, keep this many times the capacity (counts 
 
 def _mix64(x: U64) -> U64:
     """splitmix64's finaliser: a fast, well-spread 64-bit hash of 64-bit words."""
-    x = x + np.uint64(0x9E3779B97F4A7C15)
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+    x = x + np.uint64(0x9E3779B97F4A7C15)  # a new array; the rest works in place
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return x
 
 
 def hash_floats(values: F64) -> U64:

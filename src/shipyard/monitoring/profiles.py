@@ -1,9 +1,9 @@
 """Profiles: per-feature statistics that merge.
 
 ``profile(data)`` reads a pandas DataFrame, an Arrow table or record batch reader, a Parquet
-file or directory (streamed in record batches, so a dataset larger than memory is profiled
-in bounded memory), a DuckDB relation (or anything with ``__arrow_c_stream__``). Per feature
-it keeps: rows, missing values (null or NaN), infinities, the Arrow type, and either
+file or directory or a CSV file (streamed in record batches, so a dataset larger than memory
+is profiled in bounded memory), a DuckDB relation (or anything with ``__arrow_c_stream__``).
+Per feature it keeps: rows, missing values (null or NaN), infinities, the Arrow type, and either
 
 - numeric: a KLL quantile sketch of the finite values, their sum, sum of squares, minimum
   and maximum; or
@@ -106,12 +106,16 @@ class FeatureProfile:
 
     def add_numeric(self, values: npt.NDArray[np.float64], missing: int) -> None:
         """Add a batch of float values (NaN counts as missing) and ``missing`` nulls."""
-        nan = np.isnan(values)
-        infinite = np.isinf(values)
-        finite = values[~(nan | infinite)]
         self.rows += int(values.size) + missing
-        self.missing += int(nan.sum()) + missing
-        if infinite.any():
+        self.missing += missing
+        finite = values
+        with np.errstate(invalid="ignore", over="ignore"):
+            total = values.sum()
+        if not np.isfinite(total):  # one pass when every value is finite
+            nan = np.isnan(values)
+            infinite = np.isinf(values)
+            finite = values[~(nan | infinite)]
+            self.missing += int(nan.sum())
             self.pos_inf += int(np.count_nonzero(values[infinite] > 0))
             self.neg_inf += int(np.count_nonzero(values[infinite] < 0))
         if finite.size:
@@ -387,10 +391,18 @@ def _batches(data: Any, columns: Sequence[str] | None) -> Iterator[pa.RecordBatc
 
 
 def _parquet_batches(path: Path, columns: Sequence[str] | None) -> Iterator[pa.RecordBatch]:
+    """Record batches of a Parquet file or directory, or of a CSV file (``.csv``)."""
     import pyarrow.dataset as ds
 
     if not path.exists():
         raise InvalidArgument(f"no such file or directory: {path}", field="data")
+    if path.suffix.lower() == ".csv":
+        import pyarrow.csv as csv
+
+        reader = csv.open_csv(path, read_options=csv.ReadOptions(block_size=1 << 24))
+        for batch in reader:
+            yield batch.select(list(columns)) if columns is not None else batch
+        return
     dataset = ds.dataset(str(path), format="parquet")
     yield from dataset.to_batches(columns=list(columns) if columns is not None else None,
                                   batch_size=BATCH_ROWS * 4)
