@@ -127,7 +127,7 @@ def _flag(value: str | None, name: str) -> bool:
         return True
     from shipyard.errors import InvalidArgument
 
-    raise InvalidArgument(f"{name} must be 1 or 0 (true or false), got {value[:40]!r}",
+    raise InvalidArgument(f"{name} must be 1 or 0 (true or false), got {(value or '')[:40]!r}",
                           field=name)
 
 
