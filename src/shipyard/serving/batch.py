@@ -234,8 +234,15 @@ class _Reader:
                 yield from self._file.iter_batches(batch_size=65_536)
                 return
             reader = self._open()
+            order = self.schema.names
             try:
-                yield from reader
+                for batch in reader:
+                    if self.kind == "jsonl" and batch.schema.names != order:
+                        # The typed columns come first from the JSON reader: the file's order.
+                        names = batch.schema.names
+                        batch = batch.select([n for n in order if n in names]
+                                             + [n for n in names if n not in order])
+                    yield batch
             finally:
                 reader.close()
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -327,7 +334,12 @@ def _assemble(parts: Path, chunks: int, dest: Path, kind: str) -> list[str]:
                 if kind == "parquet":
                     import pyarrow.parquet as pq
 
-                    writer = pq.ParquetWriter(str(tmp), schema)
+                    # Dictionary pages only for text: on floats they cost as much as the
+                    # rest of the job and rarely save space.
+                    text = [f.name for f in schema if pa.types.is_string(f.type)
+                            or pa.types.is_large_string(f.type)
+                            or pa.types.is_dictionary(f.type)]
+                    writer = pq.ParquetWriter(str(tmp), schema, use_dictionary=text)
                 else:
                     from pyarrow import csv
 
