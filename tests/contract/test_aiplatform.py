@@ -1,6 +1,7 @@
 """Seed 002's section 9 (using the deployed model) runs as written with ``from shipyard
 import aiplatform`` in place of ``from google.cloud import aiplatform``, and its Terraform's
-model filter finds the production model. Local mode and through a real server."""
+model filter finds the production model. Local mode and through a real server (its
+replica processes answer predict and :explain)."""
 
 from __future__ import annotations
 
@@ -180,14 +181,8 @@ def test_seed_prediction_runs_unchanged(sy: ModuleType) -> None:
     assert unknown.value.field == "filter"
 
 
-def test_seed_section_9_with_explanations_in_local_mode(
+def test_seed_section_9_with_explanations(
         sy: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
-    if _remote(sy):
-        # Through a server, explain needs the server's :explain route (the data-plane
-        # work); this test then checks that the prediction half of the seed runs.
-        deploy_like_terraform(sy)
-        assert get_prediction([NEW_LEAD]).deployed_model_id == "lead-scoring:2"
-        return
     fitted = deploy_like_terraform(sy)
     seed_example()
     printed = capsys.readouterr().out.splitlines()
@@ -205,8 +200,3 @@ def test_seed_section_9_with_explanations_in_local_mode(
     assert attribution.feature_attributions["product_interest"] > 0  # enterprise raises it
     assert explanation.predictions[0] == pytest.approx(expected, abs=1e-6)
 
-
-def _remote(sy: ModuleType) -> bool:
-    from shipyard.sdk import session
-
-    return bool(session.current().remote)

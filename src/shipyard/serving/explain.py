@@ -54,9 +54,8 @@ import numpy as np
 import pandas as pd
 
 from shipyard.errors import FailedPrecondition, InvalidArgument, ShipyardError
+from shipyard.serving.explanation import MAX_PATHS, METHODS, MIN_PATHS, check_settings
 
-METHODS = ("auto", "tree_shap", "sampled_shapley")
-MIN_PATHS, MAX_PATHS = 1, 50  # Vertex's range for sampled Shapley's path_count
 MAX_BASELINE_ROWS = 100
 MAX_FEATURES = 1_000
 ADDITIVITY_TOLERANCE = 1e-6
@@ -65,7 +64,8 @@ ADDITIVITY_TOLERANCE = 1e-6
 MAX_BATCH_ROWS = 200_000
 SEED = 20240901
 
-__all__ = ["ADDITIVITY_TOLERANCE", "METHODS", "Explainer", "explain_instances"]
+__all__ = ["ADDITIVITY_TOLERANCE", "MAX_PATHS", "METHODS", "MIN_PATHS", "Explainer",
+           "explain_instances"]
 
 Output = Callable[[pd.DataFrame], np.ndarray]
 
@@ -88,13 +88,7 @@ class Explainer:
 
     def __init__(self, model: Any, *, method: str = "auto", path_count: int = 10,
                  baseline: pd.DataFrame | None = None) -> None:
-        if method not in METHODS:
-            raise InvalidArgument(f"method must be one of {list(METHODS)}, got {method!r}",
-                                  field="method")
-        if isinstance(path_count, bool) or not isinstance(path_count, int) \
-                or not MIN_PATHS <= path_count <= MAX_PATHS:
-            raise InvalidArgument(f"path_count must be a whole number from {MIN_PATHS} to "
-                                  f"{MAX_PATHS}, got {path_count!r}", field="path_count")
+        check_settings(method, path_count)
         self.method = method
         self.path_count = path_count
         self._target = _Target.of(model)

@@ -29,6 +29,22 @@ class Explanation(BaseModel):
         return [item["attributions"][0] for item in self.explanations]
 
 
+METHODS = ("auto", "tree_shap", "sampled_shapley")
+MIN_PATHS, MAX_PATHS = 1, 50  # Vertex's range for sampled Shapley's path_count
+
+
+def check_settings(method: object, path_count: object) -> None:
+    """``InvalidArgument`` naming ``method`` or ``path_count`` unless both are valid (the
+    same check, and message, in the client and where the attributions are computed)."""
+    if method not in METHODS:
+        raise InvalidArgument(f"method must be one of {list(METHODS)}, got {method!r}",
+                              field="method")
+    if isinstance(path_count, bool) or not isinstance(path_count, int) \
+            or not MIN_PATHS <= path_count <= MAX_PATHS:
+        raise InvalidArgument(f"path_count must be a whole number from {MIN_PATHS} to "
+                              f"{MAX_PATHS}, got {path_count!r}", field="path_count")
+
+
 def explain_override(method: str | None, path_count: int | None) -> dict[str, Any] | None:
     """The Vertex ``explanationSpecOverride`` asking for ``method`` and ``path_count``
     (None when neither is given: the deployment's own settings apply). Vertex's
@@ -36,15 +52,14 @@ def explain_override(method: str | None, path_count: int | None) -> dict[str, An
     TreeSHAP; neither, ``auto``."""
     if method is None and path_count is None:
         return None
+    check_settings(method or "auto", 10 if path_count is None else path_count)
     shapley: dict[str, Any] = {} if path_count is None else {"pathCount": path_count}
     if method == "sampled_shapley":
         params: dict[str, Any] = {"sampledShapleyAttribution": shapley}
     elif method == "tree_shap":
         params = {"treeShapAttribution": {}}
-    elif method in (None, "auto"):
-        params = {"autoAttribution": shapley}
     else:
-        params = {"method": method}
+        params = {"autoAttribution": shapley}
     return {"parameters": params}
 
 
