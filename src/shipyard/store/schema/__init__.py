@@ -16,6 +16,12 @@ Conventions: ids are 32-hex strings from ``shipyard.ids``; every resource row ca
 
 from shipyard.store.schema.audit import audit_log
 from shipyard.store.schema.base import ID, NAME, NAMING, metadata, projects
+from shipyard.store.schema.events import (
+    event_deliveries,
+    event_messages,
+    event_subscriptions,
+    event_topics,
+)
 from shipyard.store.schema.lineage import (
     associations,
     attributions,
@@ -50,6 +56,10 @@ __all__ = [
     "contexts",
     "endpoint_deployments",
     "endpoints",
+    "event_deliveries",
+    "event_messages",
+    "event_subscriptions",
+    "event_topics",
     "events",
     "executions",
     "experiments",
