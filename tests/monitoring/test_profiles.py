@@ -129,6 +129,18 @@ def test_pandas_arrow_parquet_and_duckdb_give_the_same_profile(tmp_path: Path) -
     assert coded.kind == "categorical" and coded.items.items.size == 1_000
 
 
+def test_categories_have_the_same_names_from_pandas_and_arrow() -> None:
+    frame = pd.DataFrame({"flag": [True, False, True], "code": [1.5, 2.0, 1.5],
+                          "n": [1, 2, 1], "mixed": ["a", 1, "a"]})
+    from_pandas = profile(frame, categorical_features=["code", "n"])
+    from_arrow = profile(pa.table({"flag": [True, False, True], "code": [1.5, 2.0, 1.5],
+                                   "n": [1, 2, 1]}), categorical_features=["code", "n"])
+    for name in ("flag", "code", "n"):
+        assert sorted(from_pandas[name].items.items) == sorted(from_arrow[name].items.items)
+    assert sorted(from_pandas["flag"].items.items) == ["false", "true"]
+    assert sorted(from_pandas["mixed"].items.items) == ["1", "a"]
+
+
 def test_parquet_is_profiled_in_bounded_memory(tmp_path: Path) -> None:
     # Peak memory of a fresh process profiling 200k rows, then 2.4M rows (35 MB of decoded
     # columns more): record batches stream, so the peak barely moves.

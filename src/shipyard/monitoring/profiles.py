@@ -336,10 +336,20 @@ def _add_pandas_column(feature: FeatureProfile, series: pd.Series[Any]) -> None:
     counts = series.value_counts(dropna=True, sort=False)
     counts = counts[counts.to_numpy() > 0]  # a categorical dtype lists unused categories
     items = counts.index.to_numpy()
-    if items.dtype != object or not all(isinstance(item, str) for item in items[:1]):
-        items = np.asarray(counts.index.astype(str), dtype=object)
+    if items.dtype != object or pd.api.types.infer_dtype(items, skipna=False) != "string":
+        items = _names(counts.index)
     feature.add_counts(np.asarray(items, dtype=object),
                        np.asarray(counts.to_numpy(), dtype=np.int64), missing)
+
+
+def _names(index: pd.Index[Any]) -> npt.NDArray[np.object_]:
+    """Values as the names Arrow's cast to string gives them (true, 1.5, 2024-01-01), so a
+    profile of a DataFrame and one of the same data in Parquet name categories alike."""
+    try:
+        names = pc.cast(pa.array(index.to_numpy()), pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
+        return np.asarray(index.astype(str), dtype=object)  # mixed types: Python's str
+    return np.asarray(names.to_numpy(zero_copy_only=False), dtype=object)
 
 
 def _pandas_kind(series: pd.Series[Any], name: str, categorical: set[str]) -> tuple[Kind, str]:
