@@ -165,7 +165,7 @@ import sys, time
 import shipyard as sy
 sy.init(home=sys.argv[1], uri=sys.argv[2], artifacts=sys.argv[3], project="batch")
 sy.batch_predict("lead:1", sys.argv[4], sys.argv[5], chunk_rows=1_000,
-                 on_progress=lambda progress: time.sleep(0.05))
+                 on_progress=lambda progress: time.sleep(0.1))
 """
 
 
