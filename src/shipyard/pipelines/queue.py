@@ -12,6 +12,11 @@ recovered by any worker (``recover_lost_runs``): re-queued, its finished tasks k
 next claimant reuses them), up to ``Lease.max_recoveries`` times; then failed, so a run
 that kills every worker that takes it stops being taken. A worker told to stop hands its
 run back (``handback``): its steps are killed and the run is queued again at once.
+
+A run started without the queue (``run_pipeline`` without ``submit``) is leased the same
+way to the process that runs it (``claimed_by`` ``direct:host-pid``); when that process
+dies, the worker that recovers it fails it instead of queueing it, since nothing else
+could finish it as its caller meant (its steps may use the caller's files and functions).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from shipyard.pipelines import _lineage, runs
 from shipyard.pipelines._isolation import StepIsolation, resolve_user
 from shipyard.pipelines._state import RunOptions
 from shipyard.pipelines.models import PipelineRun
-from shipyard.pipelines.runner import execute_run
+from shipyard.pipelines.runner import DIRECT, execute_run
 from shipyard.pipelines.spec import PipelineSpec
 from shipyard.security import service as security
 from shipyard.store import Store
@@ -361,11 +366,22 @@ def _recover_one(conn: Connection, worker_name: str, lease: Lease) -> PipelineRu
         return None
     last = row.heartbeat_at.isoformat(timespec="seconds") if row.heartbeat_at else "never"
     gone = f"its worker {row.claimed_by} stopped heartbeating (last beat {last})"
+    direct = str(row.claimed_by).startswith(DIRECT)
+    if direct:
+        gone = (f"the process that ran it, {row.claimed_by.removeprefix(DIRECT)}, stopped "
+                f"heartbeating (last beat {last})")
     if row.state == "CANCELLING":
         _settle_tasks(conn, row.id, running="CANCELLED", why=gone)
         runs.update_run(conn, row.id, state="CANCELLED", finished_at=now,
                         error=f"cancelled; {gone}")
         outcome = "cancelled"
+    elif direct:  # run by its caller, not queued: no worker may take it over
+        _settle_tasks(conn, row.id, running="FAILED", why=gone)
+        runs.update_run(
+            conn, row.id, state="FAILED", finished_at=now,
+            error=f"{gone}; 'shipyard pipelines retry {row.id}' runs it again, reusing "
+                  "finished steps")
+        outcome = "failed"
     elif row.recoveries < lease.max_recoveries:
         _requeue(conn, row, recoveries=row.recoveries + 1,
                  note=f"re-queued ({row.recoveries + 1} of {lease.max_recoveries}): {gone}")

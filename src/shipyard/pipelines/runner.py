@@ -10,6 +10,8 @@ code inside it can link what it records to the step.
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -78,14 +80,30 @@ def run_pipeline(
         max_cache_age=max_cache_age,
         backend=backend,
     )
+    holder = None if submit else direct_holder()
     run = _create_run(store, ctx, spec, resolved, options, queued=submit,
-                      source=check_source(source))
+                      source=check_source(source), holder=holder)
     if submit:
         return run
-    return execute_run(
-        store, artifacts, ctx, spec, run, options,
-        functions=functions, settings=settings, raise_on_error=raise_on_error,
-    )  # fmt: skip
+    # Imported here: the queue imports this module.
+    from shipyard.pipelines.queue import Lease, _Heartbeat
+
+    # This process vouches for the run as a worker does for a claimed one: if it dies,
+    # any worker fails the run once the lease runs out (it cannot take it over).
+    assert holder is not None
+    with _Heartbeat(store, run.id, holder, Lease(), None):
+        return execute_run(
+            store, artifacts, ctx, spec, run, options,
+            functions=functions, settings=settings, raise_on_error=raise_on_error,
+        )  # fmt: skip
+
+
+DIRECT = "direct:"  # ``claimed_by`` of a run a process runs itself, not through the queue
+
+
+def direct_holder() -> str:
+    """This process's name on the runs it runs directly: ``direct:host-pid``."""
+    return f"{DIRECT}{socket.gethostname()}-{os.getpid()}"[:128]
 
 
 def require_container_runtime(spec: PipelineSpec, *, queued: bool = False) -> None:
@@ -137,6 +155,7 @@ def _create_run(
     *,
     queued: bool,
     source: dict[str, str],
+    holder: str | None = None,
 ) -> PipelineRun:
     now = utcnow()
     run = PipelineRun(
@@ -157,6 +176,12 @@ def _create_run(
         context_id = _lineage.run_context(conn, ctx.project, run.id, spec.name)
         created = run.model_copy(update={"context_id": context_id})
         runs.insert_run(conn, created, spec.model_dump(mode="json", by_alias=True))
+        if holder is not None:  # run here: leased to this process (``run_pipeline``)
+            from shipyard.pipelines.queue import Lease
+
+            runs.update_run(conn, run.id, claimed_by=holder, heartbeat_at=now,
+                            lease_until=Lease().until(now))
+            created = created.model_copy(update={"claimed_by": holder})
         audit.record(
             conn, ctx, "pipelines.run.create", f"pipeline_runs/{run.id}",
             detail={"pipeline": spec.name, "queued": queued},
@@ -236,6 +261,7 @@ def retry_pipeline_run(
     """Rerun a FAILED or CANCELLED run in place: tasks that succeeded keep their outputs,
     everything else runs again (from the recorded source). ``submit=True`` queues it for a
     worker instead (as the server does) and returns it QUEUED."""
+    holder = direct_holder()
 
     def work(conn: Connection) -> tuple[PipelineRun, dict[str, Any]]:
         run = runs.read_run(conn, ctx.project, run_id)
@@ -247,9 +273,13 @@ def retry_pipeline_run(
             principal = ctx.actor if ctx.token_id is not None else None
             runs.update_run(conn, run_id, state="QUEUED", error=None, finished_at=None,
                             started_at=None, claimed_by=None, principal=principal)
-        else:
+        else:  # run here: leased to this process, as in ``run_pipeline``
+            from shipyard.pipelines.queue import Lease
+
+            now = utcnow()
             runs.update_run(
-                conn, run_id, state="RUNNING", error=None, finished_at=None, started_at=utcnow()
+                conn, run_id, state="RUNNING", error=None, finished_at=None, started_at=now,
+                claimed_by=holder, heartbeat_at=now, lease_until=Lease().until(now),
             )
         audit.record(conn, ctx, "pipelines.run.retry", f"pipeline_runs/{run_id}",
                      detail={"queued": submit})
@@ -263,10 +293,13 @@ def retry_pipeline_run(
     options = RunOptions.from_json(run.options)
     if inline is not None:
         options = RunOptions(**{**options.to_json(), "inline": inline})
-    return execute_run(
-        store, artifacts, ctx, spec, run.model_copy(update={"state": "RUNNING"}), options,
-        settings=settings, raise_on_error=raise_on_error, prior=run.tasks,
-    )  # fmt: skip
+    from shipyard.pipelines.queue import Lease, _Heartbeat
+
+    with _Heartbeat(store, run_id, holder, Lease(), None):
+        return execute_run(
+            store, artifacts, ctx, spec, run.model_copy(update={"state": "RUNNING"}), options,
+            settings=settings, raise_on_error=raise_on_error, prior=run.tasks,
+        )  # fmt: skip
 
 
 __all__ = ["default_settings", "execute_run", "retry_pipeline_run", "run_pipeline"]
