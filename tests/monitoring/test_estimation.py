@@ -200,6 +200,13 @@ def test_direct_loss_estimation_within_two_percent() -> None:
         # flat: that chunk is flagged.
         assert chunks["reliable"].tolist() == [True, True, True, False, True]
         assert (relative.abs()[chunks["reliable"]] <= 0.02).all(), (metric, relative.tolist())
+        # The band: a few percent wide, and holding the realised value on most reliable
+        # chunks (95% nominal; the bench counts coverage over 60 chunks).
+        half = (chunks["upper"] - chunks["lower"]) / 2
+        assert (half < 0.05 * chunks["estimate"]).all(), (metric, half.tolist())
+        covered = (chunks["lower"] <= chunks["realised"]) & (
+            chunks["realised"] <= chunks["upper"])
+        assert covered[chunks["reliable"]].sum() >= 3, (metric, chunks.to_dict("records"))
 
 
 def test_inputs_outside_the_reference_support_are_flagged_unreliable() -> None:

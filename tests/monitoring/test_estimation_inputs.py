@@ -88,7 +88,7 @@ def test_saved_regression_estimator_round_trips(tmp_path: Path) -> None:
     estimator = fit_estimator(reference, task="regression", target="y", prediction="pred",
                               features=FEATURES)
     loaded = PerformanceEstimator.from_dict(json.loads(estimator.to_json()))
-    assert loaded.kurtosis == estimator.kurtosis
+    assert loaded.dispersion == estimator.dispersion
     pd.testing.assert_frame_equal(estimator.estimate(current, chunk_size=1_000).to_frame(),
                                   loaded.estimate(current, chunk_size=1_000).to_frame())
 

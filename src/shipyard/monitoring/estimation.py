@@ -174,7 +174,7 @@ class PerformanceEstimator:
     support: Support | None
     reference_metrics: dict[str, float]
     reference_rows: int
-    kurtosis: float = 3.0
+    dispersion: float = 2.0
     _z: float = field(init=False, repr=False, default=0.0)
 
     def __post_init__(self) -> None:
@@ -332,7 +332,7 @@ class PerformanceEstimator:
             mean_a, mean_s = a.mean(axis=0), s.mean(axis=0)
             mae_var = float(np.sum(mean_s - mean_a ** 2) / rows ** 2)
             mse = float(mean_s.mean())
-            mse_var = float((self.kurtosis - 1) * np.sum(mean_s ** 2) / rows ** 2)
+            mse_var = float(self.dispersion * np.sum(mean_s ** 2) / rows ** 2)
             rmse_var = mse_var / (4 * mse) if mse > 0 else 0.0
             realised_mae = realised_rmse = None
             if labels is not None:
@@ -359,7 +359,7 @@ class PerformanceEstimator:
                        for kind, models in self.models.items()},
             "support": self.support.to_dict() if self.support is not None else None,
             "reference_metrics": self.reference_metrics,
-            "reference_rows": self.reference_rows, "kurtosis": self.kurtosis,
+            "reference_rows": self.reference_rows, "dispersion": self.dispersion,
         }
 
     @classmethod
@@ -390,7 +390,7 @@ class PerformanceEstimator:
             models=models,
             support=Support.from_dict(data["support"]) if data["support"] else None,
             reference_metrics={k: float(v) for k, v in data["reference_metrics"].items()},
-            reference_rows=int(data["reference_rows"]), kurtosis=float(data["kurtosis"]))
+            reference_rows=int(data["reference_rows"]), dispersion=float(data["dispersion"]))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), allow_nan=False)
@@ -546,15 +546,16 @@ def _fit_regressor(columns: Columns, labels: Floats, sample: np.ndarray[Any, Any
         data.set_label(squared[rows])
         params = {**REGRESSOR_PARAMS, "base_score": float(squared[rows].mean())}
         models["squared_error"].append(xgboost.train(params, data, REGRESSOR_ROUNDS))
-    # How heavy the squared errors' tails are given the features, for the sampling variance
-    # of the realised MSE: E[(e^2 / E[e^2 | x])^2], measured out of fold (part 0 scored by
-    # model 1), 3 for Gaussian errors.
+    # The spread of the squared errors, for the sampling variance of a chunk's realised MSE:
+    # Var(e^2 | x) is taken as dispersion * E[e^2 | x]^2, with the dispersion measured out
+    # of fold (part 0 scored by model 1) as Var(e^2) / mean(E[e^2 | x]^2). The unconditional
+    # variance errs on the wide side (it also holds the variance of E[e^2 | x] itself).
     held = slice(0, take)
     expected = np.maximum(models["squared_error"][1].predict(
-        xgboost.DMatrix(inputs[held], nthread=1)), 1e-12)
-    kurtosis = float(max(1.0, np.mean((squared[held] / expected) ** 2)))
+        xgboost.DMatrix(inputs[held], nthread=1)), 0.0)
+    dispersion = float(np.var(squared[held]) / max(float(np.mean(expected ** 2)), 1e-300))
     return PerformanceEstimator(
-        task="regression", calibrations=[], models=models, kurtosis=kurtosis,
+        task="regression", calibrations=[], models=models, dispersion=dispersion,
         reference_metrics={"mae": float(np.mean(np.abs(error))),
                            "rmse": float(np.sqrt(np.mean(error ** 2)))}, **common)
 
