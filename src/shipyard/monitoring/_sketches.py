@@ -64,14 +64,16 @@ class HyperLogLog:
     def add_hashes(self, hashes: U64) -> None:
         if hashes.size == 0:
             return
-        p = np.uint64(HLL_P)
         index = (hashes >> np.uint64(64 - HLL_P)).astype(np.intp)
-        rest = hashes << p  # the remaining 64 - p bits, at the top
-        # Leading zeros + 1, from the exponent bits of the value as a float (exact except
-        # when rounding to 53 bits carries into the next power of two: a 2^-53 chance).
-        exponent = (rest.astype(np.float64).view(np.uint64) >> np.uint64(52)).astype(np.int64)
-        rho = np.clip(63 - (exponent - 1023) + 1, 1, 64 - HLL_P + 1).astype(np.uint8)
-        np.maximum.at(self.registers, index, rho)
+        # rho = leading zeros of the other 64 - p bits, plus one: from the exponent of those
+        # bits as a float (exact: 53 bits fit a double's mantissa), worked in place.
+        low = (hashes & np.uint64((1 << (64 - HLL_P)) - 1)).astype(np.float64)
+        exponent = low.view(np.uint64)
+        exponent >>= np.uint64(52)  # floor(log2(low)) + 1023, or 0 when low is 0
+        rho = exponent.astype(np.int16)
+        np.subtract((64 - HLL_P) + 1023, rho, out=rho)
+        np.minimum(rho, 64 - HLL_P + 1, out=rho)
+        np.maximum.at(self.registers, index, rho.astype(np.uint8))
 
     def merge(self, other: HyperLogLog) -> HyperLogLog:
         return HyperLogLog(np.maximum(self.registers, other.registers))
