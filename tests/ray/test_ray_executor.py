@@ -29,10 +29,20 @@ def add_up(numbers: dsl.Input[dsl.Dataset]) -> int:
         return sum(int(x) for x in f.read().split(","))
 
 
+@dsl.component
+def where(numbers: dsl.Input[dsl.Dataset], copy: dsl.Output[dsl.Dataset]) -> str:
+    import shutil
+
+    shutil.copy(numbers.path, copy.path)
+    return numbers.path
+
+
 @dsl.pipeline(name="ray-sum")
 def ray_sum(count: int = 10) -> None:
     numbers = write_numbers(count=count)
     add_up(numbers=numbers.outputs["out"])
+    copied = where(numbers=numbers.outputs["out"])
+    add_up(numbers=copied.outputs["copy"])
 
 
 @pytest.fixture(scope="module")
@@ -55,5 +65,10 @@ def test_steps_run_as_ray_tasks(ray_cluster: None, home: Path) -> None:
         assert run.state == "SUCCEEDED"
         assert run.tasks["write-numbers"].outputs["Output"] == "ray"
         assert run.tasks["add-up"].outputs["Output"] == 45
+        # The step ran in a scratch folder of the Ray node, its input shipped there and
+        # its output shipped back (no disk shared with the runner's step folders).
+        seen = run.tasks["where"].outputs["Output"]
+        assert "/shipyard-ray-" in seen and "/shipyard-run-" not in seen
+        assert run.tasks["add-up-2"].outputs["Output"] == 45
     finally:
         session.reset()

@@ -2,9 +2,11 @@
 
 The task runs ``_executor.run_captured`` in a Ray worker, a process Shipyard does not own:
 the step's environment and output capture last only for the step. The request and the
-result cross to the worker as JSON, as they do to a step process. On a cluster, the step's
-folder and the artifact store's location must be reachable from every node (a shared
-filesystem, or ``s3://``/``gs://`` for the artifacts).
+result cross to the worker as JSON, as they do to a step process, and the step's folder
+travels with them (``run_shipped``): its inputs, copied there from the artifact store, go
+to the node as a tar through Ray's object store, and what the step wrote (its output
+artifacts and files, its log) comes back the same way and is stored by the runner. So the
+nodes share no disk with the worker, and need neither the artifact store nor the database.
 
 Ray's driver does not live in this process but in a child of its own, the *bridge*
 (``python -m shipyard.pipelines._ray``, started by ``start_ray``): a Ray driver whose head
@@ -279,6 +281,65 @@ class RayLauncher:
         return None  # Ray stays up for the runs that follow, as it would for any caller
 
 
+# --- the step's folder travels with its task --------------------------------------------
+
+
+def _pack(root: str, *, skip: tuple[str, ...] = ()) -> bytes:
+    """The folder ``root`` as an uncompressed tar (its top-level entries in ``skip`` left
+    out)."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for entry in sorted(os.listdir(root)):
+            if entry not in skip:
+                tar.add(os.path.join(root, entry), arcname=entry)
+    return buffer.getvalue()
+
+
+def _unpack(data: bytes, root: str) -> None:
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
+        tar.extractall(root, filter="data")  # no links out, no absolute paths
+
+
+def _moved(value: Any, old: str, new: str) -> Any:
+    """``value`` (a request's JSON) with every path under folder ``old`` under ``new``."""
+    if isinstance(value, str):
+        if value == old or value.startswith(old + os.sep):
+            return new + value[len(old):]
+        return value
+    if isinstance(value, list):
+        return [_moved(v, old, new) for v in value]
+    if isinstance(value, dict):
+        return {k: _moved(v, old, new) for k, v in value.items()}
+    return value
+
+
+def run_shipped(request_json: dict[str, Any], folder: bytes) -> tuple[dict[str, Any], bytes]:
+    """Run in a Ray worker, on any node: unpack the step's folder (its inputs) into a
+    scratch folder of this node, run the step there, and send back what it wrote (all but
+    its inputs). So a cluster needs no disk shared with the worker."""
+    import shutil
+    import tempfile
+
+    from shipyard.pipelines import _executor
+
+    scratch = tempfile.mkdtemp(prefix="shipyard-ray-")
+    try:
+        _unpack(folder, scratch)
+        here = _moved(request_json, request_json["folder"], scratch)
+        request = {k: v for k, v in here.items() if k not in ("params", "component")}
+        request.update(params=request_json["params"], component=request_json["component"])
+        result = _executor.run_captured(request)
+        return result, _pack(scratch, skip=("inputs",))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 # --- the bridge process ------------------------------------------------------------------
 
 
@@ -293,12 +354,11 @@ def _serve(address: str) -> None:
 
     try:
         ray = require_ray()
-        from shipyard.pipelines import _executor
 
         # "local": a cluster of its own, never one another program left on this machine.
         ray.init(address=address or "local", ignore_reinit_error=True,
                  include_dashboard=False, log_to_driver=False)
-        task = ray.remote(_executor.run_captured)
+        task = ray.remote(run_shipped)
     except Exception as exc:
         tell({"error": f"{type(exc).__name__}: {exc}"})
         return
@@ -316,6 +376,7 @@ def _serve(address: str) -> None:
     threading.Thread(target=read, daemon=True).start()
     pending: dict[Any, int] = {}  # Ray object ref -> step id
     refs: dict[int, Any] = {}
+    folders: dict[int, str] = {}  # step id -> its folder here
     while True:
         messages = []
         with contextlib.suppress(queue.Empty):
@@ -329,9 +390,17 @@ def _serve(address: str) -> None:
                 os._exit(0)
             ident = int(message["id"])
             if message["op"] == "start":
-                ref = task.options(num_cpus=message["cpus"]).remote(message["request"])
+                request = message["request"]
+                try:  # the step's folder, its inputs in it, travels with the task
+                    packed = ray.put(_pack(request["folder"]))
+                except OSError as exc:
+                    tell({"id": ident, "result": StepResult.failed(
+                        f"the step's folder could not be sent to Ray: {exc}").to_json()})
+                    continue
+                ref = task.options(num_cpus=message["cpus"]).remote(request, packed)
                 pending[ref] = ident
                 refs[ident] = ref
+                folders[ident] = request["folder"]
             elif message["op"] == "cancel" and ident in refs:
                 with contextlib.suppress(Exception):
                     ray.cancel(refs[ident], force=True)
@@ -341,9 +410,11 @@ def _serve(address: str) -> None:
         for ref in ready:
             ident = pending.pop(ref)
             refs.pop(ident, None)
+            folder = folders.pop(ident)
             try:
-                result = ray.get(ref)
-            except Exception as exc:  # a lost worker or a cancelled task
+                result, written = ray.get(ref)
+                _unpack(written, folder)  # its outputs and log, where the runner reads them
+            except Exception as exc:  # a lost worker, a cancelled task, a full disk
                 result = StepResult.failed(f"the Ray task failed: {exc}").to_json()
             tell({"id": ident, "result": result})
 
