@@ -24,6 +24,13 @@ def write_numbers(count: int, out: dsl.Output[dsl.Dataset]) -> str:
 
 
 @dsl.component
+def worker_secret() -> str:
+    import os
+
+    return os.environ.get("SHIPYARD_WORKER_ONLY", "unset")
+
+
+@dsl.component
 def add_up(numbers: dsl.Input[dsl.Dataset]) -> int:
     with open(numbers.path) as f:
         return sum(int(x) for x in f.read().split(","))
@@ -43,6 +50,7 @@ def ray_sum(count: int = 10) -> None:
     add_up(numbers=numbers.outputs["out"])
     copied = where(numbers=numbers.outputs["out"])
     add_up(numbers=copied.outputs["copy"])
+    worker_secret()
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +65,11 @@ def ray_cluster() -> Iterator[None]:
         _ray.stop_ray()
 
 
-def test_steps_run_as_ray_tasks(ray_cluster: None, home: Path) -> None:
+def test_steps_run_as_ray_tasks(ray_cluster: None, home: Path,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # A setting of the process that starts the steps, which its Ray workers (children of
+    # the local cluster it starts) must not inherit.
+    monkeypatch.setenv("SHIPYARD_WORKER_ONLY", "secret")
     sy: ModuleType = shipyard
     sy.init(home=home, project="ray")
     try:
@@ -70,5 +82,6 @@ def test_steps_run_as_ray_tasks(ray_cluster: None, home: Path) -> None:
         seen = run.tasks["where"].outputs["Output"]
         assert "/shipyard-ray-" in seen and "/shipyard-run-" not in seen
         assert run.tasks["add-up-2"].outputs["Output"] == 45
+        assert run.tasks["worker-secret"].outputs["Output"] == "unset"
     finally:
         session.reset()

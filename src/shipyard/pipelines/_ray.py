@@ -99,7 +99,10 @@ class _Bridge:
     def __init__(self, address: str) -> None:
         require_ray()  # MissingDependency here, not in the child
         self.address = address
-        env = dict(os.environ)
+        # Without this process's own settings (the database URI, its token): a local
+        # cluster's Ray workers are the bridge's children and would inherit them, and a
+        # step gets what it should have from its request.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
         env["RAY_gcs_rpc_server_reconnect_timeout_s"] = str(RECONNECT_SECONDS)
         self._process = subprocess.Popen(
             [sys.executable, "-m", "shipyard.pipelines._ray", address],
