@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -242,6 +243,7 @@ def main() -> None:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
