@@ -63,6 +63,12 @@ PRECONDITIONS = {
     "/api/v1/projects/{project}/endpoints/{name}:predict": "nothing deployed yet",
     "/v1/projects/{project}/locations/{location}/endpoints/{name}:predict":
         "nothing deployed yet",
+    "/api/v1/projects/{project}/endpoints/{name}:explain": "nothing deployed yet",
+    "/v1/projects/{project}/locations/{location}/endpoints/{name}:explain":
+        "nothing deployed yet",
+    "/api/v1/projects/{project}/endpoints/{name}:rawPredict": "nothing deployed yet",
+    "/v1/projects/{project}/locations/{location}/endpoints/{name}:rawPredict":
+        "nothing deployed yet",
     "/api/v1/projects/{project}/endpoints/{name}/traffic": "nothing deployed yet",
     "/api/v1/projects/{project}/endpoints/{name}/deployments": "version or alias, not both",
 }

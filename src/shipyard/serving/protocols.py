@@ -51,7 +51,16 @@ def _rows(value: object, field: str) -> list[Any]:
         raise InvalidArgument(f"{field} must be a non-empty list of rows", field=field)
     if len(value) > MAX_INSTANCES:
         raise InvalidArgument(f"{len(value)} instances in one request; the limit is "
-                       f"{MAX_INSTANCES}", field=field)
+                              f"{MAX_INSTANCES}", field=field)
+    kinds = set(map(type, value))  # one C-level pass: rows are arrays or objects
+    bad = None
+    if not kinds <= {list, dict} or (list in kinds and not all(value)):
+        bad = next((i for i, row in enumerate(value) if not isinstance(row, list | dict)
+                    or (not row and isinstance(row, list))), None)
+    if bad is not None:
+        raise InvalidArgument(f"{field}[{bad}] must be an object keyed by feature or a "
+                              "non-empty array of values in signature order",
+                              field=f"{field}[{bad}]")
     return value
 
 
@@ -99,6 +108,8 @@ def parse_mlflow(body: object, names: Sequence[str] | None) -> list[Any]:
     if len(shapes) != 1:
         raise InvalidArgument(f"send exactly one of {list(MLFLOW_SHAPES)}", field="body")
     _only(request, (shapes[0], "params"))
+    if "params" in request and not isinstance(request["params"], dict):
+        raise InvalidArgument("params must be an object", field="params")
     shape, value = shapes[0], request[shapes[0]]
     if shape == "dataframe_split":
         split = _object(value, "dataframe_split")
@@ -106,6 +117,13 @@ def parse_mlflow(body: object, names: Sequence[str] | None) -> list[Any]:
         data = _rows(split.get("data"), "dataframe_split.data")
         columns = split.get("columns")
         if columns is None:
+            if "columns" in split:
+                raise InvalidArgument("dataframe_split.columns must be a list of names",
+                                      field="dataframe_split.columns")
+            bad = next((i for i, row in enumerate(data) if not isinstance(row, list)), None)
+            if bad is not None:
+                raise InvalidArgument(f"dataframe_split.data[{bad}] must be a list of values "
+                                      "in signature order", field=f"dataframe_split.data[{bad}]")
             return data
         if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
             raise InvalidArgument("dataframe_split.columns must be a list of names",

@@ -25,6 +25,7 @@ endpoint names (checked names) and our own ids, and checked to stay inside the r
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -197,7 +198,9 @@ class RequestLog:
             "request_id": pa.array([i[0] for i in items], pa.string()),
             "instance": pa.array([i[1] for i in items], pa.int32()),
             "time": pa.array([now] * len(items), pa.timestamp("us", tz="UTC")),
-            "ground_truth": pa.array([wire.dumps(i[2]).decode() for i in items], pa.string()),
+            # The standard library: it writes any JSON the caller sent (orjson refuses
+            # lone surrogates in strings).
+            "ground_truth": pa.array([json.dumps(i[2]) for i in items], pa.string()),
         })
         with self._lock:
             return self._write_group("feedback", project, endpoint, now.strftime("%Y-%m-%dT%H"),

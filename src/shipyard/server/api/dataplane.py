@@ -32,11 +32,11 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipyard import __version__
@@ -54,6 +54,7 @@ from shipyard.security.authcache import AUTH_CACHE, CachedToken, database_key
 from shipyard.security.headers import API_SECURITY_HEADERS
 from shipyard.security.roles import ROLE_PERMISSIONS, Permission, Role
 from shipyard.security.tokens import effective_permissions, parse_token
+from shipyard.server.api import params
 from shipyard.server.auth import (
     PROBLEM_RESPONSES,
     SESSION_COOKIE,
@@ -191,6 +192,7 @@ async def handle(scope: Scope, receive: Receive, protocol: Protocol, params: dic
     started = time.perf_counter()
     try:
         state, supervisor = _serving(state, supervisor)
+        _check_path(params)
         await _authorize(request, state, supervisor, protocol, params)
         raw = await _read_body(scope, receive, state)
         answer = await respond(supervisor, protocol, params, raw, request.headers)
@@ -234,6 +236,16 @@ async def handle(scope: Scope, receive: Receive, protocol: Protocol, params: dic
                 protocol=protocol.kind, latency_ms=seconds * 1000, rows=answer.rows,
                 predictions=found.predictions, names=_names(signature)))
     return answer
+
+
+def _check_path(params: dict[str, str]) -> None:
+    """The bounds the routes declare (``_PATH_SCHEMAS``), 400 naming the parameter."""
+    for key, value in params.items():
+        if key in ("project", "name"):
+            check_name(value, key)
+        elif not 1 <= len(value) <= _PATH_SCHEMAS[key]["maxLength"]:
+            raise InvalidArgument(f"{key} must be 1 to {_PATH_SCHEMAS[key]['maxLength']} "
+                                  "characters", field=key)
 
 
 def _type_oip_body(scope: Scope) -> None:
@@ -500,8 +512,59 @@ def _names(signature: dict[str, Any] | None) -> list[str] | None:
 
 router = APIRouter(tags=["prediction"], responses=PROBLEM_RESPONSES)
 
-_JSON_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": {"type": "object"}}}}}
+_ROWS = {"type": "array", "minItems": 1, "maxItems": MAX_INSTANCES,
+         "items": {"anyOf": [{"type": "array", "minItems": 1}, {"type": "object"}]}}
+_VERTEX_BODY: dict[str, Any] = {
+    "type": "object", "required": ["instances"], "additionalProperties": False,
+    "properties": {"instances": _ROWS,
+                   "parameters": {"anyOf": [{"type": "object"}, {"type": "null"}]}}}
+_PATHS = {"type": "object", "additionalProperties": False, "properties": {
+    "pathCount": {"type": "integer", "minimum": 1, "maximum": 50}}}
+_OVERRIDE = {"type": "object", "required": ["parameters"], "additionalProperties": False,
+             "properties": {"parameters": {
+                 "type": "object", "minProperties": 1, "maxProperties": 1,
+                 "additionalProperties": False, "properties": {
+                     "sampledShapleyAttribution": _PATHS, "autoAttribution": _PATHS,
+                     "treeShapAttribution": {"type": "object", "maxProperties": 0}}}}}
+_EXPLAIN_BODY: dict[str, Any] = {**_VERTEX_BODY, "properties": {
+    **_VERTEX_BODY["properties"],
+    "explanationSpecOverride": {"anyOf": [_OVERRIDE, {"type": "null"}]}}}
+
+
+def _one_key(key: str, schema: dict[str, Any], *others: str) -> dict[str, Any]:
+    return {"type": "object", "required": [key], "additionalProperties": False,
+            "properties": {key: schema, **{o: {"type": "object"} for o in others}}}
+
+
+_MLFLOW_BODY: dict[str, Any] = {"oneOf": [
+    _one_key("dataframe_split", {"type": "object", "required": ["data"],
+                                 "properties": {"columns": {"type": "array", "items": {
+                                     "type": "string", "maxLength": 256}}, "data": _ROWS}},
+             "params"),
+    _one_key("dataframe_records", _ROWS, "params"),
+    _one_key("instances", _ROWS, "params"),
+    _one_key("inputs", {"anyOf": [_ROWS, {"type": "object", "minProperties": 1}]}, "params"),
+]}
+_RAW_BODY: dict[str, Any] = {"oneOf": [_VERTEX_BODY, *_MLFLOW_BODY["oneOf"][:2],
+                                       _MLFLOW_BODY["oneOf"][3]]}
+_TENSOR = {"type": "object", "required": ["name", "shape", "datatype"], "properties": {
+    "name": {"type": "string", "minLength": 1, "maxLength": protocols.MAX_NAME},
+    "shape": {"type": "array", "minItems": 1, "maxItems": 2,
+              "items": {"type": "integer", "minimum": 0, "maximum": 10**9}},
+    "datatype": {"type": "string", "maxLength": 16},
+    "data": {"type": "array"}, "parameters": {"type": "object"}}}
+_OIP_BODY: dict[str, Any] = {
+    "type": "object", "required": ["inputs"], "additionalProperties": False, "properties": {
+        "id": {"type": "string", "maxLength": protocols.MAX_NAME},
+        "parameters": {"type": "object"},
+        "inputs": {"type": "array", "minItems": 1, "maxItems": protocols.MAX_TENSORS,
+                   "items": _TENSOR},
+        "outputs": {"type": "array", "maxItems": 1, "items": {
+            "type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string", "maxLength": protocols.MAX_NAME},
+                "parameters": {"type": "object"}}}}}}
+_BODIES = {"vertex": _VERTEX_BODY, "kserve": _VERTEX_BODY, "explain": _EXPLAIN_BODY,
+           "raw": _RAW_BODY, "mlflow": _MLFLOW_BODY, "oip": _OIP_BODY}
 
 
 async def _through(request: Request, kind: str, template: str) -> Response:
@@ -513,13 +576,27 @@ async def _through(request: Request, kind: str, template: str) -> Response:
                     headers={k.decode(): v.decode() for k, v in answer.headers or []})
 
 
+_NAME_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 128,
+                "pattern": params.NAME_PATTERN}
+_PATH_SCHEMAS: dict[str, dict[str, Any]] = {
+    "project": _NAME_SCHEMA, "name": _NAME_SCHEMA,
+    "location": {"type": "string", "minLength": 1, "maxLength": 64},
+    "version": {"type": "string", "minLength": 1, "maxLength": 140},
+}
+
+
 def _declare(template: str, kind: str, summary: str) -> None:
     async def route(request: Request) -> Response:
         return await _through(request, kind, template)
 
-    route.__name__ = f"{kind}_{abs(hash(template)) % 10**8}"
+    route.__name__ = f"{kind}_{template.strip('/').replace('/', '_').replace('{', '')}"
+    parameters = [{"name": name, "in": "path", "required": True,
+                   "schema": _PATH_SCHEMAS[name]}
+                  for name in re.findall(r"\{(\w+)\}", template)]
+    body = {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": _BODIES[kind]}}}}
     router.add_api_route(template, route, methods=["POST"], summary=summary,
-                         openapi_extra=_JSON_BODY)
+                         openapi_extra={**body, "parameters": parameters})
 
 
 _declare(EXPLAIN, "explain", "Vertex explain: predictions and feature attributions "
@@ -533,6 +610,9 @@ _declare(OIP_VERSION_INFER, "oip", "OIP (V2) inference of a pinned version (the 
          "project: predict)")
 _declare(MLFLOW, "mlflow", "MLflow scoring: dataframe_split, dataframe_records, instances "
          "or inputs (the endpoint's project: predict)")
+
+
+Version = Annotated[str, Path(min_length=1, max_length=140)]
 
 
 # -- Open Inference Protocol: health and metadata (through FastAPI: not on the hot path) ----
@@ -571,7 +651,7 @@ async def _served(request: Request, name: str) -> tuple[Supervisor, str]:
 
 
 @router.get("/v2/models/{name}", summary="OIP model metadata (the endpoint's project: read)")
-async def oip_model_metadata(name: str, request: Request) -> dict[str, Any]:
+async def oip_model_metadata(name: params.Name, request: Request) -> dict[str, Any]:
     """OIP model metadata: the versions served and the features the model takes."""
     supervisor, project = await _served(request, name)
     targets = supervisor.targets_of(project, name)
@@ -581,7 +661,8 @@ async def oip_model_metadata(name: str, request: Request) -> dict[str, Any]:
 
 
 @router.get("/v2/models/{name}/versions/{version}", summary="OIP metadata of one served version")
-async def oip_version_metadata(name: str, version: str, request: Request) -> dict[str, Any]:
+async def oip_version_metadata(name: params.Name, version: Version, request: Request
+                               ) -> dict[str, Any]:
     """OIP model metadata of one served version."""
     supervisor, project = await _served(request, name)
     signature = supervisor.signature_of(project, name, version)
@@ -600,7 +681,7 @@ def _target(supervisor: Supervisor, project: str, name: str, version: str) -> An
 
 
 @router.get("/v2/models/{name}/ready", summary="OIP model readiness")
-async def oip_model_ready(name: str, request: Request) -> Response:
+async def oip_model_ready(name: params.Name, request: Request) -> Response:
     """OIP model readiness: 200 when every deployment receiving traffic has a ready
     replica, else 503."""
     supervisor, project = await _served(request, name)
@@ -611,7 +692,7 @@ async def oip_model_ready(name: str, request: Request) -> Response:
 
 @router.get("/v2/models/{name}/versions/{version}/ready",
             summary="OIP readiness of one served version")
-async def oip_version_ready(name: str, version: str, request: Request) -> Response:
+async def oip_version_ready(name: params.Name, version: Version, request: Request) -> Response:
     """OIP readiness of one served version."""
     supervisor, project = await _served(request, name)
     ready = _ready(supervisor, project, name, version)
@@ -662,6 +743,13 @@ class FeedbackItem(BaseModel):
     instance: int = Field(default=0, ge=0, le=MAX_INSTANCES)
     ground_truth: Any
 
+    @field_validator("instance", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("instance must be a whole number, not a boolean")  # noqa: TRY004
+        return value
+
 
 class Feedback(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -671,7 +759,8 @@ class Feedback(BaseModel):
 
 @router.post("/api/v1/projects/{project}/endpoints/{name}/feedback",
              summary="Ground truth for logged predictions, by request id")
-def feedback(project: str, name: str, body: Feedback, request: Request) -> dict[str, int]:
+def feedback(project: params.Name, name: params.Name, body: Feedback, request: Request
+             ) -> dict[str, int]:
     """Attach ground truth to predictions by the request id their answer carried
     (``X-Request-ID``) and the instance's index in that request; written to the request
     log's ``feedback`` table before this returns."""
