@@ -31,9 +31,9 @@ def detect_drift_op(reference: dsl.Input[dsl.Dataset], current: dsl.Input[dsl.Da
     """Compare ``current`` with ``reference``; return the number of drifted features."""
     from pathlib import Path
 
-    import shipyard as sy
+    from shipyard.monitoring.drift import detect_drift
 
-    result = sy.detect_drift(reference.path, current.path,
+    result = detect_drift(reference.path, current.path,
                              categorical_features=categorical_features or [],
                              false_alarm_rate=false_alarm_rate)
     result.to_html(report.path)
