@@ -61,6 +61,12 @@ _EXPORTS = {
     "batch_predict": "batch",
     # monitoring
     "detect_drift": "monitoring",
+    # events
+    "publish": "events",
+    "subscribe": "events",
+    "list_topics": "events",
+    "list_subscriptions": "events",
+    "dead_letters": "events",
 }
 
 __all__ = [
@@ -72,6 +78,7 @@ __all__ = [
     "compare_runs",
     "compile_pipeline",
     "create_endpoint",
+    "dead_letters",
     "delete_alias",
     "delete_endpoint",
     "detect_drift",
@@ -97,8 +104,11 @@ __all__ = [
     "list_model_versions",
     "list_models",
     "list_pipeline_runs",
+    "list_subscriptions",
+    "list_topics",
     "load_model",
     "promote_if_better",
+    "publish",
     "register_model",
     "resolve_model",
     "retry_pipeline_run",
@@ -108,6 +118,7 @@ __all__ = [
     "set_alias",
     "set_model_status",
     "start_run",
+    "subscribe",
     "verify_audit_log",
 ]
 
@@ -121,6 +132,11 @@ if _typing.TYPE_CHECKING:  # what __getattr__ below returns, for type checkers a
         verify_audit_log as verify_audit_log,
     )
     from shipyard.sdk.batch import batch_predict as batch_predict
+    from shipyard.sdk.events import dead_letters as dead_letters
+    from shipyard.sdk.events import list_subscriptions as list_subscriptions
+    from shipyard.sdk.events import list_topics as list_topics
+    from shipyard.sdk.events import publish as publish
+    from shipyard.sdk.events import subscribe as subscribe
     from shipyard.sdk.lineage import (
         get_artifact as get_artifact,
     )

@@ -13,7 +13,7 @@ from shipyard.sdk import session
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 GUIDES = ["tracking.md", "registry.md", "pipelines.md", "runtime.md", "serving.md",
-          "batch-and-explain.md", "monitoring.md"]
+          "batch-and-explain.md", "monitoring.md", "events.md"]
 
 
 # Pages whose python blocks some test runs: the guides here, the others in

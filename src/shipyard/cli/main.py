@@ -12,6 +12,7 @@ from typer.core import TyperGroup
 from shipyard.cli import (
     batch,
     endpoints,
+    events,
     identity,
     lineage,
     models,
@@ -99,6 +100,7 @@ lineage.register_audit(app)
 app.add_typer(models.app, name="models")
 app.add_typer(pipelines.app, name="pipelines")
 app.add_typer(endpoints.app, name="endpoints")
+app.add_typer(events.app, name="events")
 batch.register(app)
 identity.register(app)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import httpx
 
+from shipyard.client.events import HttpEvents
 from shipyard.client.http import HttpClient
 from shipyard.client.identity import HttpIdentity
 from shipyard.client.lineage import HttpLineage
@@ -37,6 +38,7 @@ class HttpSession:
         self.pipelines = HttpPipelines(self.client)
         self.identity = HttpIdentity(self.client)
         self.serving = HttpServing(self.client)
+        self.events = HttpEvents(self.client)
 
     def close(self) -> None:
         self.client.close()

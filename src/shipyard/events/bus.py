@@ -21,7 +21,6 @@ Creating or deleting topics and subscriptions, and seeking, are.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -44,8 +43,14 @@ from sqlalchemy import (
 
 from shipyard import audit
 from shipyard.context import RequestContext
-from shipyard.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, TooLarge
-from shipyard.events.models import DeadLetter, Message, Subscription, Topic
+from shipyard.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from shipyard.events.models import (
+    DeadLetter,
+    Message,
+    Subscription,
+    Topic,
+    check_data,
+)
 from shipyard.ids import new_id
 from shipyard.store import Store
 from shipyard.store.projects import ensure_project
@@ -64,7 +69,6 @@ __all__ = [
     "nack", "publish", "publish_in", "pull", "purge_expired", "seek",
 ]
 
-MAX_DATA_BYTES = 256 * 1024
 MAX_ATTRIBUTES = 32
 MAX_ATTRIBUTE_VALUE = 1024
 MAX_PULL = 1000
@@ -456,14 +460,7 @@ def _check_message(topic: str, data: Any, ordering_key: str | None,
                    attributes: Mapping[str, str] | None
                    ) -> tuple[Any, str | None, dict[str, str]]:
     check_name(topic, "topic")
-    try:
-        encoded = json.dumps(data, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgument(f"data must be JSON (objects, lists, strings, finite numbers, "
-                              f"booleans, null): {exc}", field="data") from None
-    if len(encoded.encode()) > MAX_DATA_BYTES:
-        raise TooLarge(f"data is {len(encoded.encode()):,} bytes as JSON; the limit is "
-                       f"{MAX_DATA_BYTES:,}", field="data")
+    data = check_data(data)
     if ordering_key is not None and (not isinstance(ordering_key, str) or not ordering_key
                                      or len(ordering_key) > 128
                                      or not ordering_key.isprintable()):
@@ -481,7 +478,7 @@ def _check_message(topic: str, data: Any, ordering_key: str | None,
                                       f"{MAX_ATTRIBUTE_VALUE} characters",
                                       field=f"attributes.{key}")
             clean[key] = value
-    return json.loads(encoded), ordering_key, clean
+    return data, ordering_key, clean
 
 
 def _bounded(field: str, value: Any) -> int:

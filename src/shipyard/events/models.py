@@ -3,10 +3,30 @@ are)."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+
+from shipyard.errors import InvalidArgument, TooLarge
+
+MAX_DATA_BYTES = 256 * 1024
+
+
+def check_data(data: Any) -> Any:
+    """``data`` as the bus stores it (a JSON value), or ``InvalidArgument`` naming ``data``:
+    checked where it is published and, in remote mode, before it is sent."""
+    try:
+        encoded = json.dumps(data, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"data must be JSON (objects, lists, strings, finite numbers, "
+                              f"booleans, null): {exc}", field="data") from None
+    size = len(encoded.encode())
+    if size > MAX_DATA_BYTES:
+        raise TooLarge(f"data is {size:,} bytes as JSON; the limit is {MAX_DATA_BYTES:,}",
+                       field="data")
+    return json.loads(encoded)
 
 
 class Topic(BaseModel):

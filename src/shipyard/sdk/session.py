@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from shipyard.config import Settings
 
 if TYPE_CHECKING:  # the ports' value types load with the port that is opened (CLI start-up)
+    from shipyard.events.port import EventsPort
     from shipyard.lineage.port import LineagePort
     from shipyard.pipelines.port import PipelinesPort
     from shipyard.registry.port import RegistryPort
@@ -41,6 +42,8 @@ class Session(Protocol):
     def identity(self) -> IdentityPort: ...
     @property
     def serving(self) -> ServingPort: ...
+    @property
+    def events(self) -> EventsPort: ...
 
     def close(self) -> None: ...
 

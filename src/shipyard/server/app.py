@@ -29,6 +29,7 @@ from shipyard.server.access import AccessLog
 from shipyard.server.api import (
     audit,
     dataplane,
+    events,
     identity,
     lineage,
     pipelines,
@@ -128,7 +129,8 @@ def create_app(
     app.state.shipyard = state
     app.state.serving = replicas
     errors.install(app, (str(settings.home), settings.artifacts))
-    for module in (service, identity, tracking, lineage, registry, pipelines, serving, audit):
+    for module in (service, identity, tracking, lineage, registry, pipelines, serving, events,
+                   audit):
         app.include_router(module.router)
     app.include_router(serving.data_plane)
     app.include_router(dataplane.router)

@@ -122,6 +122,21 @@ POLICY: dict[tuple[str, str], Rule] = {
     # Probes carry no credentials, as /api/v1/live and /api/v1/ready.
     ("GET", "/v2/health/live"): PUBLIC,
     ("GET", "/v2/health/ready"): PUBLIC,
+    # -- events: publishing and consuming are running work ('user'); topics and subscriptions
+    # are resources ('editor' to create, 'manager' to delete), as elsewhere.
+    ("GET", f"{P}/events/topics"): READ,
+    ("POST", f"{P}/events/topics"): WRITE,
+    ("POST", f"{P}/events/topics/{{topic}}/publish"): Rule(Permission.RUN),
+    ("GET", f"{P}/events/subscriptions"): READ,
+    ("POST", f"{P}/events/subscriptions"): WRITE,
+    ("GET", f"{P}/events/subscriptions/{{name}}"): READ,
+    ("DELETE", f"{P}/events/subscriptions/{{name}}"): Rule(Permission.DELETE),
+    ("POST", f"{P}/events/subscriptions/{{name}}/pull"): Rule(Permission.RUN),
+    ("POST", f"{P}/events/subscriptions/{{name}}/ack"): Rule(Permission.RUN),
+    ("POST", f"{P}/events/subscriptions/{{name}}/nack"): Rule(Permission.RUN),
+    ("POST", f"{P}/events/subscriptions/{{name}}/extend"): Rule(Permission.RUN),
+    ("POST", f"{P}/events/subscriptions/{{name}}/seek"): WRITE,
+    ("GET", f"{P}/events/subscriptions/{{name}}/dead-letters"): READ,
     # -- identity: users, tokens, grants ---------------------------------------------------------
     ("POST", "/api/v1/login"): PUBLIC,
     ("GET", "/login/{code}"): PUBLIC,
