@@ -77,6 +77,7 @@ ROWS_PER_MODEL = 40_000
 # estimate ran about 1% low on shifted chunks (100k: about a third of that, in twice the time).
 LOSS_ROWS_PER_MODEL = 100_000
 MIN_ROWS_PER_MODEL = 200
+SUPPORT_ROWS = 200_000
 BOOST_ROUNDS = 60
 # One thread per model: the models are small, and on a busy machine xgboost's threads spin
 # waiting for each other (two threads on two shared cores ran ten times slower than one).
@@ -487,8 +488,10 @@ def fit_estimator(
     take = min(cap, min(part.size for part in parts))
     sample = np.concatenate([part[:take] for part in parts])
     matrix, categories = _reference_features(columns, names, sample)
-    support = Support.fit(matrix, [names.index(name) for name in categories]) if names else (
-        None)
+    # The support's quantiles and covariance need far fewer rows than the loss models (the
+    # sample is in random order, so its head is a random sample too).
+    support = Support.fit(matrix[:SUPPORT_ROWS], [names.index(name) for name in categories]
+                          ) if names else None
     common = {"target": target, "prediction": prediction, "score": score, "features": names,
               "categories": categories, "threshold": float(threshold),
               "confidence": float(confidence), "outside_tolerance": float(outside_tolerance),
