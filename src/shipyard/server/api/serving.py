@@ -19,6 +19,7 @@ from shipyard.context import RequestContext
 from shipyard.errors import FailedPrecondition, Unavailable
 from shipyard.server.api import params
 from shipyard.server.auth import PROBLEM_RESPONSES
+from shipyard.server.errors import problem
 from shipyard.server.state import ServerState, request_context, server_state
 from shipyard.serving import service
 from shipyard.serving.instances import MAX_INSTANCES
@@ -89,7 +90,8 @@ class PredictRequest(Strict):
 def verbs_take_post(name: str, verb: str) -> Response:
     """``/{name}:predict`` and its kin take POST only. Declared before ``/{name}``, which
     would otherwise take a GET or DELETE of ``x:predict`` and refuse it as a bad name."""
-    return Response(status_code=405, headers={"Allow": "POST"})
+    return problem(405, "an endpoint's verbs (:predict, ...) take POST only",
+                   headers={"Allow": "POST"})
 
 
 @router.get("", response_model=list[Endpoint])
