@@ -30,6 +30,7 @@ from shipyard.store.schema.lineage import (
     executions,
     lineage_artifacts,
 )
+from shipyard.store.schema.monitoring import monitor_alerts, monitor_runs, monitors
 from shipyard.store.schema.pipelines import cache_entries, pipeline_runs, pipeline_tasks
 from shipyard.store.schema.registry import alias_history, model_aliases, model_versions, models
 from shipyard.store.schema.security import grants, principals, tokens
@@ -69,6 +70,9 @@ __all__ = [
     "model_aliases",
     "model_versions",
     "models",
+    "monitor_alerts",
+    "monitor_runs",
+    "monitors",
     "pipeline_runs",
     "pipeline_tasks",
     "principals",
