@@ -134,18 +134,23 @@ def claim_and_run_next(
     if claimed is None:
         return None
     run_id, run_project = claimed
-    with _Heartbeat(store, run_id, worker_name, lease, handback) as beat:
-        try:
-            _execute_claimed(store, artifacts, worker_name, run_id, run_project, settings)
-        except Exception as exc:  # the worker failed, not the run's code: try once more
-            _hand_back(store, run_id, worker_name, f"its worker failed ({exc!r})",
-                       max_recoveries=lease.max_recoveries)
-            raise
-        except BaseException:
-            _hand_back(store, run_id, worker_name, "its worker was interrupted")
-            raise
-    if beat.handed_back:
-        _hand_back(store, run_id, worker_name, "its worker was stopping")
+    runs.worker_held.add(run_id)
+    try:
+        with _Heartbeat(store, run_id, worker_name, lease, handback) as beat:
+            try:
+                _execute_claimed(store, artifacts, worker_name, run_id, run_project, settings)
+            except Exception as exc:  # the worker failed, not the run's code: try once more
+                _hand_back(store, run_id, worker_name, f"its worker failed ({exc!r})",
+                           max_recoveries=lease.max_recoveries)
+                raise
+            except BaseException:
+                _hand_back(store, run_id, worker_name, "its worker was interrupted")
+                raise
+        if beat.handed_back:
+            _hand_back(store, run_id, worker_name, "its worker was stopping")
+    finally:
+        runs.worker_held.discard(run_id)
+        runs.handing_back.discard(run_id)
     with store.read() as conn:
         return runs.read_run(conn, run_project, run_id)
 
@@ -263,7 +268,10 @@ class _Heartbeat:
             )
             return done.rowcount == 1
 
+        runs.handing_back.add(self.run_id)  # before the engine can see CANCELLING
         asked = self.store.retry_write(work)
+        if not asked:
+            runs.handing_back.discard(self.run_id)
         if asked:
             log.info("pipeline run %s: handing it back", self.run_id,
                      extra={"run_id": self.run_id, "worker": self.worker_name})
@@ -285,6 +293,7 @@ def _hand_back(store: Store, run_id: str, worker_name: str, why: str, *,
         if max_recoveries is not None:
             if recoveries >= max_recoveries:
                 _settle_tasks(conn, run_id, running="FAILED", why=why)
+                runs.announce_finished(conn, run_id, worker_name)
                 return
             recoveries += 1
         _requeue(conn, row, recoveries=recoveries, note=f"re-queued: {why} ({worker_name})")
@@ -394,6 +403,8 @@ def _recover_one(conn: Connection, worker_name: str, lease: Lease) -> PipelineRu
                   f"'shipyard pipelines retry {row.id}' runs it again, reusing finished steps")
         outcome = "failed"
     ctx = RequestContext(project=row.project, actor=worker_name)
+    if outcome != "requeued":
+        runs.announce_finished(conn, row.id, worker_name)
     audit.record(conn, ctx, "pipelines.run.recover", f"pipeline_runs/{row.id}",
                  detail={"outcome": outcome, "claimed_by": row.claimed_by})
     log.warning("pipeline run %s %s: %s", row.id, outcome, gone,
@@ -415,5 +426,6 @@ def _isolation_for(settings: Settings | None, token: str) -> StepIsolation:
 def _fail_unstarted(store: Store, run_id: str, error: str) -> None:
     def work(conn: Connection) -> None:
         runs.update_run(conn, run_id, state="FAILED", error=error, finished_at=utcnow())
+        runs.announce_finished(conn, run_id, "shipyard")
 
     store.retry_write(work)

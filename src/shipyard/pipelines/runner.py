@@ -230,9 +230,10 @@ def execute_run(
             engine.execute()
             state, error = engine.outcome()
         except BaseException as exc:
-            _end(store, run.id, "FAILED", f"the runner stopped: {exc!r}")
+            _end(store, run.id, "FAILED", f"the runner stopped: {exc!r}", ctx.actor,
+                 final=run.id not in runs.worker_held)
             raise
-    _end(store, run.id, state, error)
+    _end(store, run.id, state, error, ctx.actor)
     with store.read() as conn:
         finished = runs.read_run(conn, ctx.project, run.id)
     if finished.state != "SUCCEEDED" and raise_on_error:
@@ -240,9 +241,12 @@ def execute_run(
     return finished
 
 
-def _end(store: Store, run_id: str, state: str, error: str | None) -> None:
+def _end(store: Store, run_id: str, state: str, error: str | None, actor: str, *,
+         final: bool = True) -> None:
     def work(conn: Connection) -> None:
         runs.update_run(conn, run_id, state=state, error=error, finished_at=utcnow())
+        if final and (state == "SUCCEEDED" or run_id not in runs.handing_back):
+            runs.announce_finished(conn, run_id, actor)
 
     store.retry_write(work)
 

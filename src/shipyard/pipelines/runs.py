@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Row, bindparam, insert, select, update
 from shipyard import audit
 from shipyard.context import RequestContext
 from shipyard.errors import FailedPrecondition, InvalidArgument, NotFound
+from shipyard.events import builtin as events
 from shipyard.pipelines import _lineage
 from shipyard.pipelines.models import (
     RUN_STATES,
@@ -55,6 +56,27 @@ def insert_run(conn: Connection, run: PipelineRun, spec: dict[str, Any]) -> None
 
 def update_run(conn: Connection, run_id: str, **values: Any) -> None:
     conn.execute(update(pipeline_runs).where(pipeline_runs.c.id == run_id).values(**values))
+
+
+# Runs a worker is handing back (it is stopping): their engine ends them CANCELLED only
+# for the worker to queue them again, which is no "finished" (PIPELINE_RUN_FINISHED);
+# and the runs this process's worker is executing, whose runner failing (not their code)
+# hands them back too. The hand-back announces the end when it leaves a run ended.
+handing_back: set[str] = set()
+worker_held: set[str] = set()
+
+
+def announce_finished(conn: Connection, run_id: str, actor: str) -> None:
+    """Publish PIPELINE_RUN_FINISHED for a run that has just ended, inside the transaction
+    that ended it (its state and error as written)."""
+    row = conn.execute(select(pipeline_runs.c.project, pipeline_runs.c.pipeline_name,
+                              pipeline_runs.c.state, pipeline_runs.c.error)
+                       .where(pipeline_runs.c.id == run_id)).first()
+    if row is None or row.state not in TERMINAL_RUN_STATES:
+        return
+    events.announce(conn, RequestContext(project=row.project, actor=actor),
+                    events.PIPELINE_RUN_FINISHED, pipeline=row.pipeline_name, run_id=run_id,
+                    state=row.state, error=row.error)
 
 
 def run_state(conn: Connection, run_id: str) -> str:
@@ -258,6 +280,7 @@ def cancel_pipeline_run(
                     save_task(conn, run_id, task.model_copy(update={"state": "CANCELLED"}))
                     if task.execution_id:  # its lineage must not show it running forever
                         _lineage.set_state(conn, task.execution_id, "CANCELED", None)
+            announce_finished(conn, run_id, ctx.actor)
         else:
             update_run(conn, run_id, state="CANCELLING")
         audit.record(

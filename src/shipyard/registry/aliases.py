@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Row, delete, insert, select, update
 from shipyard import audit
 from shipyard.context import RequestContext
 from shipyard.errors import FailedPrecondition
+from shipyard.events import builtin as events
 from shipyard.registry import _rows
 from shipyard.registry._rows import DeploymentLookup
 from shipyard.registry.models import AliasChange, ModelVersion
@@ -154,6 +155,8 @@ def move_alias(
             created_at=now,
         )
     )
+    events.announce(conn, ctx, events.ALIAS_MOVED, model=model.name, alias=alias,
+                    version=version, previous_version=previous, reason=reason)
     audit.record(
         conn,
         ctx,

@@ -21,6 +21,7 @@ from shipyard import audit
 from shipyard.artifacts import ArtifactStore, TreeInfo
 from shipyard.context import RequestContext
 from shipyard.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from shipyard.events import builtin as events
 from shipyard.ids import check_id, new_id
 from shipyard.lineage import records as lineage
 from shipyard.registry import _rows, flavors
@@ -140,6 +141,8 @@ def register_model(
             "created_by": ctx.actor,
         }
         conn.execute(insert(model_versions).values(**row))
+        events.announce(conn, ctx, events.VERSION_REGISTERED, model=name, version=version,
+                        run_id=run_id, registered_by=ctx.actor)
         for alias in alias_list:
             move_alias(conn, ctx, model, alias, version, reason="set at registration")
         audit.record(
