@@ -9,6 +9,8 @@ known from the data, not from the code.
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -168,3 +170,66 @@ def test_a_viewer_sees_the_endpoint_with_every_button_disabled(
         assert status == 403
     finally:
         context.close()
+
+
+def test_the_endpoint_page_charts_requests_over_time_and_explains_a_prediction(
+        browser: Any, served: Site) -> None:
+    """Between two samples of the serving metrics, 5 answered requests and 2 refused ones:
+    0.7 requests/s over 10 s and 2/7 of them errors. The explanation of a linear model
+    ``0.5 * size + visits`` against the baseline of its input example's medians (size 1,
+    visits 1) attributes 0.5 * (10 - 1) = 4.5 to size and 3 - 1 = 2 to visits."""
+    history = served.live.app.state.console_history
+    headers = {"Authorization": f"Bearer {served.live.token}"}
+    start = time.time() + 1000  # ahead of the server's own sampling, which then waits
+    history.samples.clear()
+    history.sample(now=start)
+    with httpx.Client(base_url=served.live.url, timeout=60, headers=headers) as api:
+        for n in range(5):
+            answer = api.post(f"{API}/{ENDPOINT}:predict",
+                              json={"instances": [{"size": n, "visits": 1}]})
+            assert answer.status_code == 200, answer.text
+        for _ in range(2):
+            answer = api.post(f"{API}/{ENDPOINT}:predict",
+                              json={"instances": [{"size": "big", "visits": 1}]})
+            assert answer.status_code == 400, answer.text
+    history.sample(now=start + 10)
+
+    context = admin_context(browser, served)
+    try:
+        page = context.new_page()
+        watch = Watch()
+        watch.attach(page)
+        page.goto(served.base + "/endpoints")
+        replicas = page.locator("#endpoints td.replicas .replica").all_inner_texts()
+        assert replicas == [f"{MODEL}:1 ready", f"{MODEL}:2 ready"]
+        page.goto(served.base + f"/endpoints/{ENDPOINT}")
+        page.wait_for_function(
+            "document.querySelectorAll('#over-time .chart .main-svg').length >= 3")
+        rate, latency, errors = (_chart(page, f"traffic-{n}") for n in range(3))
+        assert round(sum(t["y"][-1] for t in rate["traces"]), 6) == 0.7
+        assert errors["traces"][0]["y"][-1] == round(100 * 2 / 7, 2)
+        p50, p95, p99 = (t["y"][-1] for t in latency["traces"])
+        assert 0 < p50 <= p95 <= p99
+        page.screenshot(path=str(served.screenshots / "endpoint-over-time.png"),
+                        full_page=True)
+
+        page.fill("#instances", '[{"size": 10, "visits": 3}]')
+        page.check("#explain")
+        page.click("#predict-form button[type=submit]")
+        page.wait_for_selector("#explanations .chart .main-svg, #predict-error")
+        assert page.locator("#predict-error").count() == 0, page.locator(
+            "#predict-error").inner_text()
+        bars = _chart(page, "explained-0")["traces"][0]
+        assert bars["y"] == ["visits", "size"]  # largest on top
+        assert [round(x, 6) for x in bars["x"]] == [2.0, 4.5]
+        assert page.locator("#explain").is_checked()  # kept for the next one
+        page.locator("#explanations").scroll_into_view_if_needed()
+        page.screenshot(path=str(served.screenshots / "endpoint-explained.png"),
+                        full_page=True)
+        assert not watch.problems, watch.problems
+    finally:
+        context.close()
+
+
+def _chart(page: Any, chart_id: str) -> Any:
+    return json.loads(page.locator(f"script#{chart_id}").text_content())

@@ -12,7 +12,9 @@ what a browser needs and the API does not:
 * ``errors``: a browser asking for a console page gets an HTML error page (or, without
   a session, the login form) instead of problem+json; other clients still get problems;
 * ``assets``: the console's own CSS and JavaScript, and plotly's, served from the
-  installed ``plotly`` package.
+  installed ``plotly`` package;
+* ``traffic``: a small in-memory ring of samples of the serving metrics, for the endpoint
+  page's charts over time.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from shipyard.server.console import (
     pipelines,
     runs,
     session,
+    traffic,
 )
 
 __all__ = ["install"]
@@ -40,3 +43,4 @@ def install(app: FastAPI) -> None:
     for module in (session, overview, runs, pipelines, lineage, models, endpoints, assets):
         app.include_router(module.router)
     errors.install(app)
+    traffic.install(app)

@@ -1,7 +1,9 @@
-"""Endpoints: each endpoint with its deployed models and traffic split, and an endpoint's
-page: deployments, the replicas this server runs for them, a form that changes the split
+"""Endpoints: each endpoint with its deployed models, traffic split and replicas, and an
+endpoint's page: deployments, the replicas this server runs for them, request rate, latency
+percentiles and error rate over time (``traffic``), a form that changes the split
 (validated by the same service call as ``PUT .../traffic``) and one that sends a test
-prediction through the same supervisor as ``:predict``."""
+prediction through the same supervisor as ``:predict``, with its explanation (as
+``:explain``) drawn as a bar chart of feature attributions when asked."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from shipyard.security.roles import Permission
 from shipyard.server.api import params
 from shipyard.server.console.rendering import render
 from shipyard.server.console.session import check_csrf, may, read_form
+from shipyard.server.console.traffic import INTERVAL, History, charts
 from shipyard.server.errors import status_of
 from shipyard.server.state import ServerState, request_context, server_state
 from shipyard.serving import service
@@ -33,8 +36,16 @@ MAX_INSTANCES_TEXT = 64 * 1024  # the test form is for a few rows; the API takes
 MAX_TEST_INSTANCES = 100
 
 
+MAX_EXPLAINED_FEATURES = 30  # bars per chart: the largest attributions
+
+
 def supervisor(request: Request) -> Supervisor:
     found: Supervisor = request.app.state.serving
+    return found
+
+
+def history(request: Request) -> History | None:
+    found: History | None = getattr(request.app.state, "console_history", None)
     return found
 
 
@@ -80,26 +91,41 @@ async def test_prediction(request: Request, project: str, name: params.Name, sta
     check_csrf(request, form)
     endpoint = await run_in_threadpool(service.get_endpoint, state.store, project, name)
     text = form.get("instances")
+    explain = form.get("explain") == "on"
+    explanations: list[dict[str, Any]] | None = None
     try:
         instances = _instances_from(text)
-        answer = await supervisor(request).predict(project, name, instances)
+        if explain:
+            answer, explanations = await supervisor(request).explain(project, name, instances)
+        else:
+            answer = await supervisor(request).predict(project, name, instances)
     except (InvalidArgument, FailedPrecondition, Unavailable) as exc:
-        # Shown next to the form (a bad row, nothing deployed, a replica starting).
+        # Shown next to the form (a bad row, nothing deployed, a replica starting, a model
+        # that cannot be explained).
         kept = str(text or "")[:MAX_INSTANCES_TEXT]
-        return _endpoint_page(request, endpoint, instances_text=kept,
+        return _endpoint_page(request, endpoint, instances_text=kept, explain=explain,
                               predict_error=exc.message, status_code=status_of(exc))
     return _endpoint_page(request, endpoint, instances_text=str(text), answer=answer,
-                          rows=instances)
+                          rows=instances, explain=explain, explanations=explanations)
 
 
 def _endpoint_page(request: Request, endpoint: Endpoint, *, traffic_error: str | None = None,
                    sent: dict[str, str] | None = None, instances_text: str | None = None,
                    predict_error: str | None = None, answer: Prediction | None = None,
-                   rows: list[Any] | None = None, status_code: int = 200) -> HTMLResponse:
+                   rows: list[Any] | None = None, explain: bool = False,
+                   explanations: list[dict[str, Any]] | None = None,
+                   status_code: int = 200) -> HTMLResponse:
     replicas = _replicas_by_endpoint(supervisor(request), endpoint.project)
+    kept = history(request)
+    traffic = charts(kept.points(endpoint.project, endpoint.name)) if kept else []
     return render(request, "endpoint.html", {
         "section": "endpoints", "endpoint": endpoint,
         "replicas": replicas.get(endpoint.name, []),
+        "traffic_charts": [{"id": f"traffic-{n}", "spec": spec}
+                           for n, spec in enumerate(traffic)],
+        "interval": INTERVAL,
+        "explain": explain,
+        "explained": _explanation_charts(explanations or []),
         "may_write": may(request, Permission.WRITE),
         "may_predict": may(request, Permission.PREDICT),
         "traffic_error": traffic_error,
@@ -109,6 +135,38 @@ def _endpoint_page(request: Request, endpoint: Endpoint, *, traffic_error: str |
         "predict_error": predict_error, "answer": answer,
         "answered": list(zip(rows or [], answer.predictions if answer else [], strict=False)),
     }, status_code=status_code)
+
+
+def _explanation_charts(explanations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One horizontal bar chart per explained instance (at most 10): each feature's
+    attribution, largest magnitude on top, with the baseline and the instance's output."""
+    found = []
+    for n, explanation in enumerate(explanations[:10]):
+        # Vertex's shape: {"attributions": [{"featureAttributions": {...}, ...}]}
+        inner = explanation.get("attributions")
+        if isinstance(inner, list) and inner and isinstance(inner[0], dict):
+            explanation = inner[0]
+        raw = explanation.get("featureAttributions")
+        if not isinstance(raw, dict):
+            continue
+        values = {str(k): float(v) for k, v in raw.items()
+                  if isinstance(v, int | float) and not isinstance(v, bool)}
+        top = sorted(values.items(), key=lambda kv: abs(kv[1]))[-MAX_EXPLAINED_FEATURES:]
+        baseline = explanation.get("baselineOutputValue")
+        output = explanation.get("instanceOutputValue")
+        found.append({"id": f"explained-{n}", "baseline": baseline, "output": output,
+                      "features": len(values), "height": 110 + 24 * len(top), "spec": {
+            "title": f"Instance {n + 1}: feature attributions",
+            "x_title": "attribution (change of the output from the baseline)",
+            "traces": [{"type": "bar", "orientation": "h",
+                        "x": [v for _, v in top], "y": [k for k, _ in top],
+                        "marker": {"color": ["#1e7a3c" if v >= 0 else "#b3261e"
+                                             for _, v in top]},
+                        "name": "attribution"}],
+            "layout": {"showlegend": False, "margin": {"l": 120, "r": 16, "t": 36, "b": 44},
+                       "yaxis": {"automargin": True}},
+        }})
+    return found
 
 
 def _split_from(form: FormData) -> dict[str, int]:
