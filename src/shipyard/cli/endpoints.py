@@ -19,8 +19,9 @@ app = typer.Typer(help="Endpoints: deploy model versions, split traffic, predict
 
 
 def _deployment_rows(endpoint: Any) -> list[list[Any]]:
-    return [[d.id, d.traffic_percentage, d.alias or "", d.min_replicas, d.max_replicas,
-             d.created_at] for d in endpoint.deployments]
+    return [[d.id, "shadow" if d.shadow else d.traffic_percentage,
+             (d.alias or "") + (" (followed)" if d.follow_alias else ""), d.min_replicas,
+             d.max_replicas, d.created_at] for d in endpoint.deployments]
 
 
 _DEPLOYMENT_COLUMNS = ["deployed model", "traffic %", "alias", "min replicas",
@@ -97,16 +98,23 @@ def deploy(
         help="Percentage of requests (default: 100 for the first model, else 0)")] = None,
     min_replicas: Annotated[int, typer.Option("--min-replicas", min=1)] = 1,
     max_replicas: Annotated[int, typer.Option("--max-replicas", min=1)] = 1,
+    shadow: Annotated[bool, typer.Option(
+        "--shadow", help="Send it a copy of the traffic; its answers are logged, not "
+                         "returned")] = False,
+    follow_alias: Annotated[bool, typer.Option(
+        "--follow-alias", help="With name@alias: move to the alias's new version when "
+                               "the alias moves")] = False,
 ) -> None:
     """Deploy a model version; the models already there share the rest of the traffic."""
     with usage_errors(ref="MODEL", traffic_percentage="--traffic",
-                      min_replicas="--min-replicas", max_replicas="--max-replicas"):
+                      min_replicas="--min-replicas", max_replicas="--max-replicas",
+                      shadow="--shadow", follow_alias="--follow-alias"):
         ref = parse_ref(model)
         configure()
         endpoint = sy.get_endpoint(name)
         endpoint.deploy(ref.name, version=ref.version, alias=ref.alias,
                         traffic_percentage=traffic, min_replicas=min_replicas,
-                        max_replicas=max_replicas)
+                        max_replicas=max_replicas, shadow=shadow, follow_alias=follow_alias)
     _show(endpoint)
 
 
@@ -135,6 +143,31 @@ def traffic(
     _show(endpoint.set_traffic(parsed))
 
 
+@app.command("canary")
+@command
+def canary(
+    name: Annotated[str, typer.Argument(help="Endpoint name")],
+    deployed: Annotated[str, typer.Argument(help="The deployed model to move traffic to")],
+    steps: Annotated[str, typer.Option(
+        "--steps", help="Its percentages, rising, comma-separated")] = "10,50,100",
+    interval: Annotated[float, typer.Option(
+        "--interval", min=0, max=86_400, help="Seconds to wait after each step")] = 60.0,
+) -> None:
+    """Move traffic to a deployed model in steps (a canary), waiting between them."""
+    parts = [part.strip() for part in steps.split(",")]
+    if not all(part.isdigit() for part in parts):
+        raise typer.BadParameter(f"{steps!r}: write rising percentages, e.g. 10,50,100",
+                                 param_hint="--steps")
+    with usage_errors(steps="--steps", interval="--interval", deployed_model_id="DEPLOYED"):
+        configure()
+        endpoint = sy.get_endpoint(name)
+        rollout = endpoint.canary(deployed, steps=[int(p) for p in parts], interval=interval)
+    if current().json:
+        output.print_json(rollout)
+        return
+    _show(endpoint)
+
+
 @app.command("undeploy")
 @command
 def undeploy(
@@ -159,6 +192,19 @@ def predict(
         allow_dash=True)] = None,
 ) -> None:
     """Ask an endpoint for predictions."""
+    rows = _rows(instances, file)
+    configure()
+    answer = sy.get_endpoint(name).predict(rows)
+    if current().json:
+        output.print_json(answer)
+        return
+    output.show(output.table(f"{name}: answered by {answer.deployed_model_id}",
+                             ["row", "prediction"],
+                             [[i, p] for i, p in enumerate(answer.predictions)]))
+
+
+def _rows(instances: str | None, file: Path | None) -> Any:
+    """The rows from --instances or --file (a JSON list, or {"instances": rows})."""
     if (instances is None) == (file is None):
         raise typer.BadParameter("give the rows with --instances or --file (one of them)",
                                  param_hint="--instances")
@@ -170,11 +216,39 @@ def predict(
         fail(f"the instances are not valid JSON: {exc}", "instances")
     if isinstance(rows, dict) and "instances" in rows:
         rows = rows["instances"]
-    configure()
-    answer = sy.get_endpoint(name).predict(rows)
+    return rows
+
+
+@app.command("explain")
+@command
+def explain(
+    name: Annotated[str, typer.Argument(help="Endpoint name")],
+    instances: Annotated[str | None, typer.Option(
+        "--instances", "-i",
+        help='JSON rows: [{"feature": value, ...}] or [[values in signature order]]')] = None,
+    file: Annotated[Path | None, typer.Option(
+        "--file", "-f", help="A JSON file with the rows, or {\"instances\": rows}; - for stdin",
+        allow_dash=True)] = None,
+    method: Annotated[str | None, typer.Option(
+        "--method", help="auto, tree_shap or sampled_shapley (default: auto)")] = None,
+    path_count: Annotated[int | None, typer.Option(
+        "--path-count", min=1, max=50, help="Feature orders for sampled Shapley")] = None,
+) -> None:
+    """Ask an endpoint for predictions and their feature attributions."""
+    rows = _rows(instances, file)
+    with usage_errors(method="--method", path_count="--path-count"):
+        configure()
+        answer = sy.get_endpoint(name).explain(rows, method=method, path_count=path_count)
     if current().json:
         output.print_json(answer)
         return
-    output.show(output.table(f"{name}: answered by {answer.deployed_model_id}",
-                             ["row", "prediction"],
-                             [[i, p] for i, p in enumerate(answer.predictions)]))
+    table = []
+    for i, item in enumerate(answer.explanations):
+        attribution = item["attributions"][0]
+        features = attribution.get("featureAttributions") or {}
+        top = sorted(features.items(), key=lambda kv: -abs(float(kv[1])))
+        table.append([i, answer.predictions[i] if i < len(answer.predictions) else "",
+                      attribution.get("baselineOutputValue"),
+                      ", ".join(f"{k}={float(v):+.4g}" for k, v in top)])
+    output.show(output.table(f"{name}: explained by {answer.deployed_model_id}",
+                             ["row", "prediction", "baseline", "attributions"], table))

@@ -49,10 +49,11 @@ class HttpServing:
 
     def deploy(self, endpoint: str, model: str, *, version: int | None = None,
                alias: str | None = None, traffic_percentage: int | None = None,
-               min_replicas: int = 1, max_replicas: int = 1) -> Endpoint:
+               min_replicas: int = 1, max_replicas: int = 1, shadow: bool = False,
+               follow_alias: bool = False) -> Endpoint:
         body = {"model": model, "version": version, "alias": alias,
                 "traffic_percentage": traffic_percentage, "min_replicas": min_replicas,
-                "max_replicas": max_replicas}
+                "max_replicas": max_replicas, "shadow": shadow, "follow_alias": follow_alias}
         return Endpoint.model_validate(self._c.json(
             "POST", self._e(endpoint, "/deployments"), json=body, timeout=DEPLOY_TIMEOUT))
 
@@ -62,6 +63,13 @@ class HttpServing:
                                   field="traffic")
         return Endpoint.model_validate(self._c.json(
             "PUT", self._e(endpoint, "/traffic"), json={"traffic": dict(traffic)}))
+
+    def shift_traffic(self, endpoint: str, deployed_model_id: str,
+                      traffic_percentage: int) -> Endpoint:
+        body = {"deployed_model_id": deployed_model_id,
+                "traffic_percentage": traffic_percentage}
+        return Endpoint.model_validate(self._c.json(
+            "POST", self._e(endpoint, "/shift"), json=body))
 
     def undeploy(self, endpoint: str, deployed_model_id: str,
                  traffic: Mapping[str, int] | None = None) -> Endpoint:

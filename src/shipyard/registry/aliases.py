@@ -8,6 +8,7 @@ back one effective move at a time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, insert, select, update
@@ -27,6 +28,18 @@ from shipyard.store.types import utcnow
 from shipyard.validation import check_name, check_text
 
 MAX_REASON = 2000
+
+# Called inside the transaction of every effective alias move with (conn, ctx, model row,
+# alias, the version row it now points at or None): serving moves the deployments that
+# follow the alias (it registers itself; the registry cannot import serving).
+AliasFollower = Callable[[Connection, RequestContext, Row[Any], str, Row[Any] | None], None]
+_followers: list[AliasFollower] = []
+
+
+def add_follower(follower: AliasFollower) -> None:
+    """Call ``follower`` in the transaction of every alias move from now on (once)."""
+    if follower not in _followers:
+        _followers.append(follower)
 
 
 def set_alias(
@@ -119,7 +132,8 @@ def move_alias(
 ) -> int | None:
     """Set (or with ``None`` delete) an alias inside the caller's transaction and append
     its history row; return the version it pointed at before. A no-op move records
-    nothing."""
+    nothing. The followers (``add_follower``) see every effective move."""
+    row: Row[Any] | None = None
     if version is not None:
         row = _rows.version_row(conn, model, version)
         if row.status == "retired":
@@ -164,6 +178,8 @@ def move_alias(
         f"models/{model.name}/aliases/{alias}",
         detail={"from": previous, "to": version, "reason": reason},
     )
+    for follower in _followers:
+        follower(conn, ctx, model, alias, row)
     return previous
 
 

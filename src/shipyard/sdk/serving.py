@@ -3,14 +3,16 @@ splits and predictions, in local and remote mode alike."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from shipyard.errors import InvalidArgument
 from shipyard.sdk import session
 from shipyard.serving import models
 from shipyard.serving.explanation import Explanation
-from shipyard.serving.models import Deployment, Prediction
+from shipyard.serving.models import Deployment, Prediction, Rollout
 from shipyard.serving.port import ServingPort
 
 __all__ = ["Endpoint", "create_endpoint", "delete_endpoint", "get_endpoint", "list_endpoints"]
@@ -53,8 +55,14 @@ class Endpoint:
 
     @property
     def traffic(self) -> dict[str, int]:
-        """``{deployed model id: percentage}``, adding up to 100 once a model is deployed."""
+        """``{deployed model id: percentage}``, adding up to 100 once a model is deployed
+        (shadows are not in it: see ``shadows``)."""
         return self._state.traffic
+
+    @property
+    def shadows(self) -> list[str]:
+        """The shadow deployments: each gets a copy of the traffic."""
+        return self._state.shadows
 
     @property
     def created_at(self) -> datetime:
@@ -75,16 +83,23 @@ class Endpoint:
 
     def deploy(self, model: str, *, version: int | None = None, alias: str | None = None,
                traffic_percentage: int | None = None, min_replicas: int = 1,
-               max_replicas: int = 1) -> Deployment:
+               max_replicas: int = 1, shadow: bool = False,
+               follow_alias: bool = False) -> Deployment:
         """Deploy ``model`` (by ``version`` or ``alias``; the latest with neither) with
         ``traffic_percentage`` of the requests (the others share the rest as before; the
         first model takes 100). Returns the new deployment (``.id`` is ``model:version``).
-        Through a server, returns once a replica has loaded the model."""
-        before = set(self.traffic)
+        Through a server, returns once its replicas have loaded the model; the server
+        runs between ``min_replicas`` and ``max_replicas`` of them, by load.
+
+        ``shadow=True``: the version gets a copy of every request instead of a share; its
+        answers go to the request log marked shadow and never to a caller, and its failures
+        reach no caller. ``follow_alias=True`` (with ``alias``): when the registry moves
+        the alias, the deployment moves to the new version, keeping its share."""
+        before = {d.id for d in self.deployments}
         self._state = _serving().deploy(
             self.name, model, version=version, alias=alias,
             traffic_percentage=traffic_percentage, min_replicas=min_replicas,
-            max_replicas=max_replicas)
+            max_replicas=max_replicas, shadow=shadow, follow_alias=follow_alias)
         return next(d for d in self.deployments if d.id not in before)
 
     def set_traffic(self, traffic: Mapping[str, int]) -> Endpoint:
@@ -92,6 +107,51 @@ class Endpoint:
         100 over deployed models (those left out get 0)."""
         self._state = _serving().set_traffic(self.name, traffic)
         return self
+
+    def shift_traffic(self, deployed_model_id: str, traffic_percentage: int) -> Endpoint:
+        """Give one deployed model ``traffic_percentage`` of the requests; the others share
+        the rest in their current proportions."""
+        self._state = _serving().shift_traffic(self.name, deployed_model_id,
+                                               traffic_percentage)
+        return self
+
+    def canary(self, deployed_model_id: str, *, steps: Sequence[int] = (10, 50, 100),
+               interval: float = 60.0, check: Callable[[Endpoint], bool] | None = None,
+               sleep: Callable[[float], None] = time.sleep) -> Rollout:
+        """Move traffic to ``deployed_model_id`` in ``steps`` (its percentages, rising),
+        waiting ``interval`` seconds after each and then asking ``check(endpoint)``. When
+        the check says False or raises, the split goes back to what it was before the
+        canary (a rollback) and the result says why; otherwise the canary ends with the
+        last step's share (100: the others keep 0, still deployed for a quick rollback)."""
+        clean = list(steps)
+        if not clean or any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= 100
+                            for s in clean) or clean != sorted(set(clean)):
+            raise InvalidArgument(f"steps must be rising whole percentages from 0 to 100, "
+                                  f"got {steps!r}", field="steps")
+        if isinstance(interval, bool) or not isinstance(interval, int | float) \
+                or not 0 <= interval <= 86_400:
+            raise InvalidArgument(f"interval must be 0 to 86400 seconds, got {interval!r}",
+                                  field="interval")
+        before = dict(self.refresh().traffic)
+        if deployed_model_id not in before:
+            raise InvalidArgument(f"{deployed_model_id!r} does not answer on {self.name!r}: "
+                                  f"its models are {sorted(before)}", field="deployed_model_id")
+        taken: list[int] = []
+        for step in clean:
+            self.shift_traffic(deployed_model_id, step)
+            taken.append(step)
+            sleep(interval)
+            try:
+                healthy, reason = bool(check is None or check(self)), "the check said no"
+            except Exception as exc:  # the check's failure is the canary's failure
+                healthy, reason = False, f"the check failed: {type(exc).__name__}: {exc}"
+            if not healthy:
+                self.set_traffic(before)
+                return Rollout(deployed_model_id=deployed_model_id, steps=taken,
+                               rolled_back=True, reason=f"at {step}%: {reason}",
+                               traffic=self.traffic)
+        return Rollout(deployed_model_id=deployed_model_id, steps=taken, rolled_back=False,
+                       traffic=self.traffic)
 
     def undeploy(self, deployed_model_id: str, *, traffic: Mapping[str, int] | None = None
                  ) -> Endpoint:

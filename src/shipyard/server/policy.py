@@ -87,6 +87,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("DELETE", f"{P}/endpoints/{{name}}"): Rule(Permission.DELETE),
     ("POST", f"{P}/endpoints/{{name}}/deployments"): WRITE,
     ("PUT", f"{P}/endpoints/{{name}}/traffic"): WRITE,
+    ("POST", f"{P}/endpoints/{{name}}/shift"): WRITE,
     ("POST", f"{P}/endpoints/{{name}}/undeploy"): WRITE,
     ("GET", f"{P}/endpoints/{{name}}/replicas"): READ,
     # Predicting is the role 'user' (DESIGN.md 6), on the endpoint's project.
@@ -165,6 +166,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", f"{C}/pipelines/{{run_id}}"): READ,
     ("POST", f"{C}/pipelines/{{run_id}}/retry"): Rule(Permission.RUN),
     ("POST", f"{C}/pipelines/{{run_id}}/cancel"): Rule(Permission.RUN),
+    ("GET", f"{C}/pipelines/{{run_id}}/live"): READ,  # what the run's page polls
     ("GET", f"{C}/lineage"): READ,
     ("GET", f"{C}/lineage/{{artifact_id}}"): READ,
     ("GET", f"{C}/models"): READ,
@@ -173,6 +175,9 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", f"{C}/endpoints/{{name}}"): READ,
     ("POST", f"{C}/endpoints/{{name}}/traffic"): WRITE,
     ("POST", f"{C}/endpoints/{{name}}/predict"): Rule(Permission.PREDICT),
+    ("GET", f"{C}/events"): READ,
+    # Users, tokens, grants and the audit log of the whole server, as their API routes.
+    ("GET", f"{C}/admin"): Rule(Permission.ADMIN, "server"),
     # -- audit ---------------------------------------------------------------------------------
     ("GET", f"{P}/audit"): Rule(Permission.GRANT),
     ("GET", "/api/v1/audit"): Rule(Permission.ADMIN, "server"),

@@ -24,6 +24,10 @@ class Deployment(BaseModel):
     max_replicas: int
     created_at: datetime
     created_by: str | None
+    # Moves to the alias's new version when the registry moves ``alias``.
+    follow_alias: bool = False
+    # Gets a copy of every request; its answers are logged (marked shadow), never returned.
+    shadow: bool = False
 
 
 class Endpoint(BaseModel):
@@ -43,7 +47,26 @@ class Endpoint(BaseModel):
 
     @property
     def traffic(self) -> dict[str, int]:
-        return {d.id: d.traffic_percentage for d in self.deployments}
+        """The split over the deployments that answer (shadows are not in it)."""
+        return {d.id: d.traffic_percentage for d in self.deployments if not d.shadow}
+
+    @property
+    def shadows(self) -> list[str]:
+        """The shadow deployments' ids: they get a copy of the traffic."""
+        return [d.id for d in self.deployments if d.shadow]
+
+
+class Rollout(BaseModel):
+    """What a canary did: the steps it took (percentages of the canary), whether it rolled
+    back (and why), and the split it left."""
+
+    model_config = ConfigDict(frozen=True)
+
+    deployed_model_id: str
+    steps: list[int]
+    rolled_back: bool
+    reason: str = ""
+    traffic: dict[str, int]
 
 
 class Prediction(BaseModel):

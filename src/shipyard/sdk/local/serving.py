@@ -51,13 +51,20 @@ class LocalServing:
 
     def deploy(self, endpoint: str, model: str, *, version: int | None = None,
                alias: str | None = None, traffic_percentage: int | None = None,
-               min_replicas: int = 1, max_replicas: int = 1) -> Endpoint:
+               min_replicas: int = 1, max_replicas: int = 1, shadow: bool = False,
+               follow_alias: bool = False) -> Endpoint:
         return service.deploy(self._store, self._s.ctx(), endpoint, model, version=version,
                               alias=alias, traffic_percentage=traffic_percentage,
-                              min_replicas=min_replicas, max_replicas=max_replicas)
+                              min_replicas=min_replicas, max_replicas=max_replicas,
+                              shadow=shadow, follow_alias=follow_alias)
 
     def set_traffic(self, endpoint: str, traffic: Mapping[str, int]) -> Endpoint:
         return service.set_traffic(self._store, self._s.ctx(), endpoint, traffic)
+
+    def shift_traffic(self, endpoint: str, deployed_model_id: str,
+                      traffic_percentage: int) -> Endpoint:
+        return service.shift_traffic(self._store, self._s.ctx(), endpoint, deployed_model_id,
+                                     traffic_percentage)
 
     def undeploy(self, endpoint: str, deployed_model_id: str,
                  traffic: Mapping[str, int] | None = None) -> Endpoint:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from shipyard.context import RequestContext
 from shipyard.errors import FailedPrecondition, Unavailable
@@ -69,6 +69,13 @@ class Deploy(Strict):
     traffic_percentage: Percent | None = None
     min_replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS)
     max_replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS)
+    shadow: StrictBool = False
+    follow_alias: StrictBool = False
+
+
+class Shift(Strict):
+    deployed_model_id: DeployedId
+    traffic_percentage: Percent
 
 
 class Traffic(Strict):
@@ -125,8 +132,9 @@ def deploy(name: params.Name, body: Deploy, state: State, ctx: Ctx, replicas: Re
     after = service.deploy(
         state.store, ctx, name, body.model, version=body.version, alias=body.alias,
         traffic_percentage=body.traffic_percentage, min_replicas=body.min_replicas,
-        max_replicas=body.max_replicas)
-    new = next(d for d in after.deployments if d.id not in before.traffic)
+        max_replicas=body.max_replicas, shadow=body.shadow, follow_alias=body.follow_alias)
+    known = {d.id for d in before.deployments}
+    new = next(d for d in after.deployments if d.id not in known)
     replicas.refresh()
     try:
         replicas.wait_deployed(ctx.project, name, new.id)
@@ -141,6 +149,17 @@ def deploy(name: params.Name, body: Deploy, state: State, ctx: Ctx, replicas: Re
 def set_traffic(name: params.Name, body: Traffic, state: State, ctx: Ctx, replicas: Replicas
                 ) -> Endpoint:
     endpoint = service.set_traffic(state.store, ctx, name, body.traffic)
+    replicas.refresh()
+    return endpoint
+
+
+@router.post("/{name}/shift", response_model=Endpoint)
+def shift_traffic(name: params.Name, body: Shift, state: State, ctx: Ctx, replicas: Replicas
+                  ) -> Endpoint:
+    """Give one deployed model ``traffic_percentage`` of the requests; the others share the
+    rest in their proportions (a canary's step)."""
+    endpoint = service.shift_traffic(state.store, ctx, name, body.deployed_model_id,
+                                     body.traffic_percentage)
     replicas.refresh()
     return endpoint
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from shipyard.store.schema.base import ID, NAME, metadata
@@ -45,8 +47,13 @@ endpoint_deployments = Table(
     Column("model_name", String(NAME), nullable=False),
     Column("version", Integer, nullable=False),
     Column("version_id", String(ID), nullable=False),
-    # The alias the version was chosen by, if it was (recorded, not followed yet).
+    # The alias the version was chosen by, if it was; with follow_alias, the deployment
+    # moves to the alias's new version when the registry moves the alias.
     Column("alias", String(NAME), nullable=True),
+    Column("follow_alias", Boolean, nullable=False, server_default=false()),
+    # A shadow gets a copy of the endpoint's requests; its answers are logged, never
+    # returned (its traffic is always 0).
+    Column("shadow", Boolean, nullable=False, server_default=false()),
     Column("traffic", Integer, nullable=False),
     Column("min_replicas", Integer, nullable=False),
     Column("max_replicas", Integer, nullable=False),
