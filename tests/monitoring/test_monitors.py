@@ -1,0 +1,265 @@
+"""Monitors on endpoints, in the service: skew, drift, prediction drift, objectives and
+performance from the request log; k-of-n alerting that never sends an alert twice; runs
+that are written whole or not at all; bad input. Real stores (SQLite and PostgreSQL), the
+request log written by serving's own writer."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import func, select
+
+from shipyard.config import Settings
+from shipyard.context import RequestContext
+from shipyard.errors import InvalidArgument, NotFound
+from shipyard.events import bus
+from shipyard.monitoring import monitors as service
+from shipyard.monitoring.config import check_config
+from shipyard.monitoring.profiles import profile
+from shipyard.monitoring.windows import read_window
+from shipyard.serving import service as serving
+from shipyard.serving.requestlog import Logged, RequestLog
+from shipyard.store import Store
+from shipyard.store.schema import monitor_alerts, monitor_runs
+
+T0 = datetime(2026, 1, 5, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+CTX = RequestContext(project="default", actor="alice")
+
+
+def baseline(rows: int = 4000, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"age": rng.normal(40, 10, rows),
+                         "plan": rng.choice(["free", "pro", "team"], rows, p=[0.5, 0.3, 0.2])})
+
+
+def log_window(root: Path, start: datetime, *, rows: int = 2000, shift: float = 0.0,
+               seed: int = 1, latency_ms: float = 5.0, endpoint: str = "leads",
+               drop: str | None = None, truth: bool = False) -> list[str]:
+    """Write ``rows`` logged predictions spread over the hour from ``start`` (ten requests
+    of rows/10 instances) with serving's writer; the request ids."""
+    rng = np.random.default_rng(seed)
+    age = rng.normal(40 + 10 * shift, 10, rows)
+    plan = rng.choice(["free", "pro", "team"], rows, p=[0.5, 0.3, 0.2])
+    score = 1 / (1 + np.exp(-(age - 40) / 10))
+    entries = []
+    per = rows // 10
+    for i in range(10):
+        part = slice(i * per, (i + 1) * per)
+        items = [{"age": float(a), "plan": str(p)} for a, p in zip(age[part], plan[part],
+                                                                    strict=True)]
+        if drop:
+            for item in items:
+                item.pop(drop)
+        entries.append(Logged(
+            request_id=f"{start:%H}-{seed}-{i}", time=(start + i * HOUR / 10).timestamp(),
+            project="default", endpoint=endpoint, deployed_model_id="leads:1", model_version=1,
+            protocol="vertex", latency_ms=latency_ms, rows=items,
+            predictions=[float(s) for s in score[part]], names=None))
+    log = RequestLog(root=root)
+    log.write(entries)
+    if truth:  # ground truth: label 1 where the score is above 0.5 (a perfect classifier)
+        items = [(f"{start:%H}-{seed}-{i}", j, int(score[i * per + j] > 0.5))
+                 for i in range(10) for j in range(per)]
+        log.feedback("default", endpoint, items)
+    return [e.request_id for e in entries]
+
+
+@pytest.fixture
+def setup(store: Store, tmp_path: Path) -> tuple[Store, Settings, Path]:
+    settings = Settings(home=tmp_path, uri="sqlite://", artifacts=str(tmp_path / "artifacts"))
+    serving.create_endpoint(store, CTX, "leads")
+    return store, settings, tmp_path / "artifacts"
+
+
+def make(store: Store, name: str = "leads-monitor", *, data: pd.DataFrame | None = None,
+         start_at: datetime = T0, **options: Any) -> Any:
+    args: dict[str, Any] = {"interval": "1h", "window": None, "sampling_rate": 1.0,
+                            "thresholds": None, "objectives": None, "alert": ["log"],
+                            "alert_after": None, "drift_windows": 1, "features": None,
+                            "categorical_features": None, "feature_importance": None}
+    args.update(options)
+    config = check_config(**args)
+    frame = baseline() if data is None else data
+    return service.create_monitor(store, CTX, name, endpoint="leads",
+                                  baseline_profile=profile(frame).to_bytes(), config=config,
+                                  baseline_uri="file:///data/train.parquet", start_at=start_at)
+
+
+def test_a_run_finds_skew_and_drift_in_the_request_log(setup: Any) -> None:
+    store, settings, root = setup
+    make(store, feature_importance={"age": 2.0})
+    log_window(root, T0, seed=1)
+    log_window(root, T0 + HOUR, seed=2, shift=0.5)  # age +0.5 sd; plan unchanged
+    quiet = service.run_monitor(store, settings, "default", "leads-monitor", now=T0 + HOUR)
+    assert quiet.state == "succeeded" and quiet.result["rows"] == 2000
+    assert quiet.result["breaches"] == [] and quiet.alerts == []
+    assert quiet.result["features"]["age"]["drift"] is None  # nothing before the first hour
+
+    run = service.run_monitor(store, settings, "default", "leads-monitor", now=T0 + 2 * HOUR)
+    age, plan = run.result["features"]["age"], run.result["features"]["plan"]
+    assert (age["kind"], age["metric"], age["drifted"]) == ("numeric", "ks", True)
+    assert age["drift"]["drifted"] and age["importance"] == 2.0
+    assert age["drift_score"] >= age["threshold"]
+    assert (plan["kind"], plan["drifted"], plan["drift"]["drifted"]) == \
+        ("categorical", False, False)
+    assert run.result["prediction"]["drifted"]  # the scores follow age
+    assert set(run.result["breaches"]) == {"skew", "drift", "prediction_drift"}
+    assert run.result["latency_ms"]["requests"] == 10
+    assert run.result["latency_ms"]["p95"] == pytest.approx(5.0)
+
+    stats = service.monitoring_stats(store, "default", "leads")
+    assert stats["feature_metrics"]["age"]["drift_score"] == age["drift_score"]
+    assert stats["window_end"] == (T0 + 2 * HOUR).isoformat()
+
+    alerts = service.list_alerts(store, "default")
+    assert sorted(a.kind for a in alerts) == ["drift", "prediction_drift", "skew"]
+    skew = next(a for a in alerts if a.kind == "skew")
+    assert [f["name"] for f in skew.features] == ["age"]
+    assert skew.features[0]["score"] == pytest.approx(2.0 * skew.features[0]["distance"])
+    assert (skew.model_version, skew.baseline_uri) == (1, "file:///data/train.parquet")
+    assert skew.deliveries[0]["state"] == "sent"
+    assert [r.window_end for r in service.history(store, "default", "leads-monitor")] == \
+        [T0 + 2 * HOUR, T0 + HOUR]
+
+
+def test_alert_after_k_of_n_windows_and_never_twice(setup: Any) -> None:
+    store, settings, root = setup
+    make(store, alert_after=(2, 3), alert=["log", "event"], start_at=T0 + HOUR)
+    bus.create_subscription(store, CTX, "alerts", "monitor-alert-raised")
+    shifts = [0.5, 0.5, 0.5, 0.0, 0.5, 0.5]  # windows 1..6 (the hour before is quiet)
+    log_window(root, T0, seed=100)
+    for i, shift in enumerate(shifts, start=1):
+        log_window(root, T0 + i * HOUR, seed=100 + i, shift=shift)
+    raised: list[list[str]] = []
+    for i in range(len(shifts)):  # the scheduled windows end at T0+2h, T0+3h, ...
+        assert service.run_due(store, settings, "w1", now=T0 + (i + 2) * HOUR)
+        skew = [a for a in service.list_alerts(store, "default") if a.kind == "skew"]
+        raised.append([a.state for a in sorted(skew, key=lambda a: a.created_at)])
+    assert not service.run_due(store, settings, "w1", now=T0 + 7 * HOUR + HOUR / 2)
+    # 1 breach of 3: nothing; 2 of 3: one alert; still breaching: the same alert;
+    # a quiet window resolves it; 2 of the last 3 again: a second alert.
+    assert raised == [[], ["open"], ["open"], ["resolved"], ["resolved", "open"],
+                      ["resolved", "open"]]
+    events: list[dict[str, Any]] = []
+    while pulled := bus.pull(store, "default", "alerts", max_messages=50):  # one key: in turn
+        events += [m.data for m in pulled]
+        bus.ack(store, "default", "alerts", [m.lease_token for m in pulled])
+    skew_events = [e for e in events if e["kind"] == "skew"]
+    assert len(skew_events) == 2  # one per alert, none for the windows in between
+    assert {(e["event"], e["monitor"], e["endpoint"], e["features"][0]) for e in skew_events} \
+        == {("monitor-alert-raised", "leads-monitor", "leads", "age")}
+    with store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(monitor_runs)).scalar() == 6
+
+
+def test_a_run_killed_midway_writes_nothing_and_runs_again(
+        setup: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    store, settings, root = setup
+    make(store, alert=["event"], start_at=T0 + HOUR)
+    log_window(root, T0, seed=1)
+    log_window(root, T0 + HOUR, seed=2, shift=0.5)
+    real_announce = service.announce
+
+    def crash(*args: Any, **kwargs: Any) -> str:
+        real_announce(*args, **kwargs)  # the event is written, then the process "dies"
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(service, "announce", crash)
+    with pytest.raises(SystemExit):
+        service.run_due(store, settings, "doomed", now=T0 + 2 * HOUR)
+    with store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(monitor_runs)).scalar() == 0
+        assert conn.execute(select(func.count()).select_from(monitor_alerts)).scalar() == 0
+    assert bus.list_topics(store, "default") == [] or all(
+        t.name != "monitor-alert-raised" for t in bus.list_topics(store, "default"))
+    monkeypatch.setattr(service, "announce", real_announce)
+    # The lease (5 min by default) holds the monitor for the dead worker...
+    assert not service.run_due(store, settings, "w2", now=T0 + 2 * HOUR + timedelta(minutes=1))
+    # ...and once it ran out, the same window is judged again, once.
+    assert service.run_due(store, settings, "w2", now=T0 + 2 * HOUR + timedelta(minutes=6))
+    runs = service.history(store, "default", "leads-monitor")
+    assert [(r.window_end, r.trigger, r.breached) for r in runs] == \
+        [(T0 + 2 * HOUR, "schedule", True)]
+    assert len(service.list_alerts(store, "default")) == 3
+
+
+def test_performance_from_feedback_and_objectives(setup: Any) -> None:
+    store, settings, root = setup
+    make(store, objectives={"accuracy": 0.9, "latency_p95_ms": 50.0, "roc_auc": 0.99},
+         alert=["log"])
+    log_window(root, T0, seed=1, truth=True, latency_ms=80.0)
+    run = service.run_monitor(store, settings, "default", "leads-monitor", now=T0 + HOUR)
+    performance = run.result["performance"]
+    assert performance["rows"] == 2000 and performance["task"] == "classification"
+    assert performance["accuracy"] == 1.0 and performance["roc_auc"] == 1.0
+    objectives = run.result["objectives"]
+    assert objectives["accuracy"] == {"value": 1.0, "limit": 0.9, "breached": False}
+    assert objectives["latency_p95_ms"]["breached"] and run.result["breaches"] == ["latency"]
+    latency = service.list_alerts(store, "default", monitor="leads-monitor")
+    assert [(a.kind, a.severity) for a in latency] == [("latency", "critical")]
+    assert latency[0].features[0]["name"] == "latency_p95_ms"
+
+
+def test_bad_input_is_a_finding_or_names_the_field(setup: Any) -> None:
+    store, settings, root = setup
+    with pytest.raises(NotFound) as unknown:
+        service.create_monitor(store, CTX, "m", endpoint="nope",
+                               baseline_profile=profile(baseline()).to_bytes(),
+                               config=check_config(**{**DEFAULTS}))
+    assert unknown.value.field == "endpoint"
+    for options, field in [({"thresholds": {"age": -1}}, "thresholds"),
+                           ({"thresholds": "high"}, "thresholds"),
+                           ({"interval": "soon"}, "interval"),
+                           ({"alert": ["pager"]}, "alert"),
+                           ({"alert": ["webhook:ftp://x"]}, "alert"),
+                           ({"alert_after": (3, 2)}, "alert_after"),
+                           ({"objectives": {"speed": 1}}, "objectives"),
+                           ({"sampling_rate": 0}, "sampling_rate")]:
+        with pytest.raises(InvalidArgument) as bad:
+            check_config(**{**DEFAULTS, **options})
+        assert bad.value.field == field, options
+    with pytest.raises(InvalidArgument) as unknown_feature:
+        make(store, "m2", features=["age", "income"])
+    assert unknown_feature.value.field == "features" and "income" in unknown_feature.value.message
+
+    make(store)
+    empty = service.run_monitor(store, settings, "default", "leads-monitor", now=T0 + HOUR)
+    assert empty.state == "succeeded" and empty.result["rows"] == 0
+    assert "holds no logged requests" in empty.result["findings"][0]
+    assert empty.result["breaches"] == []
+
+    log_window(root, T0 + HOUR, seed=3, drop="plan")  # the log lost a column
+    missing = service.run_monitor(store, settings, "default", "leads-monitor",
+                                  now=T0 + 2 * HOUR)
+    assert "column 'plan' is missing from the current data" in missing.result["findings"]
+    assert missing.result["features"]["plan"]["drifted"] is False
+    assert missing.result["features"]["age"]["drifted"] is False
+
+
+DEFAULTS: dict[str, Any] = {
+    "interval": "1h", "window": None, "sampling_rate": 1.0, "thresholds": None,
+    "objectives": None, "alert": None, "alert_after": None, "drift_windows": 1,
+    "features": None, "categorical_features": None, "feature_importance": None}
+
+
+def test_fixed_thresholds_and_sampling(setup: Any) -> None:
+    store, settings, root = setup
+    make(store, thresholds={"plan": 0.05}, sampling_rate=0.5)
+    log_window(root, T0, seed=5)
+    run = service.run_monitor(store, settings, "default", "leads-monitor", now=T0 + HOUR)
+    assert 800 < run.result["rows"] < 1200  # half of 2000, by a hash of the request
+    columns = [("age", "numeric"), ("plan", "categorical")]
+    again = read_window(root / "request-logs", "default", "leads", T0, T0 + HOUR, columns,
+                        sampling_rate=0.5)
+    assert again.rows == run.result["rows"]  # the same sample every time
+    plan = run.result["features"]["plan"]
+    assert (plan["metric"], plan["threshold"]) == ("l_infinity", 0.05)
+    assert run.result["features"]["age"]["metric"] == "ks"
+    assert json.dumps(run.result)
