@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,8 +33,10 @@ from sqlalchemy import (
     Row,
     and_,
     bindparam,
+    case,
     delete,
     exists,
+    func,
     insert,
     literal,
     or_,
@@ -44,6 +47,7 @@ from sqlalchemy import (
 from shipyard import audit
 from shipyard.context import RequestContext
 from shipyard.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from shipyard.events import wakeup
 from shipyard.events.models import (
     DeadLetter,
     Message,
@@ -221,8 +225,10 @@ def _publish(conn: Connection, ctx: RequestContext, topic: str, data: Any,
         "id": message_id, "topic_id": topic_id, "data": data, "attributes": attributes,
         "ordering_key": ordering_key, "published_at": now, "published_by": ctx.actor,
     }).scalar_one()
-    conn.execute(_FAN_OUT, {"seq": seq, "ordering_key": ordering_key, "now": now,
-                            "topic_id": topic_id})
+    fanned = conn.execute(_FAN_OUT, {"seq": seq, "ordering_key": ordering_key, "now": now,
+                                     "topic_id": topic_id})
+    if fanned.rowcount:  # someone subscribes: wake its waiters once this commits
+        wakeup.note(conn, topic_id)
     return message_id
 
 
@@ -258,23 +264,11 @@ def pull(store: Store, project: str, subscription: str, *, max_messages: int = 1
     def work(conn: Connection) -> list[Message]:
         at = now or utcnow()
         sub, topic = _subscription_row(conn, project, subscription)
-        d, e = event_deliveries.alias("d"), event_deliveries.alias("e")
-        earlier = exists().where(
-            e.c.subscription_id == d.c.subscription_id, e.c.ordering_key == d.c.ordering_key,
-            e.c.seq < d.c.seq, e.c.state.in_((PENDING, LEASED)))
-        ready = and_(
-            d.c.subscription_id == sub.id,
-            or_(and_(d.c.state == PENDING, d.c.available_at <= at),
-                and_(d.c.state == LEASED, d.c.lease_until <= at)),
-            or_(d.c.ordering_key.is_(None), ~earlier))
-        query = select(d.c.seq, d.c.state, d.c.attempts, d.c.history).where(ready).order_by(
-            d.c.seq).limit(max_messages)
-        if conn.dialect.name != "sqlite":  # SQLite: the write transaction excludes others
-            query = query.with_for_update(of=d, skip_locked=True)
+        query = _READY if conn.dialect.name == "sqlite" else _READY_LOCKED
         leased: dict[int, int] = {}  # seq -> this delivery's attempt number
         deadline = at + timedelta(seconds=sub.ack_deadline_seconds)
         batch = new_id()  # one lease for the batch; each message's token adds its seq
-        for row in conn.execute(query).all():
+        for row in conn.execute(query, {"sub": sub.id, "at": at, "n": max_messages}).all():
             if row.state == LEASED:  # its lease ran out: that delivery failed
                 history = _noted(list(row.history or []), row.attempts, at, "lease expired")
                 if row.attempts >= sub.max_attempts:
@@ -283,16 +277,12 @@ def pull(store: Store, project: str, subscription: str, *, max_messages: int = 1
                     continue
                 _set(conn, sub.id, row.seq, history=history)
             leased[row.seq] = row.attempts + 1
-        if leased:
-            conn.execute(update(event_deliveries).where(
-                event_deliveries.c.subscription_id == sub.id,
-                event_deliveries.c.seq.in_(list(leased)),
-            ).values(state=LEASED, attempts=event_deliveries.c.attempts + 1, lease_token=batch,
-                     lease_until=deadline, updated_at=at))
         if not leased:
             return []
-        messages = conn.execute(select(event_messages).where(
-            event_messages.c.seq.in_(list(leased))).order_by(event_messages.c.seq)).all()
+        seqs = list(leased)
+        conn.execute(_LEASE, {"sub": sub.id, "seqs": seqs, "batch": batch,
+                              "until": deadline, "at": at})
+        messages = conn.execute(_MESSAGES, {"seqs": seqs}).all()
         return [Message(id=m.id, topic=topic, subscription=subscription, data=m.data,
                         attributes=m.attributes or {}, ordering_key=m.ordering_key,
                         published_at=m.published_at, attempt=leased[m.seq],
@@ -300,6 +290,36 @@ def pull(store: Store, project: str, subscription: str, *, max_messages: int = 1
                 for m in messages]
 
     return store.retry_write(work)
+
+
+# pull's statements, built once (building them cost more than running them).
+def _ready_query() -> Any:
+    d, e = event_deliveries.alias("d"), event_deliveries.alias("e")
+    at = bindparam("at", type_=event_deliveries.c.available_at.type)
+    earlier = exists().where(
+        e.c.subscription_id == d.c.subscription_id, e.c.ordering_key == d.c.ordering_key,
+        e.c.seq < d.c.seq, e.c.state.in_((PENDING, LEASED)))
+    ready = and_(
+        d.c.subscription_id == bindparam("sub"),
+        or_(and_(d.c.state == PENDING, d.c.available_at <= at),
+            and_(d.c.state == LEASED, d.c.lease_until <= at)),
+        or_(d.c.ordering_key.is_(None), ~earlier))
+    query = select(d.c.seq, d.c.state, d.c.attempts, d.c.history).where(ready).order_by(
+        d.c.seq).limit(bindparam("n"))
+    # SQLite: the write transaction already excludes other pullers.
+    return query, query.with_for_update(of=d, skip_locked=True)
+
+
+_READY, _READY_LOCKED = _ready_query()
+_LEASE = update(event_deliveries).where(
+    event_deliveries.c.subscription_id == bindparam("sub"),
+    event_deliveries.c.seq.in_(bindparam("seqs", expanding=True)),
+).values(state=LEASED, attempts=event_deliveries.c.attempts + 1,
+         lease_token=bindparam("batch"),
+         lease_until=bindparam("until", type_=event_deliveries.c.lease_until.type),
+         updated_at=bindparam("at", type_=event_deliveries.c.updated_at.type))
+_MESSAGES = select(event_messages).where(
+    event_messages.c.seq.in_(bindparam("seqs", expanding=True))).order_by(event_messages.c.seq)
 
 
 def ack(store: Store, project: str, subscription: str, lease_tokens: Sequence[str],
@@ -318,16 +338,26 @@ def ack(store: Store, project: str, subscription: str, lease_tokens: Sequence[st
 
     def work(conn: Connection) -> int:
         sub, _ = _subscription_row(conn, project, subscription)
-        done = conn.execute(update(event_deliveries).where(
-            event_deliveries.c.subscription_id == sub.id,
-            or_(*(and_(event_deliveries.c.lease_token == batch,
-                       event_deliveries.c.seq.in_(seqs)) for batch, seqs in batches.items())),
-            event_deliveries.c.state == LEASED,
-        ).values(state=ACKED, lease_token=None, lease_until=None,
-                 updated_at=now or utcnow()))
-        return int(done.rowcount or 0)
+        at = now or utcnow()
+        keys: list[str | None] = []
+        for batch, seqs in batches.items():  # one lease per pull: usually one statement
+            keys += conn.execute(_ACK, {"sub": sub.id, "batch": batch, "seqs": seqs,
+                                        "at": at}).scalars().all()
+        if any(key is not None for key in keys):  # the next message of a key may go now
+            wakeup.note(conn, sub.topic_id)
+        return len(keys)
 
     return store.retry_write(work)
+
+
+_ACK = update(event_deliveries).where(
+    event_deliveries.c.subscription_id == bindparam("sub"),
+    event_deliveries.c.lease_token == bindparam("batch"),
+    event_deliveries.c.seq.in_(bindparam("seqs", expanding=True)),
+    event_deliveries.c.state == LEASED,
+).values(state=ACKED, lease_token=None, lease_until=None,
+         updated_at=bindparam("at", type_=event_deliveries.c.updated_at.type),
+         ).returning(event_deliveries.c.ordering_key)
 
 
 def nack(store: Store, project: str, subscription: str, lease_token: str, *,
@@ -350,6 +380,7 @@ def nack(store: Store, project: str, subscription: str, lease_token: str, *,
         wait = backoff(row.attempts, sub.min_backoff_seconds, sub.max_backoff_seconds)
         _set(conn, sub.id, row.seq, state=PENDING, lease_token=None, lease_until=None,
              available_at=at + timedelta(seconds=wait), history=history, updated_at=at)
+        wakeup.note(conn, sub.topic_id)  # waiters learn when it is due again
         return PENDING
 
     return store.retry_write(work)
@@ -507,15 +538,18 @@ def _topic_row(conn: Connection, project: str, name: str, *, missing_ok: bool = 
 
 
 def _subscription_row(conn: Connection, project: str, name: str) -> tuple[Any, str]:
-    row = conn.execute(
-        select(event_subscriptions, event_topics.c.name.label("topic_name"))
-        .join(event_topics, event_topics.c.id == event_subscriptions.c.topic_id)
-        .where(event_subscriptions.c.project == project, event_subscriptions.c.name == name)
-    ).first()
+    row = conn.execute(_SUBSCRIPTION, {"project": project, "name": name}).first()
     if row is None:
         raise NotFound(f"no subscription {name!r} in project {project!r}",
                        field="subscription")
     return row, str(row.topic_name)
+
+
+_SUBSCRIPTION = (
+    select(event_subscriptions, event_topics.c.name.label("topic_name"))
+    .join(event_topics, event_topics.c.id == event_subscriptions.c.topic_id)
+    .where(event_subscriptions.c.project == bindparam("project"),
+           event_subscriptions.c.name == bindparam("name")))
 
 
 def _parse_token(token: object) -> tuple[str, int]:
@@ -566,3 +600,80 @@ def _subscription(row: Any, topic: str) -> Subscription:
                         min_backoff_seconds=row.min_backoff_seconds,
                         max_backoff_seconds=row.max_backoff_seconds,
                         created_at=row.created_at)
+
+
+# -- waiting ---------------------------------------------------------------------------------
+
+
+def wait_for_messages(store: Store, project: str, subscription: str, timeout: float) -> bool:
+    """Block until ``subscription`` has a message to deliver (True) or ``timeout`` seconds
+    pass (False): what a pull loop calls when ``pull`` came back empty, instead of sleeping.
+
+    A publish in this process wakes it as soon as the publish commits; on PostgreSQL a
+    publish in any process does (LISTEN/NOTIFY); on SQLite another process's commit is seen
+    within ``wakeup.SQLITE_TICK`` (5 ms). A message waiting for its backoff or a lease that
+    runs out wakes it when due. True is a hint, not a lease: another consumer may take the
+    message first, and the next ``pull`` may come back empty."""
+    check_name(subscription, "subscription")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
+            0 <= timeout <= 3600):
+        raise InvalidArgument("timeout must be from 0 to 3600 seconds", field="timeout")
+    end = time.monotonic() + timeout
+    signal = wakeup.signal_for(store.engine)
+    listener = wakeup.listen(store.engine)
+    if listener is not None:  # listening before the first look, so no NOTIFY is missed
+        listener.ready.wait(timeout=min(timeout, 2.0))
+    with store.read() as conn:
+        sub, _ = _subscription_row(conn, project, subscription)
+    probe = wakeup.SqliteProbe(store.engine) if store.is_sqlite else None
+    try:
+        while True:
+            seen = signal.count(sub.topic_id)
+            due = _seconds_until_due(store, sub.id)
+            if due is not None and due <= 0:
+                return True
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            nap = min(left, due if due is not None else left)
+            if probe is None:
+                ready = listener is not None and listener.ready.is_set()
+                signal.wait(sub.topic_id, seen,
+                            min(nap, wakeup.POSTGRES_FALLBACK) if not ready else nap)
+                continue
+            stop = time.monotonic() + nap
+            while not signal.wait(sub.topic_id, seen,
+                                  min(wakeup.SQLITE_TICK, stop - time.monotonic())):
+                if probe.changed() or time.monotonic() >= stop:
+                    break
+    finally:
+        if probe is not None:
+            probe.close()
+
+
+def _seconds_until_due(store: Store, subscription_id: str) -> float | None:
+    """Seconds until the subscription's next message can be delivered (0 or less: now);
+    None when it has none pending or leased. Holds back the same messages ``pull`` does
+    (a later message of an ordering key whose earlier one is not done)."""
+    with store.read() as conn:
+        found = conn.execute(_NEXT_DUE, {"sub": subscription_id}).scalar()
+    if found is None:
+        return None
+    return float((found - utcnow()).total_seconds())
+
+
+def _next_due_query() -> Any:
+    d, e = event_deliveries.alias("d"), event_deliveries.alias("e")
+    earlier = exists().where(
+        e.c.subscription_id == d.c.subscription_id, e.c.ordering_key == d.c.ordering_key,
+        e.c.seq < d.c.seq, e.c.state.in_((PENDING, LEASED)))
+    pending = select(func.min(d.c.available_at)).where(
+        d.c.subscription_id == bindparam("sub"), d.c.state == PENDING,
+        or_(d.c.ordering_key.is_(None), ~earlier)).scalar_subquery()
+    leased = select(func.min(d.c.lease_until)).where(
+        d.c.subscription_id == bindparam("sub"), d.c.state == LEASED).scalar_subquery()
+    return select(case((pending.is_(None), leased), (leased.is_(None), pending),
+                       (pending < leased, pending), else_=leased))
+
+
+_NEXT_DUE = _next_due_query()
