@@ -42,6 +42,15 @@ def test_first_run_trains_registers_promotes_and_prints_lineage(home: Path) -> N
     assert all(0.0 <= s <= 1.0 for s in served.scores)
     assert "Serving  lead-scoring-endpoint: lead-scoring:1 (deployed)" in text
     assert f"{served.scores[0]:.3f}" in text
+    # Each score explained: one attribution per lead feature, adding up with the baseline to
+    # the score (sampled Shapley is exact along each path), the top two named in the table.
+    assert len(served.attributions) == 4
+    for score, attributions in zip(served.scores, served.attributions, strict=True):
+        assert set(attributions) == set(served.leads[0])
+        assert abs(served.baseline_score + sum(attributions.values()) - score) < 1e-4
+    assert "why (top 2)" in text
+    strongest = max(served.attributions[0].items(), key=lambda item: abs(item[1]))
+    assert strongest[0] in text.split("seed 002's example lead")[0].splitlines()[-5]
     assert ("curl -s -X POST http://127.0.0.1:8080/api/v1/projects/default/endpoints/"
             "lead-scoring-endpoint:predict") in text
 

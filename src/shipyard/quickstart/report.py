@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from shipyard.quickstart.pipeline import MODEL_NAME
-from shipyard.quickstart.serving import ServedLeads
+from shipyard.quickstart.serving import ServedLeads, top_reasons
 
 if TYPE_CHECKING:
     from shipyard.lineage.models import ArtifactNode, LineageGraph
@@ -120,17 +120,20 @@ def print_summary(console: Console, result: QuickstartResult) -> None:
 def print_served(console: Console, served: ServedLeads) -> None:
     console.print(f"[bold]Serving[/]  {served.endpoint}: {escape(served.deployed_model_id)} "
                   f"({escape(served.action)})")
-    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 2), show_edge=False)
-    # Short headings, so the table fits 80 columns.
-    for heading in ("score", "size", "industry", "product", "pages", "source"):
-        table.add_column(heading, justify="right" if heading in ("score", "size", "pages")
+    table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 1), show_edge=False)
+    # Short headings and few columns, so the table fits 80 columns.
+    for heading in ("score", "size", "industry", "product", "why (top 2)"):
+        table.add_column(heading, justify="right" if heading in ("score", "size")
                          else "left", no_wrap=True)
-    for lead, score in zip(served.leads, served.scores, strict=True):
+    for lead, score, why in zip(served.leads, served.scores, served.attributions,
+                                strict=True):
         table.add_row(f"{score:.3f}", *(escape(_cell(lead.get(c))) for c in (
-            "company_size", "industry", "product_interest", "pages_visited",
-            "campaign_source")))
+            "company_size", "industry", "product_interest")),
+                      escape(top_reasons(why)))
     console.print(table)
-    console.print("  [dim](the first lead is seed 002's example lead)[/]")
+    console.print(f"  [dim](the first lead is seed 002's example lead; why: the features that "
+                  f"moved its score most from the baseline's {served.baseline_score:.3f}, "
+                  f"sampled Shapley)[/]", soft_wrap=True)
 
 
 def _cell(value: object) -> str:

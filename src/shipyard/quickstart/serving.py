@@ -4,8 +4,10 @@ It keeps ``lead-scoring-endpoint`` serving whatever ``production`` points at: th
 quickstart deploys it; a rerun that promoted a new version rolls the endpoint over to it
 (the new version takes all the traffic, then the old one is undeployed), and a rerun that
 changed nothing leaves the endpoint as it is. Then it scores a few leads, seed 002's example
-lead first, the way a client would (``endpoint.predict``), in this process: local mode loads
-the deployed version through the same model cache the server's replicas use.
+lead first, the way a client would (``endpoint.predict``), and asks why (``endpoint.explain``,
+Vertex's sampled Shapley: the lead's features are categorical as well as numeric), in this
+process: local mode loads the deployed version through the same model cache the server's
+replicas use.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ class ServedLeads:
     action: str  # "deployed", "rolled over from <id>" or "already serving"
     leads: list[dict[str, Any]]
     scores: list[float]
+    # Per lead, each feature's attribution: how much it moved the score away from the
+    # baseline's (the attributions plus the baseline add up to the score).
+    attributions: list[dict[str, float]]
+    baseline_score: float
     curl: str = ""  # the same request over HTTP, once ``shipyard server`` runs
 
 
@@ -65,9 +71,22 @@ def serve_production(serving: ServingPort, model: str, production: ModelVersion,
         action = f"rolled over from {', '.join(before)}" if before else "deployed"
     leads = [SEED_LEAD, *sample_leads(seed)]
     answer = serving.predict(ENDPOINT, leads)
+    explained = serving.explain(ENDPOINT, leads)
+    found = [e["attributions"][0] for e in explained.explanations]
     return ServedLeads(endpoint=ENDPOINT, deployed_model_id=answer.deployed_model_id,
                        action=action, leads=leads,
-                       scores=[float(p) for p in answer.predictions])
+                       scores=[float(p) for p in answer.predictions],
+                       attributions=[{str(k): float(v) for k, v in
+                                      a["featureAttributions"].items()} for a in found],
+                       baseline_score=float(found[0]["baselineOutputValue"]))
+
+
+def top_reasons(attributions: dict[str, float], count: int = 2) -> str:
+    """The ``count`` features that moved a score most, signed: ``+prior_contacts
+    -pages_visited``."""
+    ranked = sorted(attributions.items(), key=lambda item: abs(item[1]), reverse=True)
+    return " ".join(f"{'+' if value >= 0 else '-'}{name}" for name, value in ranked[:count]
+                    if value != 0)
 
 
 def sample_leads(seed: int) -> list[dict[str, Any]]:
