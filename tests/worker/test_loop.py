@@ -17,6 +17,7 @@ from shipyard.errors import Unavailable
 from shipyard.pipelines import get_pipeline_run, run_pipeline
 from shipyard.runtime import Runtime, open_runtime
 from shipyard.worker import JobSource, PipelineQueue, default_sources, run_worker, start_worker
+from shipyard.worker.event_sources import DataWatches, PushDeliveries
 from shipyard.worker.sources import SilentRuns
 
 
@@ -120,7 +121,9 @@ def tripler(x: int = 2) -> None:
 
 
 def test_the_pipeline_queue_source_runs_queued_runs(runtime: Runtime) -> None:
-    assert [type(s) for s in default_sources()] == [PipelineQueue, SilentRuns]
+    kinds = [type(s) for s in default_sources()]
+    assert kinds[:2] == [PipelineQueue, SilentRuns]
+    assert {PushDeliveries, DataWatches} <= set(kinds)
     source: JobSource = PipelineQueue()
     assert isinstance(source, JobSource) and source.name == "pipelines"
     assert source.claim_and_run(runtime, "w") is False  # nothing queued

@@ -122,4 +122,7 @@ def default_sources(*, lease: Lease | None = None,
                     handback: threading.Event | None = None) -> list[JobSource]:
     """The sources ``shipyard worker`` and the server's embedded worker poll: ``lease`` and
     ``handback`` go to the ones that claim long-running work (``PipelineQueue``)."""
-    return [PipelineQueue(lease=lease or Lease(), handback=handback), SilentRuns()]
+    from shipyard.worker.event_sources import DataWatches, PushDeliveries
+
+    return [PipelineQueue(lease=lease or Lease(), handback=handback), SilentRuns(),
+            PushDeliveries(), DataWatches()]

@@ -16,6 +16,11 @@ Conventions: ids are 32-hex strings from ``shipyard.ids``; every resource row ca
 
 from shipyard.store.schema.audit import audit_log
 from shipyard.store.schema.base import ID, NAME, NAMING, metadata, projects
+from shipyard.store.schema.event_sources import (
+    event_push_endpoints,
+    event_watch_files,
+    event_watches,
+)
 from shipyard.store.schema.events import (
     event_deliveries,
     event_messages,
@@ -59,8 +64,11 @@ __all__ = [
     "endpoints",
     "event_deliveries",
     "event_messages",
+    "event_push_endpoints",
     "event_subscriptions",
     "event_topics",
+    "event_watch_files",
+    "event_watches",
     "events",
     "executions",
     "experiments",
