@@ -70,7 +70,7 @@ from shipyard.validation import check_name
 __all__ = [
     "ack", "create_subscription", "create_topic", "dead_letters", "delete_subscription",
     "extend_lease", "get_subscription", "get_topic", "list_subscriptions", "list_topics",
-    "nack", "publish", "publish_in", "pull", "purge_expired", "seek",
+    "nack", "publish", "publish_in", "pull", "purge_expired", "seek", "subscribe_in",
 ]
 
 MAX_ATTRIBUTES = 32
@@ -137,23 +137,30 @@ def create_subscription(store: Store, ctx: RequestContext, name: str, topic: str
                               field="min_backoff_seconds")
 
     def work(conn: Connection) -> Subscription:
-        ensure_project(conn, ctx.project)
-        topic_row = _topic_row(conn, ctx.project, topic, missing_ok=True) or _insert_topic(
-            conn, ctx, topic, DEFAULT_RETENTION)
-        taken = conn.execute(select(event_subscriptions.c.id).where(
-            event_subscriptions.c.project == ctx.project,
-            event_subscriptions.c.name == name)).first()
-        if taken is not None:
-            raise AlreadyExists(f"subscription {name!r} already exists", field="name")
-        row = conn.execute(insert(event_subscriptions).values(
-            id=new_id(), project=ctx.project, name=name, topic_id=topic_row.id,
-            created_at=utcnow(), created_by=ctx.actor, **values,
-        ).returning(*event_subscriptions.c)).one()
-        audit.record(conn, ctx, "events.subscription.create", f"subscriptions/{name}",
-                     detail={"topic": topic, **values})
-        return _subscription(row, topic)
+        return subscribe_in(conn, ctx, name, topic, values)
 
     return store.retry_write(work)
+
+
+def subscribe_in(conn: Connection, ctx: RequestContext, name: str, topic: str,
+                 values: Mapping[str, int]) -> Subscription:
+    """``create_subscription`` inside the caller's transaction (a trigger creates its
+    subscription with itself); ``values`` already checked."""
+    ensure_project(conn, ctx.project)
+    topic_row = _topic_row(conn, ctx.project, topic, missing_ok=True) or _insert_topic(
+        conn, ctx, topic, DEFAULT_RETENTION)
+    taken = conn.execute(select(event_subscriptions.c.id).where(
+        event_subscriptions.c.project == ctx.project,
+        event_subscriptions.c.name == name)).first()
+    if taken is not None:
+        raise AlreadyExists(f"subscription {name!r} already exists", field="name")
+    row = conn.execute(insert(event_subscriptions).values(
+        id=new_id(), project=ctx.project, name=name, topic_id=topic_row.id,
+        created_at=utcnow(), created_by=ctx.actor, **values,
+    ).returning(*event_subscriptions.c)).one()
+    audit.record(conn, ctx, "events.subscription.create", f"subscriptions/{name}",
+                 detail={"topic": topic, **values})
+    return _subscription(row, topic)
 
 
 def get_subscription(store: Store, project: str, name: str) -> Subscription:

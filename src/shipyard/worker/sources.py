@@ -123,6 +123,7 @@ def default_sources(*, lease: Lease | None = None,
     """The sources ``shipyard worker`` and the server's embedded worker poll: ``lease`` and
     ``handback`` go to the ones that claim long-running work (``PipelineQueue``)."""
     from shipyard.worker.event_sources import DataWatches, PushDeliveries
+    from shipyard.worker.events import Schedules, Triggers
 
     return [PipelineQueue(lease=lease or Lease(), handback=handback), SilentRuns(),
-            PushDeliveries(), DataWatches()]
+            Schedules(), Triggers(), PushDeliveries(), DataWatches()]

@@ -1,7 +1,8 @@
 """A small project for the console's tests, written through the services in seconds (the
 quick start takes a minute): runs with metrics over steps, a three-task pipeline run twice
 (the second served from the cache, as the quick start's reruns are), one that failed, and
-a model with two versions, an alias moved by a promotion decision and a signature."""
+a model with two versions, an alias moved by a promotion decision and a signature, and
+a subscription with two messages waiting and one dead letter."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from sklearn.linear_model import LinearRegression
 from shipyard import dsl
 from shipyard.config import Settings
 from shipyard.context import RequestContext
+from shipyard.events import bus
 from shipyard.pipelines import PipelineRun, run_pipeline
 from shipyard.registry import service as registry
 from shipyard.registry.promotion import promote_if_better
@@ -26,6 +28,7 @@ from tests.pipelines import steps
 PROJECT = "default"
 EXPERIMENT = "console-demo"
 MODEL = "lead-scoring"
+TOPIC, SUBSCRIPTION = "console-demo", "console-demo-worker"
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,12 @@ def fill(settings: Settings, tmp: Path) -> Demo:
                                     run_id=run_ids[version])
             promote_if_better(store, artifacts, ctx, MODEL, version, metric="rmse",
                               mode="min")
+        bus.create_subscription(store, ctx, SUBSCRIPTION, TOPIC, max_attempts=1)
+        for n in range(3):
+            bus.publish(store, ctx, TOPIC, {"n": n, "what": "demo"})
+        (first_message,) = bus.pull(store, PROJECT, SUBSCRIPTION, max_messages=1)
+        bus.nack(store, PROJECT, SUBSCRIPTION, first_message.lease_token,
+                 error="this handler fails on purpose")
         latest = registry.get_model_version(store, PROJECT, MODEL, 2)
         produced = first.tasks["produce"].outputs["out"]
         assert latest.artifact_id is not None and produced.artifact_id is not None

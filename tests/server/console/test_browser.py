@@ -11,9 +11,17 @@ from typing import Any
 import httpx
 import pytest
 
+from shipyard import audit
+from shipyard.context import RequestContext
 from shipyard.pipelines import get_pipeline_run
-from tests.server.console.conftest import Site, Watch, admin_context, viewer_context
-from tests.server.console.demo import EXPERIMENT, MODEL, PROJECT
+from tests.server.console.conftest import (
+    VIEWER,
+    Site,
+    Watch,
+    admin_context,
+    viewer_context,
+)
+from tests.server.console.demo import EXPERIMENT, MODEL, PROJECT, SUBSCRIPTION, TOPIC
 
 Check = Callable[[Any, Site], None]
 
@@ -109,6 +117,22 @@ def _model(page: Any, site: Site) -> None:
     page.wait_for_selector(".chart .main-svg")
 
 
+def _events(page: Any, site: Site) -> None:
+    topics = page.locator("#topics tbody tr td:first-child").all_inner_texts()
+    # The demo's topic, and the built-in ones the registry and the runs announced on.
+    assert {TOPIC, "model-version-registered", "pipeline-run-finished"} <= set(topics)
+    row = page.locator(f'#subscriptions tr[data-subscription="{SUBSCRIPTION}"]')
+    assert row.locator("td").all_inner_texts()[2:5] == ["2", "0", "1"]  # waiting, leased, dead
+    assert page.locator("#messages tbody tr", has_text='"what":"demo"').count() == 3
+    assert page.locator(f"#dead-{SUBSCRIPTION}").count() == 1
+    assert page.locator("#dead-card", has_text="fails on purpose").count() == 1
+
+
+def _events_topic(page: Any, site: Site) -> None:
+    assert page.locator("#messages tbody tr").count() == 3
+    assert set(page.locator("#messages tbody td:nth-child(2)").all_inner_texts()) == {TOPIC}
+
+
 def pages(site: Site) -> list[tuple[str, str, Check]]:
     demo = site.demo
     run = f"/pipelines/{demo.pipeline_run.id}"
@@ -128,6 +152,8 @@ def pages(site: Site) -> list[tuple[str, str, Check]]:
         ("lineage-graph", f"/lineage/{demo.dataset_artifact}", _lineage_graph),
         ("models", "/models", _models),
         ("model", f"/models/{MODEL}", _model),
+        ("events", "/events", _events),
+        ("events-topic", f"/events?topic={TOPIC}", _events_topic),
     ]
 
 
@@ -280,6 +306,70 @@ def test_keyboard_reaches_the_sections(browser: Any, site: Site) -> None:
         context.close()
 
 
+def test_the_admin_page_lists_users_tokens_grants_and_pages_the_audit_log(
+        browser: Any, site: Site) -> None:
+    store = site.live.app.state.shipyard.store
+    ctx = RequestContext(project=PROJECT, actor="auditor")
+    store.retry_write(lambda conn: [audit.record(conn, ctx, "console.test", f"things/{n}")
+                                    for n in range(60)])
+    context = admin_context(browser, site)
+    try:
+        page = context.new_page()
+        watch = Watch()
+        watch.attach(page)
+        page.goto(site.base)
+        # The keyboard reaches the Admin section from the top of any page.
+        for _ in range(12):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.textContent") == "Admin":
+                break
+        page.keyboard.press("Enter")
+        page.wait_for_url("**/admin")
+        users = page.locator("#users tbody td:first-child").all_inner_texts()
+        assert {"admin", VIEWER} <= set(users)
+        assert page.locator("#grants tbody tr", has_text=VIEWER).locator(
+            ".badge").inner_text() == "viewer"
+        assert page.locator("#tokens tbody tr", has_text="console").count() >= 1
+        # No secret on the page: neither the server's token nor this session's.
+        session = next(c["value"] for c in context.cookies()
+                       if c["name"] == "shipyard_session")
+        html = page.content()
+        assert site.live.token not in html and session not in html
+        page.screenshot(path=str(site.screenshots / "admin.png"), full_page=True)
+
+        # The audit log, filtered from the keyboard, 50 rows a page, newest first.
+        page.focus("#action")
+        page.keyboard.type("console.test")
+        page.keyboard.press("Enter")
+        page.wait_for_url("**action=console.test**")
+        first = [int(t) for t in page.locator("#audit tbody td:first-child").all_inner_texts()]
+        assert len(first) == 50 and first == sorted(first, reverse=True)
+        assert page.locator("#audit tbody", has_text="things/59").count() == 1
+        page.click("#older")
+        page.wait_for_url("**before=**")
+        older = [int(t) for t in page.locator("#audit tbody td:first-child").all_inner_texts()]
+        assert len(older) == 10 and max(older) < min(first)
+        assert page.locator("#older").count() == 0
+        page.screenshot(path=str(site.screenshots / "admin-audit-older.png"), full_page=True)
+        assert not watch.problems, watch.problems
+    finally:
+        context.close()
+    # A viewer has no Admin link and is refused the page as any route.
+    context = viewer_context(browser, site)
+    try:
+        page = context.new_page()
+        page.goto(site.base)
+        assert page.locator("header nav a", has_text="Events").count() == 1
+        assert page.locator("header nav a", has_text="Admin").count() == 0
+        response = page.goto(site.base + "/admin")
+        assert response is not None and response.status == 403
+        assert page.locator("main", has_text="admin").count() == 1
+        assert page.locator("#users").count() == 0
+        page.screenshot(path=str(site.screenshots / "viewer-admin-refused.png"))
+    finally:
+        context.close()
+
+
 # Last: it changes the demo's failed run.
 def test_retry_and_cancel_buttons_queue_and_cancel_a_run(browser: Any, site: Site) -> None:
     context = admin_context(browser, site)
@@ -295,6 +385,20 @@ def test_retry_and_cancel_buttons_queue_and_cancel_a_run(browser: Any, site: Sit
         page.screenshot(path=str(site.screenshots / "retried.png"), full_page=True)
         page.click("button:has-text('Cancel')")
         page.wait_for_selector("h1 .state:has-text('CANCELLED')")
+        # Retried again, the page follows the run live: cancelled elsewhere (the API), it
+        # shows the new state and buttons without a reload.
+        page.click("button:has-text('Retry')")
+        page.wait_for_selector("h1 .state:has-text('QUEUED')")
+        page.evaluate("window.stillTheSamePage = true")
+        answer = httpx.post(f"{site.live.url}/api/v1/projects/{PROJECT}/pipelines/runs/"
+                            f"{site.demo.failed_run.id}/cancel", json={}, timeout=30,
+                            headers={"Authorization": f"Bearer {site.live.token}"})
+        assert answer.status_code == 200, answer.text
+        page.wait_for_selector("h1 .state:has-text('CANCELLED')", timeout=20_000)
+        page.wait_for_selector("#retry:enabled")
+        assert page.locator("#cancel:disabled").count() == 1
+        assert page.evaluate("window.stillTheSamePage") is True
+        assert page.locator("#live-note").inner_text() == "The run ended."
         assert not watch.problems, watch.problems
     finally:
         context.close()

@@ -22,9 +22,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from shipyard.server.console import (
+    admin,
     assets,
     endpoints,
     errors,
+    events,
     lineage,
     models,
     overview,
@@ -40,7 +42,8 @@ __all__ = ["install"]
 def install(app: FastAPI) -> None:
     """Add the console's routes to ``app`` and its HTML error pages (call after
     ``server.errors.install``, whose problems it turns into pages for browsers)."""
-    for module in (session, overview, runs, pipelines, lineage, models, endpoints, assets):
+    for module in (session, overview, runs, pipelines, lineage, models, endpoints, events,
+                   admin, assets):
         app.include_router(module.router)
     errors.install(app)
     traffic.install(app)

@@ -1,6 +1,10 @@
 """Pipelines: the runs of a project, and a run's page: its DAG laid out on the server and
 drawn as SVG (each task's state, duration and cache hit), its tasks, a task's log, and the
-retry and cancel buttons (the role ``user``, as the API's twins; disabled for others)."""
+retry and cancel buttons (the role ``user``, as the API's twins; disabled for others).
+
+While a run is going its page polls ``.../live`` (a small JSON of the run's and each task's
+state, the same reading as the page) every ``POLL_SECONDS`` and updates in place
+(``static/console.js``); without JavaScript it reloads itself."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from shipyard import pipelines
 from shipyard.pipelines.models import RUN_STATES, TERMINAL_RUN_STATES, PipelineRun, TaskInfo
@@ -20,7 +24,7 @@ from shipyard.pipelines.spec import PipelineSpec, upstream_tasks
 from shipyard.security.roles import Permission
 from shipyard.server.api import params
 from shipyard.server.console.layout import layered
-from shipyard.server.console.rendering import render, seconds_between
+from shipyard.server.console.rendering import duration, render, seconds_between
 from shipyard.server.console.session import check_csrf, may, read_form
 from shipyard.server.state import ServerState, request_context, server_state
 
@@ -30,6 +34,7 @@ PAGE = "/console/projects/{project}/pipelines"
 MAX_LOG = 256 * 1024  # characters of a log shown; the end of a longer one
 LIMITS = (100, 500, 2000)
 RETRYABLE = frozenset({"FAILED", "CANCELLED"})  # what retry_pipeline_run takes
+POLL_SECONDS = 2
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,16 @@ class Node:
     cached: bool
     runs: int
     log_task: str | None
+
+    @property
+    def label(self) -> str:
+        """The line under its name: state, iterations, duration, cache hit."""
+        parts = [self.state.lower() + (f" \u00d7{self.runs}" if self.runs > 1 else "")]
+        if self.seconds is not None:
+            parts.append(duration(self.seconds))
+        if self.cached:
+            parts.append("cached")
+        return " · ".join(parts)
 
 
 @router.get(PAGE)
@@ -89,8 +104,28 @@ def run_page(
         "task": task, "log": log, "log_truncated": truncated,
         "may_run": may_run, "ended": ended, "retryable": run.state in RETRYABLE,
         "duration": seconds_between(run.started_at, run.finished_at),
-        "refresh": not ended,
+        "refresh": not ended, "poll_seconds": POLL_SECONDS,
     })
+
+
+@router.get(PAGE + "/{run_id}/live")
+def run_live(request: Request, project: str, run_id: params.Id, state: State) -> JSONResponse:
+    """What the run's page shows that changes while it runs, for the page to poll."""
+    with state.store.read() as conn:
+        run = read_run(conn, project, run_id)
+        spec = read_spec(conn, run_id)
+    nodes, _ = _graph(run, spec)
+    ended = run.state in TERMINAL_RUN_STATES
+    return JSONResponse({
+        "state": run.state, "ended": ended, "error": run.error,
+        "retryable": run.state in RETRYABLE,
+        "duration": duration(seconds_between(run.started_at, run.finished_at)),
+        "nodes": {n.name: {"state": n.state, "label": n.label} for n in nodes},
+        "tasks": {t.name: {"state": t.state, "cached": t.cached, "attempts": t.attempts,
+                           "duration": duration(seconds_between(t.started_at,
+                                                                t.finished_at))}
+                  for t in run.tasks.values()},
+    }, headers={"Cache-Control": "no-store"})
 
 
 @router.post(PAGE + "/{run_id}/retry")

@@ -77,10 +77,24 @@ def render(request: Request, template: str, context: Mapping[str, Any], *,
         "project": request.path_params.get("project") or getattr(ctx, "project", "default"),
         "csrf": csrf_token(request),
         "section": "",
+        "may_admin": _acts_as_admin(principal),
     }
     values.update(context)
     page = environment().get_template(template).render(values)
     return HTMLResponse(page, status_code=status_code, headers=dict(PAGE_HEADERS))
+
+
+def _acts_as_admin(principal: object) -> bool:
+    """Whether the signed-in caller may open the admin page (an admin whose token's scopes
+    let admin through), known without asking the store: the nav shows it only then."""
+    from shipyard.security.principals import Principal
+    from shipyard.security.roles import ROLE_PERMISSIONS, Permission, Role
+    from shipyard.security.tokens import effective_permissions
+
+    if not isinstance(principal, Principal) or not principal.is_admin:
+        return False
+    return Permission.ADMIN in effective_permissions(principal.scopes,
+                                                     ROLE_PERMISSIONS[Role.ADMIN])
 
 
 def when(value: datetime | None) -> str:

@@ -24,8 +24,12 @@ from shipyard.store.schema.event_sources import (
 from shipyard.store.schema.events import (
     event_deliveries,
     event_messages,
+    event_schedule_ticks,
+    event_schedules,
     event_subscriptions,
     event_topics,
+    event_trigger_firings,
+    event_triggers,
 )
 from shipyard.store.schema.lineage import (
     associations,
@@ -65,8 +69,12 @@ __all__ = [
     "event_deliveries",
     "event_messages",
     "event_push_endpoints",
+    "event_schedule_ticks",
+    "event_schedules",
     "event_subscriptions",
     "event_topics",
+    "event_trigger_firings",
+    "event_triggers",
     "event_watch_files",
     "event_watches",
     "events",

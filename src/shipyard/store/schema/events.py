@@ -13,12 +13,14 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
     Integer,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -88,4 +90,93 @@ event_deliveries = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     Index("ix_event_deliveries_subscription_id_state_available_at",
           "subscription_id", "state", "available_at"),
+)
+
+
+# -- schedules and triggers (migration 0009) --------------------------------------------------
+# A schedule fires its action on a cron in a time zone. ``next_tick_at`` is the next tick not
+# yet handled (UTC); a worker claims a due schedule (SKIP LOCKED on PostgreSQL), writes one
+# row per tick it fires and moves ``next_tick_at`` on, in one transaction. The unique key
+# (schedule_id, tick_at) makes a second row for one tick impossible, whatever the workers do.
+
+event_schedules = Table(
+    "event_schedules",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("project", String(NAME), nullable=False),
+    Column("name", String(NAME), nullable=False),
+    Column("cron", String(128), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    # skip | run_once | catch_up (at most catch_up_max missed ticks)
+    Column("misfire", String(16), nullable=False),
+    Column("catch_up_max", Integer, nullable=False),
+    Column("max_concurrent", Integer, nullable=False),
+    Column("action", JSON, nullable=False),
+    Column("paused", Boolean, nullable=False),
+    Column("next_tick_at", UTCDateTime(), nullable=False),
+    Column("last_tick_at", UTCDateTime(), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("created_by", String(NAME), nullable=True),
+    # The token that created it (the server's requests): its pipeline runs run isolated.
+    Column("created_token", String(ID), nullable=True),
+    UniqueConstraint("project", "name"),
+    Index("ix_event_schedules_paused_next_tick_at", "paused", "next_tick_at"),
+)
+
+event_schedule_ticks = Table(
+    "event_schedule_ticks",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("schedule_id", String(ID), ForeignKey("event_schedules.id"), nullable=False),
+    Column("tick_at", UTCDateTime(), nullable=False),
+    # claimed (its action is running) | done | failed | skipped (the concurrency cap)
+    Column("state", String(16), nullable=False),
+    Column("worker", String(NAME), nullable=True),
+    Column("claimed_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    Column("result", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    # The run a run_pipeline action queued: in flight (the concurrency cap) until it ends.
+    Column("pipeline_run_id", String(ID), nullable=True),
+    UniqueConstraint("schedule_id", "tick_at"),
+)
+
+# A trigger reads its own subscription to ``topic``; each message it acts on gets one firing
+# row, unique by (trigger_id, idempotency_key = the message id), so a message delivered
+# again never acts twice once its firing is done.
+
+event_triggers = Table(
+    "event_triggers",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("project", String(NAME), nullable=False),
+    Column("name", String(NAME), nullable=False),
+    Column("topic", String(NAME), nullable=False),
+    Column("subscription_id", String(ID), ForeignKey("event_subscriptions.id"),
+           nullable=False),
+    Column("filter", JSON, nullable=False),
+    Column("action", JSON, nullable=False),
+    Column("cooldown_seconds", Integer, nullable=False),
+    Column("paused", Boolean, nullable=False),
+    Column("last_fired_at", UTCDateTime(), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("created_by", String(NAME), nullable=True),
+    Column("created_token", String(ID), nullable=True),
+    UniqueConstraint("project", "name"),
+)
+
+event_trigger_firings = Table(
+    "event_trigger_firings",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("trigger_id", String(ID), ForeignKey("event_triggers.id"), nullable=False),
+    Column("idempotency_key", String(ID), nullable=False),
+    # acting | done | failed (delivered again after the backoff) | skipped (cooldown)
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    Column("result", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    UniqueConstraint("trigger_id", "idempotency_key"),
 )

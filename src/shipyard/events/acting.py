@@ -1,0 +1,148 @@
+"""Running an action (``events.actions``) for a schedule tick or a trigger's message.
+
+``perform`` fills the action's templates from what fired it, runs it through the
+capability that owns the change (pipelines, serving, the registry, the bus), as the actor
+who created the schedule or trigger, and returns what it made (a pipeline run id, the
+version an alias now points at...). A failure raises; the caller records it and retries
+or gives up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+
+from shipyard.context import RequestContext
+from shipyard.errors import FailedPrecondition, NotFound, Unavailable
+from shipyard.events import actions as act
+from shipyard.store import Store
+
+__all__ = ["OUTBOUND_ALLOWLIST", "perform"]
+
+OUTBOUND_ALLOWLIST = "SHIPYARD_OUTBOUND_ALLOWLIST"  # hosts and networks webhooks may reach
+_MAX_OUTPUT = 64 * 1024
+
+# The child process of a CallFunction: reads what fired it (JSON) on stdin, calls the
+# function with it and writes its JSON result as the last line of stdout.
+_CHILD = """
+import importlib, json, sys
+module, _, name = sys.argv[1].partition(":")
+function = getattr(importlib.import_module(module), name)
+result = function(json.load(sys.stdin))
+sys.stdout.write("\\n" + json.dumps(result, default=str) + "\\n")
+"""
+
+
+def perform(store: Store, artifacts: Any, settings: Any, ctx: RequestContext, action: Any,
+            context: Mapping[str, Any]) -> dict[str, Any]:
+    """Run ``action`` with its templates filled from ``context``; what it made."""
+    filled = act.render(action, context)
+    if isinstance(filled, act.RunPipeline):
+        return _run_pipeline(store, artifacts, settings, ctx, filled)
+    if isinstance(filled, act.Deploy):
+        from shipyard.serving import service as serving
+
+        endpoint = serving.deploy(store, ctx, filled.endpoint, filled.model,
+                                  version=None if filled.version is None else int(filled.version),
+                                  alias=filled.alias,
+                                  traffic_percentage=filled.traffic_percentage)
+        return {"endpoint": endpoint.name,
+                "traffic": {d.id: d.traffic_percentage for d in endpoint.deployments}}
+    if isinstance(filled, act.SetTraffic):
+        from shipyard.serving import service as serving
+
+        endpoint = serving.set_traffic(store, ctx, filled.endpoint, filled.traffic)
+        return {"endpoint": endpoint.name,
+                "traffic": {d.id: d.traffic_percentage for d in endpoint.deployments}}
+    if isinstance(filled, act.Promote):
+        from shipyard.registry import aliases
+
+        version = aliases.set_alias(store, ctx, filled.model, filled.alias,
+                                    int(filled.version), filled.reason or "promoted by "
+                                    + (ctx.client or "an action"))
+        return {"model": filled.model, "alias": filled.alias, "version": version.version}
+    if isinstance(filled, act.Rollback):
+        from shipyard.registry import aliases
+
+        version = aliases.rollback(store, ctx, filled.model, filled.alias,
+                                   filled.reason or "rolled back by " + (ctx.client or
+                                                                          "an action"))
+        return {"model": filled.model, "alias": filled.alias, "version": version.version}
+    if isinstance(filled, act.Webhook):
+        return _webhook(filled, context)
+    if isinstance(filled, act.CallFunction):
+        return _call(filled, context)
+    if isinstance(filled, act.Publish):
+        from shipyard.events import bus
+
+        data = filled.data if filled.data is not None else dict(context)
+        return {"message_id": bus.publish(store, ctx, filled.topic, data)}
+    raise FailedPrecondition(f"unknown action {type(filled).__name__}", field="action")
+
+
+def _run_pipeline(store: Store, artifacts: Any, settings: Any, ctx: RequestContext,
+                  action: act.RunPipeline) -> dict[str, Any]:
+    from shipyard.pipelines import runs
+    from shipyard.pipelines.compiler import parse_spec
+    from shipyard.pipelines.runner import run_pipeline
+    from shipyard.pipelines.spec import PipelineSpec
+    from shipyard.store.schema import pipeline_runs
+
+    if action.spec is not None:
+        spec = parse_spec(action.spec, "action.spec")
+    else:
+        with store.read() as conn:
+            latest = conn.execute(
+                select(pipeline_runs.c.id).where(
+                    pipeline_runs.c.project == ctx.project,
+                    pipeline_runs.c.pipeline_name == action.pipeline)
+                .order_by(pipeline_runs.c.created_at.desc()).limit(1)).scalar()
+            if latest is None:
+                raise NotFound(f"pipeline {action.pipeline!r} has never run in project "
+                               f"{ctx.project!r}: give the action its spec",
+                               field="action.pipeline")
+            spec = PipelineSpec.model_validate(runs.read_spec(conn, latest))
+    run = run_pipeline(store, artifacts, ctx, spec, dict(action.arguments),
+                       enable_caching=action.enable_caching, submit=True, settings=settings)
+    return {"pipeline_run_id": run.id, "pipeline": spec.name}
+
+
+def _webhook(action: act.Webhook, context: Mapping[str, Any]) -> dict[str, Any]:
+    from shipyard.security.ssrf import OutboundPolicy, guarded_post
+
+    allow = [e for e in os.environ.get(OUTBOUND_ALLOWLIST, "").split(",") if e.strip()]
+    policy = OutboundPolicy.from_allowlist(allow)
+    body = action.body if action.body is not None else dict(context)
+    response = guarded_post(action.url, body, policy=policy, headers=action.headers)
+    if not 200 <= response.status_code < 300:
+        raise Unavailable(f"the webhook answered {response.status_code}: "
+                          f"{response.text[:200]}")
+    return {"status": response.status_code}
+
+
+def _call(action: act.CallFunction, context: Mapping[str, Any]) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if k != "SHIPYARD_TOKEN"}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _CHILD, action.function],
+            input=json.dumps(dict(context), default=str), capture_output=True, text=True,
+            timeout=action.timeout_seconds, env=env, check=False)
+    except subprocess.TimeoutExpired:
+        raise Unavailable(f"{action.function} ran longer than {action.timeout_seconds}s"
+                          ) from None
+    if done.returncode != 0:
+        tail = (done.stderr or "").strip().splitlines()[-1:] or ["(no output)"]
+        raise FailedPrecondition(f"{action.function} failed (exit {done.returncode}): "
+                                 f"{tail[0][:500]}", field="action.function")
+    last = (done.stdout or "").strip().splitlines()[-1:] or ["null"]
+    try:
+        result = json.loads(last[0][:_MAX_OUTPUT])
+    except ValueError:
+        result = last[0][:2000]
+    return {"function": action.function, "returned": result}
