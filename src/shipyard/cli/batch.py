@@ -33,6 +33,9 @@ def batch_predict(
     input_format: Annotated[str | None, typer.Option(
         "--input-format", help="csv, parquet or jsonl (default: from SOURCE's suffix)")
     ] = None,
+    executor: Annotated[str, typer.Option(
+        "--executor", help="local (this process) or ray (chunks as Ray tasks on RAY_ADDRESS's "
+        "cluster)")] = "local",
 ) -> None:
     """Predict every row of SOURCE into DESTINATION, with the model version on each row.
 
@@ -49,10 +52,10 @@ def batch_predict(
             bar.update(task, completed=progress.rows, total=progress.total_rows)
 
         with usage_errors(chunk_rows="--chunk-rows", output_format="--format",
-                          input_format="--input-format"):
+                          input_format="--input-format", executor="--executor"):
             job = sy.batch_predict(model, source, destination, chunk_rows=chunk_rows,
                                    output_format=output_format, input_format=input_format,
-                                   on_progress=advance)
+                                   on_progress=advance, executor=executor)
     if quiet:
         output.print_json(job)
         return

@@ -35,6 +35,7 @@ def batch_predict(
     input_format: str | None = None,
     trusted_digests: Iterable[str] | None = None,
     on_progress: Callable[[batch.Progress], None] | None = None,
+    executor: str = "local",
 ) -> BatchPredictionJob:
     """Predict every row of ``source`` (CSV, Parquet or JSON Lines, by its suffix or
     ``input_format``) with ``model`` (``name``, ``name:3``, ``name@alias``,
@@ -45,13 +46,26 @@ def batch_predict(
     Streams ``chunk_rows`` rows at a time; an interrupted job run again with the same
     arguments skips the chunks it finished (see ``shipyard.serving.batch``).
     ``on_progress`` is called after each chunk with a ``Progress``.
+
+    ``executor="ray"`` predicts the chunks as Ray tasks on the cluster ``RAY_ADDRESS``
+    names (a local one without it; ``pip install 'shipyard[ray]'``): the same output,
+    resuming and lineage (``shipyard.serving.batch_ray``).
     """
     ref = _reference(model, version, alias)
     current = session.current()
     loaded = current.registry.load_model(ref, trusted_digests=trusted_digests)
+    options = None
+    if executor == "ray":  # the Ray workers load the model as this process did
+        from shipyard.registry import flavors
+        from shipyard.registry.flavors.pickle import trust_list
+
+        settings = current.settings
+        options = flavors.LoadOptions(
+            trusted_types=tuple(settings.trusted_types), allow_pickle=True,
+            trusted_digests=trust_list(settings.trusted_digests, trusted_digests))
     outcome = batch.run(loaded, source, destination, chunk_rows=chunk_rows,
                         output_format=output_format, input_format=input_format,
-                        on_progress=on_progress)
+                        on_progress=on_progress, executor=executor, load_options=options)
     job = BatchPredictionJob(
         job=outcome.job, model=outcome.model, model_version=outcome.model_version,
         model_version_id=outcome.model_version_id,

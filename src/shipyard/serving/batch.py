@@ -45,6 +45,7 @@ DEFAULT_CHUNK_ROWS = 100_000
 MAX_CHUNK_ROWS = 10_000_000
 MANIFEST = "manifest.json"
 OUTPUT_COLUMNS = ("prediction", "model_name", "model_version")
+EXECUTORS = ("local", "ray")
 _READ_BLOCK = 1 << 18  # bytes per CSV/JSON read block (the CSV reader reads ahead)
 
 __all__ = ["BatchOutcome", "Progress", "run"]
@@ -89,14 +90,22 @@ class BatchOutcome:
 def run(model: Any, source: str | os.PathLike[str], destination: str | os.PathLike[str], *,
         chunk_rows: int = DEFAULT_CHUNK_ROWS, output_format: str | None = None,
         input_format: str | None = None,
-        on_progress: Callable[[Progress], None] | None = None) -> BatchOutcome:
+        on_progress: Callable[[Progress], None] | None = None,
+        executor: str = "local", load_options: Any = None) -> BatchOutcome:
     """Predict every row of ``source`` into ``destination`` (see the module docstring).
 
     ``model`` is a ``LoadedModel``. ``InvalidArgument`` naming the field for a chunk size
     out of range, an unknown format, a source without the model's columns (naming the
     column) or a value the model's signature refuses; ``NotFound`` for a missing source.
+
+    ``executor="ray"`` predicts the chunks as Ray tasks (``batch_ray``; ``load_options``:
+    the ``LoadOptions`` the model was loaded with, which the Ray workers load it with too);
+    the output, the manifest and resuming are the same.
     """
     started = time.monotonic()
+    if executor not in EXECUTORS:
+        raise InvalidArgument(f"executor must be one of {list(EXECUTORS)}, got "
+                              f"{str(executor)[:64]!r}", field="executor")
     if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) \
             or not 1 <= chunk_rows <= MAX_CHUNK_ROWS:
         raise InvalidArgument(f"chunk_rows must be a whole number from 1 to {MAX_CHUNK_ROWS}, "
@@ -128,19 +137,45 @@ def run(model: Any, source: str | os.PathLike[str], destination: str | os.PathLi
         "chunk_rows": chunk_rows, "output_format": out_format})
 
     rows = chunks = skipped = 0
-    for index, table in enumerate(_chunks(reader.batches(), chunk_rows)):
-        if index in manifest.done:
-            if manifest.done[index] != table.num_rows:  # pragma: no cover - a changed source
-                raise InvalidArgument("the source changed since the job's first run: remove "
-                                      f"{parts} to start again", field="source")
-            skipped += 1
-        else:
-            _write_part(parts / _part_name(index), _predict(model, table, version))
-            manifest.mark(index, table.num_rows)
-        rows += table.num_rows
-        chunks += 1
+    remote = None
+    if executor == "ray":
+        from shipyard.registry.flavors import LoadOptions
+        from shipyard.serving.batch_ray import RayChunks
+
+        remote = RayChunks(model, load_options or LoadOptions())
+    sent: dict[int, int] = {}  # chunks sent to Ray and not back yet: their rows
+
+    def finish(index: int) -> None:
+        manifest.mark(index, sent.pop(index))
         if on_progress is not None:
             on_progress(Progress(rows, chunks, skipped, reader.total_rows))
+
+    try:
+        for index, table in enumerate(_chunks(reader.batches(), chunk_rows)):
+            if index in manifest.done:
+                if manifest.done[index] != table.num_rows:  # pragma: no cover - changed
+                    raise InvalidArgument("the source changed since the job's first run: "
+                                          f"remove {parts} to start again", field="source")
+                skipped += 1
+            elif remote is not None:
+                if remote.full():
+                    for done in remote.finished():
+                        finish(done)
+                remote.submit(index, table, parts / _part_name(index))
+                sent[index] = table.num_rows
+            else:
+                _write_part(parts / _part_name(index), _predict(model, table, version))
+                manifest.mark(index, table.num_rows)
+            rows += table.num_rows
+            chunks += 1
+            if on_progress is not None and index not in sent:
+                on_progress(Progress(rows, chunks, skipped, reader.total_rows))
+        while remote is not None and remote.in_flight:
+            for done in remote.finished():
+                finish(done)
+    finally:
+        if remote is not None:
+            remote.close()
     if chunks == 0:
         raise InvalidArgument(f"source {src.name!r} has no rows", field="source")
     columns = _assemble(parts, chunks, dest, out_format)
