@@ -68,3 +68,45 @@ def test_errors_are_one_line(cli: Cli, lead: str) -> None:
     cli("endpoints", "predict", "ep").assert_one_error_line("--instances", exit_code=2)
     cli("endpoints", "show", "nope").assert_one_error_line("nope")
     cli("endpoints", "delete", "ep").assert_one_error_line("undeploy")
+
+
+def test_canary_shadow_follow_and_explain(cli: Cli, lead: str, tmp_path: Path) -> None:
+    cli("endpoints", "create", "ep")
+    first = cli("endpoints", "deploy", "ep", "lead:1")
+    assert first.exit_code == 0, first.stderr
+    second = cli("endpoints", "deploy", "ep", "lead:2", "--traffic", "0")
+    assert second.exit_code == 0, second.stderr
+    stepped = cli("--output", "json", "endpoints", "canary", "ep", "lead:2", "--steps",
+                  "10,50,100", "--interval", "0")
+    assert stepped.exit_code == 0, stepped.stderr
+    assert stepped.json()["steps"] == [10, 50, 100] and not stepped.json()["rolled_back"]
+    assert stepped.json()["traffic"] == {"lead:1": 0, "lead:2": 100}
+    cli("endpoints", "canary", "ep", "lead:2", "--steps", "50,10").assert_one_error_line(
+        "--steps", exit_code=2)
+    cli("endpoints", "canary", "ep", "lead:2", "--steps", "ten").assert_one_error_line(
+        "--steps", exit_code=2)
+    cli("endpoints", "create", "live")
+    cli("models", "alias", "lead", "production", "1")
+    made = cli("endpoints", "deploy", "live", "lead@production", "--follow-alias")
+    assert made.exit_code == 0, made.stderr
+    shadow = cli("endpoints", "deploy", "live", "lead:2", "--shadow")
+    assert shadow.exit_code == 0, shadow.stderr
+    shown = cli("--output", "json", "endpoints", "show", "live").json()["deployments"]
+    assert [(d["id"], d["alias"], d["follow_alias"], d["shadow"]) for d in shown] == [
+        ("lead:1", "production", True, False), ("lead:2", None, False, True)]
+    cli("endpoints", "deploy", "live", "lead:2", "--follow-alias").assert_one_error_line(
+        "--follow-alias", exit_code=2)
+    rows = tmp_path / "rows.json"
+    rows.write_text('[{"visits": 4, "time_on_site": 2.0}]')
+    explained = cli("--output", "json", "endpoints", "explain", "ep", "-f", str(rows),
+                    "--method", "sampled_shapley", "--path-count", "5")
+    assert explained.exit_code == 0, explained.stderr
+    attribution = explained.json()["explanations"][0]["attributions"][0]
+    assert attribution["instanceOutputValue"] == pytest.approx(8.0)  # lead:2 is 2 * visits
+    assert sum(attribution["featureAttributions"].values()) + attribution[
+        "baselineOutputValue"] == pytest.approx(8.0, abs=1e-6)
+    table = cli("endpoints", "explain", "ep", "-i", "[[4, 2.0]]")
+    assert table.exit_code == 0 and "visits=" in table.stdout, table.stderr
+    cli("endpoints", "explain", "ep").assert_one_error_line("--instances", exit_code=2)
+    cli("endpoints", "explain", "ep", "-i", "[[4, 2.0]]", "--method", "magic"
+        ).assert_one_error_line("--method", exit_code=2)

@@ -1,9 +1,11 @@
-"""The server's replica supervisor: one process per deployed model, started from the
-store's desired state, replaced when it dies, and the router in front of them.
+"""The server's replica supervisor: replica processes per deployed model (between its
+``min_replicas`` and ``max_replicas``, by load), started from the store's desired state,
+replaced when they die, and the router in front of them.
 
-``Supervisor.refresh()`` reads every deployment (``service.deployed_models``) and starts a
-replica (``replica``) for each one that has none, stops those no longer deployed, and
-rebuilds the routing table (a ``traffic.Router`` per endpoint). It runs at start, after
+``Supervisor.refresh()`` reads every deployment (``service.deployed_models``) and starts
+``min_replicas`` replicas (``replica``) for each one that has none, drains those no longer
+deployed (no new request; stopped once they have answered what they hold), and rebuilds
+the routing table (a ``traffic.Router`` per endpoint, and its shadows). It runs at start, after
 every change made through this server, and every ``refresh_seconds`` in the watcher
 thread, so changes made elsewhere (another server, the CLI in local mode) arrive too and
 a restarted server serves what was deployed before.
@@ -12,6 +14,12 @@ The watcher also replaces a replica whose process ended (after ``backoff`` secon
 with each failure in a row). Until the new one is ready, requests for that deployment fail
 at once with ``Unavailable`` (503, Retry-After), as do requests that were waiting on the
 dead process: its socket closes with it. Nothing waits for a process that will not answer.
+
+A request the split sends to a deployment with no ready replica yet (just deployed, or
+moving to its alias's new version) is answered by the version it is moving from, else by
+the deployment with the largest share that has one, so deploying and moving traffic lose
+no request. A copy of each prediction request goes to the endpoint's shadow deployments,
+not awaited; their answers go to the request log marked ``shadow``.
 
 Predictions run on the server's event loop (``predict`` is a coroutine): idle connections
 per replica are kept for the next request. Each replica takes at most ``max_in_flight``
@@ -26,6 +34,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import random
 import shutil
@@ -34,6 +43,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,13 +58,15 @@ from shipyard.errors import (
     ShipyardError,
     Unavailable,
 )
+from shipyard.ids import new_id
 from shipyard.pipelines._process import kill_group
 from shipyard.registry import service as registry
 from shipyard.serving import service, wire
+from shipyard.serving.instances import signature_names
 from shipyard.serving.metrics import ServingMetrics
 from shipyard.serving.models import Prediction
 from shipyard.serving.replica import FAILED_TO_LOAD, THREAD_VARIABLES
-from shipyard.serving.requestlog import RequestLog, setting
+from shipyard.serving.requestlog import Logged, RequestLog, setting
 from shipyard.serving.service import DeployedModel
 from shipyard.serving.traffic import Router
 from shipyard.store import Store
@@ -65,6 +77,13 @@ START_TIMEOUT = 120.0
 REQUEST_TIMEOUT = 30.0
 IDLE_CONNECTIONS = 64
 MAX_IN_FLIGHT = 64
+# Autoscaling: requests in flight per replica it aims at, the seconds of load it averages,
+# and the cool-down before it retires a replica (settings.extra serving_target_in_flight,
+# serving_scale_window, serving_scale_down_seconds).
+TARGET_IN_FLIGHT = 4.0
+SCALE_WINDOW = 10.0
+SCALE_DOWN_SECONDS = 60.0
+DRAIN_GRACE = 0.5  # a retired replica lives this long at least (a request on its way)
 # Variables a replica must not inherit: the server's database URI (it may hold a password)
 # and its token. A replica reads only the artifact store.
 _WITHHELD = ("SHIPYARD_URI", "SHIPYARD_TOKEN")
@@ -189,12 +208,53 @@ class Replica:
 @dataclass
 class Route:
     router: Router
-    targets: dict[str, DeployedModel]  # deployed model id -> deployment
+    targets: dict[str, DeployedModel]  # deployed model id -> deployment (those that answer)
+    shadows: list[DeployedModel] = field(default_factory=list)  # get a copy of each request
+
+
+@dataclass
+class Pool:
+    """The replicas of one deployment and its recent load (for the autoscaler)."""
+
+    target: DeployedModel
+    replicas: list[Replica] = field(default_factory=list)
+    signature: dict[str, Any] | None = None
+    samples: deque[tuple[float, int]] = field(default_factory=deque)
+    calm_since: float = field(default_factory=time.monotonic)
+    turn: int = 0
+
+    def live(self) -> list[Replica]:
+        """Replicas that serve or soon will (starting or ready)."""
+        return [r for r in self.replicas if r.state in ("starting", "ready")]
+
+    def choose(self, max_in_flight: int = MAX_IN_FLIGHT) -> Replica | None:
+        """The ready replica with the fewest requests in flight (ties in turn); None
+        when none is ready."""
+        ready = [r for r in self.replicas if r.state == "ready"]
+        if not ready:
+            return None
+        self.turn += 1
+        count = len(ready)
+        return min((ready[(self.turn + i) % count] for i in range(count)),
+                   key=lambda r: r.in_flight)
+
+    def ever_ready(self) -> bool:
+        return any(r.state == "ready" for r in self.replicas)
 
 
 @dataclass
 class Supervisor:
-    """The replicas of every deployment in ``store``, and the routes to them."""
+    """The replicas of every deployment in ``store``, and the routes to them.
+
+    Autoscaling: every deployment keeps between its ``min_replicas`` and ``max_replicas``
+    replicas. The watcher samples each deployment's requests in flight (sent to a replica
+    and not yet answered: the replica's queue and its work) every 50 ms; when their mean
+    over the last ``scale_window`` seconds exceeds ``target_in_flight`` per replica, it
+    starts as many replicas as that load needs (at most the maximum, at once). When fewer
+    would do for ``scale_down_seconds`` in a row (the cool-down), it retires one replica,
+    then waits another cool-down before the next. A retired replica takes no new request
+    and is stopped once its requests in flight are answered, so scaling loses none.
+    """
 
     store: Store
     settings: Settings
@@ -202,13 +262,23 @@ class Supervisor:
     request_timeout: float = REQUEST_TIMEOUT
     start_timeout: float = START_TIMEOUT
     max_in_flight: int = MAX_IN_FLIGHT
+    target_in_flight: float = TARGET_IN_FLIGHT
+    scale_window: float = SCALE_WINDOW
+    scale_down_seconds: float = SCALE_DOWN_SECONDS
     metrics: ServingMetrics = field(default_factory=ServingMetrics)
     request_log: RequestLog | None = None
     draw: Callable[[], float] = random.random
-    replicas: dict[str, Replica] = field(default_factory=dict)
+    pools: dict[str, Pool] = field(default_factory=dict)
     routes: dict[tuple[str, str], Route] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)  # in a row, for the backoff
     restarts: dict[str, int] = field(default_factory=dict)
+    # A deployment that moved to a new version (alias following) keeps its old replicas
+    # answering until the new version has one ready: new pool key -> old pool.
+    retiring: dict[str, Pool] = field(default_factory=dict)
+    draining: list[tuple[float, Replica]] = field(default_factory=list)
+    shadow_answers: int = 0
+    shadow_failures: int = 0
+    _shadow_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _wake: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -223,14 +293,30 @@ class Supervisor:
                                              str(self.request_timeout)))
         self.max_in_flight = int(setting(extra, "serving_max_in_flight",
                                          str(self.max_in_flight)))
+        self.target_in_flight = float(setting(extra, "serving_target_in_flight",
+                                              str(self.target_in_flight)))
+        self.scale_window = float(setting(extra, "serving_scale_window",
+                                          str(self.scale_window)))
+        self.scale_down_seconds = float(setting(extra, "serving_scale_down_seconds",
+                                                str(self.scale_down_seconds)))
+        if self.target_in_flight <= 0:
+            raise InvalidArgument("serving_target_in_flight must be above 0",
+                                  field="serving_target_in_flight")
         self.metrics.in_flight_source = self._in_flight
         if self.request_log is None:
             self.request_log = RequestLog.for_artifacts(self.settings.artifacts, extra)
 
+    @property
+    def replicas(self) -> dict[str, Replica]:
+        """Every serving replica by a key of its own (deployment key and pid)."""
+        with self._lock:
+            return {f"{key}/{r.pid}": r for key, pool in self.pools.items()
+                    for r in pool.replicas}
+
     def _in_flight(self) -> list[tuple[str, str, str, int]]:
         with self._lock:
-            return [(r.target.project, r.target.endpoint, r.target.deployment.id, r.in_flight)
-                    for r in self.replicas.values()]
+            return [(p.target.project, p.target.endpoint, p.target.deployment.id,
+                     sum(r.in_flight for r in p.replicas)) for p in self.pools.values()]
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -253,8 +339,10 @@ class Supervisor:
         if self._thread is not None:
             self._thread.join(timeout=10)
         with self._lock:
-            replicas, self.replicas = list(self.replicas.values()), {}
-            self.routes = {}
+            replicas = [r for pool in [*self.pools.values(), *self.retiring.values()]
+                        for r in pool.replicas]
+            replicas += [r for _, r in self.draining]
+            self.pools, self.retiring, self.draining, self.routes = {}, {}, [], {}
         for replica in replicas:
             replica.stop()
         if self.request_log is not None:
@@ -270,24 +358,50 @@ class Supervisor:
         started: list[Replica] = []
         with self._lock:
             wanted = {target.key: target for target in desired}
-            for key in [key for key in self.replicas if key not in wanted]:
-                self.replicas.pop(key).stop()
-                self.failures.pop(key, None)
-                self.restarts.pop(key, None)
+            by_row = {target.row: target.key for target in desired}
+            # New deployments' replicas first (the slow part: a read and a process each),
+            # then the swap, so a request never meets a route whose pool has gone.
             for key, target in wanted.items():
-                replica = self.replicas.get(key)
-                if replica is None:
-                    started.append(self._start(target))
+                found = self.pools.get(key)
+                if found is None:
+                    found = self.pools[key] = Pool(target)
+                    for _ in range(target.deployment.min_replicas):
+                        started.append(self._start(found))
                 else:
-                    replica.target = target  # its traffic may have changed
+                    found.target = target  # its traffic may have changed
+                    for replica in found.replicas:
+                        replica.target = target
             routes: dict[tuple[str, str], Route] = {}
             grouped: dict[tuple[str, str], list[DeployedModel]] = {}
             for target in desired:
                 grouped.setdefault((target.project, target.endpoint), []).append(target)
             for where, targets in grouped.items():
-                split = {t.deployment.id: t.deployment.traffic_percentage for t in targets}
-                routes[where] = Route(Router(split), {t.deployment.id: t for t in targets})
+                answering = [t for t in targets if not t.deployment.shadow]
+                split = {t.deployment.id: t.deployment.traffic_percentage for t in answering}
+                routes[where] = Route(Router(split), {t.deployment.id: t for t in answering},
+                                      [t for t in targets if t.deployment.shadow])
+            # Old versions of moved deployments join the retiring before the routes change,
+            # and leave the pools after, so either routes find a ready replica.
+            gone = [key for key in self.pools if key not in wanted]
+            for key in gone:
+                pool = self.pools[key]
+                successor = by_row.get(pool.target.row)
+                if successor is not None and pool.ever_ready():
+                    # The deployment moved to another version: its old replicas answer
+                    # until the new ones are ready (the watcher retires them then).
+                    older = self.retiring.pop(successor, None)
+                    if older is not None:
+                        self._drain(older.replicas)
+                    self.retiring[successor] = pool
             self.routes = routes
+            for key in gone:
+                pool = self.pools.pop(key)
+                self.failures.pop(key, None)
+                self.restarts.pop(key, None)
+                if all(pool is not kept for kept in self.retiring.values()):
+                    self._drain(pool.replicas)  # answered what they hold, then stopped
+            for key in [key for key in self.retiring if key not in wanted]:
+                self._drain(self.retiring.pop(key).replicas)
         return started
 
     def wait_ready(self, replicas: Sequence[Replica]) -> None:
@@ -303,28 +417,36 @@ class Supervisor:
                                          f"{replica.error}", field="model")
 
     def wait_deployed(self, project: str, endpoint: str, deployed_model_id: str) -> None:
-        """``wait_ready`` for the replica of one deployment (refreshed before)."""
-        replica = self.replica_of(project, endpoint, deployed_model_id)
-        if replica is None:
+        """``wait_ready`` for the replicas of one deployment (refreshed before)."""
+        pool = self._pool_of(project, endpoint, deployed_model_id)
+        if pool is None or not pool.replicas:
             raise Unavailable(f"no replica was started for {deployed_model_id}",
                               retry_after=1)
-        self.wait_ready([replica])
+        self.wait_ready(list(pool.replicas))
+
+    def _pool_of(self, project: str, endpoint: str, deployed_model_id: str) -> Pool | None:
+        with self._lock:
+            route = self.routes.get((project, endpoint))
+            if route is None:
+                return None
+            target = route.targets.get(deployed_model_id) or next(
+                (t for t in route.shadows if t.deployment.id == deployed_model_id), None)
+            return None if target is None else self.pools.get(target.key)
 
     def replica_of(self, project: str, endpoint: str, deployed_model_id: str
                    ) -> Replica | None:
-        """The current replica of one deployment, if it has one."""
-        with self._lock:
-            route = self.routes.get((project, endpoint))
-            target = None if route is None else route.targets.get(deployed_model_id)
-            return None if target is None else self.replicas.get(target.key)
+        """A current replica of one deployment, if it has one."""
+        pool = self._pool_of(project, endpoint, deployed_model_id)
+        return None if pool is None or not pool.replicas else pool.replicas[0]
 
     def status(self) -> list[dict[str, Any]]:
         """What runs: one entry per replica (for operators and tests)."""
         with self._lock:
             return [{"deployed_model_id": r.target.deployment.id, "endpoint": r.target.endpoint,
                      "project": r.target.project, "pid": r.pid, "state": r.state,
-                     "error": r.error, "restarts": self.restarts.get(key, 0)}
-                    for key, r in self.replicas.items()]
+                     "error": r.error, "restarts": self.restarts.get(key, 0),
+                     "in_flight": r.in_flight, "shadow": r.target.deployment.shadow}
+                    for key, pool in self.pools.items() for r in pool.replicas]
 
     # -- the data plane ----------------------------------------------------------------------
 
@@ -350,8 +472,8 @@ class Supervisor:
         if version is not None:
             with contextlib.suppress(ShipyardError):
                 target = _pinned(route, endpoint, version)
-        replica = self.replicas.get(target.key)
-        return None if replica is None else replica.signature
+        pool = self.pools.get(target.key) or self.retiring.get(target.key)
+        return None if pool is None else pool.signature
 
     def targets_of(self, project: str, endpoint: str) -> list[DeployedModel]:
         """The deployments served for an endpoint (in-memory; empty when none)."""
@@ -359,10 +481,13 @@ class Supervisor:
         return [] if route is None else list(route.targets.values())
 
     async def predict(self, project: str, endpoint: str, instances: list[Any],
-                      version: str | None = None) -> Prediction:
+                      version: str | None = None, request_id: str | None = None
+                      ) -> Prediction:
         """One prediction through the endpoint's split, or from the deployment ``version``
-        names (its model version number or its deployed model id) when given."""
-        prediction, _ = await self.ask(project, endpoint, {"instances": instances}, version)
+        names (its model version number or its deployed model id) when given.
+        ``request_id`` goes to the request log with the shadows' answers."""
+        prediction, _ = await self.ask(project, endpoint, {"instances": instances}, version,
+                                       request_id)
         return prediction
 
     async def explain(self, project: str, endpoint: str, instances: list[Any],
@@ -378,9 +503,21 @@ class Supervisor:
                               "nonsense", retry_after=1)
         return prediction, explanations
 
+    def pick(self, project: str, endpoint: str, version: str | None = None
+             ) -> DeployedModel:
+        """The deployment that answers the next request: by the split (``draw``), or the
+        one ``version`` names."""
+        route = self.routes.get((project, endpoint))
+        if route is None:
+            raise NotFound(f"no endpoint named {endpoint!r} is served here", field="name")
+        return (route.targets[route.router.choose(self.draw())] if version is None
+                else _pinned(route, endpoint, version))
+
     async def ask(self, project: str, endpoint: str, message: dict[str, Any],
-                  version: str | None = None) -> tuple[Prediction, dict[str, Any]]:
-        """Send ``message`` to the replica the split (or ``version``) picks."""
+                  version: str | None = None, request_id: str | None = None
+                  ) -> tuple[Prediction, dict[str, Any]]:
+        """Send ``message`` to a replica of the deployment the split (or ``version``)
+        picks, and a copy to the endpoint's shadows."""
         route = self.routes.get((project, endpoint))
         if route is None:
             # Deployed elsewhere since the last refresh, or not deployed at all.
@@ -391,15 +528,18 @@ class Supervisor:
                                              endpoint)  # NotFound if there is none
                 raise FailedPrecondition(f"endpoint {ep.name!r} has no deployed model: "
                                          "deploy one first", field="name")
-        target = (route.targets[route.router.choose(self.draw())] if version is None
-                  else _pinned(route, endpoint, version))
-        replica = self.replicas.get(target.key)
-        deployment = target.deployment
-        if replica is None or replica.state != "ready":
-            state = "gone" if replica is None else replica.state
-            why = f": {replica.error}" if replica is not None and replica.error else ""
-            raise Unavailable(f"the replica of {deployment.id} is {state}{why}; retry "
+        target = self.pick(project, endpoint, version)
+        replica = self._replica_for(route, target, fall_back=version is None)
+        if replica is None:
+            pool = self.pools.get(target.key)
+            found = pool.replicas[0] if pool is not None and pool.replicas else None
+            state = "gone" if found is None else found.state
+            why = f": {found.error}" if found is not None and found.error else ""
+            raise Unavailable(f"the replica of {target.deployment.id} is {state}{why}; retry "
                               "shortly", retry_after=1)
+        deployment = replica.target.deployment  # the version that answers
+        if route.shadows and message.get("op") in (None, "predict"):
+            self._mirror(route, message, request_id)
         try:
             answer = await replica.call(message, self.request_timeout, self.max_in_flight)
         except Unavailable as exc:
@@ -409,9 +549,70 @@ class Supervisor:
         return Prediction(predictions=answer["predictions"], deployed_model_id=deployment.id,
                           model=deployment.model, model_version=deployment.version), answer
 
+    def _replica_for(self, route: Route, target: DeployedModel, fall_back: bool
+                     ) -> Replica | None:
+        """A ready replica of ``target``; else of the version it is moving from; else
+        (``fall_back``, a request the split routed) of the deployment with the largest
+        share that has one, so a deployment still starting loses no request."""
+        pool = self.pools.get(target.key)
+        if pool is None:  # a route read just before a refresh moved it to the retiring
+            pool = next((p for p in list(self.retiring.values()) if p.target.key == target.key),
+                        None)
+        replica = None if pool is None else pool.choose()
+        if replica is None and target.key in self.retiring:
+            replica = self.retiring[target.key].choose()
+        if replica is None and fall_back:
+            for other in sorted(route.targets.values(),
+                                key=lambda t: -t.deployment.traffic_percentage):
+                other_pool = self.pools.get(other.key)
+                if other is not target and other_pool is not None:
+                    replica = other_pool.choose()
+                    if replica is not None:
+                        break
+        return replica
+
+    # -- shadows -----------------------------------------------------------------------------
+
+    def _mirror(self, route: Route, message: dict[str, Any], request_id: str | None) -> None:
+        """Send a copy of ``message`` to each shadow with a ready replica that has room;
+        not awaited, so a shadow adds no latency and its failures reach no caller."""
+        for shadow in route.shadows:
+            pool = self.pools.get(shadow.key)
+            replica = None if pool is None else pool.choose()
+            if replica is None or replica.in_flight >= self.max_in_flight:
+                self.shadow_failures += 1
+                continue
+            task = asyncio.get_running_loop().create_task(
+                self._shadow(replica, pool.signature if pool else None, message,
+                             request_id or new_id()))
+            self._shadow_tasks.add(task)
+            task.add_done_callback(self._shadow_tasks.discard)
+
+    async def _shadow(self, replica: Replica, signature: dict[str, Any] | None,
+                      message: dict[str, Any], request_id: str) -> None:
+        started = time.perf_counter()
+        try:
+            answer = await replica.call(message, self.request_timeout, self.max_in_flight)
+        except Exception:  # a shadow's failure is its own: counted, never raised
+            self.shadow_failures += 1
+            return
+        self.shadow_answers += 1
+        logged = self.request_log
+        if logged is None or not logged.sampled():
+            return
+        target = replica.target
+        logged.record(Logged(
+            request_id=request_id, time=time.time(), project=target.project,
+            endpoint=target.endpoint, deployed_model_id=target.deployment.id,
+            model_version=target.deployment.version, protocol="shadow",
+            latency_ms=(time.perf_counter() - started) * 1000, rows=message["instances"],
+            predictions=answer["predictions"], names=signature_names(signature),
+            shadow=True))
+
     # -- processes ---------------------------------------------------------------------------
 
-    def _start(self, target: DeployedModel) -> Replica:
+    def _start(self, pool: Pool) -> Replica:
+        target = pool.target
         deployment = target.deployment
         version = registry.get_model_version(self.store, target.project, deployment.model,
                                              deployment.version)
@@ -421,13 +622,13 @@ class Supervisor:
         env.update(dict.fromkeys(THREAD_VARIABLES, "1"))
         logs = Path(self.settings.home) / "logs" / "replicas"
         logs.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(logs / f"{target.key}.log", "ab") as err:
+        with open(logs / f"{target.row or target.key}.log", "ab") as err:
             process = subprocess.Popen(
                 [sys.executable, "-m", "shipyard.serving.replica"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env, cwd="/",
                 start_new_session=True)  # fmt: skip
         replica = Replica(target, socket, process)
-        replica.signature = version.signature
+        replica.signature = pool.signature = version.signature
         config = {"socket": socket, "version": version.model_dump(mode="json"),
                   "home": str(self.settings.home), "artifacts": self.settings.artifacts,
                   "trusted_types": list(self.settings.trusted_types),
@@ -440,10 +641,19 @@ class Supervisor:
             pass  # it died already: the reader below sees the end and marks it failed
         threading.Thread(target=replica.await_ready, args=(process.stdout,), daemon=True,
                          name=f"replica-{target.key[:8]}").start()
-        self.replicas[target.key] = replica
+        pool.replicas.append(replica)
         log.info("serving: started replica %s of %s/%s (pid %d)", deployment.id,
                  target.project, target.endpoint, process.pid)
         return replica
+
+    def _drain(self, replicas: Sequence[Replica]) -> None:
+        """Take ``replicas`` out of service: no new request; stopped by the watcher once
+        what they hold is answered."""
+        now = time.monotonic()
+        for replica in replicas:
+            if replica.state == "ready":
+                replica.state = "draining"
+            self.draining.append((now, replica))
 
     def _watch(self) -> None:
         last_refresh = time.monotonic()
@@ -454,38 +664,99 @@ class Supervisor:
                 return
             try:
                 self._replace_dead()
+                self._autoscale(time.monotonic())
+                self._retire()
                 if time.monotonic() - last_refresh >= self.refresh_seconds:
                     last_refresh = time.monotonic()
                     self.refresh()
             except Exception:  # a database outage: keep serving, try again later
                 log.exception("serving: the replica watcher failed; retrying")
 
+    def _autoscale(self, now: float) -> None:
+        """Start or retire replicas by each deployment's load (see the class)."""
+        with self._lock:
+            for pool in self.pools.values():
+                deployment = pool.target.deployment
+                pool.samples.append((now, sum(r.in_flight for r in pool.replicas)))
+                while pool.samples and pool.samples[0][0] < now - self.scale_window:
+                    pool.samples.popleft()
+                live = pool.live()
+                mean = sum(load for _, load in pool.samples) / len(pool.samples)
+                wanted = min(max(math.ceil(mean / self.target_in_flight - 1e-9),
+                                 deployment.min_replicas), deployment.max_replicas)
+                if wanted > len(live):
+                    log.info("serving: %s has %.1f requests in flight: %d -> %d replicas",
+                             deployment.id, mean, len(live), wanted)
+                    for _ in range(wanted - len(live)):
+                        self._start(pool)
+                    pool.calm_since = now
+                elif wanted == len(live) or now - pool.calm_since < self.scale_down_seconds:
+                    if wanted >= len(live):
+                        pool.calm_since = now
+                else:
+                    # The idlest replica, the newest among equals (a starting one first).
+                    idlest = min(reversed(live), key=lambda r: (r.state == "ready",
+                                                                r.in_flight))
+                    log.info("serving: %s is calm: %d -> %d replicas", deployment.id,
+                             len(live), len(live) - 1)
+                    pool.replicas.remove(idlest)
+                    self._drain([idlest])
+                    pool.calm_since = now
+
+    def _retire(self) -> None:
+        """Stop drained replicas that answered what they held (or that the request timeout
+        has passed for), and old versions whose successor is ready."""
+        now = time.monotonic()
+        stop: list[Replica] = []
+        with self._lock:
+            for key, old in list(self.retiring.items()):
+                new = self.pools.get(key)
+                if new is None or new.ever_ready():
+                    del self.retiring[key]
+                    self._drain(old.replicas)
+            keep = []
+            for since, replica in self.draining:
+                idle = replica.in_flight == 0 and now - since >= DRAIN_GRACE
+                if idle or now - since > self.request_timeout + DRAIN_GRACE \
+                        or replica.process.poll() is not None:
+                    stop.append(replica)
+                else:
+                    keep.append((since, replica))
+            self.draining = keep
+        for replica in stop:
+            replica.stop()
+
     def _replace_dead(self) -> None:
         with self._lock:
-            for key, replica in list(self.replicas.items()):
-                code = replica.process.poll()
-                if code is None or replica.state == "stopped":
-                    if replica.state == "ready" and time.monotonic() - replica.started > 10:
-                        self.failures.pop(key, None)  # it serves again: no more backoff
-                    continue
-                failures = self.failures.get(key, 0)
-                # Back off after repeated failures (a model that cannot load, a crash loop).
-                delay = 0.0 if failures == 0 else min(0.25 * 2 ** (failures - 1), 10.0)
-                if replica.state != "dead":
-                    replica.state = "dead"
-                    replica.error = replica.error or (
-                        "it could not load the model" if code == FAILED_TO_LOAD
-                        else f"its process ended (exit code {code})")
-                    replica.started = time.monotonic()  # when it was found dead
-                    replica.settled.set()
-                    log.warning("serving: replica %s (pid %d) ended with %d; replacing it",
-                                replica.target.deployment.id, replica.pid, code)
-                if time.monotonic() - replica.started < delay:
-                    continue
-                replica.stop()
-                self.failures[key] = failures + 1
-                self.restarts[key] = self.restarts.get(key, 0) + 1
-                self._start(replica.target)
+            for key, pool in self.pools.items():
+                for replica in list(pool.replicas):
+                    self._replace_if_dead(key, pool, replica)
+
+    def _replace_if_dead(self, key: str, pool: Pool, replica: Replica) -> None:
+        code = replica.process.poll()
+        if code is None or replica.state == "stopped":
+            if replica.state == "ready" and time.monotonic() - replica.started > 10:
+                self.failures.pop(key, None)  # it serves again: no more backoff
+            return
+        failures = self.failures.get(key, 0)
+        # Back off after repeated failures (a model that cannot load, a crash loop).
+        delay = 0.0 if failures == 0 else min(0.25 * 2 ** (failures - 1), 10.0)
+        if replica.state != "dead":
+            replica.state = "dead"
+            replica.error = replica.error or (
+                "it could not load the model" if code == FAILED_TO_LOAD
+                else f"its process ended (exit code {code})")
+            replica.started = time.monotonic()  # when it was found dead
+            replica.settled.set()
+            log.warning("serving: replica %s (pid %d) ended with %d; replacing it",
+                        replica.target.deployment.id, replica.pid, code)
+        if time.monotonic() - replica.started < delay:
+            return
+        replica.stop()
+        pool.replicas.remove(replica)
+        self.failures[key] = failures + 1
+        self.restarts[key] = self.restarts.get(key, 0) + 1
+        self._start(pool)
 
 
 def _pinned(route: Route, endpoint: str, version: str) -> DeployedModel:

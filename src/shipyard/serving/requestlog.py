@@ -14,7 +14,8 @@ instance, readable with DuckDB
 
     predictions/project=<p>/endpoint=<e>/hour=<YYYY-MM-DDTHH>/<batch id>.parquet
         request_id, instance, time (UTC), deployed_model_id, model_version, protocol,
-        latency_ms, features (JSON object keyed by feature), prediction (JSON)
+        latency_ms, features (JSON object keyed by feature), prediction (JSON),
+        shadow (true for a shadow deployment's answer, which no caller saw)
     feedback/project=<p>/endpoint=<e>/hour=<YYYY-MM-DDTHH>/<batch id>.parquet
         request_id, instance, time (UTC), ground_truth (JSON)
 
@@ -65,6 +66,7 @@ class Logged:
     rows: list[Any]
     predictions: list[Any]
     names: Sequence[str] | None
+    shadow: bool = False  # a shadow deployment's answer (never returned to the caller)
 
 
 @dataclass
@@ -254,6 +256,7 @@ def _prediction_table(entries: list[Logged]) -> Any:
     latencies: list[float] = []
     features: list[str] = []
     predictions: list[str] = []
+    shadows: list[bool] = []
     for entry in entries:
         count = len(entry.rows)
         request_ids += [entry.request_id] * count
@@ -263,6 +266,7 @@ def _prediction_table(entries: list[Logged]) -> Any:
         versions += [entry.model_version] * count
         protocols += [entry.protocol] * count
         latencies += [entry.latency_ms] * count
+        shadows += [entry.shadow] * count
         names = entry.names
         for row in entry.rows:
             keyed = dict(zip(names, row, strict=False)) if names is not None and \
@@ -279,4 +283,5 @@ def _prediction_table(entries: list[Logged]) -> Any:
         "latency_ms": pa.array(latencies, pa.float64()),
         "features": pa.array(features, pa.string()),
         "prediction": pa.array(predictions, pa.string()),
+        "shadow": pa.array(shadows, pa.bool_()),
     })
