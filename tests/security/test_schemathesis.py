@@ -73,6 +73,8 @@ PRECONDITIONS = {
     "/v1/projects/{project}/locations/{location}/endpoints/{name}:rawPredict":
         "nothing deployed yet",
     "/api/v1/projects/{project}/endpoints/{name}/traffic": "nothing deployed yet",
+    "/api/v1/projects/{project}/endpoints/{name}/shift":
+        "nothing deployed yet; the only model keeps 100; a shadow takes no share",
     "/api/v1/projects/{project}/endpoints/{name}/deployments": "version or alias, not both",
     "/api/v1/projects/{project}/events/subscriptions/{name}/nack": "no such lease (any more)",
     "/api/v1/projects/{project}/events/subscriptions/{name}/extend": "no such lease (any more)",
