@@ -2,7 +2,8 @@
 quick start takes a minute): runs with metrics over steps, a three-task pipeline run twice
 (the second served from the cache, as the quick start's reruns are), one that failed, and
 a model with two versions, an alias moved by a promotion decision and a signature, and
-a subscription with two messages waiting and one dead letter."""
+a subscription with two messages waiting and one dead letter, a schedule and two
+triggers."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from sklearn.linear_model import LinearRegression
 from shipyard import dsl
 from shipyard.config import Settings
 from shipyard.context import RequestContext
-from shipyard.events import bus
+from shipyard.events import bus, scheduler, triggers
 from shipyard.pipelines import PipelineRun, run_pipeline
 from shipyard.registry import service as registry
 from shipyard.registry.promotion import promote_if_better
@@ -29,6 +30,8 @@ PROJECT = "default"
 EXPERIMENT = "console-demo"
 MODEL = "lead-scoring"
 TOPIC, SUBSCRIPTION = "console-demo", "console-demo-worker"
+SCHEDULE, TRIGGER, HOOK = "nightly-retrain", "retrain-on-register", "tell-deployers"
+SECRET = "s3cret-in-the-hook"  # in a webhook's URL query and header: never on a page
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,14 @@ def fill(settings: Settings, tmp: Path) -> Demo:
         (first_message,) = bus.pull(store, PROJECT, SUBSCRIPTION, max_messages=1)
         bus.nack(store, PROJECT, SUBSCRIPTION, first_message.lease_token,
                  error="this handler fails on purpose")
+        scheduler.create_schedule(store, ctx, SCHEDULE, cron="0 3 * * *",
+                                  action={"type": "run_pipeline", "pipeline": "demo-pipeline"})
+        triggers.create_trigger(store, ctx, TRIGGER, topic="model-version-registered",
+                                filter={"model": MODEL},
+                                action={"type": "run_pipeline", "pipeline": "demo-pipeline"})
+        triggers.create_trigger(store, ctx, HOOK, topic="model-alias-moved", action={
+            "type": "webhook", "url": f"https://hooks.example.com/deploy?token={SECRET}",
+            "headers": {"Authorization": f"Bearer {SECRET}"}}, paused=True)
         latest = registry.get_model_version(store, PROJECT, MODEL, 2)
         produced = first.tasks["produce"].outputs["out"]
         assert latest.artifact_id is not None and produced.artifact_id is not None

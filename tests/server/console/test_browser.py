@@ -5,7 +5,9 @@ button; the login link works once; forms refuse a forged post."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -21,7 +23,17 @@ from tests.server.console.conftest import (
     admin_context,
     viewer_context,
 )
-from tests.server.console.demo import EXPERIMENT, MODEL, PROJECT, SUBSCRIPTION, TOPIC
+from tests.server.console.demo import (
+    EXPERIMENT,
+    HOOK,
+    MODEL,
+    PROJECT,
+    SCHEDULE,
+    SECRET,
+    SUBSCRIPTION,
+    TOPIC,
+    TRIGGER,
+)
 
 Check = Callable[[Any, Site], None]
 
@@ -126,6 +138,19 @@ def _events(page: Any, site: Site) -> None:
     assert page.locator("#messages tbody tr", has_text='"what":"demo"').count() == 3
     assert page.locator(f"#dead-{SUBSCRIPTION}").count() == 1
     assert page.locator("#dead-card", has_text="fails on purpose").count() == 1
+    # The schedule's next three runs: 03:00 UTC on three days in a row.
+    schedule = page.locator(f'#schedules tr[data-schedule="{SCHEDULE}"]')
+    runs = [datetime.fromisoformat(t.replace("Z", "+00:00")) for t in schedule.locator(
+        ".next-run time").evaluate_all("els => els.map(e => e.getAttribute('datetime'))")]
+    assert len(runs) == 3 and all((r.hour, r.minute) == (3, 0) for r in runs)
+    assert [b - a for a, b in itertools.pairwise(runs)] == [timedelta(days=1)] * 2
+    assert "run pipeline demo-pipeline" in schedule.inner_text()
+    trigger = page.locator(f'#triggers tr[data-trigger="{TRIGGER}"]')
+    assert '"model":"lead-scoring"' in trigger.inner_text()
+    hook = page.locator(f'#triggers tr[data-trigger="{HOOK}"]')
+    assert "webhook https://hooks.example.com/deploy" in hook.inner_text()
+    assert "paused" in hook.inner_text()
+    assert SECRET not in page.content()  # neither the URL's query nor the header
 
 
 def _events_topic(page: Any, site: Site) -> None:
@@ -399,6 +424,7 @@ def test_retry_and_cancel_buttons_queue_and_cancel_a_run(browser: Any, site: Sit
         assert page.locator("#cancel:disabled").count() == 1
         assert page.evaluate("window.stillTheSamePage") is True
         assert page.locator("#live-note").inner_text() == "The run ended."
+        page.screenshot(path=str(site.screenshots / "cancelled-live.png"), full_page=True)
         assert not watch.problems, watch.problems
     finally:
         context.close()

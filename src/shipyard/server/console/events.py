@@ -1,5 +1,8 @@
-"""Events: a project's topics, its subscriptions with their backlogs, the newest messages
-and the dead letters, from the bus (``shipyard.events.bus``).
+"""Events: a project's schedules (with their next runs and latest ticks) and triggers
+(with their latest firings), from ``events.scheduler`` and ``events.triggers``; its topics,
+its subscriptions with their backlogs, the newest messages and the dead letters, from the
+bus (``shipyard.events.bus``). An action is shown by its type and what it names (pipeline,
+endpoint, model, topic, a webhook's host and path), never its headers or body.
 
 Topics, subscriptions and dead letters come from the bus's own functions; the counts per
 subscription (waiting, leased, dead) and the newest messages are read here, in one read
@@ -10,14 +13,19 @@ them: it hands messages out by leasing them, which a page must not do).
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import func, select
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from shipyard.events import bus
+from shipyard.errors import ShipyardError
+from shipyard.events import bus, scheduler, triggers
+from shipyard.events.automation import Schedule
 from shipyard.server.console.rendering import render
 from shipyard.server.state import ServerState, server_state
 from shipyard.store import Store
@@ -36,6 +44,8 @@ PAGE = "/console/projects/{project}/events"
 LIMITS = (25, 100, 500)
 DEAD_SHOWN = 20  # dead letters per subscription
 MAX_DATA = 300  # characters of a message's data shown
+NEXT_RUNS = 3  # upcoming ticks shown per schedule
+MAX_AUTOMATIONS = 100  # schedules and triggers shown (each reads its latest tick/firing)
 
 
 @router.get(PAGE)
@@ -52,8 +62,18 @@ def events_page(
     messages = _recent(store, project, topic or None, limit + 1)
     dead = {s.name: bus.dead_letters(store, project, s.name, limit=DEAD_SHOWN)
             for s in subscriptions if backlog.get(s.id, {}).get(bus.DEAD)}
+    schedules = scheduler.list_schedules(store, project)[:MAX_AUTOMATIONS]
+    found_triggers = triggers.list_triggers(store, project)[:MAX_AUTOMATIONS]
     return render(request, "events.html", {
-        "section": "events", "topics": topics, "subscriptions": subscriptions,
+        "section": "events",
+        "schedules": schedules,
+        "next_runs": {s.name: _next_runs(s) for s in schedules},
+        "ticks": {s.name: scheduler.list_ticks(store, project, s.name, limit=1)
+                  for s in schedules},
+        "triggers": found_triggers,
+        "firings": {t.name: triggers.list_firings(store, project, t.name, limit=1)
+                    for t in found_triggers},
+        "action": _action, "topics": topics, "subscriptions": subscriptions,
         "backlog": backlog, "per_topic": per_topic,
         "messages": messages[:limit], "more": len(messages) > limit, "limit": limit,
         "next_limit": next((n for n in LIMITS if n > limit), None), "topic": topic,
@@ -102,6 +122,37 @@ def _recent(store: Store, project: str, topic: str | None, limit: int
         query = query.where(event_topics.c.name == topic)
     with store.read() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def _next_runs(schedule: Schedule) -> list[datetime]:
+    """The schedule's next tick and the ones after it (none while it is paused)."""
+    if schedule.paused:
+        return []
+    runs = [schedule.next_tick_at]
+    try:
+        zone = ZoneInfo(schedule.timezone)
+        while len(runs) < NEXT_RUNS:
+            runs.append(scheduler.next_tick(schedule.cron, zone, runs[-1]))
+    except (ShipyardError, ValueError, KeyError):
+        pass  # a cron or zone this release cannot read: its stored next tick only
+    return runs
+
+
+def _action(action: Any) -> str:
+    """What an action does, in a few words, without its secrets (headers, bodies)."""
+    data = action.model_dump(mode="json") if hasattr(action, "model_dump") else dict(action)
+    kind = str(data.get("type", "?"))
+    if kind == "webhook":
+        url = urlsplit(str(data.get("url", "")))
+        return f"webhook {url.scheme}://{url.hostname or ''}{url.path}"
+    if kind == "run_pipeline":
+        return f"run pipeline {data.get('pipeline', '')}"
+    if kind == "publish":
+        return f"publish to {data.get('topic', '')}"
+    named = [f"{key} {data[key]}" for key in ("endpoint", "model", "alias", "version",
+                                              "function")
+             if data.get(key) not in (None, "")]
+    return " · ".join([kind.replace("_", " "), *named])
 
 
 def _shown(data: Any) -> str:
