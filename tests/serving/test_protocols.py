@@ -12,6 +12,8 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
+from shipyard.serving import protocols
+from shipyard.serving.models import Prediction
 from tests.server.conftest import assert_problem, make_user
 from tests.serving.served import FEATURES, P, Served, xgb_frame, xgb_served
 
@@ -84,6 +86,14 @@ def test_oip_infer_one_2d_tensor(xgb_served: Served, client: triton.InferenceSer
     assert response["id"] == "r-1"
     got = result.as_numpy("predict")
     assert got is not None and got.shape == (5,)
+    # Asked for binary output, it comes as 5 little-endian float64s after the JSON header;
+    # else as JSON data.
+    output = result.get_output("predict")
+    assert output is not None and output["datatype"] == "FP64"
+    if binary:
+        assert output["parameters"] == {"binary_data_size": 5 * 8} and "data" not in output
+    else:
+        assert len(output["data"]) == 5 and "parameters" not in output
     # The FP32 rows are what the model sees (XGBoost works in float32 anyway).
     assert np.array_equal(got.astype(np.float32),
                           expected(xgb_served, pd.DataFrame(rows.to_numpy(np.float32),
@@ -98,7 +108,9 @@ def test_oip_infer_one_tensor_per_feature_and_a_pinned_version(
         tensor = triton.InferInput(name, [3], "FP64")
         tensor.set_data_from_numpy(rows[name].to_numpy(), binary_data=False)
         tensors.append(tensor)
+    # No outputs named: tritonclient asks for all of them in binary (binary_data_output).
     result = client.infer("xgb", tensors, headers=auth(xgb_served))
+    assert result.get_output("predict")["parameters"] == {"binary_data_size": 3 * 8}
     assert np.array_equal(result.as_numpy("predict").astype(np.float32),
                           expected(xgb_served, rows))
     # Version 2 takes no traffic; pinned, it answers (twice version 1's target).
@@ -108,6 +120,61 @@ def test_oip_infer_one_tensor_per_feature_and_a_pinned_version(
                           expected(xgb_served, rows, doubled=True))
     with pytest.raises(InferenceServerException, match="serves no version"):
         client.infer("xgb", tensors, model_version="7", headers=auth(xgb_served))
+
+
+def test_oip_binary_outputs_decode_with_tritonclient() -> None:
+    # Every datatype an answer has, encoded as Triton does, read back by tritonclient's own
+    # response parser (InferResult over the body and its header length).
+    def binary(predictions: list[object]) -> triton.InferResult:
+        answer = protocols.oip_answer(Prediction(
+            predictions=predictions, deployed_model_id="m:1", model="m", model_version=1),
+            "m", {"output": "out", "id": "r"})
+        header, data = protocols.oip_binary(answer)
+        return triton.InferResult.from_response_body(header + data, header_length=len(header))
+
+    cases: list[tuple[list[object], str, object]] = [
+        ([0.5, -2.25, 1e300], "FP64", np.array([0.5, -2.25, 1e300])),
+        ([3, -7, 2**40], "INT64", np.array([3, -7, 2**40], dtype=np.int64)),
+        ([True, False, True], "BOOL", np.array([True, False, True])),
+        (["yes", "", "ünï"], "BYTES", np.array([b"yes", b"", "ünï".encode()], dtype=object)),
+        ([[1.0, 2.0], [3.0, 4.0]], "FP64", np.array([[1.0, 2.0], [3.0, 4.0]])),
+    ]
+    for predictions, datatype, wanted in cases:
+        result = binary(predictions)
+        output = result.get_output("out")
+        assert output is not None and output["datatype"] == datatype and "data" not in output
+        got = result.as_numpy("out")
+        assert got is not None and got.dtype == np.asarray(wanted).dtype
+        assert np.array_equal(got, np.asarray(wanted)), (datatype, got)
+        assert result.get_response()["id"] == "r"
+    # A missing value has no binary form in a numeric tensor: that output stays JSON.
+    kept = binary([1.5, None]).get_output("out")
+    assert kept is not None and kept["data"] == [1.5, None] and "parameters" not in kept
+
+
+def test_oip_binary_parameters_are_checked(xgb_served: Served) -> None:
+    body = {"inputs": [{"name": "x", "shape": [1, 10], "datatype": "FP64",
+                        "data": [0.0] * 10}]}
+    http = xgb_served.http
+    assert_problem(http.post("/v2/models/xgb/infer",
+                             json={**body, "parameters": {"binary_data_output": "yes"}}),
+                   400, "parameters.binary_data_output")
+    assert_problem(http.post("/v2/models/xgb/infer", json={
+        **body, "outputs": [{"name": "predict", "parameters": {"binary_data": 1}}]}),
+        400, "outputs[0].parameters.binary_data")
+    # JSON unless asked: the output's own false wins over the request's true.
+    answer = http.post("/v2/models/xgb/infer", json={
+        **body, "parameters": {"binary_data_output": True},
+        "outputs": [{"name": "predict", "parameters": {"binary_data": False}}]})
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+    assert len(answer.json()["outputs"][0]["data"]) == 1
+    raw = http.post("/v2/models/xgb/infer", json={**body,
+                                                  "parameters": {"binary_data_output": True}})
+    assert raw.status_code == 200, raw.text
+    assert raw.headers["content-type"] == "application/octet-stream"
+    size = int(raw.headers["inference-header-content-length"])
+    assert len(raw.content) == size + 8
+    assert raw.headers["x-model-version"] == "1"
 
 
 def test_oip_bad_tensors_are_400_naming_the_field(xgb_served: Served) -> None:

@@ -14,7 +14,9 @@ field, as everywhere.
 - Open Inference Protocol (KServe V2): ``{"inputs": [tensor, ...]}``, either one 2-D tensor
   ``[rows, features]`` with the features in signature order, or one tensor per feature
   named after it (``[rows]`` or ``[rows, 1]``); data as nested or flat (row-major) JSON
-  lists, or as the binary tensor extension's raw little-endian bytes after the JSON header.
+  lists, or as the binary tensor extension's raw little-endian bytes after the JSON header;
+  the answer in JSON, or in that extension's form when the request asks for it
+  (``binary_data_output``, an output's ``binary_data``: ``oip_binary``).
 - MLflow scoring: ``dataframe_split``, ``dataframe_records``, ``instances`` or ``inputs``.
 """
 
@@ -27,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from shipyard.errors import InvalidArgument
+from shipyard.serving import wire
 from shipyard.serving.instances import MAX_INSTANCES
 from shipyard.serving.models import Prediction
 
@@ -203,6 +206,17 @@ def parse_oip(body: object, binary: bytes, names: Sequence[str] | None
     request = _object(body)
     _only(request, ("id", "parameters", "inputs", "outputs"))
     echo: dict[str, Any] = {"output": "predict"}
+    # The binary tensor extension: the request's binary_data_output asks for every output
+    # in binary; an output's own binary_data overrides it (tritonclient sends the first
+    # when it names no outputs).
+    parameters = request.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise InvalidArgument("parameters must be an object", field="parameters")
+    wanted = (parameters or {}).get("binary_data_output", False)
+    if not isinstance(wanted, bool):
+        raise InvalidArgument("parameters.binary_data_output must be true or false",
+                              field="parameters.binary_data_output")
+    echo["binary"] = wanted
     request_id = request.get("id")
     if request_id is not None:
         if not isinstance(request_id, str) or len(request_id) > MAX_NAME:
@@ -218,7 +232,11 @@ def parse_oip(body: object, binary: bytes, names: Sequence[str] | None
         if outputs:
             echo["output"] = outputs[0]["name"][:MAX_NAME]
             params = outputs[0].get("parameters") or {}
-            echo["binary"] = bool(isinstance(params, dict) and params.get("binary_data"))
+            if not isinstance(params, dict) or not isinstance(
+                    params.get("binary_data", wanted), bool):
+                raise InvalidArgument("outputs[0].parameters.binary_data must be true or "
+                                      "false", field="outputs[0].parameters.binary_data")
+            echo["binary"] = params.get("binary_data", wanted)
     inputs = request.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise InvalidArgument("inputs must be a non-empty list of tensors", field="inputs")
@@ -347,6 +365,36 @@ def oip_answer(answer: Prediction, endpoint: str, echo: Mapping[str, Any]) -> di
     if "id" in echo:
         out["id"] = echo["id"]
     return out
+
+
+_BINARY_TYPES = {"FP64": "<f8", "INT64": "<i8", "BOOL": "|b1"}
+
+
+def oip_binary(answer: Mapping[str, Any]) -> tuple[bytes, bytes]:
+    """An OIP response (``oip_answer``) in the binary tensor extension's form: the JSON
+    header, each output's ``data`` replaced by ``parameters.binary_data_size``, and the
+    outputs' raw bytes after it (little-endian; BYTES elements each a 4-byte little-endian
+    length then the bytes, as Triton sends them). ``None`` predictions have no binary form
+    in a numeric tensor: such an output stays JSON."""
+    header = dict(answer)
+    outputs: list[dict[str, Any]] = []
+    chunks: list[bytes] = []
+    for output in answer["outputs"]:
+        data = output["data"]
+        datatype = output["datatype"]
+        if datatype == "BYTES":
+            encoded = [str(v).encode() for v in data]
+            raw = b"".join(len(e).to_bytes(4, "little") + e for e in encoded)
+        elif datatype in _BINARY_TYPES and all(v is not None for v in data):
+            raw = np.asarray(data, dtype=_BINARY_TYPES[datatype]).tobytes()
+        else:
+            outputs.append(output)
+            continue
+        chunks.append(raw)
+        outputs.append({k: v for k, v in output.items() if k != "data"}
+                       | {"parameters": {"binary_data_size": len(raw)}})
+    header["outputs"] = outputs
+    return wire.dumps(header), b"".join(chunks)
 
 
 def oip_model_metadata(endpoint: str, versions: Sequence[int],

@@ -28,13 +28,23 @@ router = APIRouter(tags=["prediction"], responses=PROBLEM_RESPONSES)
 
 async def infer(supervisor: Supervisor, project: str, name: str, raw: bytes, headers: Any,
                 version: str | None) -> Answer:
-    """OIP inference: the tensors in, one output tensor back (``protocols.oip_answer``)."""
+    """OIP inference: the tensors in, one output tensor back (``protocols.oip_answer``),
+    as JSON or, when the request asks for it, in the binary tensor extension's form
+    (``protocols.oip_binary``, with ``Inference-Header-Content-Length``)."""
     header_length = headers.get("inference-header-content-length")
     text, binary = protocols.split_binary(raw, header_length)
     signature = supervisor.signature_of(project, name, version)
     rows, echo = protocols.parse_oip(json_body(text), binary, names(signature))
     prediction = await supervisor.predict(project, name, rows, version=version)
-    return answer(protocols.oip_answer(prediction, name, echo), prediction, rows)
+    body = protocols.oip_answer(prediction, name, echo)
+    answered = answer(body, prediction, rows)
+    if echo.get("binary"):  # the binary tensor extension: JSON header, then the bytes
+        header, data = protocols.oip_binary(body)
+        answered.body = header + data
+        answered.media_type = "application/octet-stream"
+        answered.headers = [*(answered.headers or []), (
+            b"inference-header-content-length", str(len(header)).encode())]
+    return answered
 
 Version = Annotated[str, Path(min_length=1, max_length=140)]
 
