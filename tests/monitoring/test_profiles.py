@@ -189,3 +189,28 @@ def test_bad_inputs_profile_or_say_what_to_pass() -> None:
     c = profile(pd.DataFrame({"x": ["a"]}))
     with pytest.raises(InvalidArgument, match="one kind"):
         x.merge(c)
+
+
+def test_columns_profiled_in_threads_equal_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shipyard.monitoring import profiles
+
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame({f"x{i}": rng.normal(i, 1.0, 50_000) for i in range(4)})
+    frame["plan"] = rng.choice(["free", "pro", "team"], 50_000)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    threaded = [profile(frame).to_bytes(), profile(table).to_bytes()]
+    monkeypatch.setattr(profiles, "_MAX_WORKERS", 1)
+    assert profiles._workers() == 1
+    assert threaded == [profile(frame).to_bytes(), profile(table).to_bytes()]
+
+
+def test_profiles_made_only_to_compare_skip_numeric_distinct_counts() -> None:
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame({"x": rng.integers(0, 500, 20_000).astype(float),
+                          "plan": rng.choice(["free", "pro", "team"], 20_000)})
+    full, lean = profile(frame), profile(frame, distinct=False)
+    assert abs(full["x"].distinct - 500) < 500 * 0.07  # HyperLogLog: about 2% error
+    assert np.isnan(lean["x"].distinct)
+    assert lean["plan"].distinct == full["plan"].distinct and round(full["plan"].distinct) == 3
+    assert lean["x"].sketch.quantiles(PROBABILITIES).tolist() == \
+        full["x"].sketch.quantiles(PROBABILITIES).tolist()

@@ -114,6 +114,7 @@ class QuantileSketch:
         if values.size == 0:
             return
         self.n += int(values.size)
+        # A copy the sketch owns (level 0 is sorted in place when compacted).
         self.levels[0] = np.concatenate([self.levels[0], values])
         self._compress()
 
@@ -131,7 +132,9 @@ class QuantileSketch:
 
     def _compact(self, h: int) -> None:
         # Level 0 takes values as they come; every higher level is kept sorted.
-        level = np.sort(self.levels[h]) if h == 0 else self.levels[h]
+        level = self.levels[h]
+        if h == 0:
+            level.sort()  # in place: level 0 is always the sketch's own array
         even = level.size - (level.size % 2)
         promoted = level[self._flip():even:2]
         self.levels[h] = level[even:]

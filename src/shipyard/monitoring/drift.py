@@ -50,8 +50,9 @@ def detect_drift(reference: Any, current: Any, categorical_features: Iterable[st
         fixed = FixedThresholds({}, default=float(thresholds), numeric_metric=numeric_metric,
                                 categorical_metric=categorical_metric)
     wanted = list(features) if features is not None else None
-    ref = profile(reference, categorical_features=categorical)
-    cur = profile(current, categorical_features=categorical)
+    # Profiles made only to be compared skip the numeric distinct counts (unused here).
+    ref = profile(reference, categorical_features=categorical, distinct=False)
+    cur = profile(current, categorical_features=categorical, distinct=False)
     return compare_profiles(ref, cur, default, fixed,
                             fixed_for_all=thresholds is not None
                             and not isinstance(thresholds, Mapping),
