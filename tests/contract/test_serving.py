@@ -65,3 +65,42 @@ def test_endpoint_lifecycle(sy: ModuleType) -> None:
     sy.delete_endpoint("lead-ep")
     with pytest.raises(NotFound):
         sy.get_endpoint("lead-ep")
+
+
+def test_rollouts(sy: ModuleType) -> None:
+    for slope in (1.0, 2.0, 3.0):
+        sy.register_model("lead", linear(slope), input_example=frame(5))
+    sy.set_alias("lead", "production", 1)
+    ep = sy.create_endpoint("lead-ep")
+    followed = ep.deploy("lead", alias="production", follow_alias=True)
+    assert followed.id == "lead:1" and followed.follow_alias and not followed.shadow
+    ep.deploy("lead", version=2, traffic_percentage=0)
+    assert ep.shift_traffic("lead:2", 30).traffic == {"lead:1": 70, "lead:2": 30}
+    with pytest.raises(InvalidArgument) as bad:
+        ep.shift_traffic("lead:2", 101)
+    assert bad.value.field == "traffic_percentage"
+    with pytest.raises(NotFound) as missing:
+        ep.shift_traffic("lead:9", 10)
+    assert missing.value.field == "deployed_model_id"
+
+    rollout = ep.canary("lead:2", steps=(50, 100), interval=0,
+                        check=lambda e: e.predict([[1, 1.0]]).deployed_model_id.startswith("lead"))
+    assert (rollout.rolled_back, rollout.steps) == (False, [50, 100])
+    assert ep.traffic == {"lead:1": 0, "lead:2": 100}
+    failed = ep.canary("lead:1", steps=(10,), interval=0, check=lambda e: False)
+    assert failed.rolled_back and ep.refresh().traffic == {"lead:1": 0, "lead:2": 100}
+
+    shadow = ep.deploy("lead", version=3, shadow=True)
+    assert shadow.shadow and ep.shadows == ["lead:3"]
+    assert ep.traffic == {"lead:1": 0, "lead:2": 100}
+    assert ep.predict([[1, 1.0]]).deployed_model_id == "lead:2"  # never the shadow's answer
+    with pytest.raises(InvalidArgument) as share:
+        ep.set_traffic({"lead:2": 50, "lead:3": 50})
+    assert share.value.field == "traffic.lead:3"
+    ep.undeploy("lead:3")
+
+    # The alias moves: the deployment that follows it moves with it (its share joins
+    # lead:2's, which is deployed already).
+    sy.set_alias("lead", "production", 2)
+    assert ep.refresh().traffic == {"lead:2": 100}
+    assert ep.deployments[0].follow_alias
