@@ -71,6 +71,7 @@ __all__ = [
     "ack", "create_subscription", "create_topic", "dead_letters", "delete_subscription",
     "extend_lease", "get_subscription", "get_topic", "list_subscriptions", "list_topics",
     "nack", "publish", "publish_in", "pull", "purge_expired", "seek", "subscribe_in",
+    "wait_for_messages",
 ]
 
 MAX_ATTRIBUTES = 32

@@ -22,6 +22,7 @@ the sleep is never lost.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import weakref
 from typing import Any
@@ -120,7 +121,13 @@ class SqliteProbe:
     on a connection of its own held for the wait."""
 
     def __init__(self, engine: Engine) -> None:
-        self._raw = engine.raw_connection()
+        # A connection of its own, outside the engine's pool: many waiters must not hold
+        # the pool's connections while they wait.
+        path = engine.url.database
+        if path and path != ":memory:" and "mode=memory" not in path:
+            self._raw: Any = sqlite3.connect(path, timeout=10, check_same_thread=False)
+        else:  # in memory: one database per connection, so the engine's own
+            self._raw = engine.raw_connection()
         self._version = self._read()
 
     def _read(self) -> int:
