@@ -11,12 +11,12 @@ import html
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from shipyard.monitoring._files import write_atomic
 
 __all__ = ["DriftReport", "FeatureDrift"]
 
@@ -113,7 +113,7 @@ class DriftReport:
         ``path`` atomically when given; the page's text is returned either way."""
         page = _render_html(self)
         if path is not None:
-            _write_atomic(Path(path), page.encode())
+            write_atomic(path, page.encode())
         return page
 
 
@@ -129,20 +129,6 @@ def _clean(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
     return value
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _figure(feature: FeatureDrift) -> str:
