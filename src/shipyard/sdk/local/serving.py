@@ -3,22 +3,27 @@ predictions in this process.
 
 No replica processes here: ``predict`` loads the deployed versions into this process
 (once each, through the shared model cache) and picks one per request with the
-endpoint's traffic split, as the server's router does.
+endpoint's traffic split, as the server's router does. Predictions are logged to the same
+request log as the server's (``serving_log_rate`` of them), so monitors see local traffic
+too; with no writer thread to outlive, each call's rows are written before it returns.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from shipyard.ids import new_id
 from shipyard.registry import loading
 from shipyard.serving import service
 from shipyard.serving.batch_job import BatchPredictionJob
 from shipyard.serving.explanation import Explanation
 from shipyard.serving.instances import as_rows, predict, signature_names, to_records
 from shipyard.serving.models import Deployment, Endpoint, Prediction
+from shipyard.serving.requestlog import Logged, RequestLog
 from shipyard.serving.traffic import Router
 
 if TYPE_CHECKING:
@@ -34,6 +39,7 @@ class LocalServing:
         self._loaded: dict[str, LoadedModel] = {}  # by model version id
         self._lock = threading.Lock()
         self._explainers: dict[tuple[str, str, int], Explainer] = {}
+        self._request_log: RequestLog | None = None
 
     def create_endpoint(self, name: str, *, description: str = "",
                         labels: Mapping[str, str] | None = None) -> Endpoint:
@@ -72,11 +78,26 @@ class LocalServing:
                                 traffic)
 
     def predict(self, endpoint: str, instances: Sequence[Any]) -> Prediction:
+        started = time.perf_counter()
         chosen, model = self._choose(endpoint)
         names = signature_names(model.version.signature)
-        predictions = predict(model, as_rows(instances), names)
+        rows = as_rows(instances)
+        predictions = predict(model, rows, names)
+        log = self._log()
+        if log is not None and log.sampled():
+            log.write([Logged(
+                request_id=new_id(), time=time.time(), project=self._s.project,
+                endpoint=endpoint, deployed_model_id=chosen.id, model_version=chosen.version,
+                protocol="sdk", latency_ms=(time.perf_counter() - started) * 1000,
+                rows=list(rows), predictions=list(predictions), names=names)])
         return Prediction(predictions=predictions, deployed_model_id=chosen.id,
                           model=chosen.model, model_version=chosen.version)
+
+    def _log(self) -> RequestLog | None:
+        if self._request_log is None:
+            self._request_log = RequestLog.for_artifacts(self._s.settings.artifacts,
+                                                         self._s.settings.extra)
+        return self._request_log
 
     def explain(self, endpoint: str, instances: Sequence[Any], *, method: str | None = None,
                 path_count: int | None = None) -> Explanation:
