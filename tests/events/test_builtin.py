@@ -5,6 +5,8 @@ change that rolled back."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,8 @@ from shipyard.context import RequestContext
 from shipyard.errors import AlreadyExists, FailedPrecondition
 from shipyard.events import builtin, bus
 from shipyard.events.models import Message
-from shipyard.pipelines import cancel_pipeline_run, run_pipeline
-from shipyard.pipelines.queue import claim_and_run_next
+from shipyard.pipelines import cancel_pipeline_run, get_pipeline_run, run_pipeline
+from shipyard.pipelines.queue import Lease, claim_and_run_next
 from shipyard.registry import (
     _rows,
     delete_alias,
@@ -32,7 +34,7 @@ from shipyard.registry import (
     set_status,
 )
 from shipyard.registry.aliases import move_alias
-from shipyard.store import Store
+from shipyard.store import Store, open_store
 
 CTX = RequestContext(project="default", actor="alice")
 X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0]})
@@ -144,3 +146,48 @@ def test_pipeline_runs_announce_how_they_finished(
     assert got[0]["error"] is None
     assert "ZeroDivisionError" in got[1]["error"] or "division" in got[1]["error"]
     assert got[2]["error"] == "cancelled"
+
+
+@dsl.component
+def nap(seconds: float) -> float:
+    import time
+
+    time.sleep(seconds)
+    return seconds
+
+
+@dsl.pipeline(name="napper")
+def napper(seconds: float = 2.0) -> None:
+    nap(seconds=seconds)
+
+
+def test_a_run_a_stopping_worker_hands_back_is_not_announced_until_it_ends(
+    artifacts: ArtifactStore, home: Path, tmp_path: Path
+) -> None:
+    # The hand-back is the runner's logic, the same on both databases: SQLite only.
+    uri = f"sqlite:///{tmp_path / 'handback.db'}"
+    store = open_store(uri, cached=False)
+    settings = Settings.resolve(home=home, uri=uri, artifacts=str(tmp_path / "artifacts"),
+                                project="default")
+    bus.create_subscription(store, CTX, "runs", builtin.PIPELINE_RUN_FINISHED)
+    queued = run_pipeline(store, artifacts, CTX, napper, {"seconds": 2.0}, submit=True,
+                          settings=settings)
+    handback = threading.Event()
+    lease = Lease(heartbeat=0.1, timeout=5.0)
+    worker = threading.Thread(target=claim_and_run_next, args=(store, artifacts, "w"),
+                              kwargs={"settings": settings, "handback": handback,
+                                      "lease": lease})
+    worker.start()
+    deadline = time.monotonic() + 60
+    while get_pipeline_run(store, "default", queued.id).tasks.get("nap") is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    handback.set()  # the worker is stopping: the run goes back to the queue
+    worker.join(timeout=60)
+    assert get_pipeline_run(store, "default", queued.id).state == "QUEUED"
+    assert drain(store, "runs") == []
+    done = claim_and_run_next(store, artifacts, "w2", settings=settings)
+    assert done is not None and done.state == "SUCCEEDED"
+    assert [(m.data["run_id"], m.data["state"]) for m in drain(store, "runs")] == [
+        (queued.id, "SUCCEEDED")]
+    store.dispose()

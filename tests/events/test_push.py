@@ -133,7 +133,7 @@ def test_a_failed_push_waits_for_the_subscriptions_backoff(store: Store, hook: H
 
 
 def test_a_timeout_is_a_failed_attempt(store: Store, hook: Hook) -> None:
-    hook.delay = 2.5
+    hook.delay = 1.6
     bus.create_subscription(store, CTX, "hook", "t", max_attempts=1)
     push.set_push_endpoint(store, CTX, "hook", hook.url, timeout_seconds=1)
     bus.publish(store, CTX, "t", "slow")

@@ -132,9 +132,9 @@ bus.publish(store, RequestContext(project="default", actor="other"), "t", "from 
 def test_a_publish_in_another_process_wakes_the_waiter(store: Store) -> None:
     bus.create_subscription(store, CTX, "s", "t")
     uri = store.engine.url.render_as_string(hide_password=False)
-    # The child publishes two seconds after it started (its imports take a while), and
-    # prints the time just before.
-    child = subprocess.Popen([sys.executable, "-c", PUBLISHER, uri, "2"],
+    # The child publishes half a second after its imports (this process is waiting by
+    # then), and prints the time just before.
+    child = subprocess.Popen([sys.executable, "-c", PUBLISHER, uri, "0.5"],
                              stdout=subprocess.PIPE, text=True)
     try:
         assert bus.wait_for_messages(store, P, "s", timeout=60) is True
