@@ -20,12 +20,13 @@ import shipyard
 from shipyard.sdk import session
 from shipyard.security.credentials import read_credentials
 from shipyard.serving.requestlog import Logged, RequestLog
+from tests.artifacts.conftest import BUCKET, s3_endpoint, s3_filesystem
 from tests.server.conftest import assert_problem
 from tests.server.live import free_port
 from tests.serving.conftest import frame, linear
 from tests.serving.served import P, Served, xgb_served
 
-__all__ = ["xgb_served"]
+__all__ = ["s3_endpoint", "xgb_served"]
 
 
 def predictions_in(root: Path) -> list[tuple[object, ...]]:
@@ -159,3 +160,45 @@ def test_a_rate_outside_0_to_1_is_refused(tmp_path: Path, rate: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
         RequestLog.for_artifacts(str(tmp_path), {"serving_log_rate": rate})
     assert caught.value.field == "serving_log_rate"
+
+
+def test_an_s3_artifact_root_gets_the_same_partitioned_files(s3_endpoint: str) -> None:
+    # A real S3 API (moto's server) through s3fs, as production does; the prefix is this
+    # test's own.
+    import pyarrow.parquet as pq
+
+    root = f"{BUCKET}/request-log-{os.getpid()}-{time.monotonic_ns()}"
+    logged = RequestLog.for_artifacts(f"s3://{root}", {})
+    assert logged is not None
+    written = logged.write([entry("a", 1_767_225_600.0), entry("b", 1_767_229_200.0 + 5),
+                            entry("c", 1_767_225_600.0 + 60)])
+    assert sorted(str(p.parent) for p in written) == [
+        f"request-logs/predictions/project=p/endpoint=e/hour=2026-01-01T0{h}" for h in (0, 1)]
+    logged.feedback("p", "e", [("a", 0, {"label": 1})])
+    fs = s3_filesystem()
+    keys = sorted(fs.find(f"{root}/request-logs"))
+    assert len(keys) == 3 and all(k.endswith(".parquet") for k in keys)
+    assert [k.split("/")[-4:-1] for k in keys if "/feedback/" in k] == [
+        ["project=p", "endpoint=e", keys[0].split("/")[-2]]]
+    rows = []
+    for key in keys:
+        if "/predictions/" in key:
+            with fs.open(key, "rb") as f:
+                rows += pq.read_table(f).to_pylist()
+    assert sorted(r["request_id"] for r in rows) == ["a", "b", "c"]
+    assert {json.loads(r["features"])["b"] for r in rows} == {2.0}
+    feedback_key = next(k for k in keys if "/feedback/" in k)
+    with fs.open(feedback_key, "rb") as f:
+        assert json.loads(pq.read_table(f).to_pylist()[0]["ground_truth"]) == {"label": 1}
+    # Nothing but the published files: no temporary object is left in the bucket.
+    assert all("tmp" not in k.rsplit("/", 1)[-1] for k in keys)
+
+
+def test_a_request_log_key_cannot_leave_its_root(tmp_path: Path) -> None:
+    from shipyard.errors import InvalidArgument
+
+    logged = RequestLog(root=tmp_path)
+    with pytest.raises(InvalidArgument) as caught:
+        logged.write([Logged(**{**entry("x", 0.0).__dict__, "endpoint": "../../etc"})])
+    assert caught.value.field == "endpoint"
+    assert not list(tmp_path.rglob("*.parquet"))

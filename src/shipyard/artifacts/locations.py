@@ -49,6 +49,13 @@ def open_artifact_store(location: str, *, cached: bool = True) -> ArtifactStore:
         return store
 
 
+def open_backend(location: str) -> LocalBackend | FsspecBackend:
+    """The backend of the artifact store at ``location`` (its folder or bucket), for files
+    kept beside the blobs under keys of their own (the serving request log). The same
+    errors as ``open_artifact_store``."""
+    return _backend(location)
+
+
 def _cache_key(location: str) -> str:
     if "://" in location and not location.startswith("file://"):
         return location.rstrip("/")

@@ -5,12 +5,16 @@ The server's data plane hands each answered prediction to ``RequestLog.record``,
 it with probability ``rate`` (``settings.extra["serving_log_rate"]``, default 1.0: every
 request). A writer thread turns what was kept into one Parquet file per endpoint and hour
 every ``flush_seconds`` (5 s) or ``batch_rows`` (1,000 instances), whichever comes first,
-and at shutdown. A file is written whole (temporary name, fsync, rename) or not at all, so
-a crash (even SIGKILL) loses at most the batch not yet written: the last few seconds.
+and at shutdown. Files go through the artifact store's backend (``artifacts.backend``), so
+a local folder, ``s3://`` and ``gs://`` roots all work: a file is published whole or not at
+all (locally: temporary name, fsync, rename, fsync of the folder; in a bucket: one upload
+of the complete file, which S3 and GCS publish only when it completes), so a crash (even
+SIGKILL) loses at most the batch not yet written: the last few seconds.
 
 Layout, under the artifact store's root (``<root>/request-logs/...``), one row per
 instance, readable with DuckDB
-(``read_parquet('<root>/request-logs/predictions/**/*.parquet', hive_partitioning=true)``)::
+(``read_parquet('<root>/request-logs/predictions/**/*.parquet', hive_partitioning=true)``;
+for a bucket, DuckDB's ``httpfs`` with ``s3://bucket/prefix/request-logs/...``)::
 
     predictions/project=<p>/endpoint=<e>/hour=<YYYY-MM-DDTHH>/<batch id>.parquet
         request_id, instance, time (UTC), deployed_model_id, model_version, protocol,
@@ -36,9 +40,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from shipyard.artifacts.backend import Backend
 from shipyard.errors import InvalidArgument
 from shipyard.ids import new_id
 from shipyard.serving import wire
@@ -73,7 +78,7 @@ class Logged:
 class RequestLog:
     """Where and how often predictions are logged, and the thread that writes them."""
 
-    root: Path  # the artifact store's local root
+    root: Path | None = None  # a local root (the backend over it when none is given)
     rate: float = 1.0
     flush_seconds: float = FLUSH_SECONDS
     batch_rows: int = BATCH_ROWS
@@ -83,21 +88,28 @@ class RequestLog:
     _queue: queue.Queue[Logged | None] = field(default_factory=lambda: queue.Queue(MAX_QUEUED))
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    backend: Backend | None = None  # where the files go: the artifact store's backend
+
+    def __post_init__(self) -> None:
+        if self.backend is None:
+            if self.root is None:
+                raise InvalidArgument("a request log needs a root or a backend", field="root")
+            from shipyard.artifacts.local import LocalBackend
+
+            self.backend = LocalBackend(self.root)
 
     @classmethod
     def for_artifacts(cls, artifacts: str, extra: Mapping[str, str]) -> RequestLog | None:
-        """The log for an artifact store location, or None when it is not a local folder
-        (object stores are not written to yet: predictions are then not logged)."""
-        if "://" in artifacts and not artifacts.startswith("file://"):
-            log.warning("serving: request logging needs a local artifact store; %s is not",
-                        artifacts)
-            return None
-        root = Path(artifacts.removeprefix("file://")).expanduser()
+        """The log for an artifact store location: a local folder, ``s3://``, ``gs://``
+        (through the store's backend; ``MissingDependency`` naming the extra when its client
+        library is absent)."""
+        from shipyard.artifacts.locations import open_backend
+
         rate = float(setting(extra, "serving_log_rate", "1.0"))
         if not 0.0 <= rate <= 1.0:
             raise InvalidArgument("serving_log_rate must be between 0 and 1",
                                   field="serving_log_rate")
-        return cls(root=root, rate=rate,
+        return cls(backend=open_backend(artifacts), rate=rate,
                    flush_seconds=float(setting(extra, "serving_log_flush_seconds",
                                                str(FLUSH_SECONDS))))
 
@@ -171,8 +183,9 @@ class RequestLog:
         except Exception:  # a full disk must not stop serving: log it, drop the batch
             log.exception("serving: could not write %d logged requests", len(pending))
 
-    def write(self, pending: list[Logged]) -> list[Path]:
-        """One Parquet file per (project, endpoint, hour) of ``pending``."""
+    def write(self, pending: list[Logged]) -> list[PurePosixPath]:
+        """One Parquet file per (project, endpoint, hour) of ``pending``; their keys under
+        the artifact store's root."""
         groups: dict[tuple[str, str, str], list[Logged]] = {}
         for entry in pending:
             hour = datetime.fromtimestamp(entry.time, UTC).strftime("%Y-%m-%dT%H")
@@ -186,7 +199,7 @@ class RequestLog:
         return written
 
     def feedback(self, project: str, endpoint: str, items: Sequence[tuple[str, int, Any]]
-                 ) -> Path:
+                 ) -> PurePosixPath:
         """Record ground truth (request id, instance, value); durable when it returns."""
         if not items:
             raise InvalidArgument("feedback must hold at least one item", field="feedback")
@@ -209,30 +222,27 @@ class RequestLog:
                                      table)
 
     def _write_group(self, kind: str, project: str, endpoint: str, hour: str, table: Any
-                     ) -> Path:
+                     ) -> PurePosixPath:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         check_name(project, "project")
         check_name(endpoint, "endpoint")
-        base = (self.root / FOLDER).resolve()
-        folder = (base / kind / f"project={project}" / f"endpoint={endpoint}"
-                  / f"hour={hour}").resolve()
-        if not folder.is_relative_to(base):
-            raise InvalidArgument("a request-log path left its folder", field="endpoint")
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        name = f"{new_id()}.parquet"
-        temporary = folder / f".{name}.tmp"
-        with open(temporary, "wb") as out:
-            pq.write_table(table, out, compression="zstd")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, folder / name)
-        fd = os.open(folder, os.O_RDONLY)
+        # Checked names and our own id; the backend checks the key stays inside its root.
+        key = (f"{FOLDER}/{kind}/project={project}/endpoint={endpoint}/hour={hour}/"
+               f"{new_id()}.parquet")
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        data = sink.getvalue().to_pybytes()
+        assert self.backend is not None  # set in __post_init__
+        staged = self.backend.stage()
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return folder / name
+            staged.write(data)
+            staged.commit(key, len(data))  # published whole or not at all
+        except BaseException:
+            staged.discard()
+            raise
+        return PurePosixPath(key)
 
 
 _TICK: Any = object()

@@ -84,8 +84,7 @@ def feedback(project: params.Name, name: params.Name, body: Feedback, request: R
     check_name(name, "name")
     service.get_endpoint(state.store, project, name)  # NotFound for an unknown endpoint
     if supervisor.request_log is None:
-        raise FailedPrecondition("request logging is off on this server (it needs a local "
-                                 "artifact store)")
+        raise FailedPrecondition("request logging is off on this server")
     supervisor.request_log.feedback(
         project, name, [(i.request_id, i.instance, i.ground_truth) for i in body.feedback])
     return {"recorded": len(body.feedback)}
