@@ -176,6 +176,8 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", f"{C}/endpoints/{{name}}"): READ,
     ("POST", f"{C}/endpoints/{{name}}/traffic"): WRITE,
     ("POST", f"{C}/endpoints/{{name}}/predict"): Rule(Permission.PREDICT),
+    ("GET", f"{C}/monitors"): READ,
+    ("GET", f"{C}/monitors/{{name}}"): READ,
     ("GET", f"{C}/events"): READ,
     # Users, tokens, grants and the audit log of the whole server, as their API routes.
     ("GET", f"{C}/admin"): Rule(Permission.ADMIN, "server"),

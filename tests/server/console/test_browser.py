@@ -6,16 +6,25 @@ button; the login link works once; forms refuse a forged post."""
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import numpy as np
+import pandas as pd
 import pytest
+from sqlalchemy import select
 
 from shipyard import audit
 from shipyard.context import RequestContext
+from shipyard.monitoring import monitors
+from shipyard.monitoring.config import check_config
+from shipyard.monitoring.profiles import profile
 from shipyard.pipelines import get_pipeline_run
+from shipyard.serving import service as serving
+from shipyard.store.schema.monitoring import monitors as monitor_table
 from tests.server.console.conftest import (
     VIEWER,
     Site,
@@ -36,6 +45,66 @@ from tests.server.console.demo import (
 )
 
 Check = Callable[[Any, Site], None]
+MONITOR, MONITORED = "scoring-drift", "monitored-endpoint"
+# The feature 'size' drifts away from the baseline over three hourly windows (0.05, 0.12,
+# 0.3 against the threshold 0.1); 'visits' stays under it. Written as a monitor's runs.
+SIZE_SCORES, VISITS_SCORES, THRESHOLD = (0.05, 0.12, 0.3), (0.02, 0.03, 0.04), 0.1
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _monitored(site: Site) -> None:
+    store = site.live.app.state.shipyard.store
+    ctx = RequestContext(project=PROJECT, actor="tester")
+    serving.create_endpoint(store, ctx, MONITORED)
+    frame = pd.DataFrame({"size": np.arange(50.0), "visits": np.arange(50.0) % 7})
+    config = check_config(interval="1h", window=None, sampling_rate=1.0, thresholds=THRESHOLD,
+                          objectives=None, alert=None, alert_after=None, drift_windows=1,
+                          features=None, categorical_features=None, feature_importance=None)
+    monitors.create_monitor(store, ctx, MONITOR, endpoint=MONITORED, config=config,
+                            baseline_profile=profile(frame).to_bytes())
+    with store.read() as conn:
+        row = conn.execute(select(monitor_table).where(monitor_table.c.name == MONITOR)).one()
+    first = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    for n, scores in enumerate(zip(SIZE_SCORES, VISITS_SCORES, strict=True)):
+        start, end = first + timedelta(hours=n), first + timedelta(hours=n + 1)
+        features = {name: {"kind": "numeric", "metric": "wasserstein", "drift_score": score,
+                           "threshold": THRESHOLD, "drifted": score > THRESHOLD,
+                           "distance": score, "importance": None, "rank_score": score,
+                           "p_value": None, "missing_rate": 0.0, "findings": [],
+                           "drift": None}
+                    for name, score in zip(("size", "visits"), scores, strict=True)}
+        result = {"rows": 100, "window_start": start.isoformat(),
+                  "window_end": end.isoformat(), "findings": [], "features": features,
+                  "prediction": None, "objectives": {}, "latency_ms": None,
+                  "performance": None, "model_versions": {},
+                  "breaches": ["skew"] if scores[0] > THRESHOLD else []}
+        monitors.record_run(store, row, start, end, "schedule", None, None, end, result,
+                            "succeeded", None)
+
+
+def _monitors(page: Any, site: Site) -> None:
+    row = page.locator("#monitors tbody tr")
+    assert row.count() == 1
+    assert row.locator("td").all_inner_texts()[:3] == [MONITOR, MONITORED, "active"]
+    assert row.locator("td").last.inner_text() == "1"  # open alerts
+    alert = page.locator("#alerts tbody tr")
+    assert alert.count() == 1  # raised when 'size' first crossed; still open, not raised again
+    assert alert.locator(".badge").all_inner_texts() == ["size"]
+    assert alert.locator(".state").inner_text() == "open"
+
+
+def _monitor(page: Any, site: Site) -> None:
+    page.locator("#drift .chart .main-svg").nth(1).wait_for()  # both charts drawn
+    # The most drifted feature first, marked; each chart its scores against the threshold.
+    assert page.locator("#drift .chart").evaluate_all(
+        "els => els.map(e => e.dataset.feature)") == ["size", "visits"]
+    assert page.locator("#drift .chart.drifted").count() == 1
+    spec = json.loads(page.locator("script#feature-0").text_content())
+    score, limit = spec["traces"][0], spec["traces"][-1]
+    assert score["y"] == list(SIZE_SCORES) and limit["y"] == [THRESHOLD] * 3
+    assert score["x"][0] == "2026-01-05 10:00:00"  # the first window's end, UTC
+    assert page.locator("#monitor-runs tbody tr").count() == 3
+    assert page.locator("#alerts tbody tr").count() == 1
 
 
 def _overview(page: Any, site: Site) -> None:
@@ -177,6 +246,8 @@ def pages(site: Site) -> list[tuple[str, str, Check]]:
         ("lineage-graph", f"/lineage/{demo.dataset_artifact}", _lineage_graph),
         ("models", "/models", _models),
         ("model", f"/models/{MODEL}", _model),
+        ("monitors", "/monitors", _monitors),
+        ("monitor", f"/monitors/{MONITOR}", _monitor),
         ("events", "/events", _events),
         ("events-topic", f"/events?topic={TOPIC}", _events_topic),
     ]

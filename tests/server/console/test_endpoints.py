@@ -203,8 +203,7 @@ def test_the_endpoint_page_charts_requests_over_time_and_explains_a_prediction(
         replicas = page.locator("#endpoints td.replicas .replica").all_inner_texts()
         assert replicas == [f"{MODEL}:1 ready", f"{MODEL}:2 ready"]
         page.goto(served.base + f"/endpoints/{ENDPOINT}")
-        page.wait_for_function(
-            "document.querySelectorAll('#over-time .chart .main-svg').length >= 3")
+        page.locator("#over-time .chart .main-svg").nth(2).wait_for()  # all three drawn
         rate, latency, errors = (_chart(page, f"traffic-{n}") for n in range(3))
         assert round(sum(t["y"][-1] for t in rate["traces"]), 6) == 0.7
         assert errors["traces"][0]["y"][-1] == round(100 * 2 / 7, 2)

@@ -29,6 +29,7 @@ from shipyard.server.console import (
     events,
     lineage,
     models,
+    monitoring,
     overview,
     pipelines,
     runs,
@@ -42,8 +43,8 @@ __all__ = ["install"]
 def install(app: FastAPI) -> None:
     """Add the console's routes to ``app`` and its HTML error pages (call after
     ``server.errors.install``, whose problems it turns into pages for browsers)."""
-    for module in (session, overview, runs, pipelines, lineage, models, endpoints, events,
-                   admin, assets):
+    for module in (session, overview, runs, pipelines, lineage, models, endpoints,
+                   monitoring, events, admin, assets):
         app.include_router(module.router)
     errors.install(app)
     traffic.install(app)

@@ -1,0 +1,138 @@
+"""Monitoring: a project's monitors with their open alerts, and a monitor's page: each
+feature's drift value over time against its threshold (skew from the baseline, and drift
+from the earlier windows where judged), prediction drift, the windows it judged, and its
+alerts with their state. Read through ``monitoring.monitors`` (``list_monitors``,
+``get_monitor``, ``history``, ``list_alerts``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from shipyard.monitoring import monitors as service
+from shipyard.monitoring.models import MonitorRun
+from shipyard.server.api import params
+from shipyard.server.console.rendering import render, when
+from shipyard.server.state import ServerState, server_state
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+State = Annotated[ServerState, Depends(server_state)]
+PAGE = "/console/projects/{project}/monitors"
+RUNS = 200  # windows read for the charts (newest)
+RUNS_SHOWN = 50  # rows of the runs table
+MAX_CHARTS = 12  # features charted: the most drifted (score over threshold) first
+ALERTS = 100
+
+
+@router.get(PAGE)
+def monitors_page(request: Request, project: str, state: State) -> HTMLResponse:
+    store = state.store
+    found = service.list_monitors(store, project)
+    alerts = service.list_alerts(store, project, limit=ALERTS)
+    open_alerts: dict[str, int] = {}
+    for alert in alerts:
+        if alert.state == "open":
+            open_alerts[alert.monitor] = open_alerts.get(alert.monitor, 0) + 1
+    return render(request, "monitors.html", {
+        "section": "monitors", "monitors": found, "alerts": alerts,
+        "open_alerts": open_alerts,
+    })
+
+
+@router.get(PAGE + "/{name}")
+def monitor_page(request: Request, project: str, name: params.Name, state: State,
+                 feature: Annotated[str, Query(max_length=256)] = "") -> HTMLResponse:
+    store = state.store
+    monitor = service.get_monitor(store, project, name)
+    runs = service.history(store, project, name, limit=RUNS)
+    alerts = service.list_alerts(store, project, monitor=name, limit=ALERTS)
+    charts = _feature_charts(list(reversed(runs)), only=feature or None)
+    return render(request, "monitor.html", {
+        "section": "monitors", "monitor": monitor, "runs": runs[:RUNS_SHOWN],
+        "run_total": len(runs), "alerts": alerts, "charts": charts[:MAX_CHARTS],
+        "more_charts": max(0, len(charts) - MAX_CHARTS), "feature": feature,
+        "prediction": _prediction_chart(list(reversed(runs))),
+        "latest": next((r for r in runs if r.state == "succeeded"), None),
+    })
+
+
+def _feature_charts(runs: list[MonitorRun], only: str | None) -> list[dict[str, Any]]:
+    """One chart per feature, oldest window first: its skew score (and drift score) at
+    each window's end, and its threshold as a dashed line; the most drifted first."""
+    series: dict[str, dict[str, list[Any]]] = {}
+    for run in runs:
+        if run.state != "succeeded":
+            continue
+        at = _axis_time(run.window_end)
+        for feature, entry in (run.result.get("features") or {}).items():
+            if (only is not None and feature != only) or not isinstance(entry, dict):
+                continue
+            found = series.setdefault(feature, {"x": [], "skew": [], "threshold": [],
+                                                "drift": [], "metric": []})
+            later = entry.get("drift") or {}
+            found["x"].append(at)
+            found["skew"].append(_number(entry.get("drift_score")))
+            found["threshold"].append(_number(entry.get("threshold")))
+            found["drift"].append(_number(later.get("value")))
+            found["metric"].append(entry.get("metric"))
+    charts: list[dict[str, Any]] = []
+    for feature, found in series.items():
+        metric = next((m for m in reversed(found["metric"]) if m), "")
+        traces: list[dict[str, Any]] = [
+            {"x": found["x"], "y": found["skew"], "name": "vs baseline", "type": "scatter",
+             "mode": "lines+markers"},
+            {"x": found["x"], "y": found["threshold"], "name": "threshold",
+             "type": "scatter", "mode": "lines", "line": {"dash": "dash", "color": "#b3261e"}},
+        ]
+        if any(v is not None for v in found["drift"]):
+            traces.insert(1, {"x": found["x"], "y": found["drift"],
+                              "name": "vs earlier windows", "type": "scatter",
+                              "mode": "lines+markers"})
+        last_score, last_limit = found["skew"][-1], found["threshold"][-1]
+        ratio = (last_score / last_limit if last_score is not None and last_limit
+                 else 0.0)
+        charts.append({"id": "", "feature": feature, "ratio": ratio,
+                       "drifted": last_score is not None and last_limit is not None
+                       and last_score > last_limit,
+                       "spec": {"title": f"{feature} ({metric}, UTC times)" if metric
+                                else feature, "y_title": metric or "drift", "traces": traces,
+                                "layout": {"yaxis": {"rangemode": "tozero",
+                                                     "title": {"text": metric or "drift"}}}}})
+    charts.sort(key=lambda c: (-float(c["ratio"]), str(c["feature"])))
+    for n, chart in enumerate(charts):
+        chart["id"] = f"feature-{n}"
+    return charts
+
+
+def _prediction_chart(runs: list[MonitorRun]) -> dict[str, Any] | None:
+    x, y, limit = [], [], []
+    for run in runs:
+        found = run.result.get("prediction") if run.state == "succeeded" else None
+        if isinstance(found, dict) and found.get("value") is not None:
+            x.append(_axis_time(run.window_end))
+            y.append(_number(found.get("value")))
+            limit.append(_number(found.get("threshold")))
+    if not x:
+        return None
+    return {"id": "prediction-drift", "spec": {
+        "title": "Prediction drift", "y_title": "drift", "traces": [
+            {"x": x, "y": y, "name": "prediction", "type": "scatter", "mode": "lines+markers"},
+            {"x": x, "y": limit, "name": "threshold", "type": "scatter", "mode": "lines",
+             "line": {"dash": "dash", "color": "#b3261e"}}]}}
+
+
+def _axis_time(value: datetime) -> str:
+    """A UTC time as plotly reads it on a date axis (no zone suffix)."""
+    return when(value).replace("T", " ").removesuffix("Z")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
