@@ -167,7 +167,6 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", f"{C}/pipelines/{{run_id}}/retry"): Rule(Permission.RUN),
     ("POST", f"{C}/pipelines/{{run_id}}/cancel"): Rule(Permission.RUN),
     ("GET", f"{C}/pipelines/{{run_id}}/live"): READ,  # what the run's page polls
-    ("GET", f"{C}/pipelines/{{run_id}}/live"): READ,  # what the run's page polls
     ("GET", f"{C}/lineage"): READ,
     ("GET", f"{C}/lineage/{{artifact_id}}"): READ,
     ("GET", f"{C}/models"): READ,
@@ -178,9 +177,6 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", f"{C}/endpoints/{{name}}/predict"): Rule(Permission.PREDICT),
     ("GET", f"{C}/monitors"): READ,
     ("GET", f"{C}/monitors/{{name}}"): READ,
-    ("GET", f"{C}/events"): READ,
-    # Users, tokens, grants and the audit log of the whole server, as their API routes.
-    ("GET", f"{C}/admin"): Rule(Permission.ADMIN, "server"),
     ("GET", f"{C}/events"): READ,
     # Users, tokens, grants and the audit log of the whole server, as their API routes.
     ("GET", f"{C}/admin"): Rule(Permission.ADMIN, "server"),
