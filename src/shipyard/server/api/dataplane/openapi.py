@@ -105,8 +105,13 @@ def _declare(template: str, kind: str, summary: str) -> None:
                   for name in re.findall(r"\{(\w+)\}", template)]
     body = {"requestBody": {"required": True, "content": {
         "application/json": {"schema": _BODIES[kind]}}}}
+    # OIP answers in the binary tensor extension's form when asked (``oip.infer``).
+    binary: dict[int | str, dict[str, Any]] | None = None
+    if kind == "oip":
+        binary = {200: {"description": "Successful Response", "content": {
+            "application/json": {}, "application/octet-stream": {}}}}
     router.add_api_route(template, route, methods=["POST"], summary=summary,
-                         openapi_extra={**body, "parameters": parameters})
+                         responses=binary, openapi_extra={**body, "parameters": parameters})
 
 
 _declare(EXPLAIN, "explain", "Vertex explain: predictions and feature attributions "
