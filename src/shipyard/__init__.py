@@ -63,6 +63,20 @@ _EXPORTS = {
     "detect_drift": "monitoring",
     # events
     "publish": "events",
+    "create_schedule": "automation",
+    "create_trigger": "automation",
+    "delete_schedule": "automation",
+    "delete_trigger": "automation",
+    "get_schedule": "automation",
+    "get_trigger": "automation",
+    "list_schedules": "automation",
+    "list_triggers": "automation",
+    "pause_schedule": "automation",
+    "pause_trigger": "automation",
+    "resume_schedule": "automation",
+    "resume_trigger": "automation",
+    "schedule_ticks": "automation",
+    "trigger_firings": "automation",
     "subscribe": "events",
     "list_topics": "events",
     "list_subscriptions": "events",
@@ -71,6 +85,7 @@ _EXPORTS = {
 
 __all__ = [
     "__version__",
+    "actions",
     "aiplatform",
     "alias_history",
     "batch_predict",
@@ -78,9 +93,13 @@ __all__ = [
     "compare_runs",
     "compile_pipeline",
     "create_endpoint",
+    "create_schedule",
+    "create_trigger",
     "dead_letters",
     "delete_alias",
     "delete_endpoint",
+    "delete_schedule",
+    "delete_trigger",
     "detect_drift",
     "download_artifact",
     "download_model",
@@ -94,7 +113,9 @@ __all__ = [
     "get_model_version",
     "get_pipeline_run",
     "get_run",
+    "get_schedule",
     "get_task_log",
+    "get_trigger",
     "init",
     "list_artifacts",
     "list_audit_events",
@@ -104,25 +125,34 @@ __all__ = [
     "list_model_versions",
     "list_models",
     "list_pipeline_runs",
+    "list_schedules",
     "list_subscriptions",
     "list_topics",
+    "list_triggers",
     "load_model",
+    "pause_schedule",
+    "pause_trigger",
     "promote_if_better",
     "publish",
     "register_model",
     "resolve_model",
+    "resume_schedule",
+    "resume_trigger",
     "retry_pipeline_run",
     "rollback_alias",
     "run_pipeline",
+    "schedule_ticks",
     "search_runs",
     "set_alias",
     "set_model_status",
     "start_run",
     "subscribe",
+    "trigger_firings",
     "verify_audit_log",
 ]
 
 if _typing.TYPE_CHECKING:  # what __getattr__ below returns, for type checkers and IDEs
+    from shipyard import actions as actions
     from shipyard import aiplatform as aiplatform
     from shipyard import dsl as dsl
     from shipyard.sdk.audit import (
@@ -131,6 +161,20 @@ if _typing.TYPE_CHECKING:  # what __getattr__ below returns, for type checkers a
     from shipyard.sdk.audit import (
         verify_audit_log as verify_audit_log,
     )
+    from shipyard.sdk.automation import create_schedule as create_schedule
+    from shipyard.sdk.automation import create_trigger as create_trigger
+    from shipyard.sdk.automation import delete_schedule as delete_schedule
+    from shipyard.sdk.automation import delete_trigger as delete_trigger
+    from shipyard.sdk.automation import get_schedule as get_schedule
+    from shipyard.sdk.automation import get_trigger as get_trigger
+    from shipyard.sdk.automation import list_schedules as list_schedules
+    from shipyard.sdk.automation import list_triggers as list_triggers
+    from shipyard.sdk.automation import pause_schedule as pause_schedule
+    from shipyard.sdk.automation import pause_trigger as pause_trigger
+    from shipyard.sdk.automation import resume_schedule as resume_schedule
+    from shipyard.sdk.automation import resume_trigger as resume_trigger
+    from shipyard.sdk.automation import schedule_ticks as schedule_ticks
+    from shipyard.sdk.automation import trigger_firings as trigger_firings
     from shipyard.sdk.batch import batch_predict as batch_predict
     from shipyard.sdk.events import dead_letters as dead_letters
     from shipyard.sdk.events import list_subscriptions as list_subscriptions
@@ -258,7 +302,7 @@ def __getattr__(name: str) -> object:
     module = _EXPORTS.get(name)
     if module is not None:
         return getattr(_importlib.import_module(f"shipyard.sdk.{module}"), name)
-    if name in ("dsl", "aiplatform"):
+    if name in ("dsl", "aiplatform", "actions"):
         return _importlib.import_module(f"shipyard.{name}")
     raise AttributeError(f"module 'shipyard' has no attribute {name!r}")
 

@@ -10,6 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from shipyard.cli import (
+    automation,
     batch,
     endpoints,
     events,
@@ -101,6 +102,8 @@ app.add_typer(models.app, name="models")
 app.add_typer(pipelines.app, name="pipelines")
 app.add_typer(endpoints.app, name="endpoints")
 app.add_typer(events.app, name="events")
+events.app.add_typer(automation.schedules_app, name="schedules")
+events.app.add_typer(automation.triggers_app, name="triggers")
 batch.register(app)
 identity.register(app)
 

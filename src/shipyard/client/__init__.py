@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import httpx
 
+from shipyard.client.automation import HttpAutomation
 from shipyard.client.events import HttpEvents
 from shipyard.client.http import HttpClient
 from shipyard.client.identity import HttpIdentity
@@ -39,6 +40,7 @@ class HttpSession:
         self.identity = HttpIdentity(self.client)
         self.serving = HttpServing(self.client)
         self.events = HttpEvents(self.client)
+        self.automation = HttpAutomation(self.client)
 
     def close(self) -> None:
         self.client.close()

@@ -23,9 +23,12 @@ from shipyard.errors import FailedPrecondition, NotFound, Unavailable
 from shipyard.events import actions as act
 from shipyard.store import Store
 
-__all__ = ["OUTBOUND_ALLOWLIST", "perform"]
+__all__ = ["FUNCTIONS_ALLOWLIST", "OUTBOUND_ALLOWLIST", "check_allowed", "perform"]
 
 OUTBOUND_ALLOWLIST = "SHIPYARD_OUTBOUND_ALLOWLIST"  # hosts and networks webhooks may reach
+# Modules whose functions schedules and triggers created through the server may call
+# (comma-separated prefixes, such as "mycompany.hooks"); none by default.
+FUNCTIONS_ALLOWLIST = "SHIPYARD_ACTION_FUNCTIONS"
 _MAX_OUTPUT = 64 * 1024
 
 # The child process of a CallFunction: reads what fired it (JSON) on stdin, calls the
@@ -39,10 +42,26 @@ sys.stdout.write("\\n" + json.dumps(result, default=str) + "\\n")
 """
 
 
+def check_allowed(ctx: RequestContext, action: Any) -> None:
+    """Refuse, where a rule is created through the server (a token), a ``CallFunction`` of
+    a module the operator did not allow: the function runs on the server's workers. In
+    local mode the caller runs the worker and may call what it likes."""
+    if ctx.token_id is None or not isinstance(action, act.CallFunction):
+        return
+    module = action.function.partition(":")[0]
+    allowed = [p.strip() for p in os.environ.get(FUNCTIONS_ALLOWLIST, "").split(",")
+               if p.strip()]
+    if not any(module == p or module.startswith(p + ".") for p in allowed):
+        raise FailedPrecondition(
+            f"the server does not allow calling functions of {module!r}: the operator lists "
+            f"the modules actions may call in {FUNCTIONS_ALLOWLIST}", field="action.function")
+
+
 def perform(store: Store, artifacts: Any, settings: Any, ctx: RequestContext, action: Any,
             context: Mapping[str, Any]) -> dict[str, Any]:
     """Run ``action`` with its templates filled from ``context``; what it made."""
     filled = act.render(action, context)
+    check_allowed(ctx, filled)
     if isinstance(filled, act.RunPipeline):
         return _run_pipeline(store, artifacts, settings, ctx, filled)
     if isinstance(filled, act.Deploy):

@@ -151,7 +151,9 @@ def check_action(value: Any, field: str = "action") -> Any:
     try:
         return _ACTION.validate_python(dict(value))
     except ValidationError as exc:
-        error = exc.errors()[0]
+        errors = exc.errors()
+        # An unknown field first: "topik" explains the missing "topic" that follows it.
+        error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         # loc: (the union member, the field, then inner parts such as the union branch
         # tried): the field is what a caller can fix.
         where = str(error["loc"][1]) if len(error["loc"]) > 1 else "type"

@@ -35,6 +35,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from shipyard import audit
 from shipyard.context import RequestContext
 from shipyard.errors import AlreadyExists, InvalidArgument, NotFound, ShipyardError
+from shipyard.events.acting import check_allowed
 from shipyard.events.actions import check_action
 from shipyard.events.automation import Schedule, ScheduleTick
 from shipyard.ids import new_id
@@ -151,6 +152,7 @@ def create_schedule(store: Store, ctx: RequestContext, name: str, *, cron: str,
     if not isinstance(paused, bool):
         raise InvalidArgument("paused must be true or false", field="paused")
     typed = check_action(action)
+    check_allowed(ctx, typed)
     at = now or utcnow()
 
     def work(conn: Connection) -> Schedule:

@@ -31,6 +31,7 @@ from shipyard import audit
 from shipyard.context import RequestContext
 from shipyard.errors import AlreadyExists, InvalidArgument, NotFound, ShipyardError
 from shipyard.events import bus
+from shipyard.events.acting import check_allowed
 from shipyard.events.actions import check_action
 from shipyard.events.automation import Trigger, TriggerFiring
 from shipyard.events.models import Message
@@ -110,6 +111,7 @@ def create_trigger(store: Store, ctx: RequestContext, name: str, *, topic: str, 
                               field="name")
     check_name(topic, "topic")
     typed = check_action(action)
+    check_allowed(ctx, typed)
     clean = check_filter(filter)
     if isinstance(cooldown_seconds, bool) or not isinstance(cooldown_seconds, int) or not \
             0 <= cooldown_seconds <= MAX_COOLDOWN:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from shipyard.config import Settings
 
 if TYPE_CHECKING:  # the ports' value types load with the port that is opened (CLI start-up)
+    from shipyard.events.automation_port import AutomationPort
     from shipyard.events.port import EventsPort
     from shipyard.lineage.port import LineagePort
     from shipyard.pipelines.port import PipelinesPort
@@ -44,6 +45,8 @@ class Session(Protocol):
     def serving(self) -> ServingPort: ...
     @property
     def events(self) -> EventsPort: ...
+    @property
+    def automation(self) -> AutomationPort: ...
 
     def close(self) -> None: ...
 

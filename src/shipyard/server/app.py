@@ -28,6 +28,7 @@ from shipyard.server import console, errors
 from shipyard.server.access import AccessLog
 from shipyard.server.api import (
     audit,
+    automation,
     dataplane,
     events,
     identity,
@@ -132,6 +133,7 @@ def create_app(
     for module in (service, identity, tracking, lineage, registry, pipelines, serving, events,
                    audit):
         app.include_router(module.router)
+    app.include_router(automation.router)
     app.include_router(serving.data_plane)
     app.include_router(dataplane.router)
 

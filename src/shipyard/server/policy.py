@@ -138,6 +138,23 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", f"{P}/events/subscriptions/{{name}}/extend"): Rule(Permission.RUN),
     ("POST", f"{P}/events/subscriptions/{{name}}/seek"): WRITE,
     ("GET", f"{P}/events/subscriptions/{{name}}/dead-letters"): READ,
+    # Schedules and triggers act later as their creator: creating one is 'editor', as
+    # promoting or deploying is; calling a Python function also needs the operator's
+    # SHIPYARD_ACTION_FUNCTIONS (events.acting.check_allowed).
+    ("GET", f"{P}/events/schedules"): READ,
+    ("POST", f"{P}/events/schedules"): WRITE,
+    ("GET", f"{P}/events/schedules/{{name}}"): READ,
+    ("DELETE", f"{P}/events/schedules/{{name}}"): Rule(Permission.DELETE),
+    ("POST", f"{P}/events/schedules/{{name}}/pause"): WRITE,
+    ("POST", f"{P}/events/schedules/{{name}}/resume"): WRITE,
+    ("GET", f"{P}/events/schedules/{{name}}/ticks"): READ,
+    ("GET", f"{P}/events/triggers"): READ,
+    ("POST", f"{P}/events/triggers"): WRITE,
+    ("GET", f"{P}/events/triggers/{{name}}"): READ,
+    ("DELETE", f"{P}/events/triggers/{{name}}"): Rule(Permission.DELETE),
+    ("POST", f"{P}/events/triggers/{{name}}/pause"): WRITE,
+    ("POST", f"{P}/events/triggers/{{name}}/resume"): WRITE,
+    ("GET", f"{P}/events/triggers/{{name}}/firings"): READ,
     # -- identity: users, tokens, grants ---------------------------------------------------------
     ("POST", "/api/v1/login"): PUBLIC,
     ("GET", "/login/{code}"): PUBLIC,

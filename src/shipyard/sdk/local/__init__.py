@@ -6,6 +6,7 @@ from __future__ import annotations
 from shipyard.config import Settings
 from shipyard.context import RequestContext
 from shipyard.runtime import Runtime, open_runtime
+from shipyard.sdk.local.automation import LocalAutomation
 from shipyard.sdk.local.events import LocalEvents
 from shipyard.sdk.local.identity import LocalIdentity
 from shipyard.sdk.local.lineage import LocalLineage
@@ -54,6 +55,7 @@ class LocalSession:
         self.identity = LocalIdentity(scope)
         self.serving = LocalServing(scope)
         self.events = LocalEvents(scope)
+        self.automation = LocalAutomation(scope)
 
     def close(self) -> None:
         self.runtime.close()  # a no-op for the shared store every session uses
