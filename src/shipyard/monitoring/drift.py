@@ -10,6 +10,7 @@ column, a type change, or a window too small to test each become a finding in th
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from shipyard.monitoring import metrics
 from shipyard.monitoring.profiles import DataProfile, FeatureProfile, profile
 from shipyard.monitoring.report import DriftReport, FeatureDrift
 from shipyard.monitoring.rules import DefaultRule, FixedThresholds, ks_threshold
+from shipyard.monitoring.seasonal import seasonal_rows
 
 __all__ = ["DriftReport", "FeatureDrift", "detect_drift"]
 
@@ -31,7 +33,8 @@ def detect_drift(reference: Any, current: Any, categorical_features: Iterable[st
                  thresholds: Mapping[str, float] | float | None = None,
                  numeric_metric: str = "jensen_shannon", categorical_metric: str = "l_infinity",
                  false_alarm_rate: float = 0.005, min_ks: float = 0.025,
-                 min_share_change: float = 0.02) -> DriftReport:
+                 min_share_change: float = 0.02, season: str | timedelta | None = None,
+                 time_column: str | None = None, seasons: int | None = None) -> DriftReport:
     """Which features of ``current`` drifted from ``reference``.
 
     By default each feature is judged by the calibrated rule (``rules.DefaultRule``): at most
@@ -39,8 +42,18 @@ def detect_drift(reference: Any, current: Any, categorical_features: Iterable[st
     ``thresholds`` switches to fixed thresholds, as Vertex AI does: a number for every
     feature, or a mapping of feature names to thresholds (the features it names use
     ``numeric_metric`` / ``categorical_metric`` and their threshold; the others keep the
-    calibrated rule)."""
+    calibrated rule).
+
+    ``season`` (``"weekly"``, ``"daily"`` or a ``timedelta``) with ``time_column`` compares
+    the current window with the reference rows at the same time of the cycle only (the same
+    hours one week earlier, and the weeks before up to ``seasons``), so a weekly cycle alone
+    does not alarm (see ``shipyard.monitoring.seasonal``); the time column is not compared."""
     categorical = list(categorical_features or ())
+    if season is not None or time_column is not None:
+        if season is None or time_column is None:
+            raise InvalidArgument("a seasonal reference needs both season and time_column",
+                                  field="season" if season is None else "time_column")
+        reference, current = seasonal_rows(reference, current, time_column, season, seasons)
     default = DefaultRule(false_alarm_rate, min_ks=min_ks, min_share_change=min_share_change)
     fixed: FixedThresholds | None = None
     if isinstance(thresholds, Mapping):

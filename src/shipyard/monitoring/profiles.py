@@ -321,7 +321,7 @@ def _add_arrow_column(feature: FeatureProfile, column: pa.Array | pa.ChunkedArra
         if pa.types.is_temporal(column.type):
             column = pc.cast(column, pa.int64()) if not pa.types.is_date32(column.type) \
                 else pc.cast(column, pa.int32())
-        values = pc.cast(column, pa.float64()).drop_null()
+        values = pc.cast(column, pa.float64(), safe=False).drop_null()  # int64 past 2^53: rounded
         array = values.to_numpy() if isinstance(values, pa.Array) else \
             values.to_numpy() if values.num_chunks else np.empty(0)
         feature.add_numeric(np.asarray(array, dtype=np.float64), missing, distinct)
