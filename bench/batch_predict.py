@@ -11,7 +11,13 @@ rounds, medians of wall time:
   (streamed, signature-checked, part files, joined into one output with the input columns,
   the prediction and the model version, lineage recorded), the model already in the cache.
 
+- ``batch (parquet, ray)`` with ``--ray``: the same job with ``executor="ray"``, the chunks
+  predicted as Ray tasks on the cluster ``RAY_ADDRESS`` names, or on a head this script
+  starts on 127.0.0.1 (with ``--ray-cpus`` CPUs) and stops at the end; each job connects its
+  own driver process, which is part of its time.
+
     python bench/batch_predict.py [--rows 1000000] [--rounds 3] [--chunk-rows 100000]
+                                  [--csv] [--ray] [--ray-cpus 2]
 
 Target (issue 18): batch prediction within 2x of calling the model in process on the same
 data (judged against ``in process``; the ratio to ``predict only`` is printed too).
@@ -20,7 +26,14 @@ data (judged against ``in process``; the ratio to ``predict only`` is printed to
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import shutil
+import signal
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -39,7 +52,49 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--chunk-rows", type=int, default=100_000)
     parser.add_argument("--csv", action="store_true", help="also time a CSV source")
+    parser.add_argument("--ray", action="store_true", help="also time executor='ray'")
+    parser.add_argument("--ray-cpus", type=int, default=2)
     args = parser.parse_args()
+    head = _start_head(args.ray_cpus) if args.ray and not os.environ.get("RAY_ADDRESS") \
+        else None
+    try:
+        _bench(args)
+    finally:
+        if head is not None:  # its own processes only (never "ray stop": it ends every head)
+            group, temp = head
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def _ray_cli() -> str:
+    return shutil.which("ray", path=os.path.dirname(sys.executable)) or "ray"
+
+
+def _start_head(cpus: int) -> tuple[int, str]:
+    """A Ray head on 127.0.0.1 for this run, its daemons in one process group (returned
+    with its temporary folder); RAY_ADDRESS points at it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    temp = tempfile.mkdtemp(prefix="sy-bench-ray-", dir="/tmp")
+    # As tests/ray does: independent of any token in ~/.ray or a cluster another program
+    # left in /tmp/ray (the job's driver inherits these too).
+    os.environ.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    env = dict(os.environ)
+    starter = subprocess.Popen(
+        [_ray_cli(), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+         f"--num-cpus={cpus}", "--include-dashboard=false", "--disable-usage-stats",
+         f"--temp-dir={temp}"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    out, _ = starter.communicate(timeout=180)
+    if starter.returncode != 0:
+        raise SystemExit(out.decode(errors="replace"))
+    os.environ["RAY_ADDRESS"] = f"127.0.0.1:{port}"
+    return starter.pid, temp
+
+
+def _bench(args: argparse.Namespace) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -62,8 +117,11 @@ def main() -> None:
         del data
 
         times: dict[str, list[float]] = {"in process": [], "predict only": []}
-        for kind in sources:
-            times[f"batch ({kind})"] = []
+        runs = [(f"batch ({kind})", source, "local") for kind, source in sources.items()]
+        if args.ray:
+            runs.append(("batch (parquet, ray)", parquet, "ray"))
+        for name, _, _ in runs:
+            times[name] = []
         for round_ in range(args.rounds):
             start = time.perf_counter()
             frame = pd.read_parquet(parquet)
@@ -73,11 +131,12 @@ def main() -> None:
             model.predict(frame)
             times["predict only"].append(time.perf_counter() - start)
             del frame
-            for kind, source in sources.items():
-                out = root / f"out-{kind}-{round_}.parquet"
+            for name, source, executor in runs:
+                out = root / f"out-{executor}-{source.suffix[1:]}-{round_}.parquet"
                 start = time.perf_counter()
-                job = sy.batch_predict("bench:1", source, out, chunk_rows=args.chunk_rows)
-                times[f"batch ({kind})"].append(time.perf_counter() - start)
+                job = sy.batch_predict("bench:1", source, out, chunk_rows=args.chunk_rows,
+                                       executor=executor)
+                times[name].append(time.perf_counter() - start)
                 assert job.rows == args.rows
                 got = pd.read_parquet(out, columns=["prediction"])["prediction"].to_numpy()
                 assert np.allclose(got, expected, atol=1e-5)
