@@ -114,6 +114,30 @@ def test_every_page_shows_its_empty_state(http: httpx.Client, token: str) -> Non
         assert "<script>" not in response.text  # no inline script: the policy allows none
 
 
+def test_the_newer_pages_show_their_empty_states(http: httpx.Client, token: str) -> None:
+    headers = {"Authorization": f"Bearer {token}", **HTML}
+    for path, says in (("/events", "No schedules yet"), ("/events", "No topics yet"),
+                       ("/events", "No dead letters"), ("/monitors", "No monitors yet"),
+                       ("/admin", "No grants yet"), ("/endpoints", "No endpoints yet")):
+        response = http.get(BASE + path, headers=headers)
+        assert response.status_code == 200, (path, response.text[:300])
+        assert says in response.text, path
+        assert "<script>" not in response.text
+
+
+def test_latency_percentiles_interpolate_within_the_histograms_buckets() -> None:
+    from shipyard.server.console.traffic import quantile
+
+    # 50 requests took up to 2 ms, 50 more up to 4 ms (cumulative counts, +Inf last).
+    buckets = [(0.001, 0.0), (0.002, 50.0), (0.004, 100.0), (float("inf"), 100.0)]
+    assert quantile(0.5, buckets) == 0.002
+    assert quantile(0.75, buckets) == 0.003
+    assert abs(quantile(0.99, buckets) - 0.00396) < 1e-12  # type: ignore[operator]
+    # Beyond the last finite bound: that bound (as histogram_quantile answers).
+    assert quantile(0.99, [(0.001, 1.0), (float("inf"), 10.0)]) == 0.001
+    assert quantile(0.5, [(0.001, 0.0), (float("inf"), 0.0)]) is None  # nothing counted
+
+
 # Fixed ids, not new_id(): pytest-xdist workers each collect the parameters and must agree.
 UNKNOWN = ["01a23ba1a1c1" + f"{n:020x}" for n in range(16)]
 
@@ -143,6 +167,16 @@ HOSTILE = [
     ("/models/nope", 404, "no model"),
     ("/models?filter=metrics.rmse+%3C%3C+1", 400, ""),
     ("/models?page=0", 400, "page"),
+    (f"/pipelines/{UNKNOWN[9]}/live", 404, "not found"),
+    ("/events?limit=0", 400, "limit"),
+    ("/events?limit=100000", 400, "limit"),
+    ("/events?topic=" + "x" * 200, 400, "topic"),
+    ("/monitors/%3Cimg%20src%3Dx%3E", 400, "name"),
+    ("/monitors/nope", 404, "nope"),
+    ("/admin?before=0", 400, "before"),
+    ("/admin?tokens=%3Cscript%3E", 400, "tokens"),
+    ("/admin?action=%25%3Cscript%3E", 200, "No audit rows match"),
+    ("/endpoints/nope", 404, "nope"),
 ]
 
 
