@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,6 +28,18 @@ from tests.pipelines import steps
 
 CTX = RequestContext(project="default", actor="tester")
 P = "default"
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    """SQLite only, for behaviour that does not depend on the database (input checks)."""
+    from shipyard.store import open_store
+
+    s = open_store(f"sqlite:///{tmp_path / 'one.db'}", cached=False)
+    try:
+        yield s
+    finally:
+        s.dispose()
 TICKS = 1000 * int(os.environ.get("SHIPYARD_SOAK", "1"))
 PER_ROUND = 25
 
@@ -63,7 +77,8 @@ def test_a_skipped_wall_time_fires_after_the_gap_and_a_repeated_one_fires_once()
     assert autumn == [_utc(2026, 10, 25, 0, 30), _utc(2026, 10, 26, 1, 30)]
 
 
-def test_bad_input_is_refused_naming_the_field(store: Store) -> None:
+def test_bad_input_is_refused_naming_the_field(sqlite_store: Store) -> None:
+    store = sqlite_store
     good = actions.Publish(topic="t")
     cases: list[tuple[dict[str, Any], str]] = [
         ({"cron": "61 * * * *"}, "cron"),
@@ -92,7 +107,8 @@ def test_bad_input_is_refused_naming_the_field(store: Store) -> None:
 # -- managing --------------------------------------------------------------------------------
 
 
-def test_create_list_pause_resume_delete(store: Store) -> None:
+def test_create_list_pause_resume_delete(sqlite_store: Store) -> None:
+    store = sqlite_store
     now = _utc(2026, 12, 3, 10, 7, 30)
     made = scheduler.create_schedule(store, CTX, "nightly", cron="0 2 * * *",
                                      timezone="Europe/Berlin", now=now,
@@ -124,7 +140,8 @@ def _messages(store: Store, sub: str) -> list[Any]:
 
 @pytest.mark.parametrize(("misfire", "fired"), [("skip", 0), ("run_once", 1),
                                                  ("catch_up(3)", 3)])
-def test_misfire_policies_after_missed_ticks(store: Store, misfire: str, fired: int) -> None:
+def test_misfire_policies_after_missed_ticks(sqlite_store: Store, misfire: str, fired: int) -> None:
+    store = sqlite_store
     start = _utc(2026, 12, 3, 9, 0, 30)
     bus.create_subscription(store, CTX, "seen", "ticks")
     scheduler.create_schedule(store, CTX, "ten-minutes", cron="*/10 * * * *",
@@ -175,7 +192,8 @@ def test_the_concurrency_cap_skips_ticks_while_a_queued_run_is_in_flight(store: 
     assert scheduler.list_ticks(store, P, "refresh")[0].state == "done"
 
 
-def test_a_failing_action_is_recorded_on_its_tick_and_audited(store: Store) -> None:
+def test_a_failing_action_is_recorded_on_its_tick_and_audited(sqlite_store: Store) -> None:
+    store = sqlite_store
     from shipyard import audit
 
     start = _utc(2026, 12, 3, 10, 0, 30)
@@ -238,3 +256,50 @@ def test_three_workers_on_a_virtual_clock_fire_each_tick_exactly_once(store: Sto
                                    .group_by(event_schedule_ticks.c.state)).all())
     assert states == {"done": TICKS}
     assert len({name for name, _ in ran}) >= 2  # the work was shared
+
+
+def test_the_worker_source_waits_for_a_tick_due_within_its_lookahead(tmp_path: Any) -> None:
+    from shipyard.config import Settings
+    from shipyard.runtime import open_runtime
+    from shipyard.worker.events import Schedules
+
+    clock = [_utc(2026, 12, 3, 10, 0, 30)]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += timedelta(seconds=seconds)
+
+    settings = Settings.resolve(home=tmp_path, uri=f"sqlite:///{tmp_path / 'db.sqlite'}",
+                                artifacts=str(tmp_path / "blobs"), environ={})
+    with open_runtime(settings, cached=False) as runtime:
+        store = runtime.store
+        bus.create_subscription(store, CTX, "seen", "ticks")
+        scheduler.create_schedule(store, CTX, "every-minute", cron="* * * * *", now=clock[0],
+                                  action=actions.Publish(topic="ticks", data="{{ tick }}"))
+        source = Schedules(clock=lambda: clock[0], lookahead=0.5, sleep=sleep)
+        assert source.claim_and_run(runtime, "w") is False  # 30 s away: no waiting
+        assert slept == []
+        clock[0] = _utc(2026, 12, 3, 10, 0, 59, 700_000)
+        assert source.claim_and_run(runtime, "w") is True  # 0.3 s away: waits and fires
+        assert slept == [pytest.approx(0.3)]
+        assert _messages(store, "seen") == [_utc(2026, 12, 3, 10, 1).isoformat()]
+
+
+def test_a_rule_created_through_the_server_calls_only_allowed_modules(
+        sqlite_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = sqlite_store
+    from shipyard.errors import FailedPrecondition
+
+    server_ctx = RequestContext(project=P, actor="alice", token_id="0" * 32)
+    action = actions.CallFunction(function="subprocess:getoutput")
+    monkeypatch.setenv("SHIPYARD_ACTION_FUNCTIONS", "mycompany.hooks")
+    with pytest.raises(FailedPrecondition) as caught:
+        scheduler.create_schedule(store, server_ctx, "s", cron="* * * * *", action=action)
+    assert caught.value.field == "action.function"
+    allowed = actions.CallFunction(function="mycompany.hooks.retrain:on_tick")
+    assert scheduler.create_schedule(store, server_ctx, "s", cron="* * * * *",
+                                     action=allowed).action == allowed
+    # In local mode (no token) the caller runs the worker itself: no list applies.
+    assert scheduler.create_schedule(store, CTX, "local", cron="* * * * *",
+                                     action=action).action == action

@@ -37,12 +37,13 @@ def _performer(runtime: Runtime) -> Callable[[RequestContext, Any, dict[str, Any
 
 @dataclass
 class Schedules:
-    """Due schedule ticks. With the real clock, when the next tick of any schedule is less
-    than ``lookahead`` seconds away the source waits for it, so a tick fires within
-    milliseconds rather than a poll interval late."""
+    """Due schedule ticks. When the next tick of any schedule is less than ``lookahead``
+    seconds away the source waits for it (``sleep``), so a tick fires within milliseconds
+    rather than a poll interval late; ``lookahead=0`` never waits."""
 
     clock: Clock = utcnow
     lookahead: float = 0.5
+    sleep: Callable[[float], None] = time.sleep
     _perform: Any = field(default=None, init=False, repr=False)
 
     @property
@@ -56,7 +57,7 @@ class Schedules:
         if self._perform is None:
             self._perform = _performer(runtime)
         now = self.clock()
-        if self.lookahead > 0 and self.clock is utcnow:
+        if self.lookahead > 0:
             with runtime.store.read() as conn:
                 soonest = conn.execute(select(func.min(event_schedules.c.next_tick_at)).where(
                     event_schedules.c.paused.is_(False))).scalar()
@@ -64,7 +65,7 @@ class Schedules:
                 wait = (soonest - now).total_seconds()
                 if wait > self.lookahead:
                     return False
-                time.sleep(wait)
+                self.sleep(wait)
                 now = self.clock()
         return fire_due(runtime.store, worker_name, self._perform, now=now) > 0
 
