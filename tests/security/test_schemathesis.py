@@ -58,6 +58,10 @@ SEMANTIC = {
     "/api/v1/projects/{project}/events/topics/{topic}/publish":
         "attribute names (JSON object keys)",
     "/api/v1/projects/{project}/events/subscriptions": "min_backoff at most max_backoff",
+    "/api/v1/projects/{project}/events/schedules":
+        "cron grammar, IANA time zone names, the action's fields by its type",
+    "/api/v1/projects/{project}/events/triggers":
+        "filter values, the action's fields by its type, min_backoff at most max_backoff",
 }
 # Where a schema-valid request may meet a state the schema cannot describe, answered 412
 # problem+json naming the field: an endpoint with nothing deployed yet cannot predict or take a
