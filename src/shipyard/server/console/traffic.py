@@ -166,6 +166,8 @@ def charts(samples: list[Sample]) -> list[dict[str, Any]]:
             quantiles[q].append(None if value is None else round(value * 1000, 3))
         error_share.append(round(100 * total_errors / total_requests, 2)
                            if total_requests else None)
+    total = [round(sum(rates[d][n] or 0.0 for d in deployments), 4)
+             for n in range(len(times))]
     # The whole kept window on the x axis (a single point would get a millisecond scale).
     pad = max(1.0, (samples[-1].at - samples[0].at) * 0.03)  # room for the edge's markers
     window = {"xaxis": {"type": "date", "range": [_iso(samples[0].at - pad),
@@ -173,11 +175,15 @@ def charts(samples: list[Sample]) -> list[dict[str, Any]]:
                         "tickformat": "%H:%M:%S", "hoverformat": "%H:%M:%S"}}
     return [
         {"title": "Requests per second (UTC times)", "y_title": "requests/s",
-         "layout": window,
-         "traces": [{"x": times, "y": rates[d], "name": d or "refused before a model",
-                     "type": "scatter", "mode": "lines+markers", "stackgroup": "rate"}
-                    for d in deployments]},
-        {"title": "Latency percentiles", "y_title": "ms", "layout": window,
+         "layout": {**window, "yaxis": {"title": {"text": "requests/s"},
+                                        "rangemode": "tozero"}},
+         "traces": [*({"x": times, "y": rates[d], "name": d or "refused before a model",
+                       "type": "scatter", "mode": "lines+markers"} for d in deployments),
+                    {"x": times, "y": total, "name": "total", "type": "scatter",
+                     "mode": "lines+markers", "marker": {"symbol": "x"},
+                     "line": {"dash": "dot", "color": "#5b6573"}}]},
+        {"title": "Latency percentiles", "y_title": "ms",
+         "layout": {**window, "yaxis": {"title": {"text": "ms"}, "rangemode": "tozero"}},
          "traces": [{"x": times, "y": quantiles[q], "name": f"p{round(q * 100)}",
                      "type": "scatter", "mode": "lines+markers", "connectgaps": False}
                     for q in QUANTILES]},
