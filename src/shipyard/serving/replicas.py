@@ -223,10 +223,6 @@ class Pool:
     calm_since: float = field(default_factory=time.monotonic)
     turn: int = 0
 
-    def live(self) -> list[Replica]:
-        """Replicas that serve or soon will (starting or ready)."""
-        return [r for r in self.replicas if r.state in ("starting", "ready")]
-
     def choose(self, max_in_flight: int = MAX_IN_FLIGHT) -> Replica | None:
         """The ready replica with the fewest requests in flight (ties in turn); None
         when none is ready."""
@@ -680,25 +676,27 @@ class Supervisor:
                 pool.samples.append((now, sum(r.in_flight for r in pool.replicas)))
                 while pool.samples and pool.samples[0][0] < now - self.scale_window:
                     pool.samples.popleft()
-                live = pool.live()
+                # Every replica counts, a dead one too: the watcher replaces it (with its
+                # backoff), so a model that cannot load is not started again every tick.
+                count = len(pool.replicas)
                 mean = sum(load for _, load in pool.samples) / len(pool.samples)
                 wanted = min(max(math.ceil(mean / self.target_in_flight - 1e-9),
                                  deployment.min_replicas), deployment.max_replicas)
-                if wanted > len(live):
+                if wanted > count:
                     log.info("serving: %s has %.1f requests in flight: %d -> %d replicas",
-                             deployment.id, mean, len(live), wanted)
-                    for _ in range(wanted - len(live)):
+                             deployment.id, mean, count, wanted)
+                    for _ in range(wanted - count):
                         self._start(pool)
                     pool.calm_since = now
-                elif wanted == len(live) or now - pool.calm_since < self.scale_down_seconds:
-                    if wanted >= len(live):
+                elif wanted == count or now - pool.calm_since < self.scale_down_seconds:
+                    if wanted >= count:
                         pool.calm_since = now
                 else:
-                    # The idlest replica, the newest among equals (a starting one first).
-                    idlest = min(reversed(live), key=lambda r: (r.state == "ready",
-                                                                r.in_flight))
+                    # The idlest replica, the newest among equals (one not ready first).
+                    idlest = min(reversed(pool.replicas),
+                                 key=lambda r: (r.state == "ready", r.in_flight))
                     log.info("serving: %s is calm: %d -> %d replicas", deployment.id,
-                             len(live), len(live) - 1)
+                             count, count - 1)
                     pool.replicas.remove(idlest)
                     self._drain([idlest])
                     pool.calm_since = now
