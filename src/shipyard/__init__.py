@@ -61,6 +61,12 @@ _EXPORTS = {
     "batch_predict": "batch",
     # monitoring
     "detect_drift": "monitoring",
+    "create_monitor": "monitoring",
+    "get_monitor": "monitoring",
+    "list_monitors": "monitoring",
+    "delete_monitor": "monitoring",
+    "list_alerts": "monitoring",
+    "monitoring_stats": "monitoring",
     # events
     "publish": "events",
     "create_schedule": "automation",
@@ -93,11 +99,13 @@ __all__ = [
     "compare_runs",
     "compile_pipeline",
     "create_endpoint",
+    "create_monitor",
     "create_schedule",
     "create_trigger",
     "dead_letters",
     "delete_alias",
     "delete_endpoint",
+    "delete_monitor",
     "delete_schedule",
     "delete_trigger",
     "detect_drift",
@@ -111,12 +119,14 @@ __all__ = [
     "get_metric_history",
     "get_model",
     "get_model_version",
+    "get_monitor",
     "get_pipeline_run",
     "get_run",
     "get_schedule",
     "get_task_log",
     "get_trigger",
     "init",
+    "list_alerts",
     "list_artifacts",
     "list_audit_events",
     "list_contexts",
@@ -124,12 +134,14 @@ __all__ = [
     "list_executions",
     "list_model_versions",
     "list_models",
+    "list_monitors",
     "list_pipeline_runs",
     "list_schedules",
     "list_subscriptions",
     "list_topics",
     "list_triggers",
     "load_model",
+    "monitoring_stats",
     "pause_schedule",
     "pause_trigger",
     "promote_if_better",
@@ -199,9 +211,15 @@ if _typing.TYPE_CHECKING:  # what __getattr__ below returns, for type checkers a
     from shipyard.sdk.lineage import (
         list_executions as list_executions,
     )
+    from shipyard.sdk.monitoring import create_monitor as create_monitor
+    from shipyard.sdk.monitoring import delete_monitor as delete_monitor
     from shipyard.sdk.monitoring import (
         detect_drift as detect_drift,
     )
+    from shipyard.sdk.monitoring import get_monitor as get_monitor
+    from shipyard.sdk.monitoring import list_alerts as list_alerts
+    from shipyard.sdk.monitoring import list_monitors as list_monitors
+    from shipyard.sdk.monitoring import monitoring_stats as monitoring_stats
     from shipyard.sdk.pipelines import (
         cancel_pipeline_run as cancel_pipeline_run,
     )

@@ -263,3 +263,26 @@ def test_fixed_thresholds_and_sampling(setup: Any) -> None:
     assert (plan["metric"], plan["threshold"]) == ("l_infinity", 0.05)
     assert run.result["features"]["age"]["metric"] == "ks"
     assert json.dumps(run.result)
+
+
+def test_the_worker_source_runs_each_due_window_once(setup: Any, tmp_path: Path) -> None:
+    from shipyard.monitoring.jobs import MonitorRuns
+    from shipyard.runtime import Runtime
+    from shipyard.worker.sources import default_sources
+
+    store, settings, root = setup
+    assert any(isinstance(s, MonitorRuns) for s in default_sources())
+    # Windows ending about 2 h and 1 h ago are due; the next ends in 10 minutes.
+    now = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=10)
+    make(store, start_at=now - 3 * HOUR)
+    log_window(root, now - 2 * HOUR - HOUR / 2, seed=1)
+    runtime = Runtime(settings=settings, store=store, artifacts=None)  # type: ignore[arg-type]
+    source = MonitorRuns()
+    assert source.claim_and_run(runtime, "worker-1")
+    assert source.claim_and_run(runtime, "worker-1")
+    assert not source.claim_and_run(runtime, "worker-1")  # the next is due in an hour
+    runs = service.history(store, "default", "leads-monitor")
+    assert [(r.window_end, r.trigger) for r in runs] == \
+        [(now - HOUR, "schedule"), (now - 2 * HOUR, "schedule")]
+    assert runs[1].result["rows"] == 1000 and runs[0].result["rows"] == 1000
+    assert service.get_monitor(store, "default", "leads-monitor").next_run_at == now

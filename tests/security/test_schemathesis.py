@@ -58,6 +58,8 @@ SEMANTIC = {
     "/api/v1/projects/{project}/events/topics/{topic}/publish":
         "attribute names (JSON object keys)",
     "/api/v1/projects/{project}/events/subscriptions": "min_backoff at most max_backoff",
+    "/api/v1/projects/{project}/monitors":
+        "baseline_profile: base64 of a profile's bytes; durations, thresholds, channels",
     "/api/v1/projects/{project}/events/schedules":
         "cron grammar, IANA time zone names, the action's fields by its type",
     "/api/v1/projects/{project}/events/triggers":
@@ -82,6 +84,7 @@ PRECONDITIONS = {
     "/api/v1/projects/{project}/endpoints/{name}/deployments": "version or alias, not both",
     "/api/v1/projects/{project}/events/subscriptions/{name}/nack": "no such lease (any more)",
     "/api/v1/projects/{project}/events/subscriptions/{name}/extend": "no such lease (any more)",
+    "/api/v1/projects/{project}/endpoints/{name}/monitoring-stats": "no monitor run yet",
 }
 # Where the server reads more than the schema admits (pydantic's lax mode): a date as an
 # epoch number, an integer as a JSON boolean. Everything else invalid is still refused.

@@ -249,6 +249,11 @@ class Endpoint:
     def traffic_split(self) -> dict[str, int]:
         return dict(self._ep.refresh().traffic)
 
+    def monitoring_stats(self) -> dict[str, Any]:
+        """The newest run of the endpoint's monitors: ``["feature_metrics"][feature]
+        ["drift_score"]``, as seed 002 reads it (Shipyard's, not a Vertex API)."""
+        return sy.monitoring_stats(self._ep.name)
+
     def list_models(self) -> builtins.list[DeployedModel]:
         return [DeployedModel(d.id, d.model, str(d.version), d.id, d.traffic_percentage)
                 for d in self._ep.refresh().deployments]

@@ -17,6 +17,7 @@ from shipyard.cli import (
     identity,
     lineage,
     models,
+    monitors,
     output,
     pipelines,
     quickstart,
@@ -102,6 +103,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(pipelines.app, name="pipelines")
 app.add_typer(endpoints.app, name="endpoints")
 app.add_typer(events.app, name="events")
+app.add_typer(monitors.app, name="monitors")
 events.app.add_typer(automation.schedules_app, name="schedules")
 events.app.add_typer(automation.triggers_app, name="triggers")
 batch.register(app)

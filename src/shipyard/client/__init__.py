@@ -14,6 +14,7 @@ from shipyard.client.events import HttpEvents
 from shipyard.client.http import HttpClient
 from shipyard.client.identity import HttpIdentity
 from shipyard.client.lineage import HttpLineage
+from shipyard.client.monitoring import HttpMonitoring
 from shipyard.client.pipelines import HttpPipelines
 from shipyard.client.registry import HttpRegistry
 from shipyard.client.serving import HttpServing
@@ -40,6 +41,7 @@ class HttpSession:
         self.identity = HttpIdentity(self.client)
         self.serving = HttpServing(self.client)
         self.events = HttpEvents(self.client)
+        self.monitoring = HttpMonitoring(self.client)
         self.automation = HttpAutomation(self.client)
 
     def close(self) -> None:

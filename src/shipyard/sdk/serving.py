@@ -175,6 +175,11 @@ class Endpoint:
         (1 to 50) feature orders; by default, the deployment's settings."""
         return _serving().explain(self.name, instances, method=method, path_count=path_count)
 
+    def monitoring_stats(self, monitor: str | None = None) -> dict[str, Any]:
+        """The newest run of this endpoint's monitors, as seed 002 reads it:
+        ``["feature_metrics"][feature]["drift_score"]`` (see ``sy.monitoring_stats``)."""
+        return session.current().monitoring.monitoring_stats(self.name, monitor)
+
     def delete(self) -> None:
         _serving().delete_endpoint(self.name)
 

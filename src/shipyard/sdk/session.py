@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # the ports' value types load with the port that is opened (C
     from shipyard.events.automation_port import AutomationPort
     from shipyard.events.port import EventsPort
     from shipyard.lineage.port import LineagePort
+    from shipyard.monitoring.port import MonitoringPort
     from shipyard.pipelines.port import PipelinesPort
     from shipyard.registry.port import RegistryPort
     from shipyard.security.port import IdentityPort
@@ -45,6 +46,8 @@ class Session(Protocol):
     def serving(self) -> ServingPort: ...
     @property
     def events(self) -> EventsPort: ...
+    @property
+    def monitoring(self) -> MonitoringPort: ...
     @property
     def automation(self) -> AutomationPort: ...
 

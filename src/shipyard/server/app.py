@@ -33,6 +33,7 @@ from shipyard.server.api import (
     events,
     identity,
     lineage,
+    monitoring,
     pipelines,
     registry,
     service,
@@ -131,7 +132,7 @@ def create_app(
     app.state.serving = replicas
     errors.install(app, (str(settings.home), settings.artifacts))
     for module in (service, identity, tracking, lineage, registry, pipelines, serving, events,
-                   audit):
+                   monitoring, audit):
         app.include_router(module.router)
     app.include_router(automation.router)
     app.include_router(serving.data_plane)

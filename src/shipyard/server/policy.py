@@ -138,6 +138,16 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", f"{P}/events/subscriptions/{{name}}/extend"): Rule(Permission.RUN),
     ("POST", f"{P}/events/subscriptions/{{name}}/seek"): WRITE,
     ("GET", f"{P}/events/subscriptions/{{name}}/dead-letters"): READ,
+    # -- monitoring: running a monitor is running work ('user'); monitors are resources -------
+    ("GET", f"{P}/monitors"): READ,
+    ("POST", f"{P}/monitors"): WRITE,
+    ("GET", f"{P}/monitors/{{name}}"): READ,
+    ("DELETE", f"{P}/monitors/{{name}}"): Rule(Permission.DELETE),
+    ("POST", f"{P}/monitors/{{name}}/run"): Rule(Permission.RUN),
+    ("GET", f"{P}/monitors/{{name}}/runs"): READ,
+    ("GET", f"{P}/monitors/{{name}}/report"): READ,
+    ("GET", f"{P}/monitor-alerts"): READ,
+    ("GET", f"{P}/endpoints/{{name}}/monitoring-stats"): READ,
     # Schedules and triggers act later as their creator: creating one is 'editor', as
     # promoting or deploying is; calling a Python function also needs the operator's
     # SHIPYARD_ACTION_FUNCTIONS (events.acting.check_allowed).

@@ -122,8 +122,9 @@ def default_sources(*, lease: Lease | None = None,
                     handback: threading.Event | None = None) -> list[JobSource]:
     """The sources ``shipyard worker`` and the server's embedded worker poll: ``lease`` and
     ``handback`` go to the ones that claim long-running work (``PipelineQueue``)."""
+    from shipyard.monitoring.jobs import MonitorRuns
     from shipyard.worker.event_sources import DataWatches, PushDeliveries
     from shipyard.worker.events import Schedules, Triggers
 
     return [PipelineQueue(lease=lease or Lease(), handback=handback), SilentRuns(),
-            Schedules(), Triggers(), PushDeliveries(), DataWatches()]
+            Schedules(), Triggers(), PushDeliveries(), DataWatches(), MonitorRuns()]

@@ -10,6 +10,7 @@ from shipyard.sdk.local.automation import LocalAutomation
 from shipyard.sdk.local.events import LocalEvents
 from shipyard.sdk.local.identity import LocalIdentity
 from shipyard.sdk.local.lineage import LocalLineage
+from shipyard.sdk.local.monitoring import LocalMonitoring
 from shipyard.sdk.local.pipelines import LocalPipelines
 from shipyard.sdk.local.registry import LocalRegistry
 from shipyard.sdk.local.serving import LocalServing
@@ -55,6 +56,7 @@ class LocalSession:
         self.identity = LocalIdentity(scope)
         self.serving = LocalServing(scope)
         self.events = LocalEvents(scope)
+        self.monitoring = LocalMonitoring(scope)
         self.automation = LocalAutomation(scope)
 
     def close(self) -> None:
