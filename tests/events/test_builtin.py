@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression
+from sqlalchemy import func, select
 
 from shipyard import dsl
 from shipyard.artifacts import ArtifactStore, open_artifact_store
@@ -35,6 +36,7 @@ from shipyard.registry import (
 )
 from shipyard.registry.aliases import move_alias
 from shipyard.store import Store, open_store
+from shipyard.store.schema import event_messages
 
 CTX = RequestContext(project="default", actor="alice")
 X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0]})
@@ -98,6 +100,9 @@ def test_a_change_that_rolls_back_announces_nothing(
     store: Store, artifacts: ArtifactStore
 ) -> None:
     register(store, artifacts, semver="1.0.0")
+    # Nobody subscribed yet: nothing was written (no subscription could ever get it).
+    with store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(event_messages)).scalar() == 0
     bus.create_subscription(store, CTX, "moved", builtin.ALIAS_MOVED)
     bus.create_subscription(store, CTX, "registered", builtin.VERSION_REGISTERED)
     # The alias moved (its event written), then the rest of the change failed.

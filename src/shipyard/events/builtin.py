@@ -34,11 +34,19 @@ BUILTIN_TOPICS = (VERSION_REGISTERED, ALIAS_MOVED, ENDPOINT_DEPLOYED, ENDPOINT_U
                   ENDPOINT_TRAFFIC_CHANGED, PIPELINE_RUN_FINISHED, ALERT_RAISED, DATA_ARRIVED)
 
 
-def announce(conn: Connection, ctx: RequestContext, topic: str, **payload: Any) -> str:
+def announce(conn: Connection, ctx: RequestContext, topic: str, **payload: Any
+             ) -> str | None:
     """Publish a built-in event inside the caller's transaction; its message id. The
     ordering key is the payload's subject (the model, endpoint, pipeline or monitor), so
-    events about one thing are delivered in the order they happened."""
-    from shipyard.events.bus import publish_in
+    events about one thing are delivered in the order they happened.
+
+    Nothing is written while the topic has no subscription (None): no subscription could
+    ever receive the message (a subscription gets what is published after it exists), and
+    a change nobody listens to pays one indexed read, not three writes."""
+    from shipyard.events.bus import has_subscriptions, publish_in
+
+    if not has_subscriptions(conn, ctx.project, topic):
+        return None
 
     subject = next((str(payload[key]) for key in ("model", "endpoint", "pipeline", "monitor",
                                                    "watch") if payload.get(key)), None)

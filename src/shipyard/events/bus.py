@@ -69,7 +69,8 @@ from shipyard.validation import check_name
 
 __all__ = [
     "ack", "create_subscription", "create_topic", "dead_letters", "delete_subscription",
-    "extend_lease", "get_subscription", "get_topic", "list_subscriptions", "list_topics",
+    "extend_lease", "get_subscription", "get_topic", "has_subscriptions", "list_subscriptions",
+    "list_topics",
     "nack", "publish", "publish_in", "pull", "purge_expired", "seek", "subscribe_in",
     "wait_for_messages",
 ]
@@ -218,6 +219,21 @@ def publish_in(conn: Connection, ctx: RequestContext, topic: str, data: Any, *,
     """Publish inside the caller's write transaction: the message commits with the caller's
     change or rolls back with it (the outbox)."""
     return _publish(conn, ctx, topic, *_check_message(topic, data, ordering_key, attributes))
+
+
+def has_subscriptions(conn: Connection, project: str, topic: str) -> bool:
+    """Whether ``topic`` has a subscription (inside the caller's transaction)."""
+    return conn.execute(_HAS_SUBSCRIPTIONS, {"project": project, "name": topic}).first() \
+        is not None
+
+
+_HAS_SUBSCRIPTIONS = (
+    select(literal(1))
+    .select_from(event_subscriptions.join(
+        event_topics, event_topics.c.id == event_subscriptions.c.topic_id))
+    .where(event_topics.c.project == bindparam("project"),
+           event_topics.c.name == bindparam("name"))
+    .limit(1))
 
 
 def _publish(conn: Connection, ctx: RequestContext, topic: str, data: Any,
