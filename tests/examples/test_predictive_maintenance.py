@@ -49,18 +49,3 @@ def test_drifting_sensor_is_caught_and_healthy_days_are_quiet(example: ModuleTyp
     assert result["drifted"] == {1: [], 2: [], 3: ["vibration"]}
     assert (home / "reports" / "predictive-maintenance" / "day-3.html").stat().st_size > 0
 
-
-def test_the_check_reads_the_registered_baseline(example: ModuleType, home: Path) -> None:
-    # Without the pipeline: a version registered with its run's baseline, then checked.
-    from shipyard.monitoring.profiles import profile
-
-    train = example.generate_readings(3_000, seed=5)
-    stored = profile(train[example.FEATURES],
-                     categorical_features=example.CATEGORICAL).to_bytes()
-    with sy.start_run(experiment="pump-failure", name="train") as run:
-        run.log_artifact(stored, name="baseline.profile")
-    from sklearn.dummy import DummyClassifier
-
-    model = DummyClassifier(strategy="prior").fit(train[["rpm"]], train[example.TARGET])
-    sy.register_model("pump-failure", model, run=run.id, input_example=train[["rpm"]].head(2))
-    assert example.baseline_of().to_bytes() == stored
