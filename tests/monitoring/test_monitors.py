@@ -78,6 +78,17 @@ def setup(store: Store, tmp_path: Path) -> tuple[Store, Settings, Path]:
     return store, settings, tmp_path / "artifacts"
 
 
+@pytest.fixture
+def sqlite_setup(tmp_path: Path) -> tuple[Store, Settings, Path]:
+    """As ``setup``, on SQLite only: for what does not depend on the database."""
+    from shipyard.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path}/shipyard.db", cached=False)
+    settings = Settings(home=tmp_path, uri="sqlite://", artifacts=str(tmp_path / "artifacts"))
+    serving.create_endpoint(store, CTX, "leads")
+    return store, settings, tmp_path / "artifacts"
+
+
 def make(store: Store, name: str = "leads-monitor", *, data: pd.DataFrame | None = None,
          start_at: datetime = T0, **options: Any) -> Any:
     args: dict[str, Any] = {"interval": "1h", "window": None, "sampling_rate": 1.0,
@@ -190,8 +201,8 @@ def test_a_run_killed_midway_writes_nothing_and_runs_again(
     assert len(service.list_alerts(store, "default")) == 3
 
 
-def test_performance_from_feedback_and_objectives(setup: Any) -> None:
-    store, settings, root = setup
+def test_performance_from_feedback_and_objectives(sqlite_setup: Any) -> None:
+    store, settings, root = sqlite_setup
     make(store, objectives={"accuracy": 0.9, "latency_p95_ms": 50.0, "roc_auc": 0.99},
          alert=["log"])
     log_window(root, T0, seed=1, truth=True, latency_ms=80.0)
@@ -249,8 +260,8 @@ DEFAULTS: dict[str, Any] = {
     "features": None, "categorical_features": None, "feature_importance": None}
 
 
-def test_fixed_thresholds_and_sampling(setup: Any) -> None:
-    store, settings, root = setup
+def test_fixed_thresholds_and_sampling(sqlite_setup: Any) -> None:
+    store, settings, root = sqlite_setup
     make(store, thresholds={"plan": 0.05}, sampling_rate=0.5)
     log_window(root, T0, seed=5)
     run = service.run_monitor(store, settings, "default", "leads-monitor", now=T0 + HOUR)
