@@ -264,7 +264,12 @@ def record_run(store: Store, row: Any, start: datetime, end: datetime, trigger: 
     run_id = new_id()
 
     def work(conn: Connection) -> MonitorRun | None:
-        current = conn.execute(select(monitors).where(monitors.c.id == row.id)).first()
+        # The monitor's row is locked (PostgreSQL; SQLite's write transaction excludes the
+        # others): runs of one monitor record one at a time, so two never open the same alert.
+        query = select(monitors).where(monitors.c.id == row.id)
+        if conn.dialect.name != "sqlite":
+            query = query.with_for_update()
+        current = conn.execute(query).first()
         if current is None:
             return None  # deleted meanwhile
         if owner is not None and current.lease_owner != owner:
