@@ -53,6 +53,16 @@ def test_first_run_trains_registers_promotes_and_prints_lineage(home: Path) -> N
     assert strongest[0] in text.split("seed 002's example lead")[0].splitlines()[-5]
     assert ("curl -s -X POST http://127.0.0.1:8080/api/v1/projects/default/endpoints/"
             "lead-scoring-endpoint:predict") in text
+    # Monitoring: the campaign's leads (half from Facebook, companies a quarter the size)
+    # are caught on exactly those two features; the unchanged ones stay quiet; one alert.
+    drift = result.drift
+    assert drift is not None and drift.monitor == "lead-scoring-monitor"
+    assert drift.sent == 500 and drift.judged_rows == 504  # the 4 scored leads as well
+    assert sorted(name for name, *_ in drift.drifted) == ["campaign_source", "company_size"]
+    assert all(value > threshold for _, _, value, threshold in drift.drifted)
+    assert drift.alert is not None and drift.alert.startswith("warning skew alert ")
+    assert "Drift    lead-scoring-monitor judged 504 logged leads" in text
+    assert "shipyard monitors alerts lead-scoring-monitor" in text
 
     sy.init(home=home)
     # One servable version: raw lead records in, scores out (the seed's example lead).
@@ -86,6 +96,9 @@ def test_rerun_is_all_cached_and_a_new_seed_promotes_only_if_better(home: Path) 
     assert not again.registered and "nothing new registered" in text
     assert again.served is not None and again.served.action == "already serving"
     assert again.served.scores[0] == first.served.scores[0]  # type: ignore[union-attr]
+    # The rerun's campaign drifts too, and the alert already open is shown, not raised again.
+    assert again.drift is not None and first.drift is not None
+    assert again.drift.alert == first.drift.alert
     sy.init(home=home)
     assert [v.version for v in sy.list_model_versions(MODEL_NAME)] == [1]
 

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from shipyard.quickstart.monitoring import DriftFound
 from shipyard.quickstart.pipeline import MODEL_NAME
 from shipyard.quickstart.serving import ServedLeads, top_reasons
 
@@ -73,6 +74,8 @@ def next_commands(result: QuickstartResult) -> list[str]:
         commands.append(f"shipyard lineage show {result.production.artifact_id}{flag}")
     if result.served is not None:
         commands.append(f"shipyard endpoints show {result.served.endpoint}{flag}")
+    if result.drift is not None:
+        commands.append(f"shipyard monitors alerts {result.drift.monitor}{flag}")
     # The web console: the server prints a one-time login link to open in a browser.
     commands.append(f"shipyard server{flag}    # then open the console link it prints")
     return commands
@@ -109,6 +112,8 @@ def print_summary(console: Console, result: QuickstartResult) -> None:
             console.print(f"  {escape(line)}", soft_wrap=True)
     if result.served is not None:
         print_served(console, result.served)
+    if result.drift is not None:
+        print_drift(console, result.drift)
     console.print("[bold]Next[/]")
     for command in next_commands(result):
         console.print(f"  {escape(command)}")
@@ -134,6 +139,25 @@ def print_served(console: Console, served: ServedLeads) -> None:
     console.print(f"  [dim](the first lead is seed 002's example lead; why: the features that "
                   f"moved its score most from the baseline's {served.baseline_score:.3f}, "
                   f"sampled Shapley)[/]", soft_wrap=True)
+
+
+def print_drift(console: Console, drift: DriftFound) -> None:
+    console.print(f"[bold]Drift[/]    {drift.monitor} judged {drift.judged_rows:,} logged leads "
+                  f"(the last hour, {drift.sent:,} from a new campaign) against the training "
+                  "data:", soft_wrap=True)
+    if not drift.drifted:
+        console.print(f"  none of {drift.features} features drifted")
+    else:
+        table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 1), show_edge=False)
+        for heading in ("drifted", "metric", "value", "threshold"):
+            table.add_column(heading, justify="right" if heading in ("value", "threshold")
+                             else "left", no_wrap=True)
+        for name, metric, value, threshold in drift.drifted:
+            table.add_row(escape(name), escape(metric), f"{value:.4g}", f"{threshold:.4g}")
+        console.print(table)
+    if drift.alert is not None:
+        console.print(f"  [yellow]{escape(drift.alert)}[/]  [dim](published on the "
+                      "monitor-alert-raised topic)[/]", soft_wrap=True)
 
 
 def _cell(value: object) -> str:

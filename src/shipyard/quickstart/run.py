@@ -38,7 +38,14 @@ from shipyard.pipelines import (
     list_pipeline_runs,
     run_pipeline,
 )
-from shipyard.quickstart.data import DEFAULT_ROWS, DEFAULT_SEED, MAX_ROWS, MAX_SEED
+from shipyard.quickstart.data import (
+    DEFAULT_ROWS,
+    DEFAULT_SEED,
+    MAX_ROWS,
+    MAX_SEED,
+    generate_leads,
+)
+from shipyard.quickstart.monitoring import MONITOR, DriftFound, watch_for_drift
 from shipyard.quickstart.pipeline import MODEL_NAME, PIPELINE_NAME, TASKS, lead_scoring
 from shipyard.quickstart.report import home_flag, lineage_chain, print_summary
 from shipyard.quickstart.serving import ENDPOINT, ServedLeads, curl_line, serve_production
@@ -79,6 +86,7 @@ class QuickstartResult:
     lineage: list[str] = field(default_factory=list)
     seconds: float = 0.0
     served: ServedLeads | None = None
+    drift: DriftFound | None = None
 
     @property
     def executed(self) -> list[str]:
@@ -164,24 +172,30 @@ def run_quickstart(
         run = _run_with_progress(store, artifacts, ctx, settings, rows, seed, console)
         result = _summarise(store, settings, run, 0.0)
         if result.production is not None:
-            with console.status(f"serving the production model on {ENDPOINT}..."):
-                served = _serve(settings, result.production, seed)
-            result = dataclasses.replace(result, served=served)
+            served, drift = _serve(settings, result.production, rows, seed, console)
+            result = dataclasses.replace(result, served=served, drift=drift)
         result = dataclasses.replace(result, seconds=time.monotonic() - started)
     print_summary(console, result)
     return result
 
 
-def _serve(settings: Settings, production: ModelVersion, seed: int) -> ServedLeads:
-    """Deploy and score through the SDK's local serving port, as a user's code would."""
+def _serve(settings: Settings, production: ModelVersion, rows: int, seed: int,
+           console: Console) -> tuple[ServedLeads, DriftFound]:
+    """Deploy and score through the SDK's local ports, as a user's code would; then let a
+    monitor on the endpoint judge a drifted mix of leads."""
     from shipyard.sdk.local import LocalSession
 
     session = LocalSession(settings)
     try:
-        served = serve_production(session.serving, MODEL_NAME, production, seed)
+        with console.status(f"serving the production model on {ENDPOINT}..."):
+            served = serve_production(session.serving, MODEL_NAME, production, seed)
+        with console.status(f"sending a drifted mix of leads to {ENDPOINT}; {MONITOR} "
+                            "judges them..."):
+            drift = watch_for_drift(session.serving, session.monitoring,
+                                    generate_leads(rows, seed), seed)
     finally:
         session.close()
-    return dataclasses.replace(served, curl=curl_line(settings))
+    return dataclasses.replace(served, curl=curl_line(settings)), drift
 
 
 def _cancel_orphans(store: Store, ctx: RequestContext) -> None:

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from shipyard.quickstart.data import FEATURES, generate_leads
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from shipyard.config import Settings
     from shipyard.registry import ModelVersion
     from shipyard.serving.port import ServingPort
@@ -90,8 +92,12 @@ def top_reasons(attributions: dict[str, float], count: int = 2) -> str:
 
 
 def sample_leads(seed: int) -> list[dict[str, Any]]:
-    """A few generated leads as a client would send them (JSON: missing values are null)."""
-    frame = generate_leads(100, seed + 1).head(MORE_LEADS)
+    """A few generated leads as a client would send them."""
+    return records(generate_leads(100, seed + 1).head(MORE_LEADS))
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Leads as a client sends them: JSON objects keyed by feature, missing values null."""
     rows: list[dict[str, Any]] = []
     for record in frame[list(FEATURES)].to_dict(orient="records"):
         rows.append({str(k): _plain(v) for k, v in record.items()})
