@@ -200,8 +200,8 @@ def _model(page: Any, site: Site) -> None:
 
 def _events(page: Any, site: Site) -> None:
     topics = page.locator("#topics tbody tr td:first-child").all_inner_texts()
-    # The demo's topic, and the built-in ones the registry and the runs announced on.
-    assert {TOPIC, "model-version-registered", "pipeline-run-finished"} <= set(topics)
+    # The demo's topic, and the built-in ones its triggers subscribe to.
+    assert {TOPIC, "model-version-registered", "model-alias-moved"} <= set(topics)
     row = page.locator(f'#subscriptions tr[data-subscription="{SUBSCRIPTION}"]')
     assert row.locator("td").all_inner_texts()[2:5] == ["2", "0", "1"]  # waiting, leased, dead
     assert page.locator("#messages tbody tr", has_text='"what":"demo"').count() == 3
