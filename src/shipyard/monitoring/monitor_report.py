@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import html
 import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
+from shipyard.monitoring._files import write_atomic
 from shipyard.monitoring.models import Monitor, MonitorRun
 
 __all__ = ["render_history", "write_page"]
@@ -86,15 +85,4 @@ td,th{{border:1px solid #ccc;padding:4px 8px}}tr.breached{{background:#fde2e2}}<
 
 def write_page(path: str | os.PathLike[str], page: str) -> None:
     """Write ``page`` to ``path`` whole or not at all (temporary file, fsync, rename)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(page.encode())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, page.encode())
