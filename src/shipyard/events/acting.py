@@ -97,6 +97,8 @@ def perform(store: Store, artifacts: Any, settings: Any, ctx: RequestContext, ac
         return _webhook(filled, context)
     if isinstance(filled, act.CallFunction):
         return _call(filled, context)
+    if isinstance(filled, act.StartCanary):
+        return _start_canary(store, ctx, filled, context)
     if isinstance(filled, act.Publish):
         from shipyard.events import bus
 
@@ -130,6 +132,50 @@ def _run_pipeline(store: Store, artifacts: Any, settings: Any, ctx: RequestConte
     run = run_pipeline(store, artifacts, ctx, spec, dict(action.arguments),
                        enable_caching=action.enable_caching, submit=True, settings=settings)
     return {"pipeline_run_id": run.id, "pipeline": spec.name}
+
+
+def _start_canary(store: Store, ctx: RequestContext, action: act.StartCanary,
+                  context: Mapping[str, Any]) -> dict[str, Any]:
+    """Deploy the version with no traffic (unless it is deployed already) and start its
+    canary; a second run for the same version (a redelivered event) finds the rollout it
+    started and starts nothing."""
+    from shipyard.registry import service as registry
+    from shipyard.serving import rollouts
+    from shipyard.serving import service as serving
+
+    version: int | None = None if action.version is None else int(action.version)
+    if version is None and action.version_from == "event":
+        event = context.get("event")
+        found = event.get("version") if isinstance(event, Mapping) else None
+        if isinstance(found, bool) or not isinstance(found, int):
+            raise FailedPrecondition("action.version_from is 'event' but what fired the "
+                                     "action carries no version number (a "
+                                     "model-version-registered event does)",
+                                     field="action.version_from")
+        named = event.get("model") if isinstance(event, Mapping) else None
+        if named is not None and named != action.model:
+            raise FailedPrecondition(f"the event is about model {named!r}, the action deploys "
+                                     f"{action.model!r}: filter the trigger on the model",
+                                     field="action.model")
+        version = found
+    if version is None:
+        version = registry.get_model_version(store, ctx.project, action.model, None,
+                                             None).version
+    deployed_id = f"{action.model}:{version}"
+    for earlier in rollouts.list_rollouts(store, ctx.project, action.endpoint):
+        if earlier.candidate == deployed_id:
+            return {"endpoint": action.endpoint, "rollout": earlier.id,
+                    "candidate": deployed_id, "state": earlier.state}
+    endpoint = serving.get_endpoint(store, ctx.project, action.endpoint)
+    if all(d.id != deployed_id for d in endpoint.deployments):
+        serving.deploy(store, ctx, action.endpoint, action.model, version=version,
+                       traffic_percentage=0)
+    rollout = rollouts.start_canary(
+        store, ctx, action.endpoint, deployed_id, percent=action.percent,
+        after_requests=action.after_requests, max_latency_ratio=action.max_latency_ratio,
+        prediction_tolerance=action.prediction_tolerance, promote_alias=action.promote_alias)
+    return {"endpoint": action.endpoint, "rollout": rollout.id, "candidate": deployed_id,
+            "state": rollout.state}
 
 
 def _webhook(action: act.Webhook, context: Mapping[str, Any]) -> dict[str, Any]:

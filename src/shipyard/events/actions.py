@@ -27,7 +27,7 @@ from shipyard.errors import InvalidArgument
 
 __all__ = [
     "Action", "CallFunction", "Deploy", "Promote", "Publish", "Rollback", "RunPipeline",
-    "SetTraffic", "Webhook", "check_action", "render",
+    "SetTraffic", "StartCanary", "Webhook", "check_action", "render",
 ]
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -99,6 +99,28 @@ class Rollback(_Action):
     reason: str = Field(default="", max_length=2000)
 
 
+class StartCanary(_Action):
+    """Deploy a version of ``model`` to ``endpoint`` as a canary with ``percent`` of its
+    requests, judged by the workers (``serving.rollouts``): after ``after_requests`` logged
+    requests it is promoted to 100 (the champions undeployed, ``promote_alias`` moved to
+    it) if its p95 latency is at most ``max_latency_ratio`` times the champions' (and,
+    with ``prediction_tolerance``, its mean prediction within that of theirs), and rolled
+    back otherwise. The version: ``version``, else with ``version_from="event"`` the
+    firing event's ``version`` (a ``model-version-registered`` trigger), else the latest.
+    A redelivered event starts nothing twice."""
+
+    type: Literal["start_canary"] = "start_canary"
+    endpoint: NameOrTemplate
+    model: NameOrTemplate
+    version: Version | None = None
+    version_from: Literal["event", "latest"] = "event"
+    percent: Annotated[int, Field(ge=1, le=99, strict=True)] = 10
+    after_requests: Annotated[int, Field(ge=1, le=10_000_000, strict=True)] = 100
+    max_latency_ratio: Annotated[float, Field(gt=0, le=1000)] = 1.5
+    prediction_tolerance: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    promote_alias: Name | None = "production"
+
+
 class Webhook(_Action):
     """POST ``body`` (default: what fired the action) as JSON to ``url``, through the
     outbound guard: only hosts and networks the operator allowlisted
@@ -131,10 +153,10 @@ class Publish(_Action):
 
 
 Action = Annotated[RunPipeline | Deploy | SetTraffic | Promote | Rollback | Webhook
-                   | CallFunction | Publish, Field(discriminator="type")]
+                   | CallFunction | Publish | StartCanary, Field(discriminator="type")]
 _ACTION: TypeAdapter[Any] = TypeAdapter(Action)
 TYPES = ("run_pipeline", "deploy", "set_traffic", "promote", "rollback", "webhook",
-         "call_function", "publish")
+         "call_function", "publish", "start_canary")
 
 
 def check_action(value: Any, field: str = "action") -> Any:

@@ -123,8 +123,10 @@ def default_sources(*, lease: Lease | None = None,
     """The sources ``shipyard worker`` and the server's embedded worker poll: ``lease`` and
     ``handback`` go to the ones that claim long-running work (``PipelineQueue``)."""
     from shipyard.monitoring.jobs import MonitorRuns
+    from shipyard.serving.rollouts import CanaryRollouts
     from shipyard.worker.event_sources import DataWatches, PushDeliveries
     from shipyard.worker.events import Schedules, Triggers
 
     return [PipelineQueue(lease=lease or Lease(), handback=handback), SilentRuns(),
-            Schedules(), Triggers(), PushDeliveries(), DataWatches(), MonitorRuns()]
+            Schedules(), Triggers(), PushDeliveries(), DataWatches(), MonitorRuns(),
+            CanaryRollouts()]

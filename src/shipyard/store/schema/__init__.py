@@ -1,7 +1,7 @@
 """Every table, on one ``MetaData``: the aggregate of the per-capability modules beside it.
 
 Each capability defines its tables in its own module (``lineage``, ``tracking``,
-``pipelines``, ``registry``, ``serving``, ``security``, ``audit``; ``base`` holds the
+``pipelines``, ``registry``, ``serving``, ``rollouts``, ``security``, ``audit``; ``base`` holds the
 ``MetaData``, the naming convention and ``projects``). Importing this package imports them all, so
 ``metadata`` here is complete: Alembic's environment and the test that compares the
 migrations with the tables use it. A new capability adds a module and one import line here.
@@ -42,6 +42,7 @@ from shipyard.store.schema.lineage import (
 from shipyard.store.schema.monitoring import monitor_alerts, monitor_runs, monitors
 from shipyard.store.schema.pipelines import cache_entries, pipeline_runs, pipeline_tasks
 from shipyard.store.schema.registry import alias_history, model_aliases, model_versions, models
+from shipyard.store.schema.rollouts import canary_rollouts
 from shipyard.store.schema.security import grants, principals, tokens
 from shipyard.store.schema.serving import endpoint_deployments, endpoints
 from shipyard.store.schema.tracking import (
@@ -63,6 +64,7 @@ __all__ = [
     "attributions",
     "audit_log",
     "cache_entries",
+    "canary_rollouts",
     "contexts",
     "endpoint_deployments",
     "endpoints",

@@ -1,0 +1,491 @@
+"""Durable canary rollouts, judged by the workers (the closed loop's last step).
+
+``start_canary`` gives a deployed candidate ``percent`` of an endpoint's requests (the
+champions share the rest) and records the rollout, in one transaction. The workers' job
+source (``worker.sources.CanaryRollouts``) calls ``judge_canaries``: it leases one running
+rollout, counts the candidate's requests in the request log since the start (DuckDB over the
+Parquet files, as monitoring reads them) and, once ``after_requests`` are in, compares it with
+the champions over the same time:
+
+- latency: the candidate's p95 (per request) must be at most ``max_latency_ratio`` times the
+  champions';
+- predictions (optional, ``prediction_tolerance``): the mean of the candidate's numeric
+  predictions must lie within that distance of the champions'.
+
+It then **promotes** (the candidate takes 100, the champions are undeployed, and the
+``promote_alias`` of the candidate's model moves to its version) or **rolls back** (the
+candidate is undeployed and the split before the canary restored). Each decision is one
+transaction with its audit rows and built-in events, taken under the rollout's row lock
+and only while the rollout is still ``running`` and leased by the judging worker: a
+redelivered or repeated judgement never promotes twice. A worker that dies mid-judgement
+leaves its lease to run out; the next worker judges the rollout again from the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+
+from shipyard import audit
+from shipyard.context import RequestContext
+from shipyard.errors import FailedPrecondition, InvalidArgument, NotFound
+from shipyard.events.builtin import ENDPOINT_UNDEPLOYED, announce
+from shipyard.ids import new_id
+from shipyard.serving import service
+from shipyard.serving.traffic import TOTAL, rescale
+from shipyard.store import Store
+from shipyard.store.dialect import claim_next
+from shipyard.store.schema import endpoint_deployments
+from shipyard.store.schema.rollouts import canary_rollouts
+from shipyard.store.types import utcnow
+from shipyard.validation import check_name
+
+__all__ = ["CanaryRollout", "CanaryRollouts", "get_rollout", "judge_canaries", "list_rollouts",
+           "start_canary"]
+
+FOLDER = "request-logs"  # serving.requestlog.FOLDER
+DEFAULT_PERCENT = 10
+DEFAULT_AFTER_REQUESTS = 100
+DEFAULT_LATENCY_RATIO = 1.5
+DEFAULT_ALIAS = "production"
+MAX_AFTER_REQUESTS = 10_000_000
+LEASE_SECONDS = 120.0
+CHECK_EVERY = 5.0
+
+State = Literal["running", "promoted", "rolled_back"]
+
+
+class CanaryRollout(BaseModel):
+    """A canary rollout as recorded: what it judges, by which criteria, and its verdict."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    project: str
+    endpoint: str
+    candidate: str
+    champions: list[str]
+    previous_traffic: dict[str, int]
+    percent: int
+    after_requests: int
+    criteria: dict[str, Any]
+    promote_alias: str | None
+    state: State
+    decision: dict[str, Any] | None
+    started_at: datetime
+    decided_at: datetime | None
+    created_by: str | None
+
+
+# -- starting ------------------------------------------------------------------------------
+
+
+def start_canary(store: Store, ctx: RequestContext, endpoint: str, deployed_model_id: str, *,
+                 percent: int = DEFAULT_PERCENT,
+                 after_requests: int = DEFAULT_AFTER_REQUESTS,
+                 max_latency_ratio: float = DEFAULT_LATENCY_RATIO,
+                 prediction_tolerance: float | None = None,
+                 promote_alias: str | None = DEFAULT_ALIAS) -> CanaryRollout:
+    """Give ``deployed_model_id`` (deployed to ``endpoint`` already, usually with 0)
+    ``percent`` of the requests and record the rollout for the workers to judge, in one
+    transaction. One rollout runs per endpoint at a time (``FailedPrecondition`` otherwise).
+    ``promote_alias``: the alias moved to the candidate's version on promotion (None: none).
+    """
+    check_name(endpoint, "endpoint")
+    criteria = check_criteria(deployed_model_id, percent, after_requests, max_latency_ratio,
+                              prediction_tolerance, promote_alias)
+
+    def work(conn: Connection) -> CanaryRollout:
+        row = service._endpoint_row(conn, ctx.project, endpoint, lock=True)
+        current = service._deployments_of(conn, [row.id]).get(row.id, [])
+        candidate = next((d for d in current if d.id == deployed_model_id), None)
+        if candidate is None:
+            raise NotFound(f"{deployed_model_id!r} is not deployed to {endpoint!r}: deployed "
+                           f"models are {[d.id for d in current]}", field="deployed_model_id")
+        if candidate.shadow:
+            raise FailedPrecondition(f"{deployed_model_id} is a shadow: a canary needs a "
+                                     "deployment that answers", field="deployed_model_id")
+        answering = [d for d in current if not d.shadow]
+        champions = [d.id for d in answering if d.id != deployed_model_id]
+        if not champions:
+            raise FailedPrecondition(f"{deployed_model_id} is the only model on {endpoint!r}: "
+                                     "a canary is judged against a champion",
+                                     field="deployed_model_id")
+        running = conn.execute(select(canary_rollouts.c.candidate).where(
+            canary_rollouts.c.endpoint_id == row.id,
+            canary_rollouts.c.state == "running")).scalar()
+        if running is not None:
+            raise FailedPrecondition(f"endpoint {endpoint!r} already runs a canary of "
+                                     f"{running}: wait for its verdict", field="endpoint")
+        before = {d.id: d.traffic_percentage for d in answering}
+        rest = {d: before[d] for d in champions}
+        split = {**rescale(rest, TOTAL - percent), deployed_model_id: percent}
+        service._change_split(conn, ctx, row, endpoint, answering, split)
+        now = utcnow()
+        rollout_id = new_id()
+        conn.execute(insert(canary_rollouts).values(
+            id=rollout_id, project=ctx.project, endpoint=endpoint, endpoint_id=row.id,
+            candidate=deployed_model_id, champions=champions, previous_traffic=before,
+            percent=percent, after_requests=after_requests, criteria=criteria["criteria"],
+            promote_alias=promote_alias, state="running", decision=None, started_at=now,
+            decided_at=None, next_check_at=now, lease_owner=None, lease_until=None,
+            created_by=ctx.actor))
+        audit.record(conn, ctx, "endpoint.canary.start", f"endpoints/{endpoint}",
+                     detail={"rollout": rollout_id, "candidate": deployed_model_id,
+                             "champions": champions, "percent": percent,
+                             "after_requests": after_requests,
+                             "criteria": criteria["criteria"], "traffic": split})
+        return _rollout(_row(conn, rollout_id))
+
+    return store.retry_write(work)
+
+
+def check_criteria(deployed_model_id: Any, percent: Any, after_requests: Any,
+                   max_latency_ratio: Any, prediction_tolerance: Any, promote_alias: Any,
+                   prefix: str = "") -> dict[str, Any]:
+    """``InvalidArgument`` naming the first bad field (``prefix`` + its name); the criteria
+    as stored otherwise."""
+    if not isinstance(deployed_model_id, str) or ":" not in deployed_model_id \
+            or not deployed_model_id.rpartition(":")[2].isdigit():
+        raise InvalidArgument(f"deployed_model_id must be a deployed model id such as "
+                              f"'model:3', got {str(deployed_model_id)[:80]!r}",
+                              field=f"{prefix}deployed_model_id")
+    if isinstance(percent, bool) or not isinstance(percent, int) or not 1 <= percent <= 99:
+        raise InvalidArgument(f"percent must be a whole number from 1 to 99, got {percent!r}",
+                              field=f"{prefix}percent")
+    if isinstance(after_requests, bool) or not isinstance(after_requests, int) \
+            or not 1 <= after_requests <= MAX_AFTER_REQUESTS:
+        raise InvalidArgument(f"after_requests must be a whole number from 1 to "
+                              f"{MAX_AFTER_REQUESTS}, got {after_requests!r}",
+                              field=f"{prefix}after_requests")
+    if isinstance(max_latency_ratio, bool) or not isinstance(max_latency_ratio, int | float) \
+            or not 0 < max_latency_ratio <= 1000:
+        raise InvalidArgument(f"max_latency_ratio must be a number above 0 (the candidate's "
+                              f"p95 latency over the champions'), got {max_latency_ratio!r}",
+                              field=f"{prefix}max_latency_ratio")
+    if prediction_tolerance is not None and (
+            isinstance(prediction_tolerance, bool)
+            or not isinstance(prediction_tolerance, int | float)
+            or not 0 <= prediction_tolerance < float("inf")):
+        raise InvalidArgument(f"prediction_tolerance must be a number of at least 0 or "
+                              f"None, got {prediction_tolerance!r}",
+                              field=f"{prefix}prediction_tolerance")
+    if promote_alias is not None:
+        check_name(promote_alias, f"{prefix}promote_alias")
+    return {"criteria": {"max_latency_ratio": float(max_latency_ratio),
+                         "prediction_tolerance": None if prediction_tolerance is None
+                         else float(prediction_tolerance)}}
+
+
+def get_rollout(store: Store, project: str, rollout_id: str) -> CanaryRollout:
+    with store.read() as conn:
+        row = conn.execute(select(canary_rollouts).where(
+            canary_rollouts.c.id == rollout_id, canary_rollouts.c.project == project)).first()
+        if row is None:
+            raise NotFound(f"no canary rollout {rollout_id!r} in project {project!r}",
+                           field="rollout")
+        return _rollout(row)
+
+
+def list_rollouts(store: Store, project: str, endpoint: str | None = None
+                  ) -> list[CanaryRollout]:
+    """The project's rollouts (or one endpoint's), newest first."""
+    stmt = select(canary_rollouts).where(canary_rollouts.c.project == project)
+    if endpoint is not None:
+        check_name(endpoint, "endpoint")
+        stmt = stmt.where(canary_rollouts.c.endpoint == endpoint)
+    with store.read() as conn:
+        return [_rollout(r) for r in conn.execute(
+            stmt.order_by(canary_rollouts.c.started_at.desc(), canary_rollouts.c.id))]
+
+
+# -- judging -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What the log says of one side since the start."""
+
+    requests: int
+    p95_ms: float | None
+    mean_prediction: float | None
+
+
+def judge_canaries(store: Store, artifacts: str, worker: str, *, now: datetime | None = None,
+                   lease_seconds: float = LEASE_SECONDS, check_every: float = CHECK_EVERY
+                   ) -> bool:
+    """Lease one running rollout due for a check and judge it; False when none is due.
+    Below ``after_requests`` nothing changes (it is checked again ``check_every`` seconds
+    later); otherwise it is promoted or rolled back."""
+    moment = now or utcnow()
+
+    def claim(conn: Connection) -> Any:
+        free = or_(canary_rollouts.c.lease_until.is_(None),
+                   canary_rollouts.c.lease_until < moment)
+        return claim_next(
+            conn, canary_rollouts,
+            and_(canary_rollouts.c.state == "running",
+                 canary_rollouts.c.next_check_at <= moment, free),
+            [canary_rollouts.c.next_check_at],
+            {"lease_owner": worker, "lease_until": moment + timedelta(seconds=lease_seconds),
+             "next_check_at": moment + timedelta(seconds=check_every)})
+
+    row = store.retry_write(claim)
+    if row is None:
+        return False
+    candidate, champion = read_figures(artifacts, row.project, row.endpoint, row.candidate,
+                                       list(row.champions), row.started_at)
+    if candidate.requests < row.after_requests:
+        _release(store, row.id, worker)
+        return True
+    verdict, reasons = compare(candidate, champion, dict(row.criteria))
+    if verdict is None:  # nothing to compare with yet: wait for the champions' requests
+        _release(store, row.id, worker)
+        return True
+    decide(store, row.id, worker, verdict, {
+        "reasons": reasons,
+        "candidate": candidate.__dict__, "champions": champion.__dict__})
+    return True
+
+
+def compare(candidate: Figures, champion: Figures, criteria: dict[str, Any]
+            ) -> tuple[Literal["promote", "roll_back"] | None, list[str]]:
+    """The verdict and its reasons; None while the champions have no request to compare
+    with."""
+    if champion.requests == 0 or champion.p95_ms is None or candidate.p95_ms is None:
+        return None, ["the champions served no logged request since the start"]
+    reasons: list[str] = []
+    failed = False
+    ratio = float(criteria.get("max_latency_ratio", DEFAULT_LATENCY_RATIO))
+    limit = ratio * champion.p95_ms
+    if candidate.p95_ms > limit:
+        failed = True
+        reasons.append(f"latency p95 {candidate.p95_ms:.3f} ms is above {ratio:g} x the "
+                       f"champions' {champion.p95_ms:.3f} ms")
+    else:
+        reasons.append(f"latency p95 {candidate.p95_ms:.3f} ms is within {ratio:g} x the "
+                       f"champions' {champion.p95_ms:.3f} ms")
+    tolerance = criteria.get("prediction_tolerance")
+    if tolerance is not None:
+        if candidate.mean_prediction is None or champion.mean_prediction is None:
+            failed = True
+            reasons.append("predictions are not numbers: their means cannot be compared")
+        else:
+            gap = abs(candidate.mean_prediction - champion.mean_prediction)
+            within = gap <= float(tolerance)
+            failed = failed or not within
+            reasons.append(f"mean prediction {candidate.mean_prediction:.6g} is "
+                           f"{'within' if within else 'beyond'} {float(tolerance):g} of the "
+                           f"champions' {champion.mean_prediction:.6g}")
+    return ("roll_back" if failed else "promote"), reasons
+
+
+def read_figures(artifacts: str, project: str, endpoint: str, candidate: str,
+                 champions: Sequence[str], since: datetime) -> tuple[Figures, Figures]:
+    """The candidate's and the champions' figures from the request log since ``since``
+    (shadow answers left out): one DuckDB query."""
+    import duckdb
+
+    files = _log_files(artifacts, project, endpoint, since)
+    empty = Figures(0, None, None)
+    if not files:
+        return empty, empty
+    listed = "[" + ", ".join(_literal(f) for f in files) + "]"
+    start = _literal(since.astimezone(UTC).isoformat())
+    names = [candidate, *champions]
+    marks = ", ".join("?" for _ in names)
+    query = f"""
+        WITH rows AS (
+            SELECT CASE WHEN deployed_model_id = ? THEN 'candidate' ELSE 'champion' END
+                       AS side, request_id, latency_ms,
+                   TRY_CAST(prediction AS DOUBLE) AS value
+            FROM read_parquet({listed}, union_by_name=true)
+            WHERE time >= TIMESTAMPTZ {start} AND NOT coalesce(shadow, false)
+              AND deployed_model_id IN ({marks})),
+        requests AS (
+            SELECT side, request_id, any_value(latency_ms) AS latency FROM rows
+            GROUP BY side, request_id),
+        latency AS (
+            SELECT side, count(*) AS n, quantile_cont(latency, 0.95) AS p95 FROM requests
+            GROUP BY side),
+        predictions AS (SELECT side, avg(value) AS mean FROM rows GROUP BY side)
+        SELECT latency.side, n, p95, mean FROM latency
+        LEFT JOIN predictions ON predictions.side = latency.side
+    """
+    con = duckdb.connect()
+    try:
+        con.execute("SET threads TO 2")
+        found = con.execute(query, [candidate, *names]).fetchall()
+    finally:
+        con.close()
+    by_side = {side: Figures(int(n), None if p95 is None else float(p95),
+                             None if mean is None else float(mean))
+               for side, n, p95, mean in found}
+    return by_side.get("candidate", empty), by_side.get("champion", empty)
+
+
+def decide(store: Store, rollout_id: str, worker: str,
+           verdict: Literal["promote", "roll_back"], decision: dict[str, Any]
+           ) -> CanaryRollout | None:
+    """Carry out ``verdict`` in one transaction; None (and nothing changed) when the rollout
+    is no longer running or no longer leased by ``worker`` (decided already, or taken over
+    after this worker's lease ran out)."""
+
+    def work(conn: Connection) -> CanaryRollout | None:
+        query = select(canary_rollouts).where(canary_rollouts.c.id == rollout_id)
+        if conn.dialect.name != "sqlite":
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None or row.state != "running" or row.lease_owner != worker:
+            return None
+        ctx = RequestContext(project=row.project, actor=row.created_by or "canary",
+                             client=f"canary rollout {row.id}")
+        ep = service._endpoint_row(conn, row.project, row.endpoint, lock=True)
+        current = service._deployments_of(conn, [ep.id]).get(ep.id, [])
+        answering = [d for d in current if not d.shadow]
+        ids = {d.id for d in answering}
+        note = dict(decision)
+        if row.candidate not in ids:
+            state: State = "rolled_back"
+            note["reasons"] = [*note.get("reasons", []),
+                               f"{row.candidate} is no longer deployed: nothing to promote"]
+        elif verdict == "promote":
+            state = "promoted"
+            _promote(conn, ctx, ep, row, answering, current)
+        else:
+            state = "rolled_back"
+            _roll_back(conn, ctx, ep, row, answering, current)
+        note["verdict"] = verdict
+        now = utcnow()
+        conn.execute(update(canary_rollouts).where(canary_rollouts.c.id == row.id).values(
+            state=state, decision=note, decided_at=now, lease_owner=None, lease_until=None))
+        verb = "promote" if state == "promoted" else "rollback"
+        audit.record(conn, ctx, f"endpoint.canary.{verb}", f"endpoints/{row.endpoint}",
+                     detail={"rollout": row.id, "candidate": row.candidate, **note})
+        return _rollout(_row(conn, row.id))
+
+    return store.retry_write(work)
+
+
+def _promote(conn: Connection, ctx: RequestContext, ep: Any, row: Any,
+             answering: list[Any], current: list[Any]) -> None:
+    service._change_split(conn, ctx, ep, row.endpoint, answering,
+                          {d.id: (TOTAL if d.id == row.candidate else 0) for d in answering})
+    for champion in answering:
+        if champion.id != row.candidate:
+            _remove(conn, ctx, ep, row.endpoint, champion)
+    if row.promote_alias:
+        from shipyard.registry import _rows, aliases
+
+        candidate = next(d for d in current if d.id == row.candidate)
+        model = _rows.model_row(conn, row.project, candidate.model, lock=True)
+        aliases.move_alias(conn, ctx, model, row.promote_alias, candidate.version,
+                           reason=f"canary {row.id} on {row.endpoint} promoted")
+
+
+def _roll_back(conn: Connection, ctx: RequestContext, ep: Any, row: Any,
+               answering: list[Any], current: list[Any]) -> None:
+    rest = [d for d in answering if d.id != row.candidate]
+    previous = dict(row.previous_traffic)
+    split = rescale({d.id: int(previous.get(d.id, d.traffic_percentage)) for d in rest},
+                    TOTAL) if rest else {}
+    if rest:
+        service._change_split(conn, ctx, ep, row.endpoint, rest, split)
+    gone = next(d for d in current if d.id == row.candidate)
+    _remove(conn, ctx, ep, row.endpoint, gone)
+
+
+def _remove(conn: Connection, ctx: RequestContext, ep: Any, endpoint: str, gone: Any) -> None:
+    """Undeploy ``gone`` inside the decision's transaction (its share is 0 by now)."""
+    conn.execute(delete(endpoint_deployments).where(
+        endpoint_deployments.c.endpoint_id == ep.id,
+        endpoint_deployments.c.model_name == gone.model,
+        endpoint_deployments.c.version == gone.version))
+    service._touch(conn, ep.id)
+    audit.record(conn, ctx, "endpoint.undeploy", f"endpoints/{endpoint}",
+                 detail={"deployed_model_id": gone.id, "by": "canary"})
+    announce(conn, ctx, ENDPOINT_UNDEPLOYED, endpoint=endpoint, deployment=gone.id,
+             model=gone.model, version=gone.version)
+
+
+def _release(store: Store, rollout_id: str, worker: str) -> None:
+    def work(conn: Connection) -> None:
+        conn.execute(update(canary_rollouts).where(
+            canary_rollouts.c.id == rollout_id, canary_rollouts.c.lease_owner == worker)
+            .values(lease_owner=None, lease_until=None))
+
+    store.retry_write(work)
+
+
+def _log_files(artifacts: str, project: str, endpoint: str, since: datetime) -> list[str]:
+    """The prediction log's files of ``endpoint`` in the hours from ``since`` on (a local
+    artifact store; an object store's log is not read here yet)."""
+    if "://" in artifacts and not artifacts.startswith("file://"):
+        return []
+    root = Path(artifacts.removeprefix("file://")).expanduser() / FOLDER
+    base = root / "predictions" / f"project={project}" / f"endpoint={endpoint}"
+    if not base.is_dir():
+        return []
+    first = "hour=" + since.astimezone(UTC).strftime("%Y-%m-%dT%H")
+    return [str(f) for folder in sorted(base.iterdir())
+            if folder.is_dir() and folder.name >= first
+            for f in sorted(folder.glob("*.parquet"))]
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _row(conn: Connection, rollout_id: str) -> Any:
+    return conn.execute(select(canary_rollouts).where(canary_rollouts.c.id == rollout_id)
+                        ).one()
+
+
+def _rollout(row: Any) -> CanaryRollout:
+    return CanaryRollout(
+        id=row.id, project=row.project, endpoint=row.endpoint, candidate=row.candidate,
+        champions=list(row.champions), previous_traffic=dict(row.previous_traffic),
+        percent=row.percent, after_requests=row.after_requests, criteria=dict(row.criteria),
+        promote_alias=row.promote_alias, state=row.state, decision=row.decision,
+        started_at=row.started_at, decided_at=row.decided_at, created_by=row.created_by)
+
+
+# -- the worker's job source ---------------------------------------------------------------
+
+
+class _Settings(Protocol):  # what this source needs of shipyard.config.Settings
+    @property
+    def artifacts(self) -> str: ...
+
+
+class _Runtime(Protocol):  # what this source needs of shipyard.runtime.Runtime
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def settings(self) -> _Settings: ...
+
+
+@dataclass
+class CanaryRollouts:
+    """Running canaries, judged one per call (a ``worker.sources.JobSource``). ``clock``:
+    the time (aware, UTC), for tests on a virtual clock."""
+
+    clock: Callable[[], datetime] = utcnow
+    lease_seconds: float = LEASE_SECONDS
+    check_every: float = CHECK_EVERY
+
+    @property
+    def name(self) -> str:
+        return "canaries"
+
+    def claim_and_run(self, runtime: _Runtime, worker_name: str) -> bool:
+        return judge_canaries(runtime.store, runtime.settings.artifacts, worker_name,
+                              now=self.clock(), lease_seconds=self.lease_seconds,
+                              check_every=self.check_every)
