@@ -19,6 +19,7 @@ from shipyard.config import Settings
 from shipyard.context import RequestContext
 from shipyard.errors import InvalidArgument, NotFound
 from shipyard.events import bus
+from shipyard.monitoring import alerting
 from shipyard.monitoring import monitors as service
 from shipyard.monitoring.config import check_config
 from shipyard.monitoring.profiles import profile
@@ -176,13 +177,13 @@ def test_a_run_killed_midway_writes_nothing_and_runs_again(
     make(store, alert=["event"], start_at=T0 + HOUR)
     log_window(root, T0, seed=1)
     log_window(root, T0 + HOUR, seed=2, shift=0.5)
-    real_announce = service.announce
+    real_announce = alerting.announce  # where a run's new alerts are announced
 
     def crash(*args: Any, **kwargs: Any) -> str:
         real_announce(*args, **kwargs)  # the event is written, then the process "dies"
         raise SystemExit("killed")
 
-    monkeypatch.setattr(service, "announce", crash)
+    monkeypatch.setattr(alerting, "announce", crash)
     with pytest.raises(SystemExit):
         service.run_due(store, settings, "doomed", now=T0 + 2 * HOUR)
     with store.read() as conn:
@@ -190,7 +191,7 @@ def test_a_run_killed_midway_writes_nothing_and_runs_again(
         assert conn.execute(select(func.count()).select_from(monitor_alerts)).scalar() == 0
     assert bus.list_topics(store, "default") == [] or all(
         t.name != "monitor-alert-raised" for t in bus.list_topics(store, "default"))
-    monkeypatch.setattr(service, "announce", real_announce)
+    monkeypatch.setattr(alerting, "announce", real_announce)
     # The lease (5 min by default) holds the monitor for the dead worker...
     assert not service.run_due(store, settings, "w2", now=T0 + 2 * HOUR + timedelta(minutes=1))
     # ...and once it ran out, the same window is judged again, once.
