@@ -1,5 +1,6 @@
 """Actions for schedules and triggers: ``sy.actions.RunPipeline(...)``, ``Deploy``,
-``SetTraffic``, ``Promote``, ``Rollback``, ``Webhook``, ``CallFunction``, ``Publish``.
+``SetTraffic``, ``Promote``, ``Rollback``, ``Webhook``, ``CallFunction``, ``Publish``,
+``StartCanary``.
 
 String fields may hold templates filled when the action runs: ``{{ event.version }}`` (a
 trigger's message data), ``{{ tick }}`` (a schedule's tick time). See docs/events.md.
@@ -19,11 +20,12 @@ from shipyard.events.actions import (
     Rollback,
     RunPipeline,
     SetTraffic,
+    StartCanary,
     Webhook,
 )
 
 __all__ = ["Action", "CallFunction", "Deploy", "Promote", "Publish", "Rollback",
-           "RunPipeline", "SetTraffic", "Webhook", "run_pipeline"]
+           "RunPipeline", "SetTraffic", "StartCanary", "Webhook", "run_pipeline"]
 
 
 def run_pipeline(pipeline: Any, arguments: Mapping[str, Any] | None = None, *,

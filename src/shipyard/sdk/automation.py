@@ -12,9 +12,9 @@ from shipyard.events.automation_port import AutomationPort
 from shipyard.sdk import session
 
 __all__ = ["create_schedule", "create_trigger", "delete_schedule", "delete_trigger",
-           "get_schedule", "get_trigger", "list_schedules", "list_triggers", "pause_schedule",
-           "pause_trigger", "resume_schedule", "resume_trigger", "schedule_ticks",
-           "trigger_firings"]
+           "enable_retraining", "get_schedule", "get_trigger", "list_schedules",
+           "list_triggers", "pause_schedule", "pause_trigger", "resume_schedule",
+           "resume_trigger", "schedule_ticks", "trigger_firings"]
 
 
 def _port() -> AutomationPort:
@@ -100,3 +100,53 @@ def delete_trigger(name: str) -> None:
 def trigger_firings(name: str, limit: int = 100) -> list[TriggerFiring]:
     """What the trigger did with its latest messages (newest first)."""
     return _port().list_firings(name, limit)
+
+
+def enable_retraining(*, endpoint: str, monitor: str, pipeline: str, model: str,
+                      spec: str | None = None, arguments: Mapping[str, Any] | None = None,
+                      canary_percent: int = 10, after_requests: int = 100,
+                      max_latency_ratio: float = 1.5,
+                      prediction_tolerance: float | None = None,
+                      promote_alias: str | None = "production",
+                      name: str | None = None) -> list[Trigger]:
+    """The closed loop as two triggers, returned in this order:
+
+    - ``<name>-retrain``: an alert of ``monitor`` (``monitor-alert-raised``) runs
+      ``pipeline`` (``spec``: its compiled YAML; without it, the spec of its latest run)
+      with ``arguments`` (templates such as ``{{ event.alert_id }}`` allowed): the pipeline
+      trains on fresh data, evaluates the candidate against the champion and registers a
+      winner;
+    - ``<name>-canary``: a new version of ``model`` (``model-version-registered``) goes to
+      ``endpoint`` as a ``canary_percent`` canary, promoted by the workers after
+      ``after_requests`` logged requests (``promote_alias`` moved to it) or rolled back if
+      its p95 latency is above ``max_latency_ratio`` times the champions' (or, with
+      ``prediction_tolerance``, its mean prediction strays further from theirs).
+
+    ``name`` defaults to the endpoint's name."""
+    stem = name or endpoint
+    retrain = _recipe_action({"type": "run_pipeline", "pipeline": pipeline, "spec": spec,
+                              "arguments": dict(arguments or {})}, {})
+    canary = _recipe_action(
+        {"type": "start_canary", "endpoint": endpoint, "model": model,
+         "version_from": "event", "percent": canary_percent, "after_requests": after_requests,
+         "max_latency_ratio": max_latency_ratio, "prediction_tolerance": prediction_tolerance,
+         "promote_alias": promote_alias}, {"percent": "canary_percent"})
+    return [
+        create_trigger(f"{stem}-retrain", topic="monitor-alert-raised",
+                       filter={"monitor": monitor}, action=retrain),
+        create_trigger(f"{stem}-canary", topic="model-version-registered",
+                       filter={"model": model}, action=canary),
+    ]
+
+
+def _recipe_action(data: dict[str, Any], renamed: Mapping[str, str]) -> dict[str, Any]:
+    """``data`` checked as an action; a bad value names the recipe's argument."""
+    from shipyard.errors import InvalidArgument
+
+    try:
+        return _action(data)
+    except InvalidArgument as exc:
+        named = (exc.field or "").removeprefix("action.")
+        field = renamed.get(named, named)
+        raise InvalidArgument(exc.message.replace(f"action.{named}", field, 1),
+                              field=field) from None
