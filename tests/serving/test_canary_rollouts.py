@@ -218,3 +218,32 @@ def test_the_prediction_criterion() -> None:
     verdict, reasons = rollouts.compare(far, champion, criteria)
     assert verdict == "roll_back" and "beyond 0.1" in reasons[1]
     assert rollouts.compare(close, rollouts.Figures(0, None, None), criteria)[0] is None
+
+
+@SQLITE_ONLY
+def test_the_loop_from_a_registered_version_to_its_promotion(
+        store: Store, artifacts: ArtifactStore, ctx: RequestContext, versions: list[int],
+        tmp_path: Path) -> None:
+    from shipyard.events import triggers
+    from tests.serving.conftest import frame, linear
+
+    root = tmp_path / "artifacts"
+    service.create_endpoint(store, ctx, "ep")
+    service.deploy(store, ctx, "ep", "lead", version=2)
+    triggers.create_trigger(store, ctx, "lead-canary", topic="model-version-registered",
+                            filter={"model": "lead"},
+                            action=act.StartCanary(endpoint="ep", model="lead",
+                                                   after_requests=10))
+    registry.register_model(store, artifacts, ctx, "lead", linear(4.0),
+                            input_example=frame(5))
+
+    def run(fired_ctx: RequestContext, action: Any, context: dict[str, Any]) -> Any:
+        return perform(store, artifacts, None, fired_ctx, action, context)
+
+    assert triggers.process_triggers(store, run) == 1
+    assert service.get_endpoint(store, "p1", "ep").traffic == {"lead:2": 90, "lead:4": 10}
+    _log(root, "lead:4", 10, latency_ms=8.0)
+    _log(root, "lead:2", 90, latency_ms=8.0)
+    assert rollouts.judge_canaries(store, str(root), "w") is True
+    assert service.get_endpoint(store, "p1", "ep").traffic == {"lead:4": 100}
+    assert registry.get_model_version(store, "p1", "lead", alias="production").version == 4
