@@ -224,15 +224,16 @@ def judge_canaries(store: Store, artifacts: str, worker: str, *, now: datetime |
     Below ``after_requests`` nothing changes (it is checked again ``check_every`` seconds
     later); otherwise it is promoted or rolled back."""
     moment = now or utcnow()
+    due = and_(canary_rollouts.c.state == "running", canary_rollouts.c.next_check_at <= moment,
+               or_(canary_rollouts.c.lease_until.is_(None),
+                   canary_rollouts.c.lease_until < moment))
+    with store.read() as conn:  # a poll that finds nothing takes no write lock
+        if conn.execute(select(canary_rollouts.c.id).where(due).limit(1)).first() is None:
+            return False
 
     def claim(conn: Connection) -> Any:
-        free = or_(canary_rollouts.c.lease_until.is_(None),
-                   canary_rollouts.c.lease_until < moment)
         return claim_next(
-            conn, canary_rollouts,
-            and_(canary_rollouts.c.state == "running",
-                 canary_rollouts.c.next_check_at <= moment, free),
-            [canary_rollouts.c.next_check_at],
+            conn, canary_rollouts, due, [canary_rollouts.c.next_check_at],
             {"lease_owner": worker, "lease_until": moment + timedelta(seconds=lease_seconds),
              "next_check_at": moment + timedelta(seconds=check_every)})
 
