@@ -249,6 +249,8 @@ SENSITIVE: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/projects/{project}/endpoints/{name}:{verb}"): "manager",
     ("DELETE", "/api/v1/projects/{project}/events/subscriptions/{name}"): "manager",
     ("DELETE", "/api/v1/projects/{project}/monitors/{name}"): "manager",
+    ("DELETE", "/api/v1/projects/{project}/events/schedules/{name}"): "manager",
+    ("DELETE", "/api/v1/projects/{project}/events/triggers/{name}"): "manager",
     ("POST", "/api/v1/projects/{project}/monitors/{name}/run"): "user",
     # Predicting is what the role 'user' adds (DESIGN.md 6), on both prediction paths.
     ("POST", "/api/v1/projects/{project}/endpoints/{name}:predict"): "user",
