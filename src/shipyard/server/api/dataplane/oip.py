@@ -21,6 +21,7 @@ from shipyard.server.api.dataplane.answers import Answer, answer, json_body, nam
 from shipyard.server.auth import PROBLEM_RESPONSES
 from shipyard.server.state import ServerState
 from shipyard.serving import protocols, wire
+from shipyard.serving.pool import pinned
 from shipyard.serving.replicas import Supervisor
 
 router = APIRouter(tags=["prediction"], responses=PROBLEM_RESPONSES)
@@ -106,12 +107,10 @@ async def oip_version_metadata(name: params.Name, version: Version, request: Req
 
 
 def _target(supervisor: Supervisor, project: str, name: str, version: str) -> Any:
-    from shipyard.serving.replicas import _pinned
-
     route = supervisor.routes.get((project, name))
     if route is None:
         raise NotFound(f"no endpoint named {name!r} serves predictions here", field="name")
-    return _pinned(route, name, version)
+    return pinned(route, name, version)
 
 
 @router.get("/v2/models/{name}/ready", summary="OIP model readiness")
