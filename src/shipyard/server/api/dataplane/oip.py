@@ -137,8 +137,10 @@ def _ready(supervisor: Supervisor, project: str, name: str, version: str | None)
     targets = ([_target(supervisor, project, name, version)] if version is not None else
                [t for t in supervisor.targets_of(project, name)
                 if t.deployment.traffic_percentage > 0])
-    states = {r["deployed_model_id"]: r["state"] for r in supervisor.status()
-              if r["project"] == project and r["endpoint"] == name}
-    return bool(targets) and all(states.get(t.deployment.id) == "ready" for t in targets)
+    # One entry per replica: a deployment is ready when any of its replicas is (another
+    # may be starting for a scale-up, or replacing one that died).
+    ready = {r["deployed_model_id"] for r in supervisor.status()
+             if r["project"] == project and r["endpoint"] == name and r["state"] == "ready"}
+    return bool(targets) and all(t.deployment.id in ready for t in targets)
 
 
