@@ -19,7 +19,7 @@ triggers_app = typer.Typer(help="Triggers: on an event (with a filter), do an ac
 
 ACTION_HELP = ("The action as JSON with its type, e.g. '{\"type\": \"run_pipeline\", "
                "\"pipeline\": \"retrain\"}' (types: run_pipeline, deploy, set_traffic, promote, "
-               "rollback, webhook, call_function, publish)")
+               "rollback, start_canary, webhook, call_function, publish)")
 
 
 def _json(text: str, field: str) -> Any:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from shipyard.context import RequestContext
 from shipyard.errors import FailedPrecondition, Unavailable
 from shipyard.server.api import params
+from shipyard.server.api.events import Whole
 from shipyard.server.auth import PROBLEM_RESPONSES
 from shipyard.server.errors import problem
 from shipyard.server.state import ServerState, request_context, server_state
@@ -36,7 +37,7 @@ data_plane = APIRouter(tags=["prediction"], responses=PROBLEM_RESPONSES)
 
 State = Annotated[ServerState, Depends(server_state)]
 Ctx = Annotated[RequestContext, Depends(request_context)]
-Percent = Annotated[int, Field(ge=0, le=100)]
+Percent = Annotated[Whole, Field(ge=0, le=100)]  # not true/false, not "50"
 DeployedId = Annotated[str, Field(min_length=3, max_length=140)]
 LabelKey = Annotated[str, Field(min_length=1, max_length=128, pattern=params.NAME_PATTERN)]
 LabelValue = Annotated[str, Field(max_length=256)]
@@ -64,11 +65,11 @@ class NewEndpoint(Strict):
 
 class Deploy(Strict):
     model: str = Field(min_length=1, max_length=128, pattern=params.NAME_PATTERN)
-    version: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    version: Whole | None = Field(default=None, ge=1, le=2**31 - 1)
     alias: str | None = Field(default=None, min_length=1, max_length=128)
     traffic_percentage: Percent | None = None
-    min_replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS)
-    max_replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS)
+    min_replicas: Whole = Field(default=1, ge=1, le=MAX_REPLICAS)
+    max_replicas: Whole = Field(default=1, ge=1, le=MAX_REPLICAS)
     shadow: StrictBool = False
     follow_alias: StrictBool = False
 

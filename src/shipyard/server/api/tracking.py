@@ -153,8 +153,10 @@ def metric_history(
 
 # The upload takes the file as the whole body or as the one part of a form; FastAPI cannot
 # declare a body it does not parse itself, so the document is written out here.
+# Not required: an empty body is an empty file (``curl -T empty.txt`` sends no Content-Type
+# and no bytes), which is stored like any other.
 _UPLOAD_BODY: dict[str, Any] = {
-    "required": True,
+    "required": False,
     "content": {
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
         "multipart/form-data": {"schema": {
