@@ -30,14 +30,14 @@ NameField = Annotated[str, Field(min_length=1, max_length=128, pattern=params.NA
 Token = Annotated[str, Field(min_length=34, max_length=51, pattern=r"^[0-9a-f]{32}\.[0-9]{1,18}$")]
 
 
-def _whole(value: Any) -> Any:
+def whole(value: Any) -> Any:
     # JSON Schema's integer: 60 and 60.0, never true or "60" (which pydantic's lax mode takes).
     if isinstance(value, bool | str):
         raise ValueError("must be a whole number")  # noqa: TRY004 (pydantic reports ValueError)
     return value
 
 
-Whole = Annotated[int, BeforeValidator(_whole)]
+Whole = Annotated[int, BeforeValidator(whole)]
 
 
 def _iso(value: Any) -> Any:

@@ -30,6 +30,7 @@ from shipyard.monitoring.config import (
 from shipyard.monitoring.models import Alert, Monitor, MonitorRun
 from shipyard.monitoring.monitor_report import render_history
 from shipyard.server.api import params
+from shipyard.server.api.events import Whole, whole
 from shipyard.server.auth import PROBLEM_RESPONSES
 from shipyard.server.state import ServerState, request_context, server_state
 
@@ -44,22 +45,15 @@ Column = Annotated[str, Field(min_length=1, max_length=256)]
 MAX_PROFILE_TEXT = (monitors.MAX_BASELINE_BYTES * 4) // 3 + 4
 
 
-def _whole(value: Any) -> Any:
-    if isinstance(value, bool | str):  # JSON Schema's integer, never true or "60"
-        raise ValueError("must be a whole number")  # noqa: TRY004 (pydantic reports ValueError)
-    return value
-
-
 def _number(value: Any) -> Any:
     if isinstance(value, bool | str):
         raise ValueError("must be a number")  # noqa: TRY004
     return value
 
 
-Whole = Annotated[int, BeforeValidator(_whole)]
 Number = Annotated[float, BeforeValidator(_number)]
 Duration = Annotated[str, Field(min_length=1, max_length=32)] | \
-    Annotated[int, Field(ge=MIN_INTERVAL, le=MAX_INTERVAL), BeforeValidator(_whole)]
+    Annotated[int, Field(ge=MIN_INTERVAL, le=MAX_INTERVAL), BeforeValidator(whole)]
 
 
 class Channel(BaseModel):
@@ -82,7 +76,7 @@ class NewMonitor(BaseModel):
     objectives: dict[Annotated[str, Field(min_length=1, max_length=32)], Number] | None = None
     alert: list[Annotated[str, Field(min_length=1, max_length=MAX_URL + 8)] | Channel] | None \
         = Field(default=None, max_length=MAX_CHANNELS)
-    alert_after: list[Annotated[int, Field(ge=1, le=100), BeforeValidator(_whole)]] | None = Field(
+    alert_after: list[Annotated[int, Field(ge=1, le=100), BeforeValidator(whole)]] | None = Field(
         default=None, min_length=2, max_length=2)
     drift_windows: Whole = Field(default=1, ge=1, le=168)
     features: list[Column] | None = Field(default=None, max_length=MAX_FEATURES)

@@ -13,12 +13,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from shipyard.context import RequestContext
 from shipyard.errors import FailedPrecondition, Unavailable
 from shipyard.server.api import params
-from shipyard.server.api.events import Whole
+from shipyard.server.api.events import Whole, whole
 from shipyard.server.auth import PROBLEM_RESPONSES
 from shipyard.server.errors import problem
 from shipyard.server.state import ServerState, request_context, server_state
@@ -37,7 +37,8 @@ data_plane = APIRouter(tags=["prediction"], responses=PROBLEM_RESPONSES)
 
 State = Annotated[ServerState, Depends(server_state)]
 Ctx = Annotated[RequestContext, Depends(request_context)]
-Percent = Annotated[Whole, Field(ge=0, le=100)]  # not true/false, not "50"
+# Not true/false, not "50" (the bounds before the validator, so the schema states them).
+Percent = Annotated[int, Field(ge=0, le=100), BeforeValidator(whole)]
 DeployedId = Annotated[str, Field(min_length=3, max_length=140)]
 LabelKey = Annotated[str, Field(min_length=1, max_length=128, pattern=params.NAME_PATTERN)]
 LabelValue = Annotated[str, Field(max_length=256)]
@@ -65,7 +66,7 @@ class NewEndpoint(Strict):
 
 class Deploy(Strict):
     model: str = Field(min_length=1, max_length=128, pattern=params.NAME_PATTERN)
-    version: Whole | None = Field(default=None, ge=1, le=2**31 - 1)
+    version: Annotated[int, Field(ge=1, le=2**31 - 1), BeforeValidator(whole)] | None = None
     alias: str | None = Field(default=None, min_length=1, max_length=128)
     traffic_percentage: Percent | None = None
     min_replicas: Whole = Field(default=1, ge=1, le=MAX_REPLICAS)
