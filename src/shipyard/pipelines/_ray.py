@@ -40,6 +40,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import IO, Any
 from urllib.parse import urlsplit
 
@@ -346,9 +347,12 @@ def run_shipped(request_json: dict[str, Any], folder: bytes) -> tuple[dict[str, 
 # --- the bridge process ------------------------------------------------------------------
 
 
-def _serve(address: str) -> None:
-    """Run in the bridge process: connect, then run the steps read from stdin as Ray tasks
-    and write their results to stdout, until stdin ends."""
+def open_bridge(address: str, work: Callable[..., Any]
+                ) -> tuple[Callable[[dict[str, Any]], None], Any, Any] | None:
+    """In a bridge process (Ray's driver, a child of ours): keep stdout for the JSON-lines
+    protocol, connect to ``address`` and make ``work`` a Ray task. Tells the parent
+    ``{"ready": true}`` and returns the ``tell`` function, the ``ray`` module and the task,
+    or tells it the error and returns None."""
     out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # whatever Ray or a library prints goes to stderr, not into the protocol
 
@@ -361,11 +365,21 @@ def _serve(address: str) -> None:
         # "local": a cluster of its own, never one another program left on this machine.
         ray.init(address=address or "local", ignore_reinit_error=True,
                  include_dashboard=False, log_to_driver=False)
-        task = ray.remote(run_shipped)
+        task = ray.remote(work)
     except Exception as exc:
         tell({"error": f"{type(exc).__name__}: {exc}"})
-        return
+        return None
     tell({"ready": True})
+    return tell, ray, task
+
+
+def _serve(address: str) -> None:
+    """Run in the bridge process: connect, then run the steps read from stdin as Ray tasks
+    and write their results to stdout, until stdin ends."""
+    opened = open_bridge(address, run_shipped)
+    if opened is None:
+        return
+    tell, ray, task = opened
     if _endpoint(address) is not None:
         threading.Thread(target=_watch_head, args=(address,), daemon=True).start()
     inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()

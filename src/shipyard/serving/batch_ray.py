@@ -216,24 +216,13 @@ def predict_chunk(model_tar: bytes, key: str, version: dict[str, Any],
 def _drive(address: str) -> None:
     """In the driver process: connect, load the model message, run chunks as Ray tasks and
     write their parts, until stdin ends."""
-    from shipyard.pipelines._ray import _pack, require_ray
+    from shipyard.pipelines._ray import _pack, open_bridge
     from shipyard.serving.batch import _fsync
 
-    out = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)  # what Ray or a library prints goes to stderr, not into the protocol
-
-    def tell(message: dict[str, Any]) -> None:
-        out.write(json.dumps(message) + "\n")
-
-    try:
-        ray = require_ray()
-        ray.init(address=address or "local", ignore_reinit_error=True,
-                 include_dashboard=False, log_to_driver=False)
-        task = ray.remote(predict_chunk)
-    except Exception as exc:
-        tell({"error": f"{type(exc).__name__}: {exc}"})
+    opened = open_bridge(address, predict_chunk)
+    if opened is None:
         return
-    tell({"ready": True})
+    tell, ray, task = opened
     inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
 
     def read() -> None:
