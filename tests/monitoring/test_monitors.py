@@ -247,12 +247,22 @@ def test_bad_input_is_a_finding_or_names_the_field(setup: Any) -> None:
     assert "holds no logged requests" in empty.result["findings"][0]
     assert empty.result["breaches"] == []
 
-    log_window(root, T0 + HOUR, seed=3, drop="plan")  # the log lost a column
+    assert {name: (m["drift_score"], m["compared"], m["drifted"])
+            for name, m in empty.result["features"].items()} == \
+        {"age": (0.0, False, False), "plan": (0.0, False, False)}  # nothing measured
+
+    log_window(root, T0 + HOUR, seed=3, drop="plan")  # the callers stopped sending plan
     missing = service.run_monitor(store, settings, "default", "leads-monitor",
                                   now=T0 + 2 * HOUR)
-    assert "column 'plan' is missing from the current data" in missing.result["findings"]
-    assert missing.result["features"]["plan"]["drifted"] is False
+    assert "column 'plan' is missing from the request log: no logged request carries it, " \
+        "so it is scored as all missing" in missing.result["findings"]
+    plan = missing.result["features"]["plan"]
+    # All 2000 values missing where the baseline had none: a missing-rate change of 1.0.
+    assert (plan["metric"], plan["drift_score"], plan["compared"], plan["drifted"]) == \
+        ("missing_rate", 1.0, False, True)
+    assert plan["threshold"] == 0.01 and plan["p_value"] < 1e-6
     assert missing.result["features"]["age"]["drifted"] is False
+    assert missing.result["breaches"] == ["skew"]
 
 
 DEFAULTS: dict[str, Any] = {
@@ -298,3 +308,34 @@ def test_the_worker_source_runs_each_due_window_once(setup: Any, tmp_path: Path)
         [(now - HOUR, "schedule"), (now - 2 * HOUR, "schedule")]
     assert runs[1].result["rows"] == 1000 and runs[0].result["rows"] == 1000
     assert service.get_monitor(store, "default", "leads-monitor").next_run_at == now
+
+
+SEED_002_SECTION_10 = """
+print("Feature drift metrics:")
+for feature, metrics in monitoring_data["feature_metrics"].items():
+    print(f" {feature}: drift score = {metrics['drift_score']:.4f}")
+"""  # seed 002, section 10, as written (the lines after get_monitoring_metrics())
+
+
+def test_seed_002_reads_a_number_for_every_feature(sqlite_setup: Any,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    store, settings, root = sqlite_setup
+    data = baseline().assign(visits=np.arange(4000) % 7, region=np.arange(4000) % 3)
+    make(store, data=data)
+    log_window(root, T0, seed=4, shift=0.5)  # age moved; visits and region never logged
+    service.run_monitor(store, settings, "default", "leads-monitor", now=T0 + HOUR)
+    monitoring_data = service.monitoring_stats(store, "default", "leads")
+    exec(SEED_002_SECTION_10, {"monitoring_data": monitoring_data})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "Feature drift metrics:"
+    scores = {line.split(":")[0].strip(): float(line.rsplit("=", 1)[1]) for line in lines[1:]}
+    assert list(scores) == ["age", "plan", "visits", "region"]
+    metrics = monitoring_data["feature_metrics"]
+    assert scores["age"] > 0.15  # KS of a 0.5 sd shift
+    assert metrics["plan"]["metric"] == "chi_square"
+    assert scores["plan"] < metrics["plan"]["threshold"]  # no change
+    assert scores["visits"] == scores["region"] == 1.0  # all missing now
+    assert {f for f, m in monitoring_data["feature_metrics"].items() if m["drifted"]} == \
+        {"age", "visits", "region"}
+    assert sum("is missing from the request log" in f
+               for f in monitoring_data["findings"]) == 2

@@ -66,6 +66,9 @@ def judge(settings: Settings, row: Any, start: datetime, end: datetime) -> dict[
         findings.append(f"the window from {start.isoformat()} to {end.isoformat()} holds no "
                         "logged requests: nothing was compared")
     else:
+        findings.extend(f"column {name!r} is missing from the request log: no logged "
+                        "request carries it, so it is scored as all missing"
+                        for name in window.missing if name in names)
         findings.extend(skew.findings)
     importance = dict(config.get("feature_importance") or {})
     result["features"] = {name: _feature(skew, drift, name, importance) for name in names}
@@ -101,8 +104,16 @@ def _rule(config: Mapping[str, Any]) -> tuple[DefaultRule, FixedThresholds | Non
 
 
 def _profile(window: Window, baseline: DataProfile) -> DataProfile:
+    """The window's profile. A baseline feature no logged row carries is profiled as a
+    column of nulls: every value of it is missing (which the missing-rate test judges)."""
     categorical = [n for n, f in baseline.features.items() if f.kind == "categorical"]
-    current = profile(window.features, categorical_features=categorical)
+    table = window.features
+    if window.rows:
+        for name in window.missing:
+            kind = baseline.features[name].kind
+            table = table.append_column(name, pa.nulls(window.rows, pa.float64()
+                                                       if kind == "numeric" else pa.string()))
+    current = profile(table, categorical_features=categorical)
     for name, feature in current.features.items():
         reference = baseline.features.get(name)
         if reference is not None and reference.kind == feature.kind:
@@ -115,9 +126,22 @@ def _feature(skew: DriftReport, drift: DriftReport | None, name: str,
     found = skew.features[name]
     distance = found.scores.get("jensen_shannon_distance")
     weight = importance.get(name)
+    metric, score, threshold, p_value = found.metric, found.value, found.threshold, \
+        found.p_value
+    compared = score is not None
+    if score is None and "missing_rate_change" in found.signals:
+        # No value of the feature in the window (all missing, or no logged row carries
+        # it): the distributions cannot be compared, and the score is the missing rate's
+        # change (from the baseline's to 100%), judged by the missing-rate test.
+        metric, score = "missing_rate", found.signals["missing_rate_change"]
+        threshold = DefaultRule().min_missing_change
+        p_value = found.signals.get("missing_rate_p_value")
+    elif score is None:  # an empty window: nothing measured
+        score = 0.0
     entry: dict[str, Any] = {
-        "kind": found.kind, "metric": found.metric, "drift_score": found.value,
-        "threshold": found.threshold, "p_value": found.p_value, "drifted": found.drifted,
+        "kind": found.kind, "metric": metric, "drift_score": float(score),
+        "compared": compared, "threshold": threshold, "p_value": p_value,
+        "drifted": found.drifted,
         "distance": distance, "importance": weight,
         "rank_score": None if distance is None else distance * (1.0 if weight is None
                                                                 else weight),
