@@ -9,6 +9,7 @@ import itertools
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ from shipyard.monitoring.config import check_config
 from shipyard.monitoring.profiles import profile
 from shipyard.pipelines import get_pipeline_run
 from shipyard.serving import service as serving
+from shipyard.serving.requestlog import Logged, RequestLog
 from shipyard.store.schema.monitoring import monitors as monitor_table
 from tests.server.console.conftest import (
     VIEWER,
@@ -49,6 +51,9 @@ MONITOR, MONITORED = "scoring-drift", "monitored-endpoint"
 # The feature 'size' drifts away from the baseline over three hourly windows (0.05, 0.12,
 # 0.3 against the threshold 0.1); 'visits' stays under it. Written as a monitor's runs.
 SIZE_SCORES, VISITS_SCORES, THRESHOLD = (0.05, 0.12, 0.3), (0.02, 0.03, 0.04), 0.1
+# Measured from ground truth in each window, against the objective rmse <= 0.5.
+RMSES, RMSE_OBJECTIVE = (0.3, 0.4, 0.6), 0.5
+IDLE_MONITOR = "idle-monitor"  # never ran
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -56,11 +61,15 @@ def _monitored(site: Site) -> None:
     store = site.live.app.state.shipyard.store
     ctx = RequestContext(project=PROJECT, actor="tester")
     serving.create_endpoint(store, ctx, MONITORED)
-    frame = pd.DataFrame({"size": np.arange(50.0), "visits": np.arange(50.0) % 7})
+    frame = pd.DataFrame({"size": np.arange(50.0), "visits": np.arange(50.0) % 7,
+                          "plan": ["free"] * 30 + ["pro"] * 20})
     config = check_config(interval="1h", window=None, sampling_rate=1.0, thresholds=THRESHOLD,
-                          objectives=None, alert=None, alert_after=None, drift_windows=1,
-                          features=None, categorical_features=None, feature_importance=None)
+                          objectives={"rmse": RMSE_OBJECTIVE}, alert=None, alert_after=None,
+                          drift_windows=1, features=None, categorical_features=None,
+                          feature_importance=None)
     monitors.create_monitor(store, ctx, MONITOR, endpoint=MONITORED, config=config,
+                            baseline_profile=profile(frame).to_bytes())
+    monitors.create_monitor(store, ctx, IDLE_MONITOR, endpoint=MONITORED, config=config,
                             baseline_profile=profile(frame).to_bytes())
     with store.read() as conn:
         row = conn.execute(select(monitor_table).where(monitor_table.c.name == MONITOR)).one()
@@ -76,15 +85,28 @@ def _monitored(site: Site) -> None:
         result = {"rows": 100, "window_start": start.isoformat(),
                   "window_end": end.isoformat(), "findings": [], "features": features,
                   "prediction": None, "objectives": {}, "latency_ms": None,
-                  "performance": None, "model_versions": {},
+                  "performance": {"rows": 40, "task": "regression", "rmse": RMSES[n],
+                                  "mae": RMSES[n] / 2},
+                  "model_versions": {},
                   "breaches": ["skew"] if scores[0] > THRESHOLD else []}
         monitors.record_run(store, row, start, end, "schedule", None, None, end, result,
                             "succeeded", None)
+    # The newest window's requests in the request log: 'size' moved up by 25, 'plan' turned
+    # to 'pro' (what the reference-and-current charts read again).
+    artifacts = site.live.app.state.shipyard.settings.artifacts
+    latest = first + timedelta(hours=len(SIZE_SCORES) - 1)
+    RequestLog(root=Path(artifacts)).write([Logged(
+        request_id=f"window-{i}", time=(latest + timedelta(minutes=i)).timestamp(),
+        project=PROJECT, endpoint=MONITORED, deployed_model_id=f"{MONITORED}:1",
+        model_version=1, protocol="vertex", latency_ms=5.0, names=None,
+        rows=[{"size": 25.0 + 5 * i + j, "visits": float((5 * i + j) % 7),
+               "plan": "pro" if 5 * i + j < 40 else "free"} for j in range(5)],
+        predictions=[1.0] * 5) for i in range(10)])
 
 
 def _monitors(page: Any, site: Site) -> None:
-    row = page.locator("#monitors tbody tr")
-    assert row.count() == 1
+    assert page.locator("#monitors tbody tr").count() == 2
+    row = page.locator("#monitors tbody tr", has_text=MONITOR)
     assert row.locator("td").all_inner_texts()[:3] == [MONITOR, MONITORED, "active"]
     assert row.locator("td").last.inner_text() == "1"  # open alerts
     alert = page.locator("#alerts tbody tr")
@@ -105,6 +127,40 @@ def _monitor(page: Any, site: Site) -> None:
     assert score["x"][0] == "2026-01-05 10:00:00"  # the first window's end, UTC
     assert page.locator("#monitor-runs tbody tr").count() == 3
     assert page.locator("#alerts tbody tr").count() == 1
+    # Reference against current: the drift charts' features first, then the others.
+    page.locator('#distributions .chart[data-feature="plan"] .main-svg').first.wait_for()
+    assert page.locator("#distributions .chart").evaluate_all(
+        "els => els.map(e => e.dataset.feature)") == ["size", "visits", "plan"]
+    assert page.locator("#no-current").count() == 0
+    size = json.loads(page.locator("script#distribution-0").text_content())
+    reference, current = size["traces"]
+    # 20 equal bins over 0..74 (baseline 0..49, the window 25..74), 3.7 wide: the first
+    # holds 0, 1, 2, 3 of the baseline's 50 values; the last 71..74 of the window's 50.
+    assert len(reference["x"]) == 20 and reference["width"] == pytest.approx(3.7)
+    assert reference["y"][0] == pytest.approx(0.08) and current["y"][0] == 0
+    assert current["y"][-1] == pytest.approx(0.08) and reference["y"][-1] == 0
+    assert sum(reference["y"]) == pytest.approx(1) and sum(current["y"]) == pytest.approx(1)
+    plan = json.loads(page.locator("script#distribution-2").text_content())
+    shares = [dict(zip(t["x"], t["y"], strict=True)) for t in plan["traces"]]
+    assert shares == [{"free": 0.6, "pro": 0.4}, {"free": 0.2, "pro": 0.8}]
+    # Performance measured from ground truth, against the objective.
+    page.locator("#performance-card .chart .main-svg").first.wait_for()
+    perf = json.loads(page.locator("script#performance").text_content())
+    names = [t["name"] for t in perf["traces"]]
+    assert names == ["rmse (actual)", "rmse objective", "mae (actual)"]
+    assert perf["traces"][0]["y"] == list(RMSES)
+    assert perf["traces"][1]["y"] == [RMSE_OBJECTIVE] * 2
+
+
+def _idle_monitor(page: Any, site: Site) -> None:
+    assert page.locator("#drift .chart").count() == 0
+    assert page.locator("#drift .empty", has_text="No judged window yet").count() == 1
+    assert page.locator("#no-current", has_text="baseline alone").count() == 1
+    page.locator('#distributions .chart[data-feature="plan"] .main-svg').first.wait_for()
+    spec = json.loads(page.locator("script#distribution-0").text_content())
+    assert [t["name"] for t in spec["traces"]] == ["reference (baseline)"]
+    assert page.locator("#performance-card .empty", has_text="ground truth").count() == 1
+    assert page.locator("#monitor-runs").count() == 0
 
 
 def _overview(page: Any, site: Site) -> None:
@@ -248,6 +304,7 @@ def pages(site: Site) -> list[tuple[str, str, Check]]:
         ("model", f"/models/{MODEL}", _model),
         ("monitors", "/monitors", _monitors),
         ("monitor", f"/monitors/{MONITOR}", _monitor),
+        ("monitor-idle", f"/monitors/{IDLE_MONITOR}", _idle_monitor),
         ("events", "/events", _events),
         ("events-topic", f"/events?topic={TOPIC}", _events_topic),
     ]

@@ -1,12 +1,13 @@
 """Monitoring: a project's monitors with their open alerts, and a monitor's page: each
 feature's drift value over time against its threshold (skew from the baseline, and drift
 from the earlier windows where judged), prediction drift, the windows it judged, and its
-alerts with their state. Read through ``monitoring.monitors`` (``list_monitors``,
+alerts with their state; each feature's reference (baseline) against its current (newest
+window) distribution, and the performance measured from ground truth over the windows
+(``monitor_charts``). Read through ``monitoring.monitors`` (``list_monitors``,
 ``get_monitor``, ``history``, ``list_alerts``)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -16,7 +17,8 @@ from starlette.responses import HTMLResponse
 from shipyard.monitoring import monitors as service
 from shipyard.monitoring.models import MonitorRun
 from shipyard.server.api import params
-from shipyard.server.console.rendering import render, when
+from shipyard.server.console import monitor_charts
+from shipyard.server.console.rendering import render
 from shipyard.server.state import ServerState, server_state
 
 __all__ = ["router"]
@@ -53,12 +55,24 @@ def monitor_page(request: Request, project: str, name: params.Name, state: State
     runs = service.history(store, project, name, limit=RUNS)
     alerts = service.list_alerts(store, project, monitor=name, limit=ALERTS)
     charts = _feature_charts(list(reversed(runs)), only=feature or None)
+    latest = next((r for r in runs if r.state == "succeeded"), None)
+    # The reference and current distributions: the charted features in the drift charts'
+    # order, then the monitor's other features.
+    baseline = monitor_charts.baseline_of(store, project, name)
+    charted = [c["feature"] for c in charts[:MAX_CHARTS]]
+    shown = [*charted, *(f for f in monitor.features if f not in charted
+                         and (not feature or f == feature))][:MAX_CHARTS]
+    current, why_not = (monitor_charts.window_profile(state.settings, monitor, baseline, latest)
+                        if latest is not None else (None, ""))
     return render(request, "monitor.html", {
         "section": "monitors", "monitor": monitor, "runs": runs[:RUNS_SHOWN],
         "run_total": len(runs), "alerts": alerts, "charts": charts[:MAX_CHARTS],
         "more_charts": max(0, len(charts) - MAX_CHARTS), "feature": feature,
-        "prediction": _prediction_chart(list(reversed(runs))),
-        "latest": next((r for r in runs if r.state == "succeeded"), None),
+        "prediction": _prediction_chart(list(reversed(runs))), "latest": latest,
+        "distributions": monitor_charts.distribution_charts(baseline, current, shown),
+        "current_missing": why_not if latest is not None else "",
+        "performance": monitor_charts.performance_chart(monitor, list(reversed(runs))),
+        "bins": monitor_charts.BINS,
     })
 
 
@@ -69,7 +83,7 @@ def _feature_charts(runs: list[MonitorRun], only: str | None) -> list[dict[str, 
     for run in runs:
         if run.state != "succeeded":
             continue
-        at = _axis_time(run.window_end)
+        at = monitor_charts.axis_time(run.window_end)
         for feature, entry in (run.result.get("features") or {}).items():
             if (only is not None and feature != only) or not isinstance(entry, dict):
                 continue
@@ -115,7 +129,7 @@ def _prediction_chart(runs: list[MonitorRun]) -> dict[str, Any] | None:
     for run in runs:
         found = run.result.get("prediction") if run.state == "succeeded" else None
         if isinstance(found, dict) and found.get("value") is not None:
-            x.append(_axis_time(run.window_end))
+            x.append(monitor_charts.axis_time(run.window_end))
             y.append(_number(found.get("value")))
             limit.append(_number(found.get("threshold")))
     if not x:
@@ -125,11 +139,6 @@ def _prediction_chart(runs: list[MonitorRun]) -> dict[str, Any] | None:
             {"x": x, "y": y, "name": "prediction", "type": "scatter", "mode": "lines+markers"},
             {"x": x, "y": limit, "name": "threshold", "type": "scatter", "mode": "lines",
              "line": {"dash": "dash", "color": "#b3261e"}}]}}
-
-
-def _axis_time(value: datetime) -> str:
-    """A UTC time as plotly reads it on a date axis (no zone suffix)."""
-    return when(value).replace("T", " ").removesuffix("Z")
 
 
 def _number(value: Any) -> float | None:
