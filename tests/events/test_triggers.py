@@ -143,8 +143,9 @@ def test_the_cooldown_skips_events_that_come_too_soon(store: Store) -> None:
 
 
 def test_a_failing_action_is_retried_then_dead_lettered_without_blocking_other_keys(
-        store: Store) -> None:
+        store: Store, caplog: pytest.LogCaptureFixture) -> None:
     bus.create_subscription(store, CTX, "seen", "out")
+    bus.create_subscription(store, CTX, "ops", "message-dead-lettered")
     triggers.create_trigger(store, CTX, "fragile", topic="in", max_attempts=3,
                             min_backoff_seconds=10, max_backoff_seconds=600,
                             action=actions.Publish(topic="out", data="{{ event.payload }}"))
@@ -158,16 +159,30 @@ def test_a_failing_action_is_retried_then_dead_lettered_without_blocking_other_k
     bus.publish(store, CTX, "in", {"model": "b", "payload": "b2"}, ordering_key="b")
     assert _process(store, now=now + timedelta(seconds=5)) == 1  # b2; a1 is backing off
     assert _process(store, now=now + timedelta(seconds=11)) == 1  # a1, attempt 2
-    assert _process(store, now=now + timedelta(seconds=32)) == 1  # a1, attempt 3: dead
+    assert bus.pull(store, P, "ops") == []  # no alert before the last attempt
+    with caplog.at_level("WARNING", logger="shipyard.events.alerts"):
+        assert _process(store, now=now + timedelta(seconds=32)) == 1  # a1, attempt 3: dead
     assert _process(store, now=now + timedelta(seconds=33)) == 1  # then a2 at last
     assert _drain(store, "seen") == ["b2", "a2"]
     (dead,) = bus.dead_letters(store, P, "trigger.fragile")
     assert dead.data == {"model": "a"} and dead.attempts == 3
     assert all("event.payload" in h["outcome"] for h in dead.history)
-    failed = [f for f in triggers.list_firings(store, P, "fragile") if f.state == "failed"]
-    assert len(failed) == 1 and failed[0].attempts == 3
+    failed = [f for f in triggers.list_firings(store, P, "fragile") if f.state != "done"]
+    assert len(failed) == 1 and failed[0].attempts == 3 and failed[0].state == "dead"
     errors = audit.query(store, action="events.trigger.fire", outcome="error")
     assert len(errors) == 3
+    # The alert: one built-in event, one audit row, one warning, each naming the message.
+    (alert,) = bus.pull(store, P, "ops")
+    assert alert.data == {"event": "message-dead-lettered", "subscription": "trigger.fragile",
+                          "topic": "in", "message_id": dead.id, "attempts": 3,
+                          "error": dead.history[-1]["outcome"]}
+    assert alert.ordering_key == "trigger.fragile"
+    (row,) = audit.query(store, action="events.message.dead_letter")
+    assert row["outcome"] == "error" and row["resource"] == "subscriptions/trigger.fragile"
+    assert row["detail"]["message_id"] == dead.id
+    (line,) = [r for r in caplog.records if r.name == "shipyard.events.alerts"]
+    assert line.levelname == "WARNING" and dead.id in line.getMessage()
+    assert "trigger.fragile" in line.getMessage()
 
 
 def test_pause_resume_and_delete(sqlite_store: Store) -> None:

@@ -17,7 +17,8 @@ from shipyard.context import RequestContext
 
 __all__ = [
     "ALERT_RAISED", "ALIAS_MOVED", "BUILTIN_TOPICS", "DATA_ARRIVED", "ENDPOINT_DEPLOYED",
-    "ENDPOINT_TRAFFIC_CHANGED", "ENDPOINT_UNDEPLOYED", "PIPELINE_RUN_FINISHED",
+    "ENDPOINT_TRAFFIC_CHANGED", "ENDPOINT_UNDEPLOYED", "MESSAGE_DEAD_LETTERED",
+    "PIPELINE_RUN_FINISHED",
     "VERSION_REGISTERED", "announce",
 ]
 
@@ -29,9 +30,15 @@ ENDPOINT_TRAFFIC_CHANGED = "endpoint-traffic-changed"  # endpoint, traffic (depl
 PIPELINE_RUN_FINISHED = "pipeline-run-finished"  # pipeline, run_id, state, error
 ALERT_RAISED = "monitor-alert-raised"  # monitor, endpoint, alert_id, severity, features
 DATA_ARRIVED = "data-arrived"  # watch, uri, files
+# The alert of the bus: a message was dead-lettered (a trigger's action kept failing, a push
+# endpoint kept refusing). subscription, topic, message_id, attempts, error (the last one).
+MESSAGE_DEAD_LETTERED = "message-dead-lettered"
 
 BUILTIN_TOPICS = (VERSION_REGISTERED, ALIAS_MOVED, ENDPOINT_DEPLOYED, ENDPOINT_UNDEPLOYED,
-                  ENDPOINT_TRAFFIC_CHANGED, PIPELINE_RUN_FINISHED, ALERT_RAISED, DATA_ARRIVED)
+                  ENDPOINT_TRAFFIC_CHANGED, PIPELINE_RUN_FINISHED, ALERT_RAISED, DATA_ARRIVED,
+                  MESSAGE_DEAD_LETTERED)
+# The payload key naming an event's subject (its ordering key), the first one present.
+SUBJECTS = ("model", "endpoint", "pipeline", "monitor", "watch")
 
 
 def announce(conn: Connection, ctx: RequestContext, topic: str, **payload: Any
@@ -48,7 +55,6 @@ def announce(conn: Connection, ctx: RequestContext, topic: str, **payload: Any
     if not has_subscriptions(conn, ctx.project, topic):
         return None
 
-    subject = next((str(payload[key]) for key in ("model", "endpoint", "pipeline", "monitor",
-                                                   "watch") if payload.get(key)), None)
+    subject = next((str(payload[key]) for key in SUBJECTS if payload.get(key)), None)
     return publish_in(conn, ctx, topic, {"event": topic, **payload},
                       ordering_key=subject[:128] if subject else None)

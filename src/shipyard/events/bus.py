@@ -30,6 +30,7 @@ from shipyard.events.delivery import (
     dead_letters,
     extend_lease,
     nack,
+    nack_in,
     pull,
     purge_expired,
     seek,
@@ -65,6 +66,6 @@ __all__ = [
     "ACKED", "DEAD", "DEFAULT_RETENTION", "LEASED", "LIMITS", "MAX_ATTRIBUTES",
     "MAX_ATTRIBUTE_VALUE", "MAX_PULL", "PENDING", "ack", "backoff", "create_subscription",
     "create_topic", "dead_letters", "delete_subscription", "extend_lease", "get_subscription",
-    "get_topic", "has_subscriptions", "list_subscriptions", "list_topics", "nack", "publish",
-    "publish_in", "pull", "purge_expired", "seek", "subscribe_in", "wait_for_messages",
+    "get_topic", "has_subscriptions", "list_subscriptions", "list_topics", "nack", "nack_in",
+    "publish", "publish_in", "pull", "purge_expired", "seek", "subscribe_in", "wait_for_messages",
 ]

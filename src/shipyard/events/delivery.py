@@ -18,6 +18,7 @@ Acknowledging is data and is not audited one by one; seeking is.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Sequence
@@ -40,8 +41,10 @@ from shipyard.validation import check_name
 
 __all__ = [
     "ACKED", "DEAD", "LEASED", "MAX_PULL", "PENDING", "ack", "backoff", "dead_letters",
-    "extend_lease", "nack", "pull", "purge_expired", "seek",
+    "extend_lease", "nack", "nack_in", "pull", "purge_expired", "seek",
 ]
+
+alerts = logging.getLogger("shipyard.events.alerts")
 
 MAX_PULL = 1000
 MAX_HISTORY = 50  # attempts kept per delivery (the newest)
@@ -69,8 +72,7 @@ def pull(store: Store, project: str, subscription: str, *, max_messages: int = 1
             if row.state == LEASED:  # its lease ran out: that delivery failed
                 history = _noted(list(row.history or []), row.attempts, at, "lease expired")
                 if row.attempts >= sub.max_attempts:
-                    _set(conn, sub.id, row.seq, state=DEAD, lease_token=None,
-                         lease_until=None, history=history, updated_at=at)
+                    _dead_letter(conn, sub, topic, row.seq, row.attempts, history, at)
                     continue
                 _set(conn, sub.id, row.seq, history=history)
             leased[row.seq] = row.attempts + 1
@@ -160,27 +162,63 @@ _ACK = update(event_deliveries).where(
 def nack(store: Store, project: str, subscription: str, lease_token: str, *,
          error: str | None = None, now: datetime | None = None) -> str:
     """Give a leased message back: delivered again after the backoff, or dead-lettered when
-    it has had ``max_attempts`` deliveries. Answers the new state (pending or dead)."""
+    it has had ``max_attempts`` deliveries (and an alert raised: ``_dead_letter``). Answers
+    the new state (pending or dead)."""
     check_name(subscription, "subscription")
     _parse_token(lease_token)
-    reason = "nack" if not error else f"nack: {str(error)[:2000]}"
 
     def work(conn: Connection) -> str:
-        at = now or utcnow()
-        sub, _ = _subscription_row(conn, project, subscription)
-        row = _leased(conn, sub.id, lease_token)
-        history = _noted(list(row.history or []), row.attempts, at, reason)
-        if row.attempts >= sub.max_attempts:
-            _set(conn, sub.id, row.seq, state=DEAD, lease_token=None, lease_until=None,
-                 history=history, updated_at=at)
-            return DEAD
-        wait = backoff(row.attempts, sub.min_backoff_seconds, sub.max_backoff_seconds)
-        _set(conn, sub.id, row.seq, state=PENDING, lease_token=None, lease_until=None,
-             available_at=at + timedelta(seconds=wait), history=history, updated_at=at)
-        wakeup.note(conn, sub.topic_id)  # waiters learn when it is due again
-        return PENDING
+        return nack_in(conn, project, subscription, lease_token, error=error, now=now)
 
     return store.retry_write(work)
+
+
+def nack_in(conn: Connection, project: str, subscription: str, lease_token: str, *,
+            error: str | None = None, now: datetime | None = None) -> str:
+    """``nack`` inside the caller's transaction (a trigger records its firing with it)."""
+    _parse_token(lease_token)
+    reason = "nack" if not error else f"nack: {str(error)[:2000]}"
+    at = now or utcnow()
+    sub, topic = _subscription_row(conn, project, subscription)
+    row = _leased(conn, sub.id, lease_token)
+    history = _noted(list(row.history or []), row.attempts, at, reason)
+    if row.attempts >= sub.max_attempts:
+        _dead_letter(conn, sub, topic, row.seq, row.attempts, history, at)
+        return DEAD
+    wait = backoff(row.attempts, sub.min_backoff_seconds, sub.max_backoff_seconds)
+    _set(conn, sub.id, row.seq, state=PENDING, lease_token=None, lease_until=None,
+         available_at=at + timedelta(seconds=wait), history=history, updated_at=at)
+    wakeup.note(conn, sub.topic_id)  # waiters learn when it is due again
+    return PENDING
+
+
+def _dead_letter(conn: Connection, sub: Any, topic: str, seq: int, attempts: int,
+                 history: list[dict[str, Any]], at: datetime) -> None:
+    """Dead-letter a delivery and raise the alert, in the transaction that does it: an
+    audit row (``events.message.dead_letter``, outcome error), the built-in event
+    ``message-dead-lettered`` (not for messages of that topic itself: an alert about an
+    alert would never end) and a warning on the ``shipyard.events.alerts`` logger."""
+    from shipyard.events.builtin import MESSAGE_DEAD_LETTERED
+    from shipyard.events.publishing import has_subscriptions, publish_in
+
+    _set(conn, sub.id, seq, state=DEAD, lease_token=None, lease_until=None,
+         history=history, updated_at=at)
+    wakeup.note(conn, sub.topic_id)  # the next message of its ordering key may go now
+    message_id = conn.execute(select(event_messages.c.id).where(
+        event_messages.c.seq == seq)).scalar_one()
+    last = str(history[-1]["outcome"]) if history else ""
+    ctx = RequestContext(project=sub.project, actor="shipyard", client="events")
+    detail = {"subscription": sub.name, "topic": topic, "message_id": message_id,
+              "attempts": attempts, "error": last[:1000]}
+    audit.record(conn, ctx, "events.message.dead_letter", f"subscriptions/{sub.name}",
+                 outcome="error", detail=detail)
+    if topic != MESSAGE_DEAD_LETTERED and has_subscriptions(conn, sub.project,
+                                                            MESSAGE_DEAD_LETTERED):
+        publish_in(conn, ctx, MESSAGE_DEAD_LETTERED, {"event": MESSAGE_DEAD_LETTERED,
+                                                      **detail}, ordering_key=sub.name)
+    alerts.warning("dead letter: message %s of topic %s in subscription %s (project %s) "
+                   "after %d attempts: %s", message_id, topic, sub.name, sub.project,
+                   attempts, last[:500])
 
 
 def extend_lease(store: Store, project: str, subscription: str, lease_token: str,

@@ -8,9 +8,11 @@ the idempotency key — records what happened:
 * a message delivered again after its firing is ``done`` (or ``skipped``) is acknowledged
   without acting again;
 * within ``cooldown_seconds`` of the trigger's last firing a message is ``skipped``;
-* a failing action is recorded ``failed`` and the message is nacked: the subscription
-  delivers it again after its backoff (10 s doubling to 600 s by default) and dead-letters
-  it after ``max_attempts``, with every attempt's error. Built-in events carry their
+* a failing action is recorded ``failed`` and the message is nacked (one transaction):
+  the subscription delivers it again after its backoff (10 s doubling to 600 s by default)
+  and after ``max_attempts`` dead-letters it, with every attempt's error; the firing is
+  then ``dead`` and the bus raises its alert (``message-dead-lettered``, an audit row, a
+  warning on the ``shipyard.events.alerts`` logger). Built-in events carry their
   subject (the model, the endpoint) as ordering key, so a failing message holds back only
   later messages about the same subject, never the others.
 
@@ -29,7 +31,13 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from shipyard import audit
 from shipyard.context import RequestContext
-from shipyard.errors import AlreadyExists, InvalidArgument, NotFound, ShipyardError
+from shipyard.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ShipyardError,
+)
 from shipyard.events import bus
 from shipyard.events.acting import check_allowed
 from shipyard.events.actions import check_action
@@ -270,8 +278,6 @@ def _handle(store: Store, perform: Perform, row: Any, message: Message,
                                         error, now))
     if error is None:
         bus.ack(store, row.project, sub, [message.lease_token], now=now)
-    else:
-        bus.nack(store, row.project, sub, message.lease_token, error=error[:1000], now=now)
 
 
 def _begin(conn: Connection, trigger_id: str, key: str, now: datetime | None) -> str | None:
@@ -306,13 +312,24 @@ def _begin(conn: Connection, trigger_id: str, key: str, now: datetime | None) ->
 
 def _end(conn: Connection, ctx: RequestContext, name: str, firing_id: str, message: Message,
          result: dict[str, Any] | None, error: str | None, now: datetime | None) -> None:
+    """Record the firing's outcome; a failure also gives the message back in the same
+    transaction: ``failed`` (it comes back after the backoff) or, after the subscription's
+    ``max_attempts``, ``dead`` (dead-lettered, with the alert the bus raises for it)."""
+    state = "done"
+    if error is not None:
+        try:
+            given_back = bus.nack_in(conn, ctx.project, PREFIX + name, message.lease_token,
+                                     error=error[:1000], now=now)
+        except FailedPrecondition:  # the lease ran out meanwhile: delivered again anyway
+            given_back = bus.PENDING
+        state = "dead" if given_back == bus.DEAD else "failed"
     conn.execute(update(firings).where(firings.c.id == firing_id).values(
-        state="failed" if error else "done", finished_at=now or utcnow(), result=result,
-        error=error))
+        state=state, finished_at=now or utcnow(), result=result, error=error))
     audit.record(conn, ctx, "events.trigger.fire", f"triggers/{name}",
                  outcome="error" if error else "ok",
                  detail={"message": message.id, "topic": message.topic,
-                         "attempt": message.attempt, "result": result, "error": error})
+                         "attempt": message.attempt, "result": result, "error": error,
+                         **({"dead_lettered": True} if state == "dead" else {})})
 
 
 # -- helpers ---------------------------------------------------------------------------------
