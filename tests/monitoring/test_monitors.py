@@ -339,3 +339,67 @@ def test_seed_002_reads_a_number_for_every_feature(sqlite_setup: Any,
         {"age", "visits", "region"}
     assert sum("is missing from the request log" in f
                for f in monitoring_data["findings"]) == 2
+
+
+def write_log_file(root: Path, start: datetime, statuses: list[int], *, seed: int,
+                   with_status: bool = True) -> None:
+    """One request-log file in the log's layout, one request of 5 instances per status
+    (``with_status=False``: a file from before the log had status and error columns)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    count = 5 * len(statuses)
+    status = np.repeat(np.asarray(statuses, dtype=np.int16), 5)
+    answered = status < 400
+    age = rng.normal(40, 10, count)
+    plan = rng.choice(["free", "pro", "team"], count, p=[0.5, 0.3, 0.2])
+    columns: dict[str, Any] = {
+        "request_id": [f"s{seed}-{i // 5}" for i in range(count)],
+        "instance": pa.array(np.tile(np.arange(5), len(statuses)), pa.int32()),
+        "time": pa.array([start + (i // 5) * HOUR / len(statuses) for i in range(count)],
+                         pa.timestamp("us", tz="UTC")),
+        "deployed_model_id": ["leads:1"] * count, "model_version": [1] * count,
+        "protocol": ["vertex"] * count, "latency_ms": [5.0] * count,
+        "features": [json.dumps({"age": float(a), "plan": str(p)})
+                     for a, p in zip(age, plan, strict=True)],
+        "prediction": [json.dumps(0.5) if ok else None for ok in answered],
+        "shadow": [False] * count}
+    if with_status:
+        columns["status"] = pa.array(status, pa.int16())
+        columns["error"] = [None if s < 400 else ("unavailable: replica busy" if s == 503
+                                                  else f"status {s}") for s in status]
+    folder = (root / "request-logs" / "predictions" / "project=default" / "endpoint=leads"
+              / f"hour={start:%Y-%m-%dT%H}")
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns), folder / f"file-{seed}.parquet")
+
+
+def test_error_rate_objective_alerts_after_k_of_n_windows(sqlite_setup: Any) -> None:
+    store, settings, root = sqlite_setup
+    make(store, objectives={"error_rate": 0.05}, alert_after=(2, 2))
+    # 100 requests a window: 8 answered 503, 2 answered 500, 5 refused with 400 (the
+    # caller's input: not a server error), 85 answered.
+    failing = [503] * 8 + [500] * 2 + [400] * 5 + [200] * 85
+    write_log_file(root, T0, failing, seed=1)
+    write_log_file(root, T0 + HOUR, failing, seed=2)
+    write_log_file(root, T0 + 2 * HOUR, [200] * 100, seed=3, with_status=False)  # old file
+    runs = [service.run_monitor(store, settings, "default", "leads-monitor",
+                                now=T0 + (i + 1) * HOUR) for i in range(3)]
+    first = runs[0].result
+    assert first["errors"] == {"requests": 100, "server_errors": 10, "client_errors": 5,
+                               "rate": 0.1, "common": {"unavailable: replica busy": 8,
+                                                       "status 500": 2}}
+    assert first["objectives"]["error_rate"] == {"value": 0.1, "limit": 0.05,
+                                                 "breached": True}
+    assert first["rows"] == 85 * 5  # drift is judged on the answered requests
+    assert first["breaches"] == ["error_rate"] and runs[0].alerts == []  # 1 of 2 windows
+    assert runs[1].result["breaches"] == ["error_rate"] and len(runs[1].alerts) == 1
+    (alert,) = service.list_alerts(store, "default")
+    assert (alert.kind, alert.severity, alert.state) == ("error_rate", "critical", "resolved")
+    assert alert.features[0]["name"] == "error_rate" and alert.features[0]["value"] == 0.1
+    assert "error-rate objective missed in 2 of the last 2 windows" in alert.message
+    quiet = runs[2].result  # a file without status columns: every request answered
+    assert quiet["errors"]["rate"] == 0.0 and quiet["rows"] == 500
+    assert quiet["breaches"] == [] and runs[2].alerts == []
+    assert service.monitoring_stats(store, "default", "leads")["errors"]["requests"] == 100

@@ -34,7 +34,7 @@ from shipyard.validation import check_name
 
 __all__ = ["KINDS", "alert_of", "list_alerts"]
 
-KINDS = ("skew", "drift", "prediction_drift", "latency", "performance")
+KINDS = ("skew", "drift", "prediction_drift", "latency", "error_rate", "performance")
 
 
 def _decide_alerts(conn: Connection, monitor: Any, run_id: str, result: Mapping[str, Any],
@@ -129,18 +129,25 @@ def _ranked(result: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
                          "score": found.get("distance") or 0.0})
     else:
         for name, objective in (result.get("objectives") or {}).items():
-            if objective["breached"] and (name.startswith("latency") == (kind == "latency")):
+            if objective["breached"] and _objective_kind(name) == kind:
                 features.append({"name": name, "metric": name, "value": objective["value"],
                                  "threshold": objective["limit"], "distance": None,
                                  "importance": None, "score": 0.0})
     return _clean_list(features)
 
 
+def _objective_kind(objective: str) -> str:
+    """The alert kind an objective's breach raises."""
+    if objective.startswith("latency"):
+        return "latency"
+    return "error_rate" if objective == "error_rate" else "performance"
+
+
 def _severity(kind: str, features: list[dict[str, Any]], result: Mapping[str, Any], k: int,
               n: int) -> str:
     """critical: an objective missed, most monitored features drifted, or every one of
     n > 1 windows breached; warning otherwise."""
-    if kind in ("latency", "performance"):
+    if kind in ("latency", "error_rate", "performance"):
         return "critical"
     monitored = len(result.get("features") or {}) or 1
     if kind in ("skew", "drift") and len(features) * 2 > monitored:
@@ -152,6 +159,7 @@ def _message(monitor: Any, kind: str, features: list[dict[str, Any]],
              result: Mapping[str, Any], k: int, n: int) -> str:
     what = {"skew": "skew from the baseline", "drift": "drift from earlier windows",
             "prediction_drift": "prediction drift", "latency": "latency objective missed",
+            "error_rate": "error-rate objective missed",
             "performance": "performance objective missed"}[kind]
     names = ", ".join(f"{f['name']} ({_fmt(f['value'])} vs {_fmt(f['threshold'])})"
                       for f in features[:10])

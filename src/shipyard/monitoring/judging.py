@@ -63,8 +63,10 @@ def judge(settings: Settings, row: Any, start: datetime, end: datetime) -> dict[
     elif window.rows:
         findings.append("no earlier window holds requests: drift over time is not judged")
     if window.rows == 0:
+        what = "logged requests" if not window.errors.requests else \
+            f"answered requests ({window.errors.requests} logged requests failed)"
         findings.append(f"the window from {start.isoformat()} to {end.isoformat()} holds no "
-                        "logged requests: nothing was compared")
+                        f"{what}: nothing was compared")
     else:
         findings.extend(f"column {name!r} is missing from the request log: no logged "
                         "request carries it, so it is scored as all missing"
@@ -75,6 +77,10 @@ def judge(settings: Settings, row: Any, start: datetime, end: datetime) -> dict[
     result["prediction"] = _prediction_drift(window, earlier, rule) if window.rows else None
     result["latency_ms"] = _latency(window.latency_ms)
     result["performance"] = _performance(window, findings)
+    errors = window.errors
+    result["errors"] = {"requests": errors.requests, "server_errors": errors.server_errors,
+                        "client_errors": errors.client_errors, "rate": errors.rate,
+                        "common": errors.common}
     result["model_versions"] = {str(k): v for k, v in window.model_versions.items()}
     result["objectives"] = _objectives(config, result, findings)
     breaches = []
@@ -90,6 +96,8 @@ def judge(settings: Settings, row: Any, start: datetime, end: datetime) -> dict[
     if any(v["breached"] for k, v in objectives.items()
            if k in ("accuracy", "roc_auc", "rmse", "mae")):
         breaches.append("performance")
+    if objectives.get("error_rate", {}).get("breached"):
+        breaches.append("error_rate")
     result["breaches"] = breaches
     return result
 
@@ -235,10 +243,7 @@ def _objectives(config: Mapping[str, Any], result: Mapping[str, Any], findings: 
         if name.startswith("latency_"):
             value = latency.get(name.removeprefix("latency_").removesuffix("_ms"))
         elif name == "error_rate":
-            value = None
-            findings.append("error_rate: the request log holds answered predictions only, "
-                            "so the error rate is not measured (see the server's "
-                            "shipyard_prediction_errors_total metric)")
+            value = result["errors"]["rate"]
         else:
             value = performance.get(name)
         breached = value is not None and (value > limit if OBJECTIVES[name] == "max"

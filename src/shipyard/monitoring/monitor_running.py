@@ -195,7 +195,8 @@ def monitoring_stats(store: Store, project: str, endpoint: str, monitor: str | N
             "window_end": run.window_end.isoformat(), "rows": result.get("rows", 0),
             "feature_metrics": result.get("features", {}),
             "prediction_metrics": result.get("prediction"),
-            "latency_ms": result.get("latency_ms"), "performance": result.get("performance"),
+            "latency_ms": result.get("latency_ms"), "errors": result.get("errors"),
+            "performance": result.get("performance"),
             "objectives": result.get("objectives", {}),
             "breaches": result.get("breaches", []), "findings": result.get("findings", [])}
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from shipyard.errors import InvalidArgument
 
-__all__ = ["Window", "read_window", "request_log_root"]
+__all__ = ["Errors", "Window", "read_window", "request_log_root"]
 
 FOLDER = "request-logs"  # serving.requestlog.FOLDER (serving is not imported from here)
 
@@ -32,6 +32,23 @@ def request_log_root(artifacts: str) -> Path | None:
     if "://" in artifacts and not artifacts.startswith("file://"):
         return None
     return Path(artifacts.removeprefix("file://")).expanduser() / FOLDER
+
+
+@dataclass
+class Errors:
+    """The window's requests by how they were answered: ``server_errors`` (status 500 and
+    above: the model raised, its replica was busy, gone or too slow), ``client_errors``
+    (400-499: the input did not fit), and the commonest server errors' messages."""
+
+    requests: int = 0
+    server_errors: int = 0
+    client_errors: int = 0
+    common: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float | None:
+        """The share of requests answered with a server error; None without requests."""
+        return self.server_errors / self.requests if self.requests else None
 
 
 @dataclass
@@ -46,6 +63,7 @@ class Window:
     model_versions: dict[int, int] = field(default_factory=dict)  # version -> rows
     truth: npt.NDArray[Any] | None = None  # ground truth, where feedback came
     predicted: npt.NDArray[Any] | None = None  # the predictions of those rows
+    errors: Errors = field(default_factory=Errors)  # every request, answered or failed
 
 
 def _hours(start: datetime, end: datetime) -> list[str]:
@@ -126,9 +144,17 @@ def _read(con: Any, files: list[str], root: Path, project: str, endpoint: str,
     sample = "" if sampling_rate >= 1 else \
         f" AND hash(request_id, instance) % 1000000 < {int(sampling_rate * 1_000_000)}"
     # A view takes no parameters: the file names (our own paths) and times are literals.
+    # Files written before the log had ``status``, ``error`` or ``shadow`` read as answered
+    # (200), without error, not a shadow's. A shadow's rows (answers no caller saw) are
+    # left out; ``w`` holds the answered rows, ``logged`` every row of the callers' requests.
     con.execute(
-        f"CREATE TEMP VIEW w AS SELECT * FROM read_parquet({_list(files)}, "
-        f"union_by_name=true) WHERE time >= {_time(start)} AND time < {_time(end)}{sample}")
+        "CREATE TEMP VIEW logged AS SELECT * REPLACE (coalesce(status, 200) AS status) "
+        f"FROM (SELECT * FROM read_parquet({_list(files)}, union_by_name=true) "
+        "UNION ALL BY NAME SELECT CAST(NULL AS SMALLINT) AS status, "
+        "CAST(NULL AS VARCHAR) AS error, CAST(NULL AS BOOLEAN) AS shadow WHERE false) "
+        f"WHERE time >= {_time(start)} AND time < {_time(end)} AND shadow IS NOT TRUE"
+        f"{sample}")
+    con.execute("CREATE TEMP VIEW w AS SELECT * FROM logged WHERE status < 400")
     select: list[str] = []
     params: list[Any] = []
     for position, (name, kind) in enumerate(columns):
@@ -160,10 +186,25 @@ def _read(con: Any, files: list[str], root: Path, project: str, endpoint: str,
     predictions = _predictions(con)
     window = Window(rows=rows, features=features, missing=missing, predictions=predictions,
                     latency_ms=np.asarray(next(iter(latency.values())), dtype=np.float64),
-                    model_versions={int(v): int(n) for v, n in versions if v is not None})
+                    model_versions={int(v): int(n) for v, n in versions if v is not None},
+                    errors=_errors(con))
     if with_feedback:
         _join_feedback(con, window, root, project, endpoint, start)
     return window
+
+
+def _errors(con: Any) -> Errors:
+    """Requests (not instances) by their answer's status, and the commonest server errors."""
+    requests, server, client = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE status >= 500), "
+        "count(*) FILTER (WHERE status >= 400 AND status < 500) FROM "
+        "(SELECT request_id, max(status) AS status FROM logged GROUP BY request_id)"
+    ).fetchone()
+    common = con.execute(
+        "SELECT coalesce(error, 'status ' || status) AS error, count(DISTINCT request_id) "
+        "FROM logged WHERE status >= 500 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5").fetchall()
+    return Errors(requests=int(requests), server_errors=int(server),
+                  client_errors=int(client), common={str(e): int(n) for e, n in common})
 
 
 def _predictions(con: Any) -> pa.Table:
