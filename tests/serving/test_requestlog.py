@@ -19,7 +19,7 @@ import pytest
 import shipyard
 from shipyard.sdk import session
 from shipyard.security.credentials import read_credentials
-from shipyard.serving.requestlog import Logged, RequestLog
+from shipyard.serving.requestlog import Logged, RequestLog, predictions_sql
 from tests.artifacts.conftest import BUCKET, s3_endpoint, s3_filesystem
 from tests.server.conftest import assert_problem
 from tests.server.live import free_port
@@ -202,3 +202,60 @@ def test_a_request_log_key_cannot_leave_its_root(tmp_path: Path) -> None:
         logged.write([Logged(**{**entry("x", 0.0).__dict__, "endpoint": "../../etc"})])
     assert caught.value.field == "endpoint"
     assert not list(tmp_path.rglob("*.parquet"))
+
+
+def _flushed(served: Served) -> Path:
+    """The server's request log written out now (not at its next flush)."""
+    served.server.app.state.serving.request_log.flush()
+    return Path(served.server.settings.artifacts)
+
+
+def test_failed_requests_are_logged_with_their_status_and_error(xgb_served: Served) -> None:
+    # The linear model (sklearn) raises on a missing value; XGBoost's would not.
+    http = xgb_served.http
+    good = http.post(f"{P}/endpoints/linear:predict", json={"instances": [[3, 1.0]]})
+    bad = http.post(f"{P}/endpoints/linear:predict",
+                    json={"instances": [[4, 1.0], [None, 2.0]]})
+    assert good.status_code == 200 and bad.status_code == 400, bad.text
+    unrouted = http.post(f"{P}/endpoints/linear:predict", json={"instance": [[1, 1.0]]})
+    assert unrouted.status_code == 400  # refused before routing: not logged
+    ids = {r.headers["x-request-id"] for r in (good, bad, unrouted)}
+    root = _flushed(xgb_served)
+    files = [str(f) for f in root.glob("request-logs/predictions/**/*.parquet")]
+    rows = duckdb.sql(
+        "SELECT request_id, instance, deployed_model_id, model_version, features, "
+        f"prediction, status, error FROM {predictions_sql(files)} "
+        f"WHERE request_id IN {tuple(ids)} ORDER BY status, instance").fetchall()
+    assert [r[0] for r in rows] == [good.headers["x-request-id"]] + \
+        [bad.headers["x-request-id"]] * 2
+    assert rows[0][1:4] == (0, "linear:1", 1) and rows[0][5:] == (
+        json.dumps(good.json()["predictions"][0]), 200, None)
+    assert [r[1] for r in rows[1:]] == [0, 1]
+    assert {r[2:4] for r in rows[1:]} == {("linear:1", 1)}
+    assert [json.loads(str(r[4])) for r in rows[1:]] == [
+        {"visits": 4, "time_on_site": 1.0}, {"visits": None, "time_on_site": 2.0}]
+    assert {r[5:7] for r in rows[1:]} == {(None, 400)}
+    error = str(rows[1][7])
+    assert error.startswith("invalid_argument: ") and len(error) <= 256
+    assert error == rows[2][7]
+
+
+def test_old_log_files_read_as_status_200_and_no_error(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    logged = RequestLog(root=tmp_path)
+    (old,) = logged.write([entry("old", 1_767_225_600.0)])
+    table = pq.read_table(tmp_path / str(old)).drop_columns(["status", "error"])
+    pq.write_table(table, tmp_path / str(old))  # as written before the columns existed
+    assert duckdb.sql(f"SELECT status, error FROM {predictions_sql([str(tmp_path / str(old))])}"
+                      ).fetchall() == [(200, None)]
+    failed = Logged(**{**entry("new", 1_767_225_600.0).__dict__, "status": 503,
+                       "error": "unavailable: " + "x" * 500, "predictions": []})
+    (new,) = logged.write([failed])
+    files = [str(tmp_path / str(old)), str(tmp_path / str(new))]
+    rows = duckdb.sql(f"SELECT request_id, status, length(error), prediction, endpoint "
+                      f"FROM {predictions_sql(files, hive=True)} ORDER BY 1").fetchall()
+    assert rows == [("new", 503, 256, None, "e"), ("old", 200, None, "0.5", "e")]
+    types = {r[0]: r[1] for r in duckdb.sql(
+        f"DESCRIBE SELECT * FROM {predictions_sql(files)}").fetchall()}
+    assert (types["status"], types["error"]) == ("SMALLINT", "VARCHAR")

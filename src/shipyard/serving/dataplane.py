@@ -5,7 +5,13 @@ A request the split sends to a deployment with no ready replica yet (just deploy
 moving to its alias's new version) is answered by the version it is moving from, else by
 the deployment with the largest share that has one, so deploying and moving traffic lose
 no request. A copy of each prediction request goes to the endpoint's shadow deployments,
-not awaited; their answers go to the request log marked ``shadow``.
+not awaited; their answers go to the request log marked ``shadow``, under the caller's
+request id.
+
+The server's fast layer describes each request it hands over in ``CALL`` (a context
+variable, so the protocol modules between them need not carry it): its request id, and,
+once the request is routed, the deployment that was to answer it and the instances sent,
+so a request that fails after routing is logged against that deployment.
 """
 
 from __future__ import annotations
@@ -15,17 +21,32 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from shipyard.errors import Conflict, FailedPrecondition, NotFound, ShipyardError, Unavailable
 from shipyard.ids import new_id
 from shipyard.serving import service
 from shipyard.serving.instances import signature_names
-from shipyard.serving.models import Prediction
+from shipyard.serving.models import Deployment, Prediction
 from shipyard.serving.pool import Replica, Route, pinned
 from shipyard.serving.reconcile import Reconciler
 from shipyard.serving.requestlog import Logged, RequestLog
 from shipyard.serving.service import DeployedModel
+
+
+@dataclass
+class Call:
+    """One data-plane request: its id, and once routed, the deployment that was to answer
+    it and the instances it was sent (None before routing)."""
+
+    request_id: str
+    deployment: Deployment | None = None
+    instances: list[Any] | None = None
+
+
+CALL: ContextVar[Call | None] = ContextVar("shipyard_serving_call", default=None)
 
 
 class DataPlane(Reconciler):
@@ -118,6 +139,10 @@ class DataPlane(Reconciler):
                 raise FailedPrecondition(f"endpoint {ep.name!r} has no deployed model: "
                                          "deploy one first", field="name")
         target = self.pick(project, endpoint, version)
+        call = CALL.get()
+        if call is not None:
+            request_id = request_id or call.request_id
+            call.deployment, call.instances = target.deployment, message.get("instances")
         replica = self._replica_for(route, target, fall_back=version is None)
         if replica is None:
             pool = self.pools.get(target.key)
@@ -127,6 +152,8 @@ class DataPlane(Reconciler):
             raise Unavailable(f"the replica of {target.deployment.id} is {state}{why}; retry "
                               "shortly", retry_after=1)
         deployment = replica.target.deployment  # the version that answers
+        if call is not None:
+            call.deployment = deployment
         if route.shadows and message.get("op") in (None, "predict"):
             self._mirror(route, message, request_id)
         try:

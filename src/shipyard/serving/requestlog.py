@@ -1,8 +1,10 @@
 """Request-response logging: a sample of predictions, written in batches to Parquet in the
 artifact store, and ground truth attached to a request id later (feedback).
 
-The server's data plane hands each answered prediction to ``RequestLog.record``, which keeps
-it with probability ``rate`` (``settings.extra["serving_log_rate"]``, default 1.0: every
+The server's data plane hands each answered prediction, and each request that failed once it
+was routed to a deployment (the model raised, the input did not fit its signature, its
+replica was busy, gone or too slow), to ``RequestLog.record``, which keeps it with
+probability ``rate`` (``settings.extra["serving_log_rate"]``, default 1.0: every
 request). A writer thread turns what was kept into one Parquet file per endpoint and hour
 every ``flush_seconds`` (5 s) or ``batch_rows`` (1,000 instances), whichever comes first,
 and at shutdown. Files go through the artifact store's backend (``artifacts.backend``), so
@@ -18,10 +20,16 @@ for a bucket, DuckDB's ``httpfs`` with ``s3://bucket/prefix/request-logs/...``):
 
     predictions/project=<p>/endpoint=<e>/hour=<YYYY-MM-DDTHH>/<batch id>.parquet
         request_id, instance, time (UTC), deployed_model_id, model_version, protocol,
-        latency_ms, features (JSON object keyed by feature), prediction (JSON),
-        shadow (true for a shadow deployment's answer, which no caller saw)
+        latency_ms, features (JSON object keyed by feature), prediction (JSON; null when
+        the request failed), shadow (true for a shadow deployment's answer, which no caller
+        saw), status (int16: the HTTP status answered, 200 for a prediction), error (the
+        failure's kind and message, at most 256 characters; null on success)
     feedback/project=<p>/endpoint=<e>/hour=<YYYY-MM-DDTHH>/<batch id>.parquet
         request_id, instance, time (UTC), ground_truth (JSON)
+
+Files written before ``status`` and ``error`` existed have neither: read them as status
+200 and error null (``predictions_sql`` does). A shadow's rows carry the request id of the
+caller's request, so the champion's and the shadow's answers pair up on it.
 
 ``feedback`` writes its file before it returns (durable when the caller hears back).
 Join the two on ``request_id`` and ``instance``. Paths are built from the project and
@@ -56,6 +64,7 @@ FLUSH_SECONDS = 5.0
 BATCH_ROWS = 1_000
 MAX_QUEUED = 100_000  # requests held for the writer; more are dropped (and counted)
 MAX_FEEDBACK = 10_000
+MAX_ERROR = 256  # characters of a failure's kind and message kept in the log
 
 
 @dataclass
@@ -72,6 +81,12 @@ class Logged:
     predictions: list[Any]
     names: Sequence[str] | None
     shadow: bool = False  # a shadow deployment's answer (never returned to the caller)
+    status: int = 200  # the HTTP status answered
+    error: str | None = None  # what failed (kind: message), None on success
+
+    def __post_init__(self) -> None:
+        if self.error is not None and len(self.error) > MAX_ERROR:
+            self.error = self.error[:MAX_ERROR]
 
 
 @dataclass
@@ -85,7 +100,8 @@ class RequestLog:
     draw: Callable[[], float] = random.random
     dropped: int = 0
     written_files: int = 0
-    _queue: queue.Queue[Logged | None] = field(default_factory=lambda: queue.Queue(MAX_QUEUED))
+    _queue: queue.Queue[Logged | threading.Event | None] = field(
+        default_factory=lambda: queue.Queue(MAX_QUEUED))
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     backend: Backend | None = None  # where the files go: the artifact store's backend
@@ -152,16 +168,26 @@ class RequestLog:
             if entry is None:
                 self._write_safely(pending)
                 return
-            if entry is not _TICK:
+            asked = isinstance(entry, threading.Event)
+            if not asked and entry is not _TICK:
                 pending.append(entry)
                 rows += len(entry.rows)
-            if rows >= self.batch_rows or time.monotonic() >= deadline:
+            if asked or rows >= self.batch_rows or time.monotonic() >= deadline:
                 self._write_safely(pending)
                 pending, rows = [], 0
                 deadline = time.monotonic() + self.flush_seconds
+            if asked:
+                entry.set()
 
-    def flush(self) -> None:
-        """Write what is queued now (for tests and shutdown; the thread does it on its own)."""
+    def flush(self, timeout: float = 30.0) -> None:
+        """Write what is queued now (for tests and shutdown; the thread does it on its own):
+        the writer writes what it holds and returns here once it has."""
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            written = threading.Event()
+            self._queue.put(written, timeout=timeout)
+            written.wait(timeout)
+            return
         pending: list[Logged] = []
         while True:
             try:
@@ -171,7 +197,7 @@ class RequestLog:
             if entry is None:
                 self._queue.put(None)
                 break
-            if entry is not _TICK:
+            if isinstance(entry, Logged):
                 pending.append(entry)
         self._write_safely(pending)
 
@@ -254,6 +280,18 @@ def setting(extra: Mapping[str, str], key: str, default: str) -> str:
     return extra.get(key) or os.environ.get(f"SHIPYARD_{key.upper()}") or default
 
 
+def predictions_sql(files: Sequence[str], *, hive: bool = False) -> str:
+    """A DuckDB subquery over prediction log ``files`` with every column of today's layout:
+    files written before ``status`` and ``error`` existed read as status 200, error null
+    (``hive``: with the project, endpoint and hour partition columns)."""
+    listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+    options = ", hive_partitioning=true" if hive else ""
+    return (f"(SELECT * REPLACE (CAST(coalesce(status, 200) AS SMALLINT) AS status) FROM ("
+            f"SELECT * FROM read_parquet({listed}, union_by_name=true{options}) "
+            "UNION ALL BY NAME SELECT CAST(NULL AS SMALLINT) AS status, "
+            "CAST(NULL AS VARCHAR) AS error WHERE false))")
+
+
 def _prediction_table(entries: list[Logged]) -> Any:
     import pyarrow as pa
 
@@ -265,8 +303,10 @@ def _prediction_table(entries: list[Logged]) -> Any:
     protocols: list[str] = []
     latencies: list[float] = []
     features: list[str] = []
-    predictions: list[str] = []
+    predictions: list[str | None] = []
     shadows: list[bool] = []
+    statuses: list[int] = []
+    errors: list[str | None] = []
     for entry in entries:
         count = len(entry.rows)
         request_ids += [entry.request_id] * count
@@ -277,12 +317,17 @@ def _prediction_table(entries: list[Logged]) -> Any:
         protocols += [entry.protocol] * count
         latencies += [entry.latency_ms] * count
         shadows += [entry.shadow] * count
+        statuses += [entry.status] * count
+        errors += [entry.error] * count
         names = entry.names
         for row in entry.rows:
             keyed = dict(zip(names, row, strict=False)) if names is not None and \
                 isinstance(row, list) else row
             features.append(wire.dumps(keyed).decode())
-        predictions += [wire.dumps(p).decode() for p in entry.predictions]
+        if entry.status == 200:
+            predictions += [wire.dumps(p).decode() for p in entry.predictions]
+        else:
+            predictions += [None] * count
     return pa.table({
         "request_id": pa.array(request_ids, pa.string()),
         "instance": pa.array(instances, pa.int32()),
@@ -294,4 +339,6 @@ def _prediction_table(entries: list[Logged]) -> Any:
         "features": pa.array(features, pa.string()),
         "prediction": pa.array(predictions, pa.string()),
         "shadow": pa.array(shadows, pa.bool_()),
+        "status": pa.array(statuses, pa.int16()),
+        "error": pa.array(errors, pa.string()),
     })

@@ -4,7 +4,8 @@ routing, and passes everything else on.
 For each request it makes the checks FastAPI's stack would, in the same order: the path's
 bounds, authorization (``access``), the body (bounded by the JSON limit, 413, and the body
 timeout, 408), then the protocol's parse and the replica's answer (``vertex``, ``mlflow``,
-``oip``); then the metrics and, for a sampled answered request, the request log.
+``oip``); then the metrics and, for a sampled request that was answered or failed once
+routed to a deployment, the request log (a failure with its status and error).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from shipyard.server.api.dataplane.answers import Answer, names
 from shipyard.server.api.dataplane.paths import PATH_SCHEMAS, PROTOCOLS, MatchedRoute, Protocol
 from shipyard.server.errors import from_error, problem, redact
 from shipyard.server.state import ServerState
+from shipyard.serving.dataplane import CALL, Call
 from shipyard.serving.replicas import Supervisor
 from shipyard.serving.requestlog import Logged
 from shipyard.validation import check_name
@@ -89,6 +91,9 @@ async def handle(scope: Scope, receive: Receive, protocol: Protocol, params: dic
     scope.setdefault("state", {})
     request = Request(scope, receive)
     started = time.perf_counter()
+    call = Call(str(scope["state"].get("request_id") or new_id()))
+    token = CALL.set(call)
+    error: str | None = None
     try:
         state, supervisor = _serving(state, supervisor)
         _check_path(params)
@@ -102,6 +107,7 @@ async def handle(scope: Scope, receive: Receive, protocol: Protocol, params: dic
                         [(b"connection", b"close")])
     except ShipyardError as exc:
         answer = _problem_answer(exc, state)
+        error = f"{exc.kind}: {exc.message}"
     except Exception as exc:
         from shipyard.store.availability import database_unavailable
 
@@ -113,28 +119,49 @@ async def handle(scope: Scope, receive: Receive, protocol: Protocol, params: dic
             response = problem(500, "internal error; the server log has the details",
                                kind="internal")
             answer = Answer(500, bytes(response.body), "application/problem+json")
+            error = f"internal: {type(exc).__name__}"
+    finally:
+        CALL.reset(token)
     seconds = time.perf_counter() - started
     if supervisor is not None:
-        found = answer.prediction
-        project, name = params.get("project", ""), params.get("name", "")
-        if found is None and (project, name) not in supervisor.routes:
-            project = name = ""  # not a served endpoint: no series per name a caller sends
-        supervisor.metrics.observe(
-            project, name,
-            found.deployed_model_id if found else "",
-            str(found.model_version) if found else "", protocol.kind, answer.status,
-            seconds, answer.instances)
-        logged = supervisor.request_log
-        if found is not None and answer.rows is not None and logged is not None and \
-                logged.sampled():
-            signature = supervisor.signature_of(project, name, found.deployed_model_id)
-            logged.record(Logged(
-                request_id=str(scope["state"].get("request_id") or new_id()),
-                time=time.time(), project=project, endpoint=name,
-                deployed_model_id=found.deployed_model_id, model_version=found.model_version,
-                protocol=protocol.kind, latency_ms=seconds * 1000, rows=answer.rows,
-                predictions=found.predictions, names=names(signature)))
+        _observe(supervisor, protocol, params, answer, call, error, seconds)
     return answer
+
+
+def _observe(supervisor: Supervisor, protocol: Protocol, params: dict[str, str],
+             answer: Answer, call: Call, error: str | None, seconds: float) -> None:
+    """The request's metrics, and its request log row when sampled: an answer, or a failure
+    after routing (against the deployment that was to answer it)."""
+    found = answer.prediction
+    routed = call.deployment if found is None else None
+    project, name = params.get("project", ""), params.get("name", "")
+    if found is None and (project, name) not in supervisor.routes:
+        project = name = ""  # not a served endpoint: no series per name a caller sends
+    supervisor.metrics.observe(
+        project, name, found.deployed_model_id if found else "",
+        str(found.model_version) if found else "", protocol.kind, answer.status, seconds,
+        answer.instances)
+    logged = supervisor.request_log
+    if logged is None:
+        return
+    if found is not None and answer.rows is not None:
+        rows, predictions, status = answer.rows, found.predictions, 200
+        deployed_model_id, version = found.deployed_model_id, found.model_version
+    elif routed is not None and isinstance(call.instances, list) and call.instances and \
+            project:
+        rows, predictions, status = call.instances, [], answer.status
+        deployed_model_id, version = routed.id, routed.version
+    else:
+        return
+    if not logged.sampled():
+        return
+    signature = supervisor.signature_of(project, name, deployed_model_id)
+    logged.record(Logged(
+        request_id=call.request_id, time=time.time(), project=project, endpoint=name,
+        deployed_model_id=deployed_model_id, model_version=version, protocol=protocol.kind,
+        latency_ms=seconds * 1000, rows=rows, predictions=predictions,
+        names=names(signature), status=status,
+        error=None if status == 200 else error or f"http {status}"))
 
 
 def _check_path(params: dict[str, str]) -> None:
