@@ -168,16 +168,16 @@ class RequestLog:
             if entry is None:
                 self._write_safely(pending)
                 return
-            asked = isinstance(entry, threading.Event)
-            if not asked and entry is not _TICK:
+            asked = entry if isinstance(entry, threading.Event) else None
+            if isinstance(entry, Logged):
                 pending.append(entry)
                 rows += len(entry.rows)
             if asked or rows >= self.batch_rows or time.monotonic() >= deadline:
                 self._write_safely(pending)
                 pending, rows = [], 0
                 deadline = time.monotonic() + self.flush_seconds
-            if asked:
-                entry.set()
+            if asked is not None:
+                asked.set()
 
     def flush(self, timeout: float = 30.0) -> None:
         """Write what is queued now (for tests and shutdown; the thread does it on its own):
