@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -53,7 +54,10 @@ __all__ = [
 ]
 
 MISFIRE_GRACE = timedelta(seconds=60)  # later than this, a tick counts as missed
-STALE_CLAIM = timedelta(minutes=15)  # a claimed tick older than this no longer counts
+# A tick claimed longer ago than this and not started: its worker died, another claims it.
+CLAIM_LEASE = timedelta(seconds=60)
+# A tick acting longer than this: its worker died while acting; failed, not counted in flight.
+STALE_CLAIM = timedelta(minutes=15)
 MAX_CATCH_UP = 1000
 MAX_CONCURRENT = 1000
 _MISFIRE = re.compile(r"(skip|run_once|catch_up)(?:\((\d{1,4})\))?")
@@ -248,12 +252,20 @@ def list_ticks(store: Store, project: str, name: str, *, limit: int = 100
 Perform = Callable[[RequestContext, Any, dict[str, Any]], dict[str, Any]]
 
 
-def fire_due(store: Store, worker: str, perform: Perform, *, now: datetime | None = None
-             ) -> int:
-    """Claim one due schedule, fire its ticks (``perform(ctx, action, context)`` runs an
-    action) and record each outcome; how many ticks were claimed (0: nothing was due)."""
+def fire_due(store: Store, worker: str, perform: Perform, *, now: datetime | None = None,
+             claim_lease: timedelta = CLAIM_LEASE) -> int:
+    """Fire due ticks (``perform(ctx, action, context)`` runs an action) and record each
+    outcome; how many ticks were claimed (0: nothing was due).
+
+    First, ticks another worker claimed more than ``claim_lease`` ago and never started
+    (it died between its claim and the run) are claimed again and run; otherwise one due
+    schedule is claimed. A tick's action starts only through ``_start``, which moves the
+    tick from ``claimed`` by this worker to ``acting`` (compare-and-set), so however often
+    a tick is claimed, its action starts once."""
     at = now or utcnow()
-    claimed = store.retry_write(lambda conn: _claim(conn, worker, at))
+    claimed = store.retry_write(lambda conn: _reclaim(conn, worker, at, claim_lease))
+    if claimed is None:
+        claimed = store.retry_write(lambda conn: _claim(conn, worker, at))
     if claimed is None:
         return 0
     row, fired = claimed
@@ -261,6 +273,8 @@ def fire_due(store: Store, worker: str, perform: Perform, *, now: datetime | Non
                          token_id=row.created_token, client=f"schedule:{row.name}")
     outcomes: list[tuple[str, datetime, dict[str, Any] | None, str | None]] = []
     for tick_id, tick_at in fired:
+        if not store.retry_write(partial(_start, tick_id=tick_id, worker=worker, now=now)):
+            continue  # claimed again by another worker since (this one was slow): theirs
         context = {"schedule": row.name, "tick": tick_at.isoformat(),
                    "event": {"schedule": row.name, "tick": tick_at.isoformat()}}
         try:
@@ -274,6 +288,44 @@ def fire_due(store: Store, worker: str, perform: Perform, *, now: datetime | Non
     if outcomes:  # one transaction for a claim's ticks (one tick, unless catching up)
         store.retry_write(lambda conn: _finish(conn, ctx, row.name, outcomes))
     return max(len(fired), 1)
+
+
+def _reclaim(conn: Connection, worker: str, now: datetime, lease: timedelta
+             ) -> tuple[Any, list[tuple[str, datetime]]] | None:
+    """Claim the ticks of one schedule that a worker claimed more than ``lease`` ago and
+    never started; mark ``failed`` the ticks whose action started more than
+    ``STALE_CLAIM`` ago and never ended (their worker died while acting: whether the
+    action took effect is unknown, and it is not run again)."""
+    conn.execute(update(ticks).where(
+        ticks.c.state == "acting", ticks.c.claimed_at <= now - STALE_CLAIM,
+    ).values(state="failed", finished_at=now, error="the worker running this tick's action "
+             "stopped before recording its outcome (whether it took effect is unknown; it "
+             "is not run again)"))
+    query = (select(ticks.c.id, ticks.c.schedule_id).where(
+        ticks.c.state == "claimed", ticks.c.claimed_at <= now - lease)
+        .order_by(ticks.c.claimed_at).limit(1))
+    if conn.dialect.name != "sqlite":
+        query = query.with_for_update(skip_locked=True)
+    first = conn.execute(query).first()
+    if first is None:
+        return None
+    row = conn.execute(select(schedules).where(schedules.c.id == first.schedule_id)).one()
+    stale = conn.execute(select(ticks.c.id, ticks.c.tick_at).where(
+        ticks.c.schedule_id == first.schedule_id, ticks.c.state == "claimed",
+        ticks.c.claimed_at <= now - lease).order_by(ticks.c.tick_at)).all()
+    conn.execute(update(ticks).where(ticks.c.id.in_([t.id for t in stale]),
+                                     ticks.c.state == "claimed")
+                 .values(worker=worker, claimed_at=now))
+    return row, [(t.id, t.tick_at) for t in stale]
+
+
+def _start(conn: Connection, tick_id: str, worker: str, now: datetime | None) -> bool:
+    """``claimed`` by ``worker`` -> ``acting``: True when this worker is to run the tick's
+    action (exactly one caller ever gets True for a tick)."""
+    done = conn.execute(update(ticks).where(
+        ticks.c.id == tick_id, ticks.c.state == "claimed", ticks.c.worker == worker,
+    ).values(state="acting", claimed_at=now or utcnow()))
+    return bool(done.rowcount)
 
 
 def _claim(conn: Connection, worker: str, now: datetime
@@ -321,7 +373,8 @@ def _in_flight(conn: Connection, schedule_id: str, now: datetime) -> int:
 
     running = conn.execute(select(func.count()).select_from(ticks).where(
         ticks.c.schedule_id == schedule_id,
-        or_(and_(ticks.c.state == "claimed", ticks.c.claimed_at > now - STALE_CLAIM),
+        or_(ticks.c.state == "claimed",
+            and_(ticks.c.state == "acting", ticks.c.claimed_at > now - STALE_CLAIM),
             and_(ticks.c.state == "done", ticks.c.pipeline_run_id.in_(
                 select(pipeline_runs.c.id).where(
                     pipeline_runs.c.state.in_(("QUEUED", "RUNNING")))))))).scalar_one()

@@ -129,7 +129,9 @@ event_schedule_ticks = Table(
     Column("id", String(ID), primary_key=True),
     Column("schedule_id", String(ID), ForeignKey("event_schedules.id"), nullable=False),
     Column("tick_at", UTCDateTime(), nullable=False),
-    # claimed (its action is running) | done | failed | skipped (the concurrency cap)
+    # claimed (a worker is to run it) | acting (its action is running) | done | failed |
+    # skipped (the concurrency cap). A tick claimed but never started (its worker died) is
+    # claimed again by another worker after a lease; only claimed -> acting starts it.
     Column("state", String(16), nullable=False),
     Column("worker", String(NAME), nullable=True),
     Column("claimed_at", UTCDateTime(), nullable=False),
@@ -139,6 +141,8 @@ event_schedule_ticks = Table(
     # The run a run_pipeline action queued: in flight (the concurrency cap) until it ends.
     Column("pipeline_run_id", String(ID), nullable=True),
     UniqueConstraint("schedule_id", "tick_at"),
+    # Finding ticks left claimed or acting by a dead worker (migration 0014).
+    Index("ix_event_schedule_ticks_state_claimed_at", "state", "claimed_at"),
 )
 
 # A trigger reads its own subscription to ``topic``; each message it acts on gets one firing
