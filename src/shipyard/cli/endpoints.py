@@ -21,11 +21,11 @@ app = typer.Typer(help="Endpoints: deploy model versions, split traffic, predict
 def _deployment_rows(endpoint: Any) -> list[list[Any]]:
     return [[d.id, "shadow" if d.shadow else d.traffic_percentage,
              (d.alias or "") + (" (followed)" if d.follow_alias else ""), d.min_replicas,
-             d.max_replicas, d.created_at] for d in endpoint.deployments]
+             d.max_replicas, d.runtime, d.created_at] for d in endpoint.deployments]
 
 
 _DEPLOYMENT_COLUMNS = ["deployed model", "traffic %", "alias", "min replicas",
-                       "max replicas", "deployed"]
+                       "max replicas", "runtime", "deployed"]
 
 
 def _show(endpoint: Any) -> None:
@@ -104,17 +104,21 @@ def deploy(
     follow_alias: Annotated[bool, typer.Option(
         "--follow-alias", help="With name@alias: move to the alias's new version when "
                                "the alias moves")] = False,
+    runtime: Annotated[str, typer.Option(
+        "--runtime", help="local (the server's replica processes) or ray (a Ray Serve "
+                          "application on the Ray cluster RAY_ADDRESS names)")] = "local",
 ) -> None:
     """Deploy a model version; the models already there share the rest of the traffic."""
     with usage_errors(ref="MODEL", traffic_percentage="--traffic",
                       min_replicas="--min-replicas", max_replicas="--max-replicas",
-                      shadow="--shadow", follow_alias="--follow-alias"):
+                      shadow="--shadow", follow_alias="--follow-alias", runtime="--runtime"):
         ref = parse_ref(model)
         configure()
         endpoint = sy.get_endpoint(name)
         endpoint.deploy(ref.name, version=ref.version, alias=ref.alias,
                         traffic_percentage=traffic, min_replicas=min_replicas,
-                        max_replicas=max_replicas, shadow=shadow, follow_alias=follow_alias)
+                        max_replicas=max_replicas, shadow=shadow, follow_alias=follow_alias,
+                        runtime=runtime)
     _show(endpoint)
 
 

@@ -50,10 +50,11 @@ class HttpServing:
     def deploy(self, endpoint: str, model: str, *, version: int | None = None,
                alias: str | None = None, traffic_percentage: int | None = None,
                min_replicas: int = 1, max_replicas: int = 1, shadow: bool = False,
-               follow_alias: bool = False) -> Endpoint:
+               follow_alias: bool = False, runtime: str = "local") -> Endpoint:
         body = {"model": model, "version": version, "alias": alias,
                 "traffic_percentage": traffic_percentage, "min_replicas": min_replicas,
-                "max_replicas": max_replicas, "shadow": shadow, "follow_alias": follow_alias}
+                "max_replicas": max_replicas, "shadow": shadow, "follow_alias": follow_alias,
+                "runtime": runtime}
         return Endpoint.model_validate(self._c.json(
             "POST", self._e(endpoint, "/deployments"), json=body, timeout=DEPLOY_TIMEOUT))
 

@@ -84,7 +84,7 @@ class Endpoint:
     def deploy(self, model: str, *, version: int | None = None, alias: str | None = None,
                traffic_percentage: int | None = None, min_replicas: int = 1,
                max_replicas: int = 1, shadow: bool = False,
-               follow_alias: bool = False) -> Deployment:
+               follow_alias: bool = False, runtime: str = "local") -> Deployment:
         """Deploy ``model`` (by ``version`` or ``alias``; the latest with neither) with
         ``traffic_percentage`` of the requests (the others share the rest as before; the
         first model takes 100). Returns the new deployment (``.id`` is ``model:version``).
@@ -94,12 +94,19 @@ class Endpoint:
         ``shadow=True``: the version gets a copy of every request instead of a share; its
         answers go to the request log marked shadow and never to a caller, and its failures
         reach no caller. ``follow_alias=True`` (with ``alias``): when the registry moves
-        the alias, the deployment moves to the new version, keeping its share."""
+        the alias, the deployment moves to the new version, keeping its share.
+
+        ``runtime="ray"``: the server runs the version as a Ray Serve application on the
+        Ray cluster ``RAY_ADDRESS`` names (between ``min_replicas`` and ``max_replicas``
+        Ray Serve replicas), behind the same routes, split and request log; refused when
+        no cluster answers there. Local mode predicts in this process whatever the
+        runtime."""
         before = {d.id for d in self.deployments}
         self._state = _serving().deploy(
             self.name, model, version=version, alias=alias,
             traffic_percentage=traffic_percentage, min_replicas=min_replicas,
-            max_replicas=max_replicas, shadow=shadow, follow_alias=follow_alias)
+            max_replicas=max_replicas, shadow=shadow, follow_alias=follow_alias,
+            runtime=runtime)
         return next(d for d in self.deployments if d.id not in before)
 
     def set_traffic(self, traffic: Mapping[str, int]) -> Endpoint:

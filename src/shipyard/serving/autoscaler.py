@@ -24,7 +24,8 @@ from pathlib import Path
 
 from shipyard.config import Settings
 from shipyard.registry import service as registry
-from shipyard.serving.pool import Pool, Replica
+from shipyard.serving import ray_bridge
+from shipyard.serving.pool import RUNNERS, Pool, Replica
 from shipyard.serving.replica import FAILED_TO_LOAD, THREAD_VARIABLES
 from shipyard.store import Store
 
@@ -73,7 +74,7 @@ class Autoscaler:
         logs.mkdir(parents=True, exist_ok=True, mode=0o700)
         with open(logs / f"{target.row or target.key}.log", "ab") as err:
             process = subprocess.Popen(
-                [sys.executable, "-m", "shipyard.serving.replica"],
+                [sys.executable, "-m", RUNNERS[deployment.runtime]],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env, cwd="/",
                 start_new_session=True)  # fmt: skip
         replica = Replica(target, socket, process)
@@ -82,6 +83,8 @@ class Autoscaler:
                   "home": str(self.settings.home), "artifacts": self.settings.artifacts,
                   "trusted_types": list(self.settings.trusted_types),
                   "trusted_digests": list(self.settings.trusted_digests)}
+        if deployment.runtime == "ray":
+            config.update(ray_bridge.config(target, self.settings))
         assert process.stdin is not None and process.stdout is not None  # PIPE above
         try:
             process.stdin.write(json.dumps(config).encode() + b"\n")
@@ -116,8 +119,8 @@ class Autoscaler:
                 # backoff), so a model that cannot load is not started again every tick.
                 count = len(pool.replicas)
                 mean = sum(load for _, load in pool.samples) / len(pool.samples)
-                wanted = min(max(math.ceil(mean / self.target_in_flight - 1e-9),
-                                 deployment.min_replicas), deployment.max_replicas)
+                low, high = pool.bounds
+                wanted = min(max(math.ceil(mean / self.target_in_flight - 1e-9), low), high)
                 if wanted > count:
                     log.info("serving: %s has %.1f requests in flight: %d -> %d replicas",
                              deployment.id, mean, count, wanted)

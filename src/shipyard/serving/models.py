@@ -28,6 +28,9 @@ class Deployment(BaseModel):
     follow_alias: bool = False
     # Gets a copy of every request; its answers are logged (marked shadow), never returned.
     shadow: bool = False
+    # Where its replicas run: "local" (processes of the server) or "ray" (a Ray Serve
+    # application on the cluster RAY_ADDRESS names, behind the same routes).
+    runtime: str = "local"
 
 
 class Endpoint(BaseModel):

@@ -30,6 +30,12 @@ from shipyard.serving.traffic import Router
 
 IDLE_CONNECTIONS = 64
 MAX_IN_FLIGHT = 64
+# The module a replica process runs, by its deployment's runtime: the model itself, or the
+# bridge to the Ray Serve application that runs it (``ray_bridge``).
+RUNNERS = {"local": "shipyard.serving.replica", "ray": "shipyard.serving.ray_bridge"}
+# A Ray bridge told to stop (its stdin closed) deletes its application first; killed if it
+# has not ended after this long.
+BRIDGE_STOP_SECONDS = 60.0
 
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -70,6 +76,9 @@ class Replica:
 
     def stop(self) -> None:
         self.state = "stopped"
+        if self.target.deployment.runtime == "ray" and self.process.poll() is None:
+            self._let_go()
+            return
         if self.process.poll() is None:
             kill_group(self.process.pid)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -82,6 +91,30 @@ class Replica:
         self._close_idle()
         with contextlib.suppress(OSError):
             os.unlink(self.socket)
+
+    def _let_go(self) -> None:
+        """Stop a Ray bridge: the end of its stdin makes it delete its Ray Serve application
+        and exit; a thread waits for that (killing it after ``BRIDGE_STOP_SECONDS``), so
+        the watcher that stops it does not."""
+        process = self.process
+        if process.stdin is not None:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+        self._close_idle()
+        with contextlib.suppress(OSError):
+            os.unlink(self.socket)
+
+        def wait() -> None:
+            try:
+                process.wait(timeout=BRIDGE_STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                kill_group(process.pid)
+                process.wait()
+            if process.stdout is not None:
+                with contextlib.suppress(OSError):
+                    process.stdout.close()
+
+        threading.Thread(target=wait, daemon=True, name=f"stop-{process.pid}").start()
 
     def _close_idle(self) -> None:
         idle, self.idle = self.idle, []
@@ -179,6 +212,16 @@ class Pool:
 
     def ever_ready(self) -> bool:
         return any(r.state == "ready" for r in self.replicas)
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """The replica processes the supervisor keeps: the deployment's ``min_replicas`` to
+        ``max_replicas``, or one bridge for a Ray deployment (Ray Serve scales its replicas
+        between those bounds)."""
+        deployment = self.target.deployment
+        if deployment.runtime == "ray":
+            return 1, 1
+        return deployment.min_replicas, deployment.max_replicas
 
 
 def pinned(route: Route, endpoint: str, version: str) -> DeployedModel:

@@ -43,7 +43,7 @@ class Reconciler(Autoscaler):
                 found = self.pools.get(key)
                 if found is None:
                     found = self.pools[key] = Pool(target)
-                    for _ in range(target.deployment.min_replicas):
+                    for _ in range(found.bounds[0]):
                         started.append(self._start(found))
                 else:
                     found.target = target  # its traffic may have changed
@@ -123,5 +123,6 @@ class Reconciler(Autoscaler):
             return [{"deployed_model_id": r.target.deployment.id, "endpoint": r.target.endpoint,
                      "project": r.target.project, "pid": r.pid, "state": r.state,
                      "error": r.error, "restarts": self.restarts.get(key, 0),
-                     "in_flight": r.in_flight, "shadow": r.target.deployment.shadow}
+                     "in_flight": r.in_flight, "shadow": r.target.deployment.shadow,
+                     "runtime": r.target.deployment.runtime}
                     for key, pool in self.pools.items() for r in pool.replicas]

@@ -40,6 +40,7 @@ from shipyard.registry import aliases
 from shipyard.registry import service as registry
 from shipyard.registry.refs import check_version
 from shipyard.serving.models import Deployment, Endpoint
+from shipyard.serving.ray_runtime import check_runtime
 from shipyard.serving.traffic import TOTAL, check_split, rescale
 from shipyard.store import Store
 from shipyard.store.projects import ensure_project
@@ -133,6 +134,7 @@ def deploy(
     max_replicas: int = 1,
     shadow: bool = False,
     follow_alias: bool = False,
+    runtime: str = "local",
 ) -> Endpoint:
     """Deploy a registered version (by ``version`` or ``alias``; with neither, the latest)
     to ``endpoint`` with ``traffic_percentage`` of its requests; the models already there
@@ -141,10 +143,13 @@ def deploy(
 
     ``shadow``: the version gets a copy of every request instead of a share (its answers
     are logged, not returned); an endpoint needs a model that answers first.
-    ``follow_alias``: the deployment moves to the alias's new version when it moves."""
+    ``follow_alias``: the deployment moves to the alias's new version when it moves.
+    ``runtime``: ``"local"`` (replica processes of the server) or ``"ray"`` (a Ray Serve
+    application on the cluster ``RAY_ADDRESS`` names; refused when none answers)."""
     check_name(endpoint, "endpoint")
     check_name(model, "model")
     _check_replicas(min_replicas, max_replicas)
+    check_runtime(runtime)
     for field, flag in (("shadow", shadow), ("follow_alias", follow_alias)):
         if not isinstance(flag, bool):
             raise InvalidArgument(f"{field} must be true or false, got {flag!r}", field=field)
@@ -202,13 +207,14 @@ def deploy(
             id=new_id(), endpoint_id=row.id, model_id=model_id, model_name=model,
             version=chosen.version, version_id=chosen.id, alias=alias, traffic=share,
             min_replicas=min_replicas, max_replicas=max_replicas, created_at=now,
-            created_by=ctx.actor, shadow=shadow, follow_alias=follow_alias))
+            created_by=ctx.actor, shadow=shadow, follow_alias=follow_alias,
+            runtime=runtime))
         _touch(conn, row.id)
         split = others if shadow else {**others, deployed_id: share}
         audit.record(conn, ctx, "endpoint.deploy", f"endpoints/{endpoint}",
                      detail={"deployed_model_id": deployed_id, "alias": alias,
                              "shadow": shadow, "follow_alias": follow_alias,
-                             "traffic": split})
+                             "runtime": runtime, "traffic": split})
         announce(conn, ctx, ENDPOINT_DEPLOYED, endpoint=endpoint, deployment=deployed_id,
                  model=model, version=chosen.version, traffic=split)
         return _result(conn, row)
@@ -442,7 +448,7 @@ def _deployment(row: Row[Any]) -> Deployment:
         model_version_id=row.version_id, alias=row.alias, traffic_percentage=row.traffic,
         min_replicas=row.min_replicas, max_replicas=row.max_replicas,
         created_at=row.created_at, created_by=row.created_by,
-        follow_alias=bool(row.follow_alias), shadow=bool(row.shadow))
+        follow_alias=bool(row.follow_alias), shadow=bool(row.shadow), runtime=row.runtime)
 
 
 def _result(conn: Connection, row: Any) -> Endpoint:

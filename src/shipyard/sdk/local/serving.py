@@ -58,11 +58,11 @@ class LocalServing:
     def deploy(self, endpoint: str, model: str, *, version: int | None = None,
                alias: str | None = None, traffic_percentage: int | None = None,
                min_replicas: int = 1, max_replicas: int = 1, shadow: bool = False,
-               follow_alias: bool = False) -> Endpoint:
+               follow_alias: bool = False, runtime: str = "local") -> Endpoint:
         return service.deploy(self._store, self._s.ctx(), endpoint, model, version=version,
                               alias=alias, traffic_percentage=traffic_percentage,
                               min_replicas=min_replicas, max_replicas=max_replicas,
-                              shadow=shadow, follow_alias=follow_alias)
+                              shadow=shadow, follow_alias=follow_alias, runtime=runtime)
 
     def set_traffic(self, endpoint: str, traffic: Mapping[str, int]) -> Endpoint:
         return service.set_traffic(self._store, self._s.ctx(), endpoint, traffic)

@@ -9,7 +9,7 @@ and the replica's answer never touch the database.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
@@ -73,6 +73,9 @@ class Deploy(Strict):
     max_replicas: Whole = Field(default=1, ge=1, le=MAX_REPLICAS)
     shadow: StrictBool = False
     follow_alias: StrictBool = False
+    # Where its replicas run: the server's processes, or a Ray Serve application on the
+    # cluster RAY_ADDRESS names (refused with 412 naming RAY_ADDRESS when none answers).
+    runtime: Literal["local", "ray"] = "local"
 
 
 class Shift(Strict):
@@ -134,7 +137,8 @@ def deploy(name: params.Name, body: Deploy, state: State, ctx: Ctx, replicas: Re
     after = service.deploy(
         state.store, ctx, name, body.model, version=body.version, alias=body.alias,
         traffic_percentage=body.traffic_percentage, min_replicas=body.min_replicas,
-        max_replicas=body.max_replicas, shadow=body.shadow, follow_alias=body.follow_alias)
+        max_replicas=body.max_replicas, shadow=body.shadow, follow_alias=body.follow_alias,
+        runtime=body.runtime)
     known = {d.id for d in before.deployments}
     new = next(d for d in after.deployments if d.id not in known)
     replicas.refresh()

@@ -54,6 +54,9 @@ endpoint_deployments = Table(
     # A shadow gets a copy of the endpoint's requests; its answers are logged, never
     # returned (its traffic is always 0).
     Column("shadow", Boolean, nullable=False, server_default=false()),
+    # Where its replicas run: "local" (replica processes of the server) or "ray" (a Ray
+    # Serve application on the cluster RAY_ADDRESS names, behind the server's routes).
+    Column("runtime", String(16), nullable=False, server_default="local"),
     Column("traffic", Integer, nullable=False),
     Column("min_replicas", Integer, nullable=False),
     Column("max_replicas", Integer, nullable=False),
