@@ -34,7 +34,8 @@ from shipyard.validation import check_name
 
 __all__ = ["KINDS", "alert_of", "list_alerts"]
 
-KINDS = ("skew", "drift", "prediction_drift", "latency", "error_rate", "performance")
+KINDS = ("skew", "drift", "prediction_drift", "attribution_drift", "latency", "error_rate",
+         "performance")
 
 
 def _decide_alerts(conn: Connection, monitor: Any, run_id: str, result: Mapping[str, Any],
@@ -127,6 +128,18 @@ def _ranked(result: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
                          "value": found.get("value"), "threshold": found.get("threshold"),
                          "distance": found.get("distance"), "importance": None,
                          "score": found.get("distance") or 0.0})
+    elif kind == "attribution_drift":
+        found = result.get("attributions") or {}
+        for name, share in (found.get("shares") or {}).items():
+            moved = [c[name] for c in (found.get("skew"), found.get("drift"))
+                     if c and name in c and c[name]["drifted"]]
+            if moved:
+                top = max(moved, key=lambda c: abs(c["change"]))
+                features.append({"name": name, "metric": "attribution_share",
+                                 "value": share, "threshold": top["threshold"],
+                                 "distance": abs(top["change"]), "importance": None,
+                                 "score": abs(top["change"])})
+        features.sort(key=lambda f: (-f["score"], f["name"]))
     else:
         for name, objective in (result.get("objectives") or {}).items():
             if objective["breached"] and _objective_kind(name) == kind:
@@ -159,6 +172,7 @@ def _message(monitor: Any, kind: str, features: list[dict[str, Any]],
              result: Mapping[str, Any], k: int, n: int) -> str:
     what = {"skew": "skew from the baseline", "drift": "drift from earlier windows",
             "prediction_drift": "prediction drift", "latency": "latency objective missed",
+            "attribution_drift": "feature attribution drift",
             "error_rate": "error-rate objective missed",
             "performance": "performance objective missed"}[kind]
     names = ", ".join(f"{f['name']} ({_fmt(f['value'])} vs {_fmt(f['threshold'])})"

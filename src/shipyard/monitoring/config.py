@@ -160,7 +160,8 @@ def check_config(*, interval: str | int | float, window: str | int | float | Non
                  alert: Iterable[Any] | None, alert_after: Sequence[int] | None,
                  drift_windows: int, features: Iterable[str] | None,
                  categorical_features: Iterable[str] | None,
-                 feature_importance: Mapping[str, float] | None) -> dict[str, Any]:
+                 feature_importance: Mapping[str, float] | None,
+                 attribution_rows: int = 200) -> dict[str, Any]:
     """The checked, JSON-ready configuration ``create_monitor`` stores."""
     interval_seconds = parse_duration(interval, "interval")
     window_seconds = interval_seconds if window is None else parse_duration(window, "window")
@@ -172,6 +173,10 @@ def check_config(*, interval: str | int | float, window: str | int | float | Non
             or not 1 <= drift_windows <= 168:
         raise InvalidArgument("drift_windows must be a whole number from 1 to 168",
                               field="drift_windows")
+    if isinstance(attribution_rows, bool) or not isinstance(attribution_rows, int) \
+            or not 0 <= attribution_rows <= 1000:
+        raise InvalidArgument("attribution_rows must be a whole number from 0 (no "
+                              "attribution drift) to 1000", field="attribution_rows")
     names = None if features is None else _names(features, "features")
     importance: dict[str, float] = {}
     for name, weight in (feature_importance or {}).items():
@@ -184,7 +189,7 @@ def check_config(*, interval: str | int | float, window: str | int | float | Non
         "alert_after": check_alert_after(alert_after), "drift_windows": drift_windows,
         "features": names,
         "categorical_features": _names(categorical_features or (), "categorical_features"),
-        "feature_importance": importance,
+        "feature_importance": importance, "attribution_rows": attribution_rows,
     }
 
 

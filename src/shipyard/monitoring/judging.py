@@ -28,12 +28,15 @@ from shipyard.monitoring.profiles import DataProfile, profile
 from shipyard.monitoring.report import DriftReport
 from shipyard.monitoring.rules import DefaultRule, FixedThresholds
 from shipyard.monitoring.windows import Window, read_window, request_log_root
+from shipyard.store import Store
 
 __all__ = ["judge"]
 
 
-def judge(settings: Settings, row: Any, start: datetime, end: datetime) -> dict[str, Any]:
-    """The result of one window (no writes)."""
+def judge(settings: Settings, row: Any, start: datetime, end: datetime,
+          store: Store | None = None) -> dict[str, Any]:
+    """The result of one window (no writes). With ``store``, attribution drift is judged
+    too where a deployment answered (``attributions``)."""
     config = dict(row.config)
     baseline = DataProfile.from_bytes(row.baseline_profile)
     names = _features(config, baseline)
@@ -83,6 +86,15 @@ def judge(settings: Settings, row: Any, start: datetime, end: datetime) -> dict[
                         "common": errors.common}
     result["model_versions"] = {str(k): v for k, v in window.model_versions.items()}
     result["objectives"] = _objectives(config, result, findings)
+    result["attributions"] = None
+    if store is not None and window.rows:
+        from shipyard.monitoring.attributions import MAX_ROWS, judge_attributions
+
+        result["attributions"] = judge_attributions(
+            store, settings, row.project, window, baseline, _previous_attributions(
+                store, row.id, start), int(config.get("attribution_rows", MAX_ROWS)))
+        if result["attributions"]:
+            findings.extend(result["attributions"]["findings"])
     breaches = []
     if window.rows and skew.drifted_features:
         breaches.append("skew")
@@ -98,8 +110,28 @@ def judge(settings: Settings, row: Any, start: datetime, end: datetime) -> dict[
         breaches.append("performance")
     if objectives.get("error_rate", {}).get("breached"):
         breaches.append("error_rate")
+    if result["attributions"] and result["attributions"]["drifted"]:
+        breaches.append("attribution_drift")
     result["breaches"] = breaches
     return result
+
+
+def _previous_attributions(store: Store, monitor_id: str, start: datetime
+                           ) -> dict[str, Any] | None:
+    """The attributions of the monitor's latest successful run of an earlier window."""
+    from sqlalchemy import select
+
+    from shipyard.store.schema import monitor_runs
+
+    with store.read() as conn:
+        result = conn.execute(
+            select(monitor_runs.c.result).where(
+                monitor_runs.c.monitor_id == monitor_id, monitor_runs.c.state == "succeeded",
+                monitor_runs.c.window_end <= start)
+            .order_by(monitor_runs.c.window_end.desc(), monitor_runs.c.finished_at.desc())
+            .limit(1)).scalar()
+    found = (result or {}).get("attributions")
+    return dict(found) if found else None
 
 
 def _rule(config: Mapping[str, Any]) -> tuple[DefaultRule, FixedThresholds | None, bool]:

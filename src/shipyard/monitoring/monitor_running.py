@@ -88,7 +88,7 @@ def _judge_and_record(store: Store, settings: Settings, row: Any, end: datetime,
     config = dict(row.config)
     start = end - timedelta(seconds=int(config["window_seconds"]))
     try:
-        result = judge(settings, row, start, end)
+        result = judge(settings, row, start, end, store)
         state, error = "succeeded", None
     except Exception as exc:  # recorded on the run: the next window is still judged
         result = {"breaches": [], "findings": []}
@@ -198,5 +198,6 @@ def monitoring_stats(store: Store, project: str, endpoint: str, monitor: str | N
             "latency_ms": result.get("latency_ms"), "errors": result.get("errors"),
             "performance": result.get("performance"),
             "objectives": result.get("objectives", {}),
+            "attributions": result.get("attributions"),
             "breaches": result.get("breaches", []), "findings": result.get("findings", [])}
 

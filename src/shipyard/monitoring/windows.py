@@ -61,6 +61,7 @@ class Window:
     predictions: pa.Table  # one column, "prediction" (numbers or text), possibly empty
     latency_ms: npt.NDArray[np.float64]  # one value per request
     model_versions: dict[int, int] = field(default_factory=dict)  # version -> rows
+    deployments: dict[str, int] = field(default_factory=dict)  # deployed model id -> rows
     truth: npt.NDArray[Any] | None = None  # ground truth, where feedback came
     predicted: npt.NDArray[Any] | None = None  # the predictions of those rows
     errors: Errors = field(default_factory=Errors)  # every request, answered or failed
@@ -181,13 +182,16 @@ def _read(con: Any, files: list[str], root: Path, project: str, endpoint: str,
     features = pa.table(data) if data else pa.table({}).append_column(
         "_", pa.array([None] * rows, pa.null())).drop_columns(["_"])
     versions = con.execute("SELECT model_version, count(*) FROM w GROUP BY 1").fetchall()
+    deployments = con.execute(
+        "SELECT deployed_model_id, count(*) FROM w GROUP BY 1").fetchall()
     latency = con.execute(
         "SELECT max(latency_ms) FROM w GROUP BY request_id").fetchnumpy()
     predictions = _predictions(con)
     window = Window(rows=rows, features=features, missing=missing, predictions=predictions,
                     latency_ms=np.asarray(next(iter(latency.values())), dtype=np.float64),
                     model_versions={int(v): int(n) for v, n in versions if v is not None},
-                    errors=_errors(con))
+                    errors=_errors(con),
+                    deployments={str(d): int(n) for d, n in deployments if d is not None})
     if with_feedback:
         _join_feedback(con, window, root, project, endpoint, start)
     return window
