@@ -31,15 +31,17 @@ SQLITE_ONLY = pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)
 
 
 def _log(root: Path, deployed: str, count: int, latency_ms: float,
-         prediction: float = 1.0, *, shadow: bool = False) -> None:
-    """``count`` answered requests of ``deployed`` on endpoint 'ep', logged now."""
+         prediction: float = 1.0, *, shadow: bool = False, status: int = 200) -> None:
+    """``count`` requests of ``deployed`` on endpoint 'ep' (answered, or failed with
+    ``status``), logged now."""
     version = deployed.rpartition(":")[2]
     now = time.time()
     RequestLog(root=root).write([
         Logged(request_id=f"{deployed}-{i}-{now}", time=now, project="p1", endpoint="ep",
                deployed_model_id=deployed, model_version=int(version), protocol="json",
                latency_ms=latency_ms, rows=[[1, 2.0], [3, 4.0]],
-               predictions=[prediction, prediction], names=None, shadow=shadow)
+               predictions=[prediction, prediction], names=None, shadow=shadow,
+               status=status, error=None if status == 200 else "invalid_argument: no")
         for i in range(count)])
 
 
@@ -247,3 +249,74 @@ def test_the_loop_from_a_registered_version_to_its_promotion(
     assert rollouts.judge_canaries(store, str(root), "w") is True
     assert service.get_endpoint(store, "p1", "ep").traffic == {"lead:4": 100}
     assert registry.get_model_version(store, "p1", "lead", alias="production").version == 4
+
+
+@pytest.mark.parametrize(("given", "field"), [
+    ({"error_rate_alpha": 0}, "error_rate_alpha"), ({"error_rate_alpha": 0.6},
+                                                     "error_rate_alpha"),
+    ({"error_rate_alpha": True}, "error_rate_alpha"),
+    ({"max_error_rate_increase": -0.1}, "max_error_rate_increase"),
+    ({"max_error_rate_increase": "0.1"}, "max_error_rate_increase")])
+def test_bad_error_rate_criteria_name_the_field(given: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        rollouts.check_criteria("lead:3", 10, 10, 1.5, None, None, **given)
+    assert info.value.field == field
+
+
+def test_the_error_rate_rule() -> None:
+    # 10 of 40 against 0 of 60: pooled rate 0.1, z = 0.25 / sqrt(0.09 (1/40 + 1/60)) = 4.08.
+    worse, why = rollouts.error_rate_worse(10, 40, 0, 60, 0.05, 0.0)
+    assert worse and "z = 4.08 > 1.645" in why
+    # 1 of 50 against 0 of 50: z = 0.02 / sqrt(0.0099 x 0.04) = 1.01, not significant.
+    worse, why = rollouts.error_rate_worse(1, 50, 0, 50, 0.05, 0.0)
+    assert not worse and "z = 1.01 <= 1.645" in why
+    # ... but at alpha 0.2 (critical value 0.842) it is.
+    assert rollouts.error_rate_worse(1, 50, 0, 50, 0.2, 0.0)[0]
+    # A margin: 15 of 100 against 10 of 100 is within 0.05 more (z = 0).
+    assert not rollouts.error_rate_worse(15, 100, 10, 100, 0.05, 0.05)[0]
+    assert rollouts.error_rate_worse(40, 100, 10, 100, 0.05, 0.05)[0]
+    # No errors anywhere, or all: the rates are compared as they are.
+    assert not rollouts.error_rate_worse(0, 20, 0, 20, 0.05, 0.0)[0]
+    assert not rollouts.error_rate_worse(20, 20, 20, 20, 0.05, 0.0)[0]
+    # Fewer errors than the champions' is never worse.
+    assert not rollouts.error_rate_worse(0, 100, 30, 100, 0.05, 0.0)[0]
+
+
+@SQLITE_ONLY
+def test_a_canary_that_fails_more_often_is_rolled_back(
+        store: Store, artifacts: ArtifactStore, ctx: RequestContext, versions: list[int],
+        tmp_path: Path) -> None:
+    root = tmp_path / "artifacts"
+    rollout = _canary(store, ctx, max_latency_ratio=1.5, error_rate_alpha=0.05)
+    assert rollout.criteria["error_rate_alpha"] == 0.05
+    assert rollout.criteria["max_error_rate_increase"] == 0.0
+    _log(root, "lead:3", 20, latency_ms=10.0)
+    _log(root, "lead:3", 10, latency_ms=1.0, status=400)  # fast failures: no latency sample
+    _log(root, "lead:2", 60, latency_ms=10.0)
+    _log(root, "lead:2", 1, latency_ms=1.0, status=503)
+    assert rollouts.judge_canaries(store, str(root), "w") is True
+    done = rollouts.get_rollout(store, "p1", rollout.id)
+    assert done.state == "rolled_back" and done.decision is not None
+    assert done.decision["candidate"]["requests"] == 30
+    assert done.decision["candidate"]["errors"] == 10
+    assert done.decision["champions"]["errors"] == 1
+    assert done.decision["candidate"]["p95_ms"] == 10.0  # answered requests only
+    assert "within 1.5 x" in done.decision["reasons"][0]
+    assert "error rate 33.3% (10 of 30)" in done.decision["reasons"][-1]
+    assert service.get_endpoint(store, "p1", "ep").traffic == {"lead:2": 100}
+
+
+@SQLITE_ONLY
+def test_a_canary_that_fails_as_often_as_the_champion_is_promoted(
+        store: Store, artifacts: ArtifactStore, ctx: RequestContext, versions: list[int],
+        tmp_path: Path) -> None:
+    root = tmp_path / "artifacts"
+    rollout = _canary(store, ctx)
+    _log(root, "lead:3", 18, latency_ms=10.0)
+    _log(root, "lead:3", 2, latency_ms=10.0, status=400)
+    _log(root, "lead:2", 54, latency_ms=10.0)
+    _log(root, "lead:2", 6, latency_ms=10.0, status=400)
+    assert rollouts.judge_canaries(store, str(root), "w") is True
+    done = rollouts.get_rollout(store, "p1", rollout.id)
+    assert done.state == "promoted", done.decision
+    assert done.decision is not None and ": not worse" in done.decision["reasons"][-1]

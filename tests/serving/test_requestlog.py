@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 import httpx
+import numpy as np
 import pytest
 
 import shipyard
@@ -259,3 +260,72 @@ def test_old_log_files_read_as_status_200_and_no_error(tmp_path: Path) -> None:
     types = {r[0]: r[1] for r in duckdb.sql(
         f"DESCRIBE SELECT * FROM {predictions_sql(files)}").fetchall()}
     assert (types["status"], types["error"]) == ("SMALLINT", "VARCHAR")
+
+
+def test_a_canary_that_fails_more_often_is_rolled_back_and_one_that_fails_less_promoted(
+        xgb_served: Served) -> None:
+    # 'sqrt' takes square roots of its features before a linear fit: a negative feature
+    # makes a NaN it then refuses, so every request holding one fails (400). 'xgb' takes any.
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from shipyard.context import RequestContext
+    from shipyard.serving import rollouts
+    from tests.serving.served import xgb_frame
+
+    http, server = xgb_served.http, xgb_served.server
+    data = xgb_frame(50).abs()
+    settings = server.settings
+    shipyard.init(home=settings.home, uri=settings.uri, artifacts=settings.artifacts,
+                  project="p")
+    try:
+        shipyard.register_model("sqrt", make_pipeline(FunctionTransformer(np.sqrt),
+                                                      LinearRegression()).fit(data, data["f0"]),
+                                input_example=data.head())
+    finally:
+        session.reset()
+    store, supervisor = server.app.state.shipyard.store, server.app.state.serving
+    ctx = RequestContext(project="p", actor="canary-test")
+
+    def split() -> dict[str, int]:
+        return {d["id"]: d["traffic_percentage"]
+                for d in http.get(f"{P}/endpoints/judged").json()["deployments"]}
+
+    def deploy(model: str, percent: int) -> None:
+        made = http.post(f"{P}/endpoints/judged/deployments",
+                         json={"model": model, "version": 1, "traffic_percentage": percent})
+        assert made.status_code == 200, made.text
+
+    def canary(candidate: str) -> rollouts.CanaryRollout:
+        rollout = rollouts.start_canary(store, ctx, "judged", candidate, percent=50,
+                                        after_requests=15, max_latency_ratio=100.0,
+                                        promote_alias=None)
+        supervisor.refresh()
+        # Every third request holds a negative feature: a third of sqrt's requests fail.
+        statuses = [http.post(f"{P}/endpoints/judged:predict", json={"instances": [
+            [-1.0 if i % 3 == 0 else 0.5] + [0.25] * 9]}).status_code for i in range(90)]
+        assert set(statuses) <= {200, 400} and 400 in statuses
+        _flushed(xgb_served)
+        assert rollouts.judge_canaries(store, settings.artifacts, "w") is True
+        return rollouts.get_rollout(store, "p", rollout.id)
+
+    assert http.post(f"{P}/endpoints", json={"name": "judged"}).status_code == 200
+    deploy("xgb", 100)
+    deploy("sqrt", 0)
+    worse = canary("sqrt:1")
+    assert worse.state == "rolled_back" and worse.decision is not None
+    candidate = worse.decision["candidate"]
+    assert candidate["errors"] > 0 and candidate["requests"] >= 15
+    assert worse.decision["champions"]["errors"] == 0
+    assert "error rate" in worse.decision["reasons"][-1]
+    assert ": worse (one-sided two-proportion z" in worse.decision["reasons"][-1]
+    assert split() == {"xgb:1": 100}
+
+    deploy("sqrt", 100)  # now the champion fails, and xgb:1 is the candidate
+    better = canary("xgb:1")
+    assert better.state == "promoted", better.decision
+    assert better.decision is not None and better.decision["candidate"]["errors"] == 0
+    assert better.decision["champions"]["errors"] > 0
+    assert ": not worse" in better.decision["reasons"][-1]
+    assert split() == {"xgb:1": 100}

@@ -7,8 +7,17 @@ rollout, counts the candidate's requests in the request log since the start (Duc
 Parquet files, as monitoring reads them) and, once ``after_requests`` are in, compares it with
 the champions over the same time:
 
-- latency: the candidate's p95 (per request) must be at most ``max_latency_ratio`` times the
-  champions';
+- latency: the candidate's p95 (per answered request) must be at most ``max_latency_ratio``
+  times the champions';
+- errors: the candidate's error rate (requests logged with a status other than 200 over
+  all its logged requests) must not be worse than the champions'. The rule is a one-sided
+  two-proportion z-test with a pooled rate: with ``e`` errors in ``n`` requests on each side,
+  ``p = (e_c + e_h) / (n_c + n_h)`` and
+  ``z = (e_c / n_c - e_h / n_h - max_error_rate_increase) / sqrt(p (1 - p) (1 / n_c + 1 / n_h))``;
+  the candidate is worse when ``z`` exceeds the normal quantile ``1 - error_rate_alpha``
+  (1.645 for the default 0.05), or, when no side erred or every request did (the
+  denominator is 0), when its rate exceeds the champions' by more than the margin
+  (``max_error_rate_increase``, default 0: any significant increase rolls back);
 - predictions (optional, ``prediction_tolerance``): the mean of the candidate's numeric
   predictions must lie within that distance of the champions'.
 
@@ -23,10 +32,12 @@ leaves its lease to run out; the next worker judges the rollout again from the l
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -38,6 +49,7 @@ from shipyard.errors import FailedPrecondition, InvalidArgument, NotFound
 from shipyard.events.builtin import ENDPOINT_UNDEPLOYED, announce
 from shipyard.ids import new_id
 from shipyard.serving import service
+from shipyard.serving.requestlog import predictions_sql
 from shipyard.serving.traffic import TOTAL, rescale
 from shipyard.store import Store
 from shipyard.store.dialect import claim_next
@@ -53,6 +65,8 @@ FOLDER = "request-logs"  # serving.requestlog.FOLDER
 DEFAULT_PERCENT = 10
 DEFAULT_AFTER_REQUESTS = 100
 DEFAULT_LATENCY_RATIO = 1.5
+DEFAULT_ERROR_ALPHA = 0.05
+DEFAULT_ERROR_MARGIN = 0.0
 DEFAULT_ALIAS = "production"
 MAX_AFTER_REQUESTS = 10_000_000
 LEASE_SECONDS = 120.0
@@ -91,15 +105,21 @@ def start_canary(store: Store, ctx: RequestContext, endpoint: str, deployed_mode
                  after_requests: int = DEFAULT_AFTER_REQUESTS,
                  max_latency_ratio: float = DEFAULT_LATENCY_RATIO,
                  prediction_tolerance: float | None = None,
-                 promote_alias: str | None = DEFAULT_ALIAS) -> CanaryRollout:
+                 promote_alias: str | None = DEFAULT_ALIAS,
+                 error_rate_alpha: float = DEFAULT_ERROR_ALPHA,
+                 max_error_rate_increase: float = DEFAULT_ERROR_MARGIN) -> CanaryRollout:
     """Give ``deployed_model_id`` (deployed to ``endpoint`` already, usually with 0)
     ``percent`` of the requests and record the rollout for the workers to judge, in one
     transaction. One rollout runs per endpoint at a time (``FailedPrecondition`` otherwise).
     ``promote_alias``: the alias moved to the candidate's version on promotion (None: none).
+    ``error_rate_alpha`` and ``max_error_rate_increase``: the error-rate test's level and
+    margin (see the module's docstring).
     """
     check_name(endpoint, "endpoint")
     criteria = check_criteria(deployed_model_id, percent, after_requests, max_latency_ratio,
-                              prediction_tolerance, promote_alias)
+                              prediction_tolerance, promote_alias,
+                              error_rate_alpha=error_rate_alpha,
+                              max_error_rate_increase=max_error_rate_increase)
 
     def work(conn: Connection) -> CanaryRollout:
         row = service._endpoint_row(conn, ctx.project, endpoint, lock=True)
@@ -148,7 +168,8 @@ def start_canary(store: Store, ctx: RequestContext, endpoint: str, deployed_mode
 
 def check_criteria(deployed_model_id: Any, percent: Any, after_requests: Any,
                    max_latency_ratio: Any, prediction_tolerance: Any, promote_alias: Any,
-                   prefix: str = "") -> dict[str, Any]:
+                   prefix: str = "", *, error_rate_alpha: Any = DEFAULT_ERROR_ALPHA,
+                   max_error_rate_increase: Any = DEFAULT_ERROR_MARGIN) -> dict[str, Any]:
     """``InvalidArgument`` naming the first bad field (``prefix`` + its name); the criteria
     as stored otherwise."""
     if not isinstance(deployed_model_id, str) or ":" not in deployed_model_id \
@@ -178,9 +199,23 @@ def check_criteria(deployed_model_id: Any, percent: Any, after_requests: Any,
                               field=f"{prefix}prediction_tolerance")
     if promote_alias is not None:
         check_name(promote_alias, f"{prefix}promote_alias")
+    if isinstance(error_rate_alpha, bool) or not isinstance(error_rate_alpha, int | float) \
+            or not 0 < error_rate_alpha <= 0.5:
+        raise InvalidArgument(f"error_rate_alpha must be a number above 0 and at most 0.5 "
+                              f"(the error-rate test's level), got {error_rate_alpha!r}",
+                              field=f"{prefix}error_rate_alpha")
+    if isinstance(max_error_rate_increase, bool) \
+            or not isinstance(max_error_rate_increase, int | float) \
+            or not 0 <= max_error_rate_increase <= 1:
+        raise InvalidArgument(f"max_error_rate_increase must be a number from 0 to 1 (the "
+                              f"error rate the candidate may add), got "
+                              f"{max_error_rate_increase!r}",
+                              field=f"{prefix}max_error_rate_increase")
     return {"criteria": {"max_latency_ratio": float(max_latency_ratio),
                          "prediction_tolerance": None if prediction_tolerance is None
-                         else float(prediction_tolerance)}}
+                         else float(prediction_tolerance),
+                         "error_rate_alpha": float(error_rate_alpha),
+                         "max_error_rate_increase": float(max_error_rate_increase)}}
 
 
 def get_rollout(store: Store, project: str, rollout_id: str) -> CanaryRollout:
@@ -210,11 +245,13 @@ def list_rollouts(store: Store, project: str, endpoint: str | None = None
 
 @dataclass(frozen=True)
 class Figures:
-    """What the log says of one side since the start."""
+    """What the log says of one side since the start: its requests, of which ``errors``
+    failed; the p95 latency and mean prediction of those answered."""
 
     requests: int
     p95_ms: float | None
     mean_prediction: float | None
+    errors: int = 0
 
 
 def judge_canaries(store: Store, artifacts: str, worker: str, *, now: datetime | None = None,
@@ -257,15 +294,19 @@ def judge_canaries(store: Store, artifacts: str, worker: str, *, now: datetime |
 
 def compare(candidate: Figures, champion: Figures, criteria: dict[str, Any]
             ) -> tuple[Literal["promote", "roll_back"] | None, list[str]]:
-    """The verdict and its reasons; None while the champions have no request to compare
-    with."""
-    if champion.requests == 0 or champion.p95_ms is None or candidate.p95_ms is None:
+    """The verdict and its reasons (latency, predictions when asked, errors); None while
+    the champions have no request to compare with."""
+    if champion.requests == 0 or candidate.requests == 0:
         return None, ["the champions served no logged request since the start"]
     reasons: list[str] = []
     failed = False
     ratio = float(criteria.get("max_latency_ratio", DEFAULT_LATENCY_RATIO))
-    limit = ratio * champion.p95_ms
-    if candidate.p95_ms > limit:
+    if candidate.p95_ms is None:
+        failed = True
+        reasons.append("latency: the candidate answered no request")
+    elif champion.p95_ms is None:
+        reasons.append("latency: the champions answered no request to compare with")
+    elif candidate.p95_ms > ratio * champion.p95_ms:
         failed = True
         reasons.append(f"latency p95 {candidate.p95_ms:.3f} ms is above {ratio:g} x the "
                        f"champions' {champion.p95_ms:.3f} ms")
@@ -284,7 +325,34 @@ def compare(candidate: Figures, champion: Figures, criteria: dict[str, Any]
             reasons.append(f"mean prediction {candidate.mean_prediction:.6g} is "
                            f"{'within' if within else 'beyond'} {float(tolerance):g} of the "
                            f"champions' {champion.mean_prediction:.6g}")
+    worse, reason = error_rate_worse(
+        candidate.errors, candidate.requests, champion.errors, champion.requests,
+        float(criteria.get("error_rate_alpha", DEFAULT_ERROR_ALPHA)),
+        float(criteria.get("max_error_rate_increase", DEFAULT_ERROR_MARGIN)))
+    failed = failed or worse
+    reasons.append(reason)
     return ("roll_back" if failed else "promote"), reasons
+
+
+def error_rate_worse(errors: int, requests: int, champion_errors: int, champion_requests: int,
+                     alpha: float, margin: float) -> tuple[bool, str]:
+    """Whether the candidate's error rate is worse than the champions' by more than
+    ``margin``: a one-sided two-proportion z-test (pooled rate) at level ``alpha``; and why."""
+    rate, theirs = errors / requests, champion_errors / champion_requests
+    pooled = (errors + champion_errors) / (requests + champion_requests)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / requests + 1 / champion_requests))
+    excess = rate - theirs - margin
+    critical = NormalDist().inv_cdf(1 - alpha)
+    said = (f"error rate {rate:.1%} ({errors} of {requests}) against the champions' "
+            f"{theirs:.1%} ({champion_errors} of {champion_requests})")
+    if spread == 0:
+        worse = excess > 1e-12
+        return worse, f"{said}: {'more' if worse else 'no more'} than {margin:g} above theirs"
+    z = excess / spread
+    worse = z > critical
+    return worse, (f"{said}: {'worse' if worse else 'not worse'} (one-sided two-proportion "
+                   f"z = {z:.2f} {'>' if worse else '<='} {critical:.3f}, alpha {alpha:g}, "
+                   f"margin {margin:g})")
 
 
 def read_figures(artifacts: str, project: str, endpoint: str, candidate: str,
@@ -297,26 +365,28 @@ def read_figures(artifacts: str, project: str, endpoint: str, candidate: str,
     empty = Figures(0, None, None)
     if not files:
         return empty, empty
-    listed = "[" + ", ".join(_literal(f) for f in files) + "]"
     start = _literal(since.astimezone(UTC).isoformat())
     names = [candidate, *champions]
     marks = ", ".join("?" for _ in names)
     query = f"""
         WITH rows AS (
             SELECT CASE WHEN deployed_model_id = ? THEN 'candidate' ELSE 'champion' END
-                       AS side, request_id, latency_ms,
+                       AS side, request_id, latency_ms, status,
                    TRY_CAST(prediction AS DOUBLE) AS value
-            FROM read_parquet({listed}, union_by_name=true)
+            FROM {predictions_sql(files)}
             WHERE time >= TIMESTAMPTZ {start} AND NOT coalesce(shadow, false)
               AND deployed_model_id IN ({marks})),
         requests AS (
-            SELECT side, request_id, any_value(latency_ms) AS latency FROM rows
+            SELECT side, request_id, any_value(latency_ms) AS latency,
+                   max(status) AS status FROM rows
             GROUP BY side, request_id),
         latency AS (
-            SELECT side, count(*) AS n, quantile_cont(latency, 0.95) AS p95 FROM requests
-            GROUP BY side),
-        predictions AS (SELECT side, avg(value) AS mean FROM rows GROUP BY side)
-        SELECT latency.side, n, p95, mean FROM latency
+            SELECT side, count(*) AS n, count(*) FILTER (WHERE status <> 200) AS errors,
+                   quantile_cont(latency, 0.95) FILTER (WHERE status = 200) AS p95
+            FROM requests GROUP BY side),
+        predictions AS (SELECT side, avg(value) AS mean FROM rows WHERE status = 200
+                        GROUP BY side)
+        SELECT latency.side, n, p95, mean, errors FROM latency
         LEFT JOIN predictions ON predictions.side = latency.side
     """
     con = duckdb.connect()
@@ -326,8 +396,8 @@ def read_figures(artifacts: str, project: str, endpoint: str, candidate: str,
     finally:
         con.close()
     by_side = {side: Figures(int(n), None if p95 is None else float(p95),
-                             None if mean is None else float(mean))
-               for side, n, p95, mean in found}
+                             None if mean is None else float(mean), int(errors))
+               for side, n, p95, mean, errors in found}
     return by_side.get("candidate", empty), by_side.get("champion", empty)
 
 
