@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,7 @@ import pytest
 
 import shipyard
 from shipyard.config import Settings
+from shipyard.errors import FailedPrecondition, InvalidArgument
 from shipyard.sdk import session
 from shipyard.serving.requestlog import predictions_sql
 from tests.server.conftest import assert_problem
@@ -149,12 +151,16 @@ def test_a_ray_deployment_serves_behind_the_same_routes_split_and_log(
 
     monkeypatch.setenv("RAY_ADDRESS", ray_head)
     apps = Apps(ray_head)
+    # The SDK through the server (the HTTP session), as users deploy.
+    shipyard.init(uri=served.server.url, token=served.server.token, project="p")
     try:
         started = time.monotonic()
-        deployed = http.post(f"{P}/endpoints/lead/deployments", json=deploy)
+        deployed = shipyard.get_endpoint("lead").deploy("lead", version=2,
+                                                         traffic_percentage=50, runtime="ray")
         deploy_seconds = time.monotonic() - started
-        assert deployed.status_code == 200, deployed.text
-        runtimes = {d["id"]: d["runtime"] for d in deployed.json()["deployments"]}
+        assert (deployed.id, deployed.runtime) == ("lead:2", "ray")
+        runtimes = {d["id"]: d["runtime"] for d in http.get(f"{P}/endpoints/lead").json()[
+            "deployments"]}
         assert runtimes == {"lead:1": "local", "lead:2": "ray"}
         ours = [name for name in apps() if name.startswith("shipyard-")]
         assert len(ours) == 1, ours
@@ -186,11 +192,17 @@ def test_a_ray_deployment_serves_behind_the_same_routes_split_and_log(
         assert oip.status_code == 200, oip.text
         assert oip.json()["outputs"][0]["data"] == pytest.approx([14.0, 22.0])
         assert oip.headers["x-model-version"] == "2"
-        # A model error on Ray is the same 400 naming the field as a local replica's.
-        assert_problem(http.post("/v2/models/lead/versions/2/infer", json={"inputs": [
-            {"name": "visits", "shape": [1], "datatype": "BYTES", "data": ["many"]},
-            {"name": "time_on_site", "shape": [1], "datatype": "FP64", "data": [1.0]}]}),
-            400, None)
+        # A model error on Ray is the same 400 naming the field and row as a local one's.
+        bad = {"instances": [{"visits": 1, "time_on_site": 1.0},
+                             {"visits": "many", "time_on_site": 1.0}]}
+        answers = {}
+        for version in ("lead:2", "lead:1"):
+            shipyard.get_endpoint("lead").set_traffic({version: 100})
+            answers[version] = http.post(f"{P}/endpoints/lead:predict", json=bad)
+            assert_problem(answers[version], 400)
+        assert answers["lead:2"].json()["field"] == answers["lead:1"].json()["field"]
+        assert answers["lead:2"].json()["detail"] == answers["lead:1"].json()["detail"]
+        assert "visits" in answers["lead:2"].json()["field"]
 
         # Every request is in the request log, under the deployment that answered it.
         log = served.log([i for i, _, _ in ids])
@@ -211,5 +223,52 @@ def test_a_ray_deployment_serves_behind_the_same_routes_split_and_log(
             time.sleep(0.5)
         print(f"deploy on ray: {deploy_seconds:.1f} s")
     finally:
+        session.reset()
         apps.close()
+
+
+def test_the_runtime_is_checked_and_kept_in_the_store(
+        store_uri: str, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Local mode, on both backends: the runtime is refused without a cluster, recorded
+    with one (here a socket that accepts connections, all the check asks of a head) and
+    read back by a new session, as a restarted server reads it."""
+    shipyard.init(home=home, uri=store_uri, artifacts=str(tmp_path / "blobs"), project="p")
+    try:
+        shipyard.register_model("lead", linear(1.0), input_example=frame(5))
+        ep = shipyard.create_endpoint("lead")
+        for runtime in ("spark", "", None, 1):
+            with pytest.raises(InvalidArgument) as invalid:
+                ep.deploy("lead", version=1, runtime=runtime)  # type: ignore[arg-type]
+            assert invalid.value.field == "runtime"
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+        with pytest.raises(FailedPrecondition) as unset:
+            ep.deploy("lead", version=1, runtime="ray")
+        assert unset.value.field == "runtime" and "RAY_ADDRESS" in unset.value.message
+        with socket.socket() as head:
+            head.bind(("127.0.0.1", 0))
+            head.listen()
+            address = f"127.0.0.1:{head.getsockname()[1]}"
+            head.close()
+            monkeypatch.setenv("RAY_ADDRESS", address)  # nothing listens there now
+            with pytest.raises(FailedPrecondition) as silent:
+                ep.deploy("lead", version=1, runtime="ray")
+            assert silent.value.field == "runtime"
+            assert f"RAY_ADDRESS={address}" in silent.value.message
+        assert ep.refresh().deployments == []
+        with socket.socket() as head:
+            head.bind(("127.0.0.1", 0))
+            head.listen()
+            monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{head.getsockname()[1]}")
+            assert ep.deploy("lead", version=1, runtime="ray").runtime == "ray"
+        # Local mode predicts in this process whatever the runtime.
+        assert ep.predict([{"visits": 4, "time_on_site": 1.0}]).predictions == \
+            pytest.approx([4.0])
+    finally:
+        session.reset()
+    shipyard.init(home=home, uri=store_uri, artifacts=str(tmp_path / "blobs"), project="p")
+    try:
+        assert [(d.id, d.runtime) for d in shipyard.get_endpoint("lead").deployments] == [
+            ("lead:1", "ray")]
+    finally:
+        session.reset()
 
