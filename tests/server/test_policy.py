@@ -188,12 +188,13 @@ def test_permission_matrix(live: LiveServer, callers: dict[str, Caller],
                            live_store: Store) -> None:
     failures: list[str] = []
     expected_denials: set[tuple[str, str]] = set()
+    https = {label: client(live, callers[label].token) for label in ROLES}
     for (method, path), rule in sorted(POLICY.items(), key=lambda kv: kv[0][::-1]):
         for label in ROLES:
             caller = callers[label]
             url = concrete(path, "matrix", live)
-            with client(live, caller.token) as http:
-                response = send(http, method, url, rule)
+            response = send(https[label], method, url, rule)
+            https[label].cookies.clear()  # a login link's session must not carry over
             denied = response.status_code in (401, 403)
             should = allowed(rule, caller)
             where = f"{method} {path} as {label}: {response.status_code} {response.text[:160]}"
@@ -210,6 +211,8 @@ def test_permission_matrix(live: LiveServer, callers: dict[str, Caller],
                         failures.append("anonymous not 401 + WWW-Authenticate: " + where)
                 else:
                     expected_denials.add((caller.name, f"{method} {path}"))
+    for http in https.values():
+        http.close()
     assert not failures, "\n".join(failures)
     # A sanity floor: most entries deny someone, so an empty set means the loop is broken.
     assert len(expected_denials) > len(POLICY)

@@ -19,6 +19,7 @@ from shipyard.config import Settings
 from shipyard.errors import Unavailable
 from shipyard.ids import check_id
 from shipyard.security.credentials import read_credentials, read_login_credentials
+from shipyard.security.tls import tls_context
 
 # Connecting must be prompt; after that, each read or write may wait on a silent server for
 # the session's http_timeout (SHIPYARD_HTTP_TIMEOUT, 60 s by default). Uploads and downloads
@@ -64,7 +65,8 @@ class HttpClient:
         self.timeout = httpx.Timeout(settings.http_timeout,
                                      connect=min(CONNECT_SECONDS, settings.http_timeout))
         self.http = httpx.Client(base_url=settings.uri.rstrip("/"), headers=headers,
-                                 timeout=self.timeout, transport=transport)
+                                 timeout=self.timeout, transport=transport,
+                                 verify=tls_context())
 
     def close(self) -> None:
         self.http.close()

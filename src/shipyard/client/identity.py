@@ -25,6 +25,7 @@ from shipyard.security.models import (
     TokenInfo,
 )
 from shipyard.security.roles import Role
+from shipyard.security.tls import tls_context
 from shipyard.security.tokens import Scope
 from shipyard.validation import check_name
 
@@ -94,7 +95,7 @@ def login(uri: str, name: str, password: str, *,
     try:
         with httpx.Client(base_url=uri.rstrip("/"), timeout=TIMEOUT,
                           headers={"User-Agent": "shipyard-sdk"},
-                          transport=transport) as http:
+                          transport=transport, verify=tls_context()) as http:
             response = http.post("/api/v1/login", json={"name": name, "password": password})
     except httpx.TransportError as exc:
         raise Unavailable(f"cannot reach the Shipyard server at {uri}: "

@@ -38,6 +38,7 @@ import httpcore
 import httpx
 
 from shipyard.errors import InvalidArgument, Unavailable
+from shipyard.security.tls import tls_context
 
 __all__ = [
     "METADATA_ADDRESSES",
@@ -362,11 +363,11 @@ def _peer_address(stream: httpcore.NetworkStream) -> IPAddress | None:
 
 class _GuardedTransport(httpx.HTTPTransport):
     def __init__(self, policy: OutboundPolicy, resolver: Resolver) -> None:
-        super().__init__(trust_env=False, retries=0)
+        super().__init__(verify=tls_context(trust_env=False), trust_env=False, retries=0)
         # Replace the pool httpx built with one whose every connection goes through the
         # guard; no keep-alive, so a connection is never reused for another host name.
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=tls_context(trust_env=False),
             max_connections=10,
             max_keepalive_connections=0,
             http1=True,
