@@ -92,8 +92,9 @@ def _model_folder(config: dict[str, Any]) -> Any:
     return path
 
 
-def run_app(config: dict[str, Any]) -> Any:
-    """Connect to the cluster and run the version's application; the ``serve`` module."""
+def run_app(config: dict[str, Any]) -> None:
+    """Connect to the cluster and run the version's application (returns once its
+    replicas are up)."""
     from shipyard.pipelines._ray import _pack, reachable, require_ray
     from shipyard.registry.flavors.pickle import trust_list
 
@@ -123,7 +124,6 @@ def run_app(config: dict[str, Any]) -> Any:
         ray_actor_options={"num_cpus": float(config["cpus"])}, **scaling)(RayModel)
     serve.run(deployment.bind(_pack(str(folder)), config["version"], options),
               name=config["app"], route_prefix=None)
-    return serve
 
 
 async def _listen(app: str, socket: str, tell: IO[str]) -> None:
@@ -158,13 +158,18 @@ async def _listen(app: str, socket: str, tell: IO[str]) -> None:
         await listener.serve_forever()
 
 
-def _end_with_parent(app: str, serve: Any) -> None:
-    """At the end of stdin (undeployed, or the server is gone): delete the application."""
+def _end_with_parent(app: str) -> None:
+    """At the end of stdin (undeployed, or the server is gone), even while the application
+    is still being deployed: delete it, and exit."""
     sys.stdin.buffer.read()
-    try:
-        serve.delete(app)
-    except Exception as exc:  # the head is gone too: nothing is left to delete
-        log.warning("could not delete Ray Serve application %s: %s", app, exc)
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        try:
+            from ray import serve
+
+            serve.delete(app)
+        except Exception as exc:  # the head is gone too: nothing is left to delete
+            log.warning("could not delete Ray Serve application %s: %s", app, exc)
     os._exit(0)
 
 
@@ -189,18 +194,19 @@ def main() -> None:
     tell = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # whatever Ray prints goes to the log, not into the protocol
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    threading.Thread(target=_end_with_parent, args=(config["app"],), daemon=True).start()
     try:
-        serve = run_app(config)
+        run_app(config)
     except Exception as exc:
-        if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        ray = sys.modules.get("ray")
+        if ray is not None and ray.is_initialized():
             with contextlib.suppress(Exception):  # a half-deployed application
-                from ray import serve as started
+                from ray import serve
 
-                started.delete(config["app"])
+                serve.delete(config["app"])
         tell.write(json.dumps({"error": f"on Ray: {type(exc).__name__}: {exc}"[:2000]}) + "\n")
         tell.flush()
         os._exit(FAILED_TO_LOAD)
-    threading.Thread(target=_end_with_parent, args=(config["app"], serve), daemon=True).start()
     threading.Thread(target=_watch_head, args=(config["address"],), daemon=True).start()
     asyncio.run(_listen(config["app"], config["socket"], tell))
 

@@ -45,7 +45,15 @@ class RayModel:
 
     @serve.batch(max_batch_size=MAX_BATCH, batch_wait_timeout_s=0.0)
     async def _answer(self, requests: list[Any]) -> list[dict[str, Any]]:
-        return self.server.answer_many(requests)
+        try:
+            return self.server.answer_many(requests)
+        except Exception as exc:  # a bug answers its requests, as in a local replica
+            from shipyard.errors import FailedPrecondition
+            from shipyard.serving import wire
+
+            failed = wire.error_message(FailedPrecondition(
+                f"the replica failed: {type(exc).__name__}: {exc}"[:1000]))
+            return [failed] * len(requests)
 
     async def __call__(self, request: Any) -> dict[str, Any]:
         """One ``wire`` message (``{"instances": ...}``, or ``"op": "explain"``) and its
