@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,23 @@ def test_canary_shadow_follow_and_explain(cli: Cli, lead: str, tmp_path: Path) -
     cli("endpoints", "explain", "ep").assert_one_error_line("--instances", exit_code=2)
     cli("endpoints", "explain", "ep", "-i", "[[4, 2.0]]", "--method", "magic"
         ).assert_one_error_line("--method", exit_code=2)
+
+
+def test_deploy_on_ray_needs_a_cluster(cli: Cli, lead: str,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert cli("endpoints", "create", "ep").exit_code == 0
+    cli("endpoints", "deploy", "ep", "lead:1", "--runtime", "spark").assert_one_error_line(
+        "--runtime", "spark", exit_code=2)
+    cli("endpoints", "deploy", "ep", "lead:1", "--runtime", "ray").assert_one_error_line(
+        "RAY_ADDRESS")
+    with socket.socket() as head:  # all the check asks of a Ray head: it accepts connections
+        head.bind(("127.0.0.1", 0))
+        head.listen()
+        monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{head.getsockname()[1]}")
+        deployed = cli("--output", "json", "endpoints", "deploy", "ep", "lead:1",
+                       "--runtime", "ray")
+    assert deployed.exit_code == 0, deployed.stderr
+    assert [(d["id"], d["runtime"]) for d in deployed.json()["deployments"]] == [
+        ("lead:1", "ray")]
+    assert "ray" in cli("endpoints", "show", "ep").stdout
