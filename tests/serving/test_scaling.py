@@ -176,15 +176,24 @@ def test_canary_rollback_and_alias_move_under_load_lose_no_request(live: Live) -
         load.wait_more("lead:1", load.answered["lead:1"] + 20, "no answers after undeploy")
         # The registry moves 'production' to version 3: the deployment follows it; lead:1
         # answers until lead:3's replica is ready.
+        # The move wakes the supervisor: its periodic refresh is pushed out of reach here,
+        # so lead:3 answering at all shows it; its replica is started by the time the
+        # move returns.
         (old,) = replicas(live, "canary")
         load.phase = "alias"
-        assert ok(http.put(f"{P}/models/lead/aliases/production",
-                           json={"version": 3})).json()["version"] == 3
-        assert [d["id"] for d in ok(http.get(f"{P}/endpoints/canary")).json()[
-            "deployments"]] == ["lead:3"]
-        moved_at = time.monotonic()
-        load.wait_more("lead:3", 20, "the alias's new version never answered")
-        rolled = time.monotonic() - moved_at
+        every = live.supervisor.refresh_seconds
+        live.supervisor.refresh_seconds = 3600.0
+        try:
+            assert ok(http.put(f"{P}/models/lead/aliases/production",
+                               json={"version": 3})).json()["version"] == 3
+            assert "lead:3" in [r["deployed_model_id"] for r in replicas(live, "canary")]
+            assert [d["id"] for d in ok(http.get(f"{P}/endpoints/canary")).json()[
+                "deployments"]] == ["lead:3"]
+            moved_at = time.monotonic()
+            load.wait_more("lead:3", 20, "the alias's new version never answered")
+            rolled = time.monotonic() - moved_at
+        finally:
+            live.supervisor.refresh_seconds = every
     assert load.failed == [], (len(load.failed), load.failed[:3], load.failed[-3:])
     assert load.wrong == [], load.wrong[:5]
     assert set(load.answered) == {"lead:1", "lead:2", "lead:3"}
@@ -196,15 +205,19 @@ def test_canary_rollback_and_alias_move_under_load_lose_no_request(live: Live) -
     wait_for(lambda: not Path(f"/proc/{old['pid']}").exists(), 30, "the old replica lives")
 
 
-def shadow_rows(live: Live, endpoint: str) -> list[dict[str, object]]:
-    """The request log's shadow rows for ``endpoint`` written so far."""
+def all_rows(live: Live, endpoint: str) -> list[dict[str, object]]:
+    """The request log's rows for ``endpoint`` written so far (flushed now)."""
     assert live.supervisor.request_log is not None
     live.supervisor.request_log.flush()
     folder = (Path(live.server.settings.artifacts) / "request-logs" / "predictions"
               / "project=p" / f"endpoint={endpoint}")
     files = sorted(folder.rglob("*.parquet"))
-    rows = pq.read_table(files).to_pylist() if files else []
-    return [r for r in rows if r["shadow"]]
+    return pq.read_table(files).to_pylist() if files else []
+
+
+def shadow_rows(live: Live, endpoint: str) -> list[dict[str, object]]:
+    """The request log's shadow rows for ``endpoint`` written so far."""
+    return [r for r in all_rows(live, endpoint) if r["shadow"]]
 
 
 def test_shadows_autoscaling_and_the_split(live: Live) -> None:
@@ -218,15 +231,23 @@ def test_shadows_autoscaling_and_the_split(live: Live) -> None:
     assert [(d["id"], d["shadow"], d["traffic_percentage"]) for d in shown] == [
         ("lead:1", False, 100), ("lead:3", True, 0)]
     before = supervisor.shadow_answers
-    for _ in range(20):
-        answer = ok(http.post(f"{P}/endpoints/auto:predict", json={"instances": ROW}))
-        assert answer.json()["deployedModelId"] == "lead:1"
+    callers = set()
+    for i in range(20):
+        # Through each protocol: the shadow's rows carry the caller's request id.
+        answer = ok(http.post("/v1/models/auto:predict", json={"instances": ROW}) if i % 2
+                    else http.post(f"{P}/endpoints/auto:predict", json={"instances": ROW}))
+        assert answer.headers["x-deployed-model-id"] == "lead:1"
         assert answer.json()["predictions"] == [pytest.approx(10.0)]
+        callers.add(answer.headers["x-request-id"])
     wait_for(lambda: supervisor.shadow_answers >= before + 20, 30, "the shadow got no copy")
     wait_for(lambda: len(shadow_rows(live, "auto")) >= 20, 30, "no shadow rows logged")
     logged = shadow_rows(live, "auto")
     assert {(r["deployed_model_id"], r["protocol"]) for r in logged} == {("lead:3", "shadow")}
     assert all(abs(float(str(r["prediction"])) - 30.0) < 1e-6 for r in logged)
+    assert {r["request_id"] for r in logged} == callers  # paired with the champion's rows
+    champion = {r["request_id"]: r for r in all_rows(live, "auto") if not r["shadow"]}
+    assert callers <= set(champion)
+    assert {champion[r]["deployed_model_id"] for r in callers} == {"lead:1"}
     # A shadow that dies costs callers nothing.
     (dead,) = [r for r in replicas(live, "auto") if r["shadow"]]
     assert isinstance(dead["pid"], int)

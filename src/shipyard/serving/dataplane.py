@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -48,6 +49,8 @@ class Call:
 
 CALL: ContextVar[Call | None] = ContextVar("shipyard_serving_call", default=None)
 
+log = logging.getLogger(__name__)
+
 
 class DataPlane(Reconciler):
     """The request side of ``Supervisor`` (which declares these fields with defaults)."""
@@ -59,6 +62,17 @@ class DataPlane(Reconciler):
     shadow_failures: int
     _shadow_tasks: set[asyncio.Task[None]]
     _wake: threading.Event
+
+    def refresh_now(self) -> None:
+        """Bring replicas and routes in line with a change this server just committed
+        outside serving's own routes (an alias moved through REST, and the deployments
+        that follow it with it), at once rather than at the watcher's next refresh. A
+        failure (the database went away) is logged and left to that refresh: the change
+        itself is committed."""
+        try:
+            self.refresh()
+        except Exception:
+            log.exception("serving: could not refresh after a change; the watcher will")
 
     def project_of(self, endpoint: str) -> str | None:
         """The project of the one served endpoint named ``endpoint`` (KServe and OIP paths

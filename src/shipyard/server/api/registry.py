@@ -29,6 +29,7 @@ from shipyard.registry.flavors._manifest import MAX_MANIFEST_BYTES
 from shipyard.registry.models import AliasChange, ModelVersion, PromotionDecision, RegisteredModel
 from shipyard.registry.service import MAX_LABELS
 from shipyard.server.api import params
+from shipyard.server.api.serving import Replicas
 from shipyard.server.auth import PROBLEM_RESPONSES
 from shipyard.server.state import ServerState, request_context, server_state
 
@@ -191,11 +192,13 @@ def set_status(name: params.Name, version: params.VersionNumber, body: SetStatus
 
 
 @router.post("/{name}/versions/{version}/promote", response_model=PromotionDecision)
-def promote(name: params.Name, version: params.VersionNumber, body: Promote, state: State, ctx: Ctx
-            ) -> PromotionDecision:
-    return registry.promote_if_better(state.store, state.artifacts, ctx, name, version,
-                                      metric=body.metric, mode=body.mode, alias=body.alias,
-                                      min_delta=body.min_delta, bump=body.bump)
+def promote(name: params.Name, version: params.VersionNumber, body: Promote, state: State, ctx: Ctx,
+            replicas: Replicas) -> PromotionDecision:
+    decision = registry.promote_if_better(state.store, state.artifacts, ctx, name, version,
+                                          metric=body.metric, mode=body.mode, alias=body.alias,
+                                          min_delta=body.min_delta, bump=body.bump)
+    replicas.refresh_now()  # deployments that follow the alias moved with it
+    return decision
 
 
 @router.get("/{name}/aliases/{alias}", response_model=ModelVersion)
@@ -205,10 +208,12 @@ def get_alias(name: params.Name, alias: params.Name, state: State, ctx: Ctx) -> 
 
 
 @router.put("/{name}/aliases/{alias}", response_model=ModelVersion)
-def put_alias(name: params.Name, alias: params.Name, body: MoveAlias, state: State, ctx: Ctx
-              ) -> ModelVersion:
-    return registry.set_alias(state.store, ctx, name, alias, body.version, body.reason,
-                              deployments=state.deployments)
+def put_alias(name: params.Name, alias: params.Name, body: MoveAlias, state: State, ctx: Ctx,
+              replicas: Replicas) -> ModelVersion:
+    moved = registry.set_alias(state.store, ctx, name, alias, body.version, body.reason,
+                               deployments=state.deployments)
+    replicas.refresh_now()  # deployments that follow the alias moved with it
+    return moved
 
 
 @router.delete("/{name}/aliases/{alias}", status_code=204)
@@ -218,10 +223,12 @@ def delete_alias(name: params.Name, alias: params.Name, state: State, ctx: Ctx,
 
 
 @router.post("/{name}/aliases/{alias}/rollback", response_model=ModelVersion)
-def rollback(name: params.Name, alias: params.Name, body: Reason, state: State, ctx: Ctx
-             ) -> ModelVersion:
-    return registry.rollback(state.store, ctx, name, alias, body.reason,
-                             deployments=state.deployments)
+def rollback(name: params.Name, alias: params.Name, body: Reason, state: State, ctx: Ctx,
+             replicas: Replicas) -> ModelVersion:
+    moved = registry.rollback(state.store, ctx, name, alias, body.reason,
+                              deployments=state.deployments)
+    replicas.refresh_now()  # deployments that follow the alias moved with it
+    return moved
 
 
 @router.get("/{name}/history", response_model=list[AliasChange])
