@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select
+from sqlalchemy import Connection, Row, delete, insert, select, update
 
 from shipyard import audit
 from shipyard.context import RequestContext
@@ -27,7 +27,7 @@ from shipyard.validation import check_name
 
 __all__ = [
     "MAX_BASELINE_BYTES", "MAX_HISTORY", "create_monitor", "delete_monitor", "get_monitor",
-    "list_monitors",
+    "list_monitors", "pause_monitor", "resume_monitor",
 ]
 
 MAX_BASELINE_BYTES = 16 << 20
@@ -156,3 +156,35 @@ def delete_monitor(store: Store, ctx: RequestContext, name: str) -> None:
 
     store.retry_write(work)
 
+
+def pause_monitor(store: Store, ctx: RequestContext, name: str) -> Monitor:
+    """Stop judging windows on the schedule (a manual run still runs); audited."""
+    return _set_state(store, ctx, name, "paused", None)
+
+
+def resume_monitor(store: Store, ctx: RequestContext, name: str, *,
+                   now: datetime | None = None) -> Monitor:
+    """Judge windows on the schedule again, from the first window ending after now (the
+    windows that ended while paused are not caught up); audited."""
+    return _set_state(store, ctx, name, "active", now or utcnow())
+
+
+def _set_state(store: Store, ctx: RequestContext, name: str, state: str,
+               now: datetime | None) -> Monitor:
+    check_name(name, "name")
+
+    def work(conn: Connection) -> Monitor:
+        row = _row(conn, ctx.project, name, lock=True)
+        assert row is not None
+        values: dict[str, Any] = {"state": state, "updated_at": utcnow()}
+        if now is not None and row.state != "active" and row.next_run_at <= now:
+            # The schedule's next window end after now, on the monitor's own grid.
+            missed = (now - row.next_run_at) // timedelta(seconds=row.interval_seconds) + 1
+            values["next_run_at"] = row.next_run_at + missed * timedelta(
+                seconds=row.interval_seconds)
+        conn.execute(update(monitors).where(monitors.c.id == row.id).values(**values))
+        audit.record(conn, ctx, f"monitor.{'resume' if state == 'active' else 'pause'}",
+                     f"monitors/{name}")
+        return _monitor(_row(conn, ctx.project, name))
+
+    return store.retry_write(work)

@@ -4,7 +4,8 @@ This module is the monitors' one entry point for their callers (the SDK's local 
 REST router, the console, the worker's job, alert channels); the functions live in four
 modules, each readable on its own:
 
-- ``monitor_definitions``: creating, reading, listing and deleting monitors;
+- ``monitor_definitions``: creating, reading, listing, pausing, resuming and deleting
+  monitors;
 - ``monitor_running``: running a monitor (manually, or the next due one for the worker),
   recording the run in one transaction, and reading runs back (``history``,
   ``monitoring_stats``);
@@ -29,6 +30,8 @@ from shipyard.monitoring.monitor_definitions import (
     delete_monitor,
     get_monitor,
     list_monitors,
+    pause_monitor,
+    resume_monitor,
 )
 from shipyard.monitoring.monitor_running import (
     LEASE_SECONDS,
@@ -42,5 +45,6 @@ from shipyard.monitoring.monitor_running import (
 __all__ = [
     "KINDS", "LEASE_SECONDS", "MAX_BASELINE_BYTES", "MAX_HISTORY", "alert_of",
     "create_monitor", "delete_monitor", "get_monitor", "history", "judge", "list_alerts",
-    "list_monitors", "monitoring_stats", "record_run", "run_due", "run_monitor",
+    "list_monitors", "monitoring_stats", "pause_monitor", "record_run", "resume_monitor",
+    "run_due", "run_monitor",
 ]

@@ -144,6 +144,8 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", f"{P}/monitors/{{name}}"): READ,
     ("DELETE", f"{P}/monitors/{{name}}"): Rule(Permission.DELETE),
     ("POST", f"{P}/monitors/{{name}}/run"): Rule(Permission.RUN),
+    ("POST", f"{P}/monitors/{{name}}/pause"): WRITE,  # as a schedule's pause and resume
+    ("POST", f"{P}/monitors/{{name}}/resume"): WRITE,
     ("GET", f"{P}/monitors/{{name}}/runs"): READ,
     ("GET", f"{P}/monitors/{{name}}/report"): READ,
     ("GET", f"{P}/monitor-alerts"): READ,
@@ -203,8 +205,18 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", f"{C}/endpoints/{{name}}/traffic"): WRITE,
     ("POST", f"{C}/endpoints/{{name}}/predict"): Rule(Permission.PREDICT),
     ("GET", f"{C}/monitors"): READ,
+    ("POST", f"{C}/monitors"): WRITE,
     ("GET", f"{C}/monitors/{{name}}"): READ,
+    ("POST", f"{C}/monitors/{{name}}/pause"): WRITE,
+    ("POST", f"{C}/monitors/{{name}}/resume"): WRITE,
+    ("POST", f"{C}/monitors/{{name}}/run"): Rule(Permission.RUN),
     ("GET", f"{C}/events"): READ,
+    ("POST", f"{C}/events/schedules"): WRITE,
+    ("POST", f"{C}/events/schedules/{{name}}/pause"): WRITE,
+    ("POST", f"{C}/events/schedules/{{name}}/resume"): WRITE,
+    ("POST", f"{C}/events/triggers"): WRITE,
+    ("POST", f"{C}/events/triggers/{{name}}/pause"): WRITE,
+    ("POST", f"{C}/events/triggers/{{name}}/resume"): WRITE,
     # Users, tokens, grants and the audit log of the whole server, as their API routes.
     ("GET", f"{C}/admin"): Rule(Permission.ADMIN, "server"),
     # -- audit ---------------------------------------------------------------------------------

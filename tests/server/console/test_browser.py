@@ -20,6 +20,8 @@ from sqlalchemy import select
 
 from shipyard import audit
 from shipyard.context import RequestContext
+from shipyard.events import scheduler
+from shipyard.lineage import records
 from shipyard.monitoring import monitors
 from shipyard.monitoring.config import check_config
 from shipyard.monitoring.profiles import profile
@@ -54,10 +56,11 @@ SIZE_SCORES, VISITS_SCORES, THRESHOLD = (0.05, 0.12, 0.3), (0.02, 0.03, 0.04), 0
 # Measured from ground truth in each window, against the objective rmse <= 0.5.
 RMSES, RMSE_OBJECTIVE = (0.3, 0.4, 0.6), 0.5
 IDLE_MONITOR = "idle-monitor"  # never ran
+TRAINING = "train.parquet"  # a dataset artifact: the create form's baseline
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _monitored(site: Site) -> None:
+def _monitored(site: Site, tmp_path_factory: pytest.TempPathFactory) -> None:
     store = site.live.app.state.shipyard.store
     ctx = RequestContext(project=PROJECT, actor="tester")
     serving.create_endpoint(store, ctx, MONITORED)
@@ -91,6 +94,15 @@ def _monitored(site: Site) -> None:
                   "breaches": ["skew"] if scores[0] > THRESHOLD else []}
         monitors.record_run(store, row, start, end, "schedule", None, None, end, result,
                             "succeeded", None)
+    # Training data as a dataset artifact (a Parquet file), offered as a new monitor's
+    # baseline by the create form.
+    table = tmp_path_factory.mktemp("baseline") / "train.parquet"
+    frame.to_parquet(table, index=False)
+    blobs = site.live.app.state.shipyard.artifacts
+    blob = blobs.put_file(table)
+    store.retry_write(lambda conn: records.create_artifact(
+        conn, PROJECT, "system.Dataset", TRAINING, blobs.uri(blob.digest),
+        digest=blob.digest, size=blob.size, properties={"layout": "file"}))
     # The newest window's requests in the request log: 'size' moved up by 25, 'plan' turned
     # to 'pro' (what the reference-and-current charts read again).
     artifacts = site.live.app.state.shipyard.settings.artifacts
@@ -519,6 +531,101 @@ def test_the_admin_page_lists_users_tokens_grants_and_pages_the_audit_log(
         assert page.locator("main", has_text="admin").count() == 1
         assert page.locator("#users").count() == 0
         page.screenshot(path=str(site.screenshots / "viewer-admin-refused.png"))
+    finally:
+        context.close()
+
+
+def test_buttons_create_pause_resume_and_run_monitors_schedules_and_triggers(
+        browser: Any, site: Site) -> None:
+    # After the page loops: it adds a monitor, a run, a schedule and a trigger.
+    context = admin_context(browser, site)
+    try:
+        page = context.new_page()
+        watch = Watch()
+        watch.attach(page)
+        # A monitor from the create form, its baseline profiled from the dataset artifact.
+        page.goto(site.base + "/monitors")
+        form = page.locator("#create-monitor")
+        form.locator("input[name=name]").fill("created-monitor")
+        form.locator("select[name=endpoint]").select_option(MONITORED)
+        dataset = form.locator("select[name=baseline] option", has_text=TRAINING)
+        form.locator("select[name=baseline]").select_option(dataset.get_attribute("value"))
+        form.locator("input[name=features]").fill("size, plan")
+        form.locator("input[name=interval]").fill("30m")
+        form.locator("button[type=submit]").click()
+        page.wait_for_url("**/monitors/created-monitor")
+        assert page.locator(".facts", has_text="size, plan").count() == 1
+        assert page.locator(".facts", has_text="30 min").count() == 1
+        page.screenshot(path=str(site.screenshots / "monitor-created.png"), full_page=True)
+        store = site.live.app.state.shipyard.store
+        created = monitors.get_monitor(store, PROJECT, "created-monitor")
+        assert created.features == ["size", "plan"] and created.baseline_uri
+        # Pause, resume, run now.
+        page.click("#pause")
+        page.wait_for_selector("h1 .state:has-text('paused')")
+        assert monitors.get_monitor(store, PROJECT, "created-monitor").state == "paused"
+        page.click("#resume")
+        page.wait_for_selector("h1 .state:has-text('active')")
+        page.click("#run-now")
+        page.wait_for_selector("#monitor-runs tbody tr")
+        assert page.locator("#monitor-runs tbody tr").count() == 1
+        assert page.locator("#monitor-runs tbody tr td").nth(1).inner_text() == "manual"
+        assert not watch.problems, watch.problems
+        # A forged post (no CSRF token) changes nothing.
+        url = f"/console/projects/{PROJECT}/monitors/created-monitor/pause"
+        assert page.evaluate(_POST_FORM, {"url": url, "token": None}) == 400
+        page.close()  # (its watch saw that 400, which was the point)
+        page = context.new_page()
+        watch = Watch()
+        watch.attach(page)
+        assert monitors.get_monitor(store, PROJECT, "created-monitor").state == "active"
+
+        # A schedule: created, paused, resumed.
+        page.goto(site.base + "/events")
+        page.click("#new-schedule summary")
+        form = page.locator("#create-schedule")
+        form.locator("input[name=name]").fill("weekly-report")
+        form.locator("input[name=cron]").fill("0 6 * * 1")
+        form.locator("button[type=submit]").click()
+        page.wait_for_url("**/events#schedules-card")
+        row = page.locator('#schedules tr[data-schedule="weekly-report"]')
+        assert "run pipeline" in row.inner_text() and "active" in row.inner_text()
+        assert row.locator(".next-run").count() == 3
+        row.locator("button", has_text="Pause").click()
+        page.wait_for_selector('#schedules tr[data-schedule="weekly-report"] .state-paused')
+        assert row.locator(".next-run").count() == 0
+        row.locator("button", has_text="Resume").click()
+        page.wait_for_selector('#schedules tr[data-schedule="weekly-report"] .state-active')
+        # A trigger: created with a filter, disabled, enabled.
+        page.click("#new-trigger summary")
+        form = page.locator("#create-trigger")
+        form.locator("input[name=name]").fill("retrain-on-drift")
+        form.locator("input[name=topic]").fill("monitor-alert-raised")
+        form.locator("textarea[name=filter]").fill(json.dumps({"monitor": MONITOR}))
+        form.locator("input[name=cooldown_seconds]").fill("3600")
+        form.locator("button[type=submit]").click()
+        page.wait_for_url("**/events#triggers-card")
+        row = page.locator('#triggers tr[data-trigger="retrain-on-drift"]')
+        assert f'"monitor":"{MONITOR}"' in row.inner_text() and "1 h" in row.inner_text()
+        assert "run pipeline demo-pipeline" in row.inner_text()  # the one that succeeded
+        row.locator("button", has_text="Disable").click()
+        page.wait_for_selector('#triggers tr[data-trigger="retrain-on-drift"] .state-paused')
+        row.locator("button", has_text="Enable").click()
+        page.wait_for_selector('#triggers tr[data-trigger="retrain-on-drift"] .state-active')
+        page.screenshot(path=str(site.screenshots / "events-created.png"), full_page=True)
+        assert not watch.problems, watch.problems
+        # Bad input answers a page naming the field; nothing is created.
+        page.click("#new-schedule summary")
+        form = page.locator("#create-schedule")
+        form.locator("input[name=name]").fill("broken")
+        form.locator("input[name=cron]").fill("every tuesday")
+        with page.expect_response(lambda r: r.request.method == "POST") as answer:
+            form.locator("button[type=submit]").click()
+        assert answer.value.status == 400
+        assert page.locator("main", has_text="cron").count() == 1
+        page.screenshot(path=str(site.screenshots / "schedule-refused.png"), full_page=True)
+        assert [s.name for s in scheduler.list_schedules(store, PROJECT)] == [
+            SCHEDULE, "weekly-report"]
     finally:
         context.close()
 

@@ -253,3 +253,49 @@ def test_static_files_are_ours_and_plotlys_only(http: httpx.Client) -> None:
         assert http.get(f"/console/static/{name}").status_code == 200
     for name in ("..%2F..%2Fpyproject.toml", "base.html", "plotly.js", "%2e%2e"):
         assert http.get(f"/console/static/{name}").status_code == 404, name
+
+
+def test_a_paused_monitor_is_not_judged_on_its_schedule_and_resumes_on_its_grid(
+        app: FastAPI, http: httpx.Client, token: str) -> None:
+    # The REST routes the console's Pause and Resume buttons share their service with.
+    from datetime import UTC, datetime, timedelta
+
+    import pandas as pd
+
+    from shipyard.context import RequestContext
+    from shipyard.monitoring import monitors
+    from shipyard.monitoring.config import check_config
+    from shipyard.monitoring.profiles import profile
+    from shipyard.serving import service as serving
+
+    store = app.state.shipyard.store
+    ctx = RequestContext(project="default", actor="tester")
+    serving.create_endpoint(store, ctx, "paused-endpoint")
+    config = check_config(interval="1h", window=None, sampling_rate=1.0, thresholds=None,
+                          objectives=None, alert=None, alert_after=None, drift_windows=1,
+                          features=None, categorical_features=None, feature_importance=None)
+    start = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+    monitors.create_monitor(store, ctx, "paused-monitor", endpoint="paused-endpoint",
+                            config=config, start_at=start,
+                            baseline_profile=profile(pd.DataFrame({"x": [1.0, 2.0]})).to_bytes())
+    api = "/api/v1/projects/default/monitors/paused-monitor"
+    headers = {"Authorization": f"Bearer {token}"}
+    paused = http.post(f"{api}/pause", headers=headers, json={})
+    assert paused.status_code == 200, paused.text
+    assert paused.json()["state"] == "paused"
+    assert http.get(api, headers=headers).json()["state"] == "paused"
+    # Its window (due at 10:30) is not claimed while it is paused.
+    settings = app.state.shipyard.settings
+    assert not monitors.run_due(store, settings, "w1", now=start + timedelta(hours=5))
+    # Resumed at 14:45: the next window ends at 15:30 (the monitor's grid), not at once for
+    # the four windows missed.
+    resumed = monitors.resume_monitor(store, ctx, "paused-monitor",
+                                      now=start + timedelta(hours=5, minutes=15))
+    assert resumed.state == "active"
+    assert resumed.next_run_at == start + timedelta(hours=6)
+    again = http.post(f"{api}/resume", headers=headers, json={})  # already active: as it is
+    assert again.status_code == 200 and again.json()["next_run_at"].startswith(
+        "2026-01-05T15:30")
+    assert http.post("/api/v1/projects/default/monitors/nope/pause", headers=headers,
+                     json={}).status_code == 404
+    monitors.delete_monitor(store, ctx, "paused-monitor")

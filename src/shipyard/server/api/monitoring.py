@@ -125,6 +125,18 @@ def delete_monitor(name: params.Name, state: State, ctx: Ctx) -> Response:
     return Response(status_code=204)
 
 
+@router.post("/monitors/{name}/pause", response_model=Monitor)
+def pause_monitor(name: params.Name, state: State, ctx: Ctx) -> Monitor:
+    """Stop judging windows on the schedule (a manual run still runs)."""
+    return monitors.pause_monitor(state.store, ctx, name)
+
+
+@router.post("/monitors/{name}/resume", response_model=Monitor)
+def resume_monitor(name: params.Name, state: State, ctx: Ctx) -> Monitor:
+    """Judge windows on the schedule again, from the first window ending after now."""
+    return monitors.resume_monitor(state.store, ctx, name)
+
+
 @router.post("/monitors/{name}/run", response_model=MonitorRun)
 def run_monitor(name: params.Name, state: State, ctx: Ctx) -> MonitorRun:
     """Judge the window ending now, in this request (the schedule is left as it is)."""

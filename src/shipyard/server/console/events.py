@@ -14,20 +14,27 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from shipyard.errors import ShipyardError
-from shipyard.events import bus, scheduler, triggers
+from shipyard.errors import InvalidArgument, ShipyardError
+from shipyard.events import builtin, bus, scheduler, triggers
 from shipyard.events.automation import Schedule
+from shipyard.pipelines import list_pipeline_runs
+from shipyard.security.roles import Permission
+from shipyard.server.api import params
+from shipyard.server.console.forms import checked_form, json_field, text
 from shipyard.server.console.rendering import render
-from shipyard.server.state import ServerState, server_state
+from shipyard.server.console.session import may
+from shipyard.server.state import ServerState, request_context, server_state
 from shipyard.store import Store
 from shipyard.store.schema import (
     event_deliveries,
@@ -78,7 +85,88 @@ def events_page(
         "messages": messages[:limit], "more": len(messages) > limit, "limit": limit,
         "next_limit": next((n for n in LIMITS if n > limit), None), "topic": topic,
         "dead": dead, "dead_shown": DEAD_SHOWN, "shown": _shown,
+        "may_write": may(request, Permission.WRITE),
+        "known_topics": sorted({*builtin.BUILTIN_TOPICS, *(t.name for t in topics)}),
+        "example_action": _example_action(store, project),
     })
+
+
+def _example_action(store: Store, project: str) -> str:
+    """The create forms' starting action: run the pipeline that last succeeded again."""
+    newest = (list_pipeline_runs(store, project, state="SUCCEEDED", limit=1)
+              or list_pipeline_runs(store, project, limit=1))
+    name = newest[0].pipeline_name if newest else "my-pipeline"
+    return json.dumps({"type": "run_pipeline", "pipeline": name})
+
+
+def _back(project: str, card: str) -> RedirectResponse:
+    return RedirectResponse(f"/console/projects/{project}/events#{card}", status_code=303)
+
+
+@router.post(PAGE + "/schedules")
+async def create_schedule(request: Request, project: str, state: State) -> Response:
+    """The create form, as ``POST .../events/schedules`` (the role editor)."""
+    form = await checked_form(request)
+    await run_in_threadpool(
+        scheduler.create_schedule, state.store, request_context(request),
+        text(form, "name", max_length=128), cron=text(form, "cron", max_length=128),
+        timezone=text(form, "timezone", max_length=64, required=False, default="UTC"),
+        action=json_field(form, "action"))
+    return _back(project, "schedules-card")
+
+
+@router.post(PAGE + "/schedules/{name}/pause")
+async def pause_schedule(request: Request, project: str, name: params.Name, state: State
+                         ) -> Response:
+    await checked_form(request)
+    await run_in_threadpool(scheduler.pause_schedule, state.store, request_context(request),
+                            name)
+    return _back(project, "schedules-card")
+
+
+@router.post(PAGE + "/schedules/{name}/resume")
+async def resume_schedule(request: Request, project: str, name: params.Name, state: State
+                          ) -> Response:
+    await checked_form(request)
+    await run_in_threadpool(scheduler.resume_schedule, state.store, request_context(request),
+                            name)
+    return _back(project, "schedules-card")
+
+
+@router.post(PAGE + "/triggers")
+async def create_trigger(request: Request, project: str, state: State) -> Response:
+    """The create form, as ``POST .../events/triggers`` (the role editor)."""
+    form = await checked_form(request)
+    cooldown = text(form, "cooldown_seconds", max_length=10, required=False, default="0")
+    if not cooldown.isdigit():
+        raise InvalidArgument(f"cooldown_seconds must be a whole number, got {cooldown!r}",
+                              field="cooldown_seconds")
+    await run_in_threadpool(
+        partial(triggers.create_trigger, state.store, request_context(request),
+                text(form, "name", max_length=triggers.MAX_NAME),
+                topic=text(form, "topic", max_length=128),
+                action=json_field(form, "action"),
+                filter=json_field(form, "filter", required=False),
+                cooldown_seconds=int(cooldown)))
+    return _back(project, "triggers-card")
+
+
+@router.post(PAGE + "/triggers/{name}/pause")
+async def disable_trigger(request: Request, project: str, name: params.Name, state: State
+                          ) -> Response:
+    await checked_form(request)
+    await run_in_threadpool(triggers.pause_trigger, state.store, request_context(request),
+                            name)
+    return _back(project, "triggers-card")
+
+
+@router.post(PAGE + "/triggers/{name}/resume")
+async def enable_trigger(request: Request, project: str, name: params.Name, state: State
+                         ) -> Response:
+    await checked_form(request)
+    await run_in_threadpool(triggers.resume_trigger, state.store, request_context(request),
+                            name)
+    return _back(project, "triggers-card")
 
 
 def _backlog(store: Store, project: str) -> dict[str, dict[str, int]]:

@@ -82,9 +82,10 @@ def distribution_charts(baseline: DataProfile, current: DataProfile | None,
         charts.append({"id": f"distribution-{n}", "feature": name, "spec": {
             "title": f"{name}: reference and current", "y_title": "share of rows",
             "traces": traces,
-            "layout": {"barmode": "overlay", "bargap": 0.05 if reference.kind == "numeric"
-                       else 0.2, "yaxis": {"rangemode": "tozero", "tickformat": ".0%",
-                                           "title": {"text": "share of rows"}}}}})
+            "layout": {"barmode": "overlay", "showlegend": True,
+                       "bargap": 0.05 if reference.kind == "numeric" else 0.2,
+                       "yaxis": {"rangemode": "tozero", "tickformat": ".0%",
+                                 "title": {"text": "share of rows"}}}}})
     return charts
 
 

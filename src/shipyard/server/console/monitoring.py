@@ -11,15 +11,24 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from shipyard.errors import InvalidArgument
+from shipyard.lineage import queries as lineage
 from shipyard.monitoring import monitors as service
+from shipyard.monitoring.config import check_config
 from shipyard.monitoring.models import MonitorRun
+from shipyard.security.roles import Permission
 from shipyard.server.api import params
 from shipyard.server.console import monitor_charts
+from shipyard.server.console.baselines import DATASET_TYPE, baseline_profile
+from shipyard.server.console.forms import checked_form, text
 from shipyard.server.console.rendering import render
-from shipyard.server.state import ServerState, server_state
+from shipyard.server.console.session import may
+from shipyard.server.state import ServerState, request_context, server_state
+from shipyard.serving import service as serving
 
 __all__ = ["router"]
 
@@ -30,6 +39,7 @@ RUNS = 200  # windows read for the charts (newest)
 RUNS_SHOWN = 50  # rows of the runs table
 MAX_CHARTS = 12  # features charted: the most drifted (score over threshold) first
 ALERTS = 100
+DATASETS = 100  # dataset artifacts offered as a new monitor's baseline (newest)
 
 
 @router.get(PAGE)
@@ -41,10 +51,71 @@ def monitors_page(request: Request, project: str, state: State) -> HTMLResponse:
     for alert in alerts:
         if alert.state == "open":
             open_alerts[alert.monitor] = open_alerts.get(alert.monitor, 0) + 1
+    may_write = may(request, Permission.WRITE)
     return render(request, "monitors.html", {
         "section": "monitors", "monitors": found, "alerts": alerts,
-        "open_alerts": open_alerts,
+        "open_alerts": open_alerts, "may_write": may_write,
+        "endpoints": [e.name for e in serving.list_endpoints(store, project)],
+        "datasets": lineage.list_artifacts(store, project, type=DATASET_TYPE,
+                                           limit=DATASETS),
     })
+
+
+@router.post(PAGE)
+async def create_monitor(request: Request, project: str, state: State) -> Response:
+    """The create form: a monitor on an endpoint, its baseline profiled from a dataset
+    artifact of the project, as ``POST .../monitors`` creates one (the role editor)."""
+    form = await checked_form(request)
+    name = text(form, "name", max_length=128)
+    endpoint = text(form, "endpoint", max_length=128)
+    dataset = text(form, "baseline", max_length=64)
+    features = [f.strip() for f in text(form, "features", max_length=4096,
+                                         required=False).split(",") if f.strip()]
+    threshold = text(form, "threshold", max_length=32, required=False)
+    try:
+        limit = float(threshold) if threshold else None
+    except ValueError:
+        raise InvalidArgument(f"threshold must be a number, got {threshold!r}",
+                              field="threshold") from None
+    config = check_config(
+        interval=text(form, "interval", max_length=32, required=False, default="1h"),
+        window=None, sampling_rate=1.0, thresholds=limit, objectives=None, alert=None,
+        alert_after=None, drift_windows=1, features=features or None,
+        categorical_features=None, feature_importance=None)
+    ctx = request_context(request)
+    profile_bytes, uri = await run_in_threadpool(baseline_profile, state.store,
+                                                 state.artifacts, project, dataset)
+    await run_in_threadpool(service.create_monitor, state.store, ctx, name,
+                            endpoint=endpoint, config=config, baseline_profile=profile_bytes,
+                            baseline_uri=uri)
+    return RedirectResponse(f"/console/projects/{project}/monitors/{name}", status_code=303)
+
+
+@router.post(PAGE + "/{name}/pause")
+async def pause_monitor(request: Request, project: str, name: params.Name, state: State
+                        ) -> Response:
+    await checked_form(request)
+    await run_in_threadpool(service.pause_monitor, state.store, request_context(request), name)
+    return RedirectResponse(f"/console/projects/{project}/monitors/{name}", status_code=303)
+
+
+@router.post(PAGE + "/{name}/resume")
+async def resume_monitor(request: Request, project: str, name: params.Name, state: State
+                         ) -> Response:
+    await checked_form(request)
+    await run_in_threadpool(service.resume_monitor, state.store, request_context(request),
+                            name)
+    return RedirectResponse(f"/console/projects/{project}/monitors/{name}", status_code=303)
+
+
+@router.post(PAGE + "/{name}/run")
+async def run_monitor(request: Request, project: str, name: params.Name, state: State
+                      ) -> Response:
+    """Judge the window ending now, in this request, as ``POST .../monitors/NAME/run``."""
+    await checked_form(request)
+    await run_in_threadpool(service.run_monitor, state.store, state.settings, project, name)
+    return RedirectResponse(f"/console/projects/{project}/monitors/{name}#runs-card",
+                            status_code=303)
 
 
 @router.get(PAGE + "/{name}")
@@ -73,6 +144,7 @@ def monitor_page(request: Request, project: str, name: params.Name, state: State
         "current_missing": why_not if latest is not None else "",
         "performance": monitor_charts.performance_chart(monitor, list(reversed(runs))),
         "bins": monitor_charts.BINS,
+        "may_write": may(request, Permission.WRITE), "may_run": may(request, Permission.RUN),
     })
 
 
