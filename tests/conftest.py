@@ -136,3 +136,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "home"
     monkeypatch.setenv("SHIPYARD_HOME", str(path))
     return path
+
+
+# Real Ray heads: one per test process, shared by the tests that need one (tests/ray/heads.py).
+from tests.ray.heads import ray_cluster_head, ray_head  # noqa: E402, F401 - fixtures

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from shipyard.monitoring import metrics
 from shipyard.monitoring.profiles import DataProfile, profile
 from tests.monitoring.test_profiles import PROBABILITIES, max_rank_error
-from tests.ray.test_ray_restart import Head, ray_head  # noqa: F401 - the fixture
+from tests.ray.heads import Head
 
 PARTS = 4
 ROWS = 100_000  # per partition: enough for the sketches to compact before merging
@@ -73,7 +73,7 @@ def dataset(folder: Path) -> pd.DataFrame:
 
 
 def test_profiles_built_in_ray_tasks_merge_to_the_single_pass_profile(
-        ray_head: Head, tmp_path: Path) -> None:  # noqa: F811
+        ray_head: Head, tmp_path: Path) -> None:
     frame = dataset(tmp_path / "data")
     out = tmp_path / "merged.profile"
     done = subprocess.run([sys.executable, "-c", DRIVER, str(tmp_path / "data"), str(out)],

@@ -4,8 +4,6 @@ on one machine, and errors naming the field."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,39 +14,16 @@ from sklearn.linear_model import LinearRegression
 
 import shipyard as sy
 from shipyard.errors import InvalidArgument
-from shipyard.pipelines import _ray
 from shipyard.sdk import session
 from shipyard.serving import batch
-from tests.ray.test_ray_restart import Head
+from tests.ray.heads import Head
 
 SLOPE = 0.25
-
-
-@pytest.fixture(scope="module")
-def ray_head() -> Iterator[Head]:
-    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED",
-                                             "RAY_ADDRESS")}
-    os.environ.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
-    head = Head(dict(os.environ))
-    os.environ["RAY_ADDRESS"] = head.address
-    head.start()
-    try:
-        yield head
-    finally:
-        _ray.stop_ray()
-        head.kill()
-        shutil.rmtree(head.temp, ignore_errors=True)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture
 def local(ray_head: Head, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
           ) -> Iterator[Path]:
-    monkeypatch.setenv("RAY_ADDRESS", ray_head.address)
     sy.init(home=home, uri=f"sqlite:///{tmp_path / 'db.sqlite'}",
             artifacts=str(tmp_path / "blobs"), project="batch")
     rng = np.random.default_rng(0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -11,6 +10,7 @@ import pytest
 import shipyard
 from shipyard import dsl
 from shipyard.sdk import session
+from tests.ray.heads import Head
 
 
 @dsl.component
@@ -53,19 +53,7 @@ def ray_sum(count: int = 10) -> None:
     worker_secret()
 
 
-@pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[None]:
-    # The steps go through this process's Ray bridge (``_ray.start_ray``), which starts a
-    # local cluster of its own without RAY_ADDRESS; ended with the module.
-    from shipyard.pipelines import _ray
-
-    try:
-        yield
-    finally:
-        _ray.stop_ray()
-
-
-def test_steps_run_as_ray_tasks(ray_cluster: None, home: Path,
+def test_steps_run_as_ray_tasks(ray_head: Head, home: Path,
                                 monkeypatch: pytest.MonkeyPatch) -> None:
     # A setting of the process that starts the steps, which its Ray workers (children of
     # the local cluster it starts) must not inherit.

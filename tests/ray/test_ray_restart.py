@@ -10,14 +10,11 @@ again without being restarted.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,8 +26,7 @@ from shipyard.errors import Unavailable
 from shipyard.pipelines import _ray, get_pipeline_run, run_pipeline
 from shipyard.pipelines.models import PipelineRun
 from shipyard.runtime import Runtime, open_runtime
-
-RAY = shutil.which("ray", path=os.path.dirname(sys.executable)) or "ray"
+from tests.ray.heads import RAY_ENV, Head, wait_for
 
 
 @dsl.component
@@ -46,61 +42,11 @@ def ray_double(x: int = 1) -> None:
     double(x=x)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Head:
-    """A Ray head of this test's own (its processes in one process group, killed whole)."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-        self.port = _free_port()
-        # Ray's socket paths must stay short: a folder directly under /tmp.
-        self.temp = tempfile.mkdtemp(prefix="sy-ray-", dir="/tmp")
-        self.group: int | None = None
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        starter = subprocess.Popen(
-            [RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={self.port}",
-             "--num-cpus=1", "--include-dashboard=false", "--disable-usage-stats",
-             f"--temp-dir={self.temp}"],
-            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True)  # fmt: skip
-        out, _ = starter.communicate(timeout=120)
-        self.group = starter.pid  # its daemons stay in the group it led
-        assert starter.returncode == 0, out
-        wait_for(lambda: _ray.reachable(self.address), timeout=30)
-
-    def kill(self) -> None:
-        if self.group is not None:
-            try:
-                os.killpg(self.group, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.group = None
-            wait_for(lambda: not _ray.reachable(self.address), timeout=30)  # dead, not dying
-
-
-def wait_for(what: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not what():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.1)
-
-
 @pytest.fixture
-def ray_head(monkeypatch: pytest.MonkeyPatch) -> Iterator[Head]:
-    # Independent of any token in ~/.ray or cluster in /tmp/ray another program left.
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+def own_ray_head(monkeypatch: pytest.MonkeyPatch) -> Iterator[Head]:
+    # A head of this test's own, since the test kills it (the others share one).
+    for key, value in RAY_ENV.items():
+        monkeypatch.setenv(key, value)
     head = Head(dict(os.environ))
     monkeypatch.setenv("RAY_ADDRESS", head.address)
     head.start()
@@ -108,8 +54,7 @@ def ray_head(monkeypatch: pytest.MonkeyPatch) -> Iterator[Head]:
         yield head
     finally:
         _ray.stop_ray()
-        head.kill()
-        shutil.rmtree(head.temp, ignore_errors=True)
+        head.remove()
 
 
 @pytest.fixture
@@ -128,7 +73,7 @@ def _run(rt: Runtime, x: int, *, submit: bool = False) -> PipelineRun:
 
 
 def test_a_restarted_head_is_used_again_by_this_process_and_a_worker(
-    ray_head: Head, runtime: Runtime, tmp_path: Path
+    own_ray_head: Head, runtime: Runtime, tmp_path: Path
 ) -> None:
     ran = _run(runtime, 4)
     assert ran.state == "SUCCEEDED"
@@ -146,16 +91,16 @@ def test_a_restarted_head_is_used_again_by_this_process_and_a_worker(
         wait_for(lambda: get_pipeline_run(runtime.store, "default", first.id).state
                  == "SUCCEEDED", timeout=120)
 
-        ray_head.kill()
+        own_ray_head.kill()
         # This process's run fails at once, saying what is missing; the process lives on.
-        with pytest.raises(Unavailable, match=ray_head.address):
+        with pytest.raises(Unavailable, match=own_ray_head.address):
             _run(runtime, 6)
         waiting = _run(runtime, 7, submit=True)
         time.sleep(3)  # thirty polls: the worker would have claimed (and failed) it by now
         assert get_pipeline_run(runtime.store, "default", waiting.id).state == "QUEUED"
         assert worker.poll() is None
 
-        ray_head.start()  # the same port, a new cluster
+        own_ray_head.start()  # the same port, a new cluster
         wait_for(lambda: get_pipeline_run(runtime.store, "default", waiting.id).state
                  in ("SUCCEEDED", "FAILED"), timeout=120)
         done = get_pipeline_run(runtime.store, "default", waiting.id)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from shipyard.config import Settings
 from shipyard.errors import FailedPrecondition, InvalidArgument
 from shipyard.sdk import session
 from shipyard.serving.requestlog import predictions_sql
+from tests.ray.heads import Head
 from tests.server.conftest import assert_problem
 from tests.server.live import LiveServer, free_port, live_server
 from tests.serving.conftest import frame, linear
@@ -67,28 +67,6 @@ class Apps:
         self.process.stdout.close()
 
 
-@pytest.fixture(scope="module")
-def ray_head() -> Iterator[str]:  # until tests/ray/conftest.py has the shared one
-    from shipyard.pipelines import _ray
-    from tests.ray.test_ray_restart import Head
-
-    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")}
-    os.environ.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
-    head = Head(dict(os.environ))
-    head.start()
-    try:
-        yield head.address
-    finally:
-        _ray.stop_ray()
-        head.kill()
-        shutil.rmtree(head.temp, ignore_errors=True)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 @dataclasses.dataclass
 class Served:
     http: httpx.Client
@@ -107,7 +85,7 @@ class Served:
 
 
 @pytest.fixture
-def served(ray_head: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
+def served(ray_head: Head, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
     for key in [k for k in os.environ if k.startswith("SHIPYARD_")]:
         if key != "SHIPYARD_TEST_POSTGRES":
             monkeypatch.delenv(key)
@@ -136,7 +114,7 @@ def served(ray_head: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
 
 
 def test_a_ray_deployment_serves_behind_the_same_routes_split_and_log(
-        served: Served, ray_head: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        served: Served, ray_head: Head, monkeypatch: pytest.MonkeyPatch) -> None:
     http = served.http
     deploy = {"model": "lead", "version": 2, "traffic_percentage": 50, "runtime": "ray"}
 
@@ -149,8 +127,8 @@ def test_a_ray_deployment_serves_behind_the_same_routes_split_and_log(
                              json={**deploy, "runtime": "spark"}), 400, "runtime")
     assert http.get(f"{P}/endpoints/lead").json()["deployments"][0]["runtime"] == "local"
 
-    monkeypatch.setenv("RAY_ADDRESS", ray_head)
-    apps = Apps(ray_head)
+    monkeypatch.setenv("RAY_ADDRESS", ray_head.address)
+    apps = Apps(ray_head.address)
     # The SDK through the server (the HTTP session), as users deploy.
     shipyard.init(uri=served.server.url, token=served.server.token, project="p")
     try:
