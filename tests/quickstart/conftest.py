@@ -22,9 +22,11 @@ def _fresh_sdk(home: Path) -> Iterator[None]:
     session.reset()
 
 
-def quickstart(home: Path, seed: int = 2, rows: int = ROWS) -> tuple[QuickstartResult, str]:
+def quickstart(home: Path, seed: int = 2, rows: int = ROWS,
+               canary_requests: int = 20) -> tuple[QuickstartResult, str]:
     """Run the quickstart, returning its result and what it printed."""
     out = io.StringIO()
     console = Console(file=out, width=120, force_terminal=False)
-    result = run_quickstart(home=home, rows=rows, seed=seed, console=console)
+    result = run_quickstart(home=home, rows=rows, seed=seed, console=console,
+                            canary_requests=canary_requests)
     return result, out.getvalue()

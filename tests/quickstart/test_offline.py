@@ -1,4 +1,5 @@
-"""The quickstart needs no network: it completes in a network namespace with no interfaces."""
+"""The quickstart needs no network: it completes, closed loop included, in a network
+namespace with no interfaces."""
 
 from __future__ import annotations
 
@@ -30,3 +31,6 @@ def test_quickstart_runs_without_any_network(home: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "5 ran, 0 cached" in done.stdout
     assert "promoted it to production as 1.0.0" in done.stdout
+    # The closed loop too: retrained on the alert, the canary judged, all in process.
+    assert "-> trigger lead-scoring-endpoint-retrain -> pipeline run" in done.stdout
+    assert "production is lead-scoring:" in done.stdout

@@ -40,6 +40,8 @@ class DriftFound:
     drifted: list[tuple[str, str, float, float]]  # feature, metric, value, threshold
     alert: str | None  # the open alert: "<severity> <kind> alert <id>"
     report: str = ""  # the monitor's HTML report
+    alert_id: str | None = None
+    raised: bool = False  # this run raised the alert (else it was open already)
 
 
 def watch_for_drift(serving: ServingPort, monitoring: MonitoringPort, training: pd.DataFrame,
@@ -71,14 +73,16 @@ def watch_for_drift(serving: ServingPort, monitoring: MonitoringPort, training: 
         key=lambda item: item[2] / item[3] if item[3] else item[2], reverse=True)
     # An alert is raised once and stays open while windows go on drifting: a rerun within
     # the hour shows the one already open.
-    alert = None
+    alert = alert_id = None
     if run.breached:
         open_alerts = monitoring.list_alerts(MONITOR, state="open")
         raised = [a for a in open_alerts if a.id in run.alerts] or open_alerts
         alert = (f"{raised[0].severity} {raised[0].kind} alert {raised[0].id}" if raised
                  else None)
+        alert_id = raised[0].id if raised else None
     return DriftFound(monitor=MONITOR, sent=len(leads), judged_rows=int(run.result["rows"]),
-                      features=len(features), drifted=drifted, alert=alert)
+                      features=len(features), drifted=drifted, alert=alert,
+                      alert_id=alert_id, raised=alert_id in run.alerts)
 
 
 def campaign_leads(seed: int) -> pd.DataFrame:

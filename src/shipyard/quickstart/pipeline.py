@@ -1,6 +1,12 @@
 """The lead-scoring pipeline of seed 002, written for Shipyard: ingest -> preprocess ->
 train -> evaluate -> register (promoted only if it beats production).
 
+The same pipeline retrains in the closed loop (``quickstart.loop``): with ``champion`` set
+(the version serving when the monitor raised its alert) and ``campaign`` (the share of
+fresh leads from the new campaign), the evaluate step also scores the champion on the same
+held-out fresh leads, and the register step registers the candidate only if it wins,
+without promoting it: the canary that the registration starts decides that.
+
 The components follow Kubeflow's rules, because that is what users will copy: each one
 imports what it needs inside its body (a step runs its recorded source in a fresh process)
 and passes data through typed artifacts. Unlike the seed, nothing is pickled: the fitted
@@ -37,6 +43,7 @@ class EvaluationOutputs(NamedTuple):
     mae: float
     r2: float
     run_id: str
+    champion_rmse: float  # the champion's on the same leads; 0.0 without a champion
 
 
 class RegistrationOutputs(NamedTuple):
@@ -49,16 +56,18 @@ class RegistrationOutputs(NamedTuple):
 
 @dsl.component
 def ingest_leads(
-    rows: int, seed: int, data_version: str, dataset: Output[Dataset]
+    rows: int, seed: int, data_version: str, campaign: float, dataset: Output[Dataset]
 ) -> IngestOutputs:
-    """Generate the lead table (the seed queried BigQuery here) and store it as Parquet."""
+    """Generate the lead table (the seed queried BigQuery here) and store it as Parquet;
+    ``campaign``: the share of leads from the new campaign (fresh leads)."""
     from shipyard.quickstart.data import FEATURES, TARGET, generate_leads
     from shipyard.quickstart.pipeline import IngestOutputs
 
-    frame = generate_leads(rows, seed)
+    frame = generate_leads(rows, seed, campaign=campaign)
     frame.to_parquet(dataset.path + "/leads.parquet", index=False)
-    dataset.metadata.update(rows=len(frame), seed=seed, data_version=data_version)
-    print(f"ingested {len(frame)} leads (seed {seed})")
+    dataset.metadata.update(rows=len(frame), seed=seed, data_version=data_version,
+                            campaign=campaign)
+    print(f"ingested {len(frame)} leads (seed {seed}, {campaign:.0%} from the campaign)")
     return IngestOutputs(list(FEATURES), TARGET, len(frame))
 
 
@@ -163,9 +172,12 @@ def evaluate_model(
     features: list[str],
     target: str,
     experiment: str,
+    model_name: str,
+    champion: int,
     metrics: Output[ClassificationMetrics],
 ) -> EvaluationOutputs:
-    """Score the held-out leads with the packaged model and log the figures to a run."""
+    """Score the held-out leads with the packaged model and log the figures to a run; with
+    a ``champion`` (a version of ``model_name``), score it on the same leads too."""
     import itertools
     import json
     from pathlib import Path
@@ -187,6 +199,12 @@ def evaluate_model(
         "mae": float(mean_absolute_error(y_true, y_pred)),
         "r2": float(r2_score(y_true, y_pred)),
     }
+    champion_rmse = 0.0
+    if champion > 0:  # the candidate against the champion, on the same held-out leads
+        incumbent = sy.load_model(f"models:/{model_name}/{champion}")
+        y_champion = np.clip(np.asarray(incumbent.predict(test[features]), dtype=float),
+                             0.0, 1.0)
+        champion_rmse = float(np.sqrt(np.mean((y_true - y_champion) ** 2)))
     bands = [f"{lo:.1f}-{hi:.1f}" for lo, hi in itertools.pairwise(SCORE_BANDS)]
     inner = np.asarray(SCORE_BANDS[1:-1])
     matrix = confusion_matrix(np.digitize(y_true, inner), np.digitize(y_pred, inner),
@@ -204,9 +222,15 @@ def evaluate_model(
         run.log_metrics(figures)
         run.set_tags({**{k: str(v) for k, v in params.items() if k not in tuned},
                       "test_rows": str(len(test))})  # fmt: skip
+        if champion > 0:
+            run.log_metrics({"champion_rmse": champion_rmse})
+            run.set_tags({"champion": f"{model_name}:{champion}"})
         run.log_artifact(str(report), name="metrics.json")
     print(", ".join(f"{k} {v:.4f}" for k, v in figures.items()))
-    return EvaluationOutputs(figures["rmse"], figures["mae"], figures["r2"], run.id)
+    if champion > 0:
+        print(f"champion {model_name}:{champion}: rmse {champion_rmse:.4f} on the same leads")
+    return EvaluationOutputs(figures["rmse"], figures["mae"], figures["r2"], run.id,
+                             champion_rmse)
 
 
 @dsl.component
@@ -218,14 +242,21 @@ def register_model(
     rmse: float,
     mae: float,
     r2: float,
+    champion: int,
+    champion_rmse: float,
 ) -> RegistrationOutputs:
-    """Register the model once and promote it to ``production`` only if its RMSE is lower."""
+    """Register the model once and promote it to ``production`` only if its RMSE is lower;
+    with a ``champion``, register it only if it beat the champion on the same leads, and
+    leave the promotion to the canary its registration starts."""
     from shipyard.quickstart.pipeline import RegistrationOutputs
-    from shipyard.quickstart.registration import register_and_promote
+    from shipyard.quickstart.registration import register_and_promote, register_if_better
 
-    outcome = register_and_promote(
-        model.path, model_name, run_id=run_id, metrics={"rmse": rmse, "mae": mae, "r2": r2}
-    )
+    figures = {"rmse": rmse, "mae": mae, "r2": r2}
+    if champion > 0:
+        outcome = register_if_better(model.path, model_name, run_id=run_id, metrics=figures,
+                                     champion=champion, champion_rmse=champion_rmse)
+    else:
+        outcome = register_and_promote(model.path, model_name, run_id=run_id, metrics=figures)
     print(outcome.reason)
     return RegistrationOutputs(outcome.version, outcome.semver, outcome.promoted,
                                outcome.reason, outcome.production_version)  # fmt: skip
@@ -244,9 +275,15 @@ def lead_scoring(
     learning_rate: float = 0.15,
     model_name: str = MODEL_NAME,
     experiment: str = EXPERIMENT,
+    # The closed loop's retraining run: the share of fresh leads from the new campaign,
+    # the version to beat (0: none, promote if better as usual) and the alert that asked
+    # for it (kept with the run's arguments: the lineage from the alert to the run).
+    campaign: float = 0.0,
+    champion: int = 0,
+    alert: str = "",
 ) -> None:
     """Seed 002's lead-scoring workflow on generated data."""
-    ingest = ingest_leads(rows=rows, seed=seed, data_version=data_version)
+    ingest = ingest_leads(rows=rows, seed=seed, data_version=data_version, campaign=campaign)
     features = ingest.outputs["features"]
     target = ingest.outputs["target"]
     prep = preprocess_leads(
@@ -268,6 +305,8 @@ def lead_scoring(
         features=features,
         target=target,
         experiment=experiment,
+        model_name=model_name,
+        champion=champion,
     )
     register_model(
         model=train.outputs["model"],
@@ -277,4 +316,6 @@ def lead_scoring(
         rmse=evaluation.outputs["rmse"],
         mae=evaluation.outputs["mae"],
         r2=evaluation.outputs["r2"],
+        champion=champion,
+        champion_rmse=evaluation.outputs["champion_rmse"],
     )

@@ -102,6 +102,57 @@ def register_and_promote(
     )
 
 
+def register_if_better(
+    model_dir: str | os.PathLike[str],
+    name: str,
+    *,
+    run_id: str | None,
+    metrics: Mapping[str, float],
+    champion: int,
+    champion_rmse: float,
+) -> Outcome:
+    """The closed loop's register step: register ``model_dir`` (once) only if its RMSE beat
+    ``champion_rmse``, the champion's on the same held-out leads; never move ``production``
+    (the canary the registration starts does, if the candidate holds up). A candidate that
+    did not win is not registered: version 0."""
+    import shipyard as sy
+
+    rmse = float(metrics["rmse"])
+    production = _production(name)
+    if not rmse < champion_rmse:
+        return Outcome(version=0, semver="", promoted=False,
+                       reason=(f"champion {name}:{champion} keeps its place: rmse "
+                               f"{champion_rmse:.6g} on the fresh leads, the candidate's "
+                               f"{rmse:.6g}"),
+                       production_version=production)
+    key = candidate_key(model_dir)
+    home = Settings.resolve().home
+    with exclusive(home / "locks" / f"register-{name}.lock"):
+        version = _find(name, key)
+        if version is None:
+            labels = {CANDIDATE_LABEL: key, "framework": "xgboost",
+                      "challenged": str(champion)}
+            if run_id:
+                labels["evaluation_run"] = run_id
+            version = sy.register_model(
+                name, str(model_dir),
+                description="lead scoring retrained on fresh leads (quickstart closed loop)",
+                labels=labels, metrics={**metrics, "champion_rmse": champion_rmse})
+    return Outcome(version=version.version, semver=version.semver or "", promoted=False,
+                   reason=(f"beat champion {name}:{champion} on the fresh leads: rmse "
+                           f"{rmse:.6g} against {champion_rmse:.6g}; it goes out as a canary"),
+                   production_version=production)
+
+
+def _production(name: str) -> int:
+    import shipyard as sy
+
+    try:
+        return sy.get_model_version(name, alias=ALIAS).version
+    except NotFound:
+        return 0
+
+
 def _find(name: str, key: str) -> ModelVersion | None:
     import shipyard as sy
 

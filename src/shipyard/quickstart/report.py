@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from shipyard.quickstart.loop import LoopOutcome, verdict_line
 from shipyard.quickstart.monitoring import DriftFound
 from shipyard.quickstart.pipeline import MODEL_NAME
 from shipyard.quickstart.serving import ServedLeads, top_reasons
@@ -76,6 +77,10 @@ def next_commands(result: QuickstartResult) -> list[str]:
         commands.append(f"shipyard endpoints show {result.served.endpoint}{flag}")
     if result.drift is not None:
         commands.append(f"shipyard monitors alerts {result.drift.monitor}{flag}")
+    loop = result.loop
+    if loop is not None and loop.pipeline_run_id is not None:
+        commands.append(f"shipyard events triggers firings {loop.retrain_trigger}{flag}")
+        commands.append(f"shipyard pipelines show {loop.pipeline_run_id}{flag}")
     # The web console: the server prints a one-time login link to open in a browser.
     commands.append(f"shipyard server{flag}    # then open the console link it prints")
     return commands
@@ -114,6 +119,8 @@ def print_summary(console: Console, result: QuickstartResult) -> None:
         print_served(console, result.served)
     if result.drift is not None:
         print_drift(console, result.drift)
+    if result.loop is not None:
+        print_loop(console, result.loop)
     console.print("[bold]Next[/]")
     for command in next_commands(result):
         console.print(f"  {escape(command)}")
@@ -158,6 +165,37 @@ def print_drift(console: Console, drift: DriftFound) -> None:
     if drift.alert is not None:
         console.print(f"  [yellow]{escape(drift.alert)}[/]  [dim](published on the "
                       "monitor-alert-raised topic)[/]", soft_wrap=True)
+
+
+def print_loop(console: Console, loop: LoopOutcome) -> None:
+    """The closed loop in a few lines: the alert, the retraining run, the candidate against
+    the champion, the canary's verdict."""
+    when = "  [dim](in an earlier quickstart: the alert is still open)[/]" if loop.already \
+        else ""
+    console.print(f"[bold]Loop[/]     alert {escape(str(loop.alert_id))} -> trigger "
+                  f"{escape(loop.retrain_trigger)} -> pipeline run "
+                  f"{escape(str(loop.pipeline_run_id))}{when}", soft_wrap=True)
+    if loop.pipeline_run_id is None or loop.run_state != "SUCCEEDED":
+        console.print(f"  {escape(loop.note)}", soft_wrap=True)
+        return
+    steps = f"{len(loop.executed)} ran, {len(loop.cached)} cached"
+    console.print(f"  retrained on {loop.fresh_rows:,} fresh leads ({steps}): candidate rmse "
+                  f"{loop.candidate_rmse:.4f}, champion {MODEL_NAME}:{loop.champion} "
+                  f"{loop.champion_rmse:.4f} on the same held-out leads", soft_wrap=True)
+    if loop.candidate == 0:
+        console.print(f"  {escape(loop.reason)}", soft_wrap=True)
+        return
+    console.print(f"  registered {MODEL_NAME}:{loop.candidate}; trigger "
+                  f"{escape(loop.canary_trigger)} deployed it as a "
+                  f"{loop.rollout.percent if loop.rollout else '?'}% canary", soft_wrap=True)
+    if loop.rollout is None:
+        console.print(f"  {escape(loop.note)}", soft_wrap=True)
+        return
+    took = ("" if loop.alert_to_decision_s is None
+            else f"  [dim]({loop.alert_to_decision_s:.1f} s from the alert)[/]")
+    colour = {"promoted": "green", "rolled_back": "yellow"}.get(loop.rollout.state, "cyan")
+    console.print(f"  [{colour}]{escape(verdict_line(loop))}[/]{took}", soft_wrap=True)
+    console.print(f"  production is {MODEL_NAME}:{loop.production}")
 
 
 def _cell(value: object) -> str:

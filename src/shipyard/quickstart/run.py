@@ -45,12 +45,14 @@ from shipyard.quickstart.data import (
     MAX_SEED,
     generate_leads,
 )
+from shipyard.quickstart.loop import CANARY_REQUESTS, LoopOutcome, close_loop, enable_loop
 from shipyard.quickstart.monitoring import MONITOR, DriftFound, watch_for_drift
-from shipyard.quickstart.pipeline import MODEL_NAME, PIPELINE_NAME, TASKS, lead_scoring
+from shipyard.quickstart.pipeline import MODEL_NAME, PIPELINE_NAME, lead_scoring
+from shipyard.quickstart.progress import ordered_tasks, report_tasks, seconds_between
 from shipyard.quickstart.report import home_flag, lineage_chain, print_summary
 from shipyard.quickstart.serving import ENDPOINT, ServedLeads, curl_line, serve_production
 from shipyard.registry import ModelVersion, get_model_version
-from shipyard.runtime import open_runtime
+from shipyard.runtime import Runtime, open_runtime
 from shipyard.store import Store
 from shipyard.tracking.source import source_tags
 
@@ -87,6 +89,7 @@ class QuickstartResult:
     seconds: float = 0.0
     served: ServedLeads | None = None
     drift: DriftFound | None = None
+    loop: LoopOutcome | None = None
 
     @property
     def executed(self) -> list[str]:
@@ -143,8 +146,12 @@ def run_quickstart(
     rows: int = DEFAULT_ROWS,
     seed: int = DEFAULT_SEED,
     console: Console | None = None,
+    canary_requests: int = CANARY_REQUESTS,
 ) -> QuickstartResult:
-    """Run the lead-scoring pipeline under ``home`` and print what happened to ``console``.
+    """Run the lead-scoring pipeline under ``home`` and print what happened to ``console``;
+    then serve the production model, let a monitor catch a drifted mix of leads, and close
+    the loop (``quickstart.loop``): the alert retrains, the winner goes out as a canary and
+    is promoted after ``canary_requests`` of its requests or rolled back.
 
     Raises ``ShipyardError`` subclasses with one-line messages for bad arguments, an
     unwritable home or a missing package; a failed step raises ``FailedPrecondition``
@@ -157,6 +164,10 @@ def run_quickstart(
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise InvalidArgument(f"--seed must be between 0 and {MAX_SEED}, not {seed}",
                               field="seed")
+    if (isinstance(canary_requests, bool) or not isinstance(canary_requests, int)
+            or not 1 <= canary_requests <= 10_000):
+        raise InvalidArgument(f"canary_requests must be between 1 and 10000, not "
+                              f"{canary_requests}", field="canary_requests")
     check_requirements()
     settings = resolve_settings(home)
     started = time.monotonic()
@@ -172,30 +183,38 @@ def run_quickstart(
         run = _run_with_progress(store, artifacts, ctx, settings, rows, seed, console)
         result = _summarise(store, settings, run, 0.0)
         if result.production is not None:
-            served, drift = _serve(settings, result.production, rows, seed, console)
-            result = dataclasses.replace(result, served=served, drift=drift)
+            served, drift, loop = _serve(runtime, settings, result.production, rows, seed,
+                                         canary_requests, console)
+            result = dataclasses.replace(result, served=served, drift=drift, loop=loop)
         result = dataclasses.replace(result, seconds=time.monotonic() - started)
     print_summary(console, result)
     return result
 
 
-def _serve(settings: Settings, production: ModelVersion, rows: int, seed: int,
-           console: Console) -> tuple[ServedLeads, DriftFound]:
-    """Deploy and score through the SDK's local ports, as a user's code would; then let a
-    monitor on the endpoint judge a drifted mix of leads."""
+def _serve(runtime: Runtime, settings: Settings, production: ModelVersion, rows: int,
+           seed: int, canary_requests: int, console: Console
+           ) -> tuple[ServedLeads, DriftFound, LoopOutcome]:
+    """Deploy and score through the SDK's local ports, as a user's code would; let a
+    monitor on the endpoint judge a drifted mix of leads; and close the loop on its alert
+    with the worker's job sources, driven in this process."""
     from shipyard.sdk.local import LocalSession
 
     session = LocalSession(settings)
+    ctx = RequestContext(project=settings.project)
     try:
         with console.status(f"serving the production model on {ENDPOINT}..."):
             served = serve_production(session.serving, MODEL_NAME, production, seed)
+        enable_loop(session.automation, runtime, ctx, rows=rows, seed=seed,
+                    canary_requests=canary_requests)
         with console.status(f"sending a drifted mix of leads to {ENDPOINT}; {MONITOR} "
                             "judges them..."):
             drift = watch_for_drift(session.serving, session.monitoring,
                                     generate_leads(rows, seed), seed)
+        loop = close_loop(runtime, session.serving, session.automation, session.monitoring,
+                          ctx, drift, seed=seed, console=console)
     finally:
         session.close()
-    return dataclasses.replace(served, curl=curl_line(settings)), drift
+    return dataclasses.replace(served, curl=curl_line(settings)), drift, loop
 
 
 def _cancel_orphans(store: Store, ctx: RequestContext) -> None:
@@ -237,7 +256,8 @@ def _run_with_progress(
                 worker.join(_POLL)
                 run_id = run_id or _new_run_id(store, ctx, known)
                 if run_id is not None:
-                    _report(console, status, get_pipeline_run(store, ctx.project, run_id), shown)
+                    report_tasks(console, status,
+                                 get_pipeline_run(store, ctx.project, run_id), shown)
     except KeyboardInterrupt:
         if run_id is not None:
             cancel_pipeline_run(store, ctx, run_id)
@@ -246,9 +266,9 @@ def _run_with_progress(
     if "error" in outcome:
         raise outcome["error"]
     run: PipelineRun = outcome["run"]
-    _report(console, None, run, shown)
+    report_tasks(console, None, run, shown)
     if not run.succeeded:
-        failed = next((t for t in _ordered(run) if t.state == "FAILED"), None)
+        failed = next((t for t in ordered_tasks(run) if t.state == "FAILED"), None)
         where = f"step {failed.name} failed" if failed else f"the run ended {run.state}"
         last = (failed.error or "").strip().splitlines()[-1:] if failed else []
         logs = f"shipyard pipelines logs {run.id}{home_flag(settings.home)}"
@@ -266,51 +286,12 @@ def _new_run_id(store: Store, ctx: RequestContext, known: set[str]) -> str | Non
     return None
 
 
-def _ordered(run: PipelineRun) -> list[Any]:
-    """The run's tasks in pipeline order (the store returns them in no particular one)."""
-    rank = {name: i for i, name in enumerate(TASKS)}
-    return sorted(run.tasks.values(), key=lambda t: rank.get(t.name, len(rank)))
-
-
-def _report(console: Console, status: Any, run: PipelineRun, shown: set[str]) -> None:
-    for task in _ordered(run):
-        if task.name in shown:
-            continue
-        if task.state == "RUNNING" and status is not None:
-            status.update(f"running [bold]{task.name}[/]...")
-            continue
-        # Skipped and cancelled tasks are listed once the run is over, after the ones
-        # that explain them.
-        settled = (
-            ("SUCCEEDED", "FAILED")
-            if status is not None
-            else ("SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED")
-        )
-        if task.state not in settled:
-            continue
-        shown.add(task.name)
-        seconds = _seconds(task.started_at, task.finished_at)
-        if task.cached:
-            console.print(f"  [cyan]cached[/]  {task.name}")
-        elif task.state == "SUCCEEDED":
-            took = "" if seconds is None else f"  [dim]{seconds:.1f} s[/]"
-            console.print(f"  [green]ran[/]     {task.name}{took}")
-        else:
-            console.print(f"  [red]{task.state.lower()}[/]  {task.name}")
-
-
-def _seconds(start: Any, end: Any) -> float | None:
-    if start is None or end is None:
-        return None
-    return float((end - start).total_seconds())
-
-
 def _summarise(
     store: Store, settings: Settings, run: PipelineRun, seconds: float
 ) -> QuickstartResult:
     steps = [
-        StepResult(t.name, t.state, t.cached, _seconds(t.started_at, t.finished_at))
-        for t in _ordered(run)
+        StepResult(t.name, t.state, t.cached, seconds_between(t.started_at, t.finished_at))
+        for t in ordered_tasks(run)
     ]
     evaluation = run.tasks["evaluate-model"].outputs
     register = run.tasks["register-model"]

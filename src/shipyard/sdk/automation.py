@@ -123,30 +123,12 @@ def enable_retraining(*, endpoint: str, monitor: str, pipeline: str, model: str,
       ``prediction_tolerance``, its mean prediction strays further from theirs).
 
     ``name`` defaults to the endpoint's name."""
-    stem = name or endpoint
-    retrain = _recipe_action({"type": "run_pipeline", "pipeline": pipeline, "spec": spec,
-                              "arguments": dict(arguments or {})}, {})
-    canary = _recipe_action(
-        {"type": "start_canary", "endpoint": endpoint, "model": model,
-         "version_from": "event", "percent": canary_percent, "after_requests": after_requests,
-         "max_latency_ratio": max_latency_ratio, "prediction_tolerance": prediction_tolerance,
-         "promote_alias": promote_alias}, {"percent": "canary_percent"})
-    return [
-        create_trigger(f"{stem}-retrain", topic="monitor-alert-raised",
-                       filter={"monitor": monitor}, action=retrain),
-        create_trigger(f"{stem}-canary", topic="model-version-registered",
-                       filter={"model": model}, action=canary),
-    ]
+    from shipyard.events.automation import retraining_triggers
 
-
-def _recipe_action(data: dict[str, Any], renamed: Mapping[str, str]) -> dict[str, Any]:
-    """``data`` checked as an action; a bad value names the recipe's argument."""
-    from shipyard.errors import InvalidArgument
-
-    try:
-        return _action(data)
-    except InvalidArgument as exc:
-        named = (exc.field or "").removeprefix("action.")
-        field = renamed.get(named, named)
-        raise InvalidArgument(exc.message.replace(f"action.{named}", field, 1),
-                              field=field) from None
+    recipe = retraining_triggers(
+        endpoint=endpoint, monitor=monitor, pipeline=pipeline, model=model, spec=spec,
+        arguments=arguments, canary_percent=canary_percent, after_requests=after_requests,
+        max_latency_ratio=max_latency_ratio, prediction_tolerance=prediction_tolerance,
+        promote_alias=promote_alias, name=name)
+    return [create_trigger(t.name, topic=t.topic, filter=t.filter, action=t.action)
+            for t in recipe]
