@@ -267,3 +267,22 @@ def test_a_python_function_runs_in_a_child_process(monkeypatch: pytest.MonkeyPat
     returned = firing.result["returned"]
     assert returned["model"] == "churn" and returned["pid"] != __import__("os").getpid()
     store.dispose()
+
+
+def test_a_run_pipeline_action_acting_again_for_one_firing_queues_one_run(store: Store
+                                                                          ) -> None:
+    """A worker killed after queueing the run and before recording its firing acts again
+    on the redelivered message: the firing's key finds the run it queued."""
+    @dsl.pipeline(name="retrain")
+    def retrain(version: int) -> None:
+        steps.add(a=version, b=1)
+
+    action = actions.RunPipeline(pipeline="retrain", spec=dump_spec(to_spec(retrain)[0]),
+                                 arguments={"version": 3})
+    ctx = RequestContext(project=P, actor="tester", client="trigger:t")
+    first = perform(store, None, None, ctx, action, {"idempotency_key": "trigger:t:m1"})
+    again = perform(store, None, None, ctx, action, {"idempotency_key": "trigger:t:m1"})
+    other = perform(store, None, None, ctx, action, {"idempotency_key": "trigger:t:m2"})
+    assert again == first and other["pipeline_run_id"] != first["pipeline_run_id"]
+    with store.read() as conn:
+        assert len(conn.execute(select(pipeline_runs.c.id)).scalars().all()) == 2

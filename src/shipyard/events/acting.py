@@ -63,7 +63,9 @@ def perform(store: Store, artifacts: Any, settings: Any, ctx: RequestContext, ac
     filled = act.render(action, context)
     check_allowed(ctx, filled)
     if isinstance(filled, act.RunPipeline):
-        return _run_pipeline(store, artifacts, settings, ctx, filled)
+        key = context.get("idempotency_key")
+        return _run_pipeline(store, artifacts, settings, ctx, filled,
+                             key if isinstance(key, str) else None)
     if isinstance(filled, act.Deploy):
         from shipyard.serving import service as serving
 
@@ -107,8 +109,15 @@ def perform(store: Store, artifacts: Any, settings: Any, ctx: RequestContext, ac
     raise FailedPrecondition(f"unknown action {type(filled).__name__}", field="action")
 
 
+IDEMPOTENCY_TAG = "shipyard.idempotency_key"
+
+
 def _run_pipeline(store: Store, artifacts: Any, settings: Any, ctx: RequestContext,
-                  action: act.RunPipeline) -> dict[str, Any]:
+                  action: act.RunPipeline, key: str | None = None) -> dict[str, Any]:
+    """Queue the run. ``key`` (a trigger's firing, a schedule's tick) is kept in the run's
+    source tags, and a run already queued under it is answered instead of a second one:
+    a worker killed after queueing the run and before recording it acts again on the
+    redelivered event, and must not run the pipeline twice."""
     from shipyard.pipelines import runs
     from shipyard.pipelines.compiler import parse_spec
     from shipyard.pipelines.runner import run_pipeline
@@ -129,8 +138,20 @@ def _run_pipeline(store: Store, artifacts: Any, settings: Any, ctx: RequestConte
                                f"{ctx.project!r}: give the action its spec",
                                field="action.pipeline")
             spec = PipelineSpec.model_validate(runs.read_spec(conn, latest))
+    if key is not None:
+        with store.read() as conn:
+            earlier = conn.execute(
+                select(pipeline_runs.c.id, pipeline_runs.c.source).where(
+                    pipeline_runs.c.project == ctx.project,
+                    pipeline_runs.c.pipeline_name == spec.name)
+                .order_by(pipeline_runs.c.created_at.desc()).limit(200)).all()
+        for run_id, source in earlier:
+            if isinstance(source, Mapping) and source.get(IDEMPOTENCY_TAG) == key:
+                return {"pipeline_run_id": run_id, "pipeline": spec.name}
+    source = {IDEMPOTENCY_TAG: key, "shipyard.client": ctx.client or "action"} if key else None
     run = run_pipeline(store, artifacts, ctx, spec, dict(action.arguments),
-                       enable_caching=action.enable_caching, submit=True, settings=settings)
+                       enable_caching=action.enable_caching, submit=True, settings=settings,
+                       source=source)
     return {"pipeline_run_id": run.id, "pipeline": spec.name}
 
 

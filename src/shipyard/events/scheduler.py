@@ -276,6 +276,7 @@ def fire_due(store: Store, worker: str, perform: Perform, *, now: datetime | Non
         if not store.retry_write(partial(_start, tick_id=tick_id, worker=worker, now=now)):
             continue  # claimed again by another worker since (this one was slow): theirs
         context = {"schedule": row.name, "tick": tick_at.isoformat(),
+                   "idempotency_key": f"schedule:{tick_id}",
                    "event": {"schedule": row.name, "tick": tick_at.isoformat()}}
         try:
             result: dict[str, Any] | None = perform(ctx, check_action(row.action), context)

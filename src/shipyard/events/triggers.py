@@ -264,6 +264,7 @@ def _handle(store: Store, perform: Perform, row: Any, message: Message,
         return
     firing_id = decision
     context = {"event": message.data, "trigger": row.name,
+               "idempotency_key": f"trigger:{row.id}:{message.id}",
                "message": {"id": message.id, "topic": message.topic,
                            "published_at": message.published_at.isoformat(),
                            "attributes": message.attributes, "attempt": message.attempt}}
