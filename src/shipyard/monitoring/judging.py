@@ -21,13 +21,12 @@ import numpy as np
 import pyarrow as pa
 
 from shipyard.config import Settings
-from shipyard.errors import FailedPrecondition
 from shipyard.monitoring.drift import compare_profiles
 from shipyard.monitoring.monitor_definitions import _features
 from shipyard.monitoring.profiles import DataProfile, profile
 from shipyard.monitoring.report import DriftReport
 from shipyard.monitoring.rules import DefaultRule, FixedThresholds
-from shipyard.monitoring.windows import Window, read_window, request_log_root
+from shipyard.monitoring.windows import Window, log_root, read_window
 from shipyard.store import Store
 
 __all__ = ["judge"]
@@ -40,17 +39,15 @@ def judge(settings: Settings, row: Any, start: datetime, end: datetime,
     config = dict(row.config)
     baseline = DataProfile.from_bytes(row.baseline_profile)
     names = _features(config, baseline)
-    root = request_log_root(settings.artifacts)
-    if root is None:
-        raise FailedPrecondition("monitors read the request log, which needs a local "
-                                 "artifact store")
     columns = [(name, baseline.features[name].kind) for name in baseline.features]
     rate = float(config.get("sampling_rate", 1.0))
-    window = read_window(root, row.project, row.endpoint, start, end, columns,
-                         sampling_rate=rate)
     span = timedelta(seconds=int(config["window_seconds"]) * int(config["drift_windows"]))
-    earlier = read_window(root, row.project, row.endpoint, start - span, start, columns,
-                          sampling_rate=rate, with_feedback=False)
+    with log_root(settings.artifacts, row.project, row.endpoint, start - span, end,
+                  start) as root:
+        window = read_window(root, row.project, row.endpoint, start, end, columns,
+                             sampling_rate=rate)
+        earlier = read_window(root, row.project, row.endpoint, start - span, start, columns,
+                              sampling_rate=rate, with_feedback=False)
     findings: list[str] = []
     result: dict[str, Any] = {"rows": window.rows, "window_start": start.isoformat(),
                               "window_end": end.isoformat(), "findings": findings}
