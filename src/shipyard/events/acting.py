@@ -19,11 +19,12 @@ from typing import Any
 from sqlalchemy import select
 
 from shipyard.context import RequestContext
-from shipyard.errors import FailedPrecondition, NotFound, Unavailable
+from shipyard.errors import FailedPrecondition, NotFound, PermissionDenied, Unavailable
 from shipyard.events import actions as act
 from shipyard.store import Store
 
-__all__ = ["FUNCTIONS_ALLOWLIST", "OUTBOUND_ALLOWLIST", "check_allowed", "perform"]
+__all__ = ["FUNCTIONS_ALLOWLIST", "OUTBOUND_ALLOWLIST", "CreatorCannotAct", "check_allowed",
+           "check_creator", "perform"]
 
 OUTBOUND_ALLOWLIST = "SHIPYARD_OUTBOUND_ALLOWLIST"  # hosts and networks webhooks may reach
 # Modules whose functions schedules and triggers created through the server may call
@@ -57,9 +58,66 @@ def check_allowed(ctx: RequestContext, action: Any) -> None:
             f"the modules actions may call in {FUNCTIONS_ALLOWLIST}", field="action.function")
 
 
+class CreatorCannotAct(PermissionDenied):
+    """The rule's creator may no longer do what the rule does: it is refused at once (a
+    trigger's message is dead-lettered without further attempts), not retried."""
+
+
+def check_creator(store: Store, ctx: RequestContext) -> None:
+    """Refuse (``CreatorCannotAct``) to act for a rule created through the server (with a
+    token, ``ctx.token_id``) whose token has been revoked or has expired, whose creator is
+    disabled, or who no longer may change the project (the ``editor`` role and a token
+    scope allowing it, what creating the rule took). A rule created in local mode (no
+    token) acts as the local user, who owns the store."""
+    if ctx.token_id is None:
+        return
+    from sqlalchemy import select as select_
+
+    from shipyard.security import authz
+    from shipyard.security.authn import stored_scopes
+    from shipyard.security.principals import Principal
+    from shipyard.security.roles import Permission
+    from shipyard.store.schema.security import principals, tokens
+    from shipyard.store.types import utcnow
+
+    with store.read() as conn:
+        row = conn.execute(select_(
+            tokens.c.scopes, tokens.c.expires_at, tokens.c.revoked_at, tokens.c.project,
+            principals.c.id, principals.c.name, principals.c.kind, principals.c.is_admin,
+            principals.c.disabled).join(principals, principals.c.id == tokens.c.principal_id)
+            .where(tokens.c.id == ctx.token_id)).first()
+    who = f"{ctx.actor!r}"
+    acts = "the rule acts as its creator"
+    if row is None:
+        raise CreatorCannotAct(f"{acts}, {who}, and the token it was created with no longer "
+                               "exists: re-create the rule with a current token")
+    if row.revoked_at is not None:
+        raise CreatorCannotAct(f"{acts}, {who}, and the token it was created with was revoked "
+                               f"at {row.revoked_at.isoformat()}: re-create the rule with a "
+                               "current token")
+    if row.expires_at is not None and row.expires_at <= utcnow():
+        raise CreatorCannotAct(f"{acts}, {who}, and the token it was created with expired at "
+                               f"{row.expires_at.isoformat()}: re-create the rule with a "
+                               "current token")
+    if row.disabled:
+        raise CreatorCannotAct(f"{acts}, {who}, who is disabled: an administrator enables "
+                               "them again, or someone else re-creates the rule")
+    principal = Principal(id=row.id, name=row.name, kind=row.kind, is_admin=row.is_admin,
+                          token_id=ctx.token_id, scopes=stored_scopes(row.scopes),
+                          project=row.project)
+    try:
+        authz.authorize(principal, authz.role_in(store, principal, ctx.project),
+                        Permission.WRITE, project=ctx.project)
+    except PermissionDenied as exc:
+        raise CreatorCannotAct(f"{acts}, {who}, who may no longer change project "
+                               f"{ctx.project!r}: {exc.message}") from None
+
+
 def perform(store: Store, artifacts: Any, settings: Any, ctx: RequestContext, action: Any,
             context: Mapping[str, Any]) -> dict[str, Any]:
-    """Run ``action`` with its templates filled from ``context``; what it made."""
+    """Run ``action`` with its templates filled from ``context``, once its creator is
+    checked (``check_creator``); what it made."""
+    check_creator(store, ctx)
     filled = act.render(action, context)
     check_allowed(ctx, filled)
     if isinstance(filled, act.RunPipeline):

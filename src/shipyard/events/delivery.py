@@ -174,15 +174,16 @@ def nack(store: Store, project: str, subscription: str, lease_token: str, *,
 
 
 def nack_in(conn: Connection, project: str, subscription: str, lease_token: str, *,
-            error: str | None = None, now: datetime | None = None) -> str:
-    """``nack`` inside the caller's transaction (a trigger records its firing with it)."""
+            error: str | None = None, now: datetime | None = None, final: bool = False) -> str:
+    """``nack`` inside the caller's transaction (a trigger records its firing with it);
+    ``final``: dead-letter it now, whatever attempts are left (retrying cannot help)."""
     _parse_token(lease_token)
     reason = "nack" if not error else f"nack: {str(error)[:2000]}"
     at = now or utcnow()
     sub, topic = _subscription_row(conn, project, subscription)
     row = _leased(conn, sub.id, lease_token)
     history = _noted(list(row.history or []), row.attempts, at, reason)
-    if row.attempts >= sub.max_attempts:
+    if final or row.attempts >= sub.max_attempts:
         _dead_letter(conn, sub, topic, row.seq, row.attempts, history, at)
         return DEAD
     wait = backoff(row.attempts, sub.min_backoff_seconds, sub.max_backoff_seconds)

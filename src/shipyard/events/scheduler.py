@@ -36,7 +36,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from shipyard import audit
 from shipyard.context import RequestContext
 from shipyard.errors import AlreadyExists, InvalidArgument, NotFound, ShipyardError
-from shipyard.events.acting import check_allowed
+from shipyard.events.acting import CreatorCannotAct, check_allowed
 from shipyard.events.actions import check_action
 from shipyard.events.automation import Schedule, ScheduleTick
 from shipyard.ids import new_id
@@ -58,6 +58,7 @@ MISFIRE_GRACE = timedelta(seconds=60)  # later than this, a tick counts as misse
 CLAIM_LEASE = timedelta(seconds=60)
 # A tick acting longer than this: its worker died while acting; failed, not counted in flight.
 STALE_CLAIM = timedelta(minutes=15)
+REFUSED = "refused: "  # a tick's error when its schedule's creator may no longer act
 MAX_CATCH_UP = 1000
 MAX_CONCURRENT = 1000
 _MISFIRE = re.compile(r"(skip|run_once|catch_up)(?:\((\d{1,4})\))?")
@@ -281,6 +282,8 @@ def fire_due(store: Store, worker: str, perform: Perform, *, now: datetime | Non
         try:
             result: dict[str, Any] | None = perform(ctx, check_action(row.action), context)
             error = None
+        except CreatorCannotAct as exc:
+            result, error = None, REFUSED + exc.message
         except ShipyardError as exc:
             result, error = None, exc.message
         except Exception as exc:  # an action's own failure is recorded on its tick
@@ -398,8 +401,9 @@ def _finish(conn: Connection, ctx: RequestContext, name: str,
                                         for _, t, r, e in outcomes[:100]]}
     if len(outcomes) > 100:
         detail["more_ticks"] = len(outcomes) - 100
+    refused = any(e and e.startswith(REFUSED) for _, _, _, e in outcomes)
     audit.record(conn, ctx, "events.schedule.fire", f"schedules/{name}",
-                 outcome="error" if failed else "ok", detail=detail)
+                 outcome="denied" if refused else "error" if failed else "ok", detail=detail)
 
 
 def _run_id(result: dict[str, Any] | None) -> str | None:

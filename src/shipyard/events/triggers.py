@@ -39,7 +39,7 @@ from shipyard.errors import (
     ShipyardError,
 )
 from shipyard.events import bus
-from shipyard.events.acting import check_allowed
+from shipyard.events.acting import CreatorCannotAct, check_allowed
 from shipyard.events.actions import check_action
 from shipyard.events.automation import Trigger, TriggerFiring
 from shipyard.events.models import Message
@@ -268,15 +268,18 @@ def _handle(store: Store, perform: Perform, row: Any, message: Message,
                "message": {"id": message.id, "topic": message.topic,
                            "published_at": message.published_at.isoformat(),
                            "attributes": message.attributes, "attempt": message.attempt}}
+    refused = False
     try:
         result: dict[str, Any] | None = perform(ctx, check_action(row.action), context)
         error = None
+    except CreatorCannotAct as exc:  # retrying cannot help: dead-lettered at once
+        result, error, refused = None, exc.message, True
     except ShipyardError as exc:
         result, error = None, exc.message
     except Exception as exc:  # the action's own failure: recorded, retried, dead-lettered
         result, error = None, f"{type(exc).__name__}: {exc}"
     store.retry_write(lambda conn: _end(conn, ctx, row.name, firing_id, message, result,
-                                        error, now))
+                                        error, now, refused=refused))
     if error is None:
         bus.ack(store, row.project, sub, [message.lease_token], now=now)
 
@@ -312,7 +315,8 @@ def _begin(conn: Connection, trigger_id: str, key: str, now: datetime | None) ->
 
 
 def _end(conn: Connection, ctx: RequestContext, name: str, firing_id: str, message: Message,
-         result: dict[str, Any] | None, error: str | None, now: datetime | None) -> None:
+         result: dict[str, Any] | None, error: str | None, now: datetime | None, *,
+         refused: bool = False) -> None:
     """Record the firing's outcome; a failure also gives the message back in the same
     transaction: ``failed`` (it comes back after the backoff) or, after the subscription's
     ``max_attempts``, ``dead`` (dead-lettered, with the alert the bus raises for it)."""
@@ -320,14 +324,14 @@ def _end(conn: Connection, ctx: RequestContext, name: str, firing_id: str, messa
     if error is not None:
         try:
             given_back = bus.nack_in(conn, ctx.project, PREFIX + name, message.lease_token,
-                                     error=error[:1000], now=now)
+                                     error=error[:1000], now=now, final=refused)
         except FailedPrecondition:  # the lease ran out meanwhile: delivered again anyway
             given_back = bus.PENDING
         state = "dead" if given_back == bus.DEAD else "failed"
     conn.execute(update(firings).where(firings.c.id == firing_id).values(
         state=state, finished_at=now or utcnow(), result=result, error=error))
     audit.record(conn, ctx, "events.trigger.fire", f"triggers/{name}",
-                 outcome="error" if error else "ok",
+                 outcome="denied" if refused else "error" if error else "ok",
                  detail={"message": message.id, "topic": message.topic,
                          "attempt": message.attempt, "result": result, "error": error,
                          **({"dead_lettered": True} if state == "dead" else {})})
