@@ -198,6 +198,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", f"{C}/pipelines/{{run_id}}/live"): READ,  # what the run's page polls
     ("GET", f"{C}/lineage"): READ,
     ("GET", f"{C}/lineage/{{artifact_id}}"): READ,
+    ("GET", f"{C}/executions"): READ,
     ("GET", f"{C}/models"): READ,
     ("GET", f"{C}/models/{{name}}"): READ,
     ("GET", f"{C}/endpoints"): READ,

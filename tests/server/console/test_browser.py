@@ -251,6 +251,63 @@ def _lineage_graph(page: Any, site: Site) -> None:
     assert page.locator('#lineage [data-kind="execution"]').count() == 3
     assert page.locator('#lineage [data-kind="execution"][data-count="2"]').count() == 3
     assert page.locator("#lineage path.edge").count() >= 2
+    # An execution's box leads to that step in every run.
+    page.locator('#lineage [data-kind="execution"]').first.click()
+    page.wait_for_url("**/executions?name=demo-pipeline*")
+    assert page.locator("#executions tbody tr").count() == 2
+    page.go_back()
+
+
+def _executions(page: Any, site: Site) -> None:
+    rows = page.locator("#executions tbody tr")
+    types = page.locator("#executions tbody td:nth-child(2)").all_inner_texts()
+    # The three tracking runs, and each pipeline task of the three pipeline runs.
+    assert types.count("run") == 3 and types.count("pipeline_task") == 8, types
+    failed = rows.filter(has_text="failing-pipeline/fail")
+    assert failed.locator(".state").inner_text() == "FAILED"
+    assert "fails on purpose" in failed.inner_text()
+    # Newest first.
+    times = rows.locator("td:nth-child(4) time").evaluate_all(
+        "els => els.map(e => e.getAttribute('datetime'))")
+    assert times == sorted(times, reverse=True)
+
+
+def _executions_step(page: Any, site: Site) -> None:
+    # One step across its runs: run, then served from the cache by the rerun.
+    rows = page.locator("#executions tbody tr")
+    assert rows.count() == 2
+    assert rows.locator(".state").all_inner_texts() == ["CACHED", "COMPLETE"]
+    demo = site.demo
+    links = rows.locator("td:nth-child(6) a").evaluate_all(
+        "els => els.map(e => e.getAttribute('href'))")
+    assert [link.split("?")[0].rsplit("/", 1)[-1] for link in links] == [
+        demo.cached_run.id, demo.pipeline_run.id]
+    assert all(link.endswith("?task=produce") for link in links)
+    # Both wrote the same dataset (the cache's): each a link into its lineage graph.
+    wrote = rows.locator("td:nth-child(8) a").evaluate_all(
+        "els => els.map(e => e.getAttribute('href'))")
+    assert wrote == [f"/console/projects/{PROJECT}/lineage/{demo.dataset_artifact}"] * 2
+    page.locator("td:nth-child(8) a").first.click()
+    page.wait_for_url(f"**/lineage/{demo.dataset_artifact}")
+    assert page.locator("#lineage .root").count() == 1
+    page.go_back()
+
+
+def _executions_paged(page: Any, site: Site) -> None:
+    # Three a page, by the page token: each page older than the one before, none twice.
+    seen: list[str] = []
+    while True:
+        ids = page.locator("#executions tbody tr").evaluate_all(
+            "els => els.map(e => e.dataset.execution)")
+        assert 1 <= len(ids) <= 3
+        seen.extend(ids)
+        if page.locator("#older").count() == 0:
+            break
+        page.click("#older")
+        page.wait_for_load_state()
+    assert len(seen) == len(set(seen)) == 11  # 3 runs and 8 tasks
+    page.click("#newest")
+    page.wait_for_url("**/executions?*limit=3")
 
 
 def _models(page: Any, site: Site) -> None:
@@ -312,6 +369,10 @@ def pages(site: Site) -> list[tuple[str, str, Check]]:
         ("task-log", f"{run}?task=produce", _task_log),
         ("lineage", "/lineage", _lineage),
         ("lineage-graph", f"/lineage/{demo.dataset_artifact}", _lineage_graph),
+        ("executions", "/executions", _executions),
+        ("executions-step", "/executions?type=pipeline_task&name=demo-pipeline%2Fproduce",
+         _executions_step),
+        ("executions-paged", "/executions?limit=3", _executions_paged),
         ("models", "/models", _models),
         ("model", f"/models/{MODEL}", _model),
         ("monitors", "/monitors", _monitors),

@@ -299,3 +299,16 @@ def test_a_paused_monitor_is_not_judged_on_its_schedule_and_resumes_on_its_grid(
     assert http.post("/api/v1/projects/default/monitors/nope/pause", headers=headers,
                      json={}).status_code == 404
     monitors.delete_monitor(store, ctx, "paused-monitor")
+
+
+def test_the_executions_page_shows_its_empty_state_and_refuses_a_forged_page_token(
+        http: httpx.Client, token: str) -> None:
+    headers = {"Authorization": f"Bearer {token}", **HTML}
+    response = http.get(f"{BASE}/executions", headers=headers)
+    assert response.status_code == 200 and "No executions yet" in response.text
+    response = http.get(f"{BASE}/executions?pipeline=nope", headers=headers)
+    assert response.status_code == 200 and "No executions match" in response.text
+    for forged in ("garbage!", "bm90IGEgdG9rZW4", "MjAyNi0wMS0wNXxhLWI"):
+        response = http.get(f"{BASE}/executions", params={"before": forged}, headers=headers)
+        assert response.status_code == 400, forged
+        assert "page token" in response.text and "before" in response.text

@@ -27,6 +27,7 @@ from shipyard.server.console import (
     endpoints,
     errors,
     events,
+    executions,
     lineage,
     models,
     monitoring,
@@ -43,8 +44,8 @@ __all__ = ["install"]
 def install(app: FastAPI) -> None:
     """Add the console's routes to ``app`` and its HTML error pages (call after
     ``server.errors.install``, whose problems it turns into pages for browsers)."""
-    for module in (session, overview, runs, pipelines, lineage, models, endpoints,
-                   monitoring, events, admin, assets):
+    for module in (session, overview, runs, pipelines, lineage, executions, models,
+                   endpoints, monitoring, events, admin, assets):
         app.include_router(module.router)
     errors.install(app)
     traffic.install(app)
