@@ -104,3 +104,47 @@ def test_a_revoked_token_cannot_predict_on_the_next_request(xgb_served: Served) 
     viewer = {"Authorization": f"Bearer {make_user(admin, 'watcher', project='p', role='viewer')}"}
     for _ in range(2):
         assert_problem(admin.post(url, json=body, headers=viewer), 403)
+
+
+def test_the_server_process_freezes_its_heap_once_started() -> None:
+    # The data plane's layer sees the app's lifespan: once startup completes in a process
+    # that is the server (serving_settle_heap, set by `shipyard server`), what is alive is
+    # frozen out of the collector's walks and the switch interval is 1 ms; elsewhere
+    # (tests, embedding apps) nothing changes.
+    import asyncio
+    import gc
+    import sys
+    from types import SimpleNamespace
+    from typing import Any
+
+    from shipyard.server.api.dataplane import DataPlane
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+
+    def start(extra: dict[str, str]) -> list[str]:
+        sent: list[str] = []
+
+        async def receive() -> dict[str, str]:
+            return {"type": "lifespan.startup"}
+
+        async def send(message: dict[str, str]) -> None:
+            sent.append(message["type"])
+
+        state = SimpleNamespace(shipyard=SimpleNamespace(settings=SimpleNamespace(
+            extra=extra)))
+        asyncio.run(DataPlane(app)({"type": "lifespan", "app": SimpleNamespace(state=state)},
+                                   receive, send))
+        return sent
+
+    interval = sys.getswitchinterval()
+    gc.unfreeze()
+    try:
+        assert start({}) == ["lifespan.startup.complete"]
+        assert gc.get_freeze_count() == 0 and sys.getswitchinterval() == interval
+        assert start({"serving_settle_heap": "1"}) == ["lifespan.startup.complete"]
+        assert gc.get_freeze_count() > 0 and sys.getswitchinterval() == 0.001
+    finally:
+        gc.unfreeze()
+        sys.setswitchinterval(interval)

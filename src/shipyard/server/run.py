@@ -113,7 +113,8 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080,
     # The body reader (server.limits) finds its timeout in the app's settings; steps of
     # server-side runs call back on this machine's address unless told another.
     settings = dataclasses.replace(
-        settings, extra={**settings.extra, "body_timeout": repr(float(body_timeout))},
+        settings, extra={"serving_settle_heap": "1",  # this process is the server
+                         **settings.extra, "body_timeout": repr(float(body_timeout))},
         server_url=settings.server_url or where)
     app = create_app(settings, worker=worker, lease=lease)
     log_to_stderr()

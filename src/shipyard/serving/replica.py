@@ -25,6 +25,7 @@ field and row).
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -191,6 +192,11 @@ async def serve(config: dict[str, Any]) -> None:
         os._exit(FAILED_TO_LOAD)
     signature = config["version"].get("signature")
     server = Server(model, signature_names(signature), signature)
+    # The model, its libraries and the compiled trees live as long as the replica: frozen,
+    # so collections walk only what requests make (a full one stalled answers for tens of
+    # milliseconds).
+    gc.collect()
+    gc.freeze()
     worker = asyncio.create_task(server.work(server.queue))
     listener = await asyncio.start_unix_server(server.handle, path=config["socket"])
     os.chmod(config["socket"], 0o600)

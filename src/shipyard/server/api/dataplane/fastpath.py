@@ -11,7 +11,9 @@ routed to a deployment, the request log (a failure with its status and error).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -30,7 +32,7 @@ from shipyard.server.errors import from_error, problem, redact
 from shipyard.server.state import ServerState
 from shipyard.serving.dataplane import CALL, Call
 from shipyard.serving.replicas import Supervisor
-from shipyard.serving.requestlog import Logged
+from shipyard.serving.requestlog import Logged, setting
 from shipyard.validation import check_name
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,9 @@ class DataPlane:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" and _settles(scope):
+            await self.app(scope, receive, _settling(send))
+            return
         if scope["type"] == "http" and scope["method"] == "POST":
             path: str = scope["path"]
             if path.endswith(("predict", "infer", "invocations", "Predict", "explain")):
@@ -57,6 +62,40 @@ class DataPlane:
                         await _send(send, answer)
                         return
         await self.app(scope, receive, send)
+
+
+# The tail of the latency, measured under wrk (bench/serving.py's workload): a full
+# collection of the server's heap (some 280,000 objects once FastAPI, pydantic, SQLAlchemy
+# and pyarrow are loaded) stopped the event loop for 0.1-0.6 s every few thousand requests;
+# and a thread holding the GIL (the request log's writer building its table) kept the loop
+# waiting up to the interpreter's switch interval, 5 ms, each time it wanted the GIL back.
+SWITCH_INTERVAL = 0.001
+
+
+def settle_heap() -> None:
+    """Once the server has started: collect, then freeze what is left (``gc.freeze``: the
+    modules, the app, the settings, the replicas' pools; alive for the server's life), so
+    later collections walk only what requests made; and a 1 ms switch interval. For a
+    process that is the server (``shipyard server`` sets ``serving_settle_heap``): in a
+    process that makes many apps (tests), frozen apps would never be freed."""
+    gc.collect()
+    gc.freeze()
+    sys.setswitchinterval(SWITCH_INTERVAL)
+
+
+def _settles(scope: Scope) -> bool:
+    state = getattr(getattr(scope.get("app"), "state", None), "shipyard", None)
+    extra = state.settings.extra if state is not None else {}
+    return setting(extra, "serving_settle_heap", "0") == "1"
+
+
+def _settling(send: Send) -> Send:
+    async def forward(message: Message) -> None:
+        if message["type"] == "lifespan.startup.complete":
+            settle_heap()
+        await send(message)
+
+    return forward
 
 
 async def _send(send: Send, answer: Answer) -> None:
