@@ -84,7 +84,7 @@ class Autoscaler:
                   "trusted_types": list(self.settings.trusted_types),
                   "trusted_digests": list(self.settings.trusted_digests)}
         if deployment.runtime == "ray":
-            config.update(ray_bridge.config(target, self.settings))
+            config.update(ray_bridge.config(target, self.settings, self.target_in_flight))
         assert process.stdin is not None and process.stdout is not None  # PIPE above
         try:
             process.stdin.write(json.dumps(config).encode() + b"\n")

@@ -35,8 +35,10 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from shipyard.errors import InvalidArgument
 from shipyard.ids import new_id
 from shipyard.serving.requestlog import setting
 
@@ -57,27 +59,33 @@ def app_name(target: DeployedModel) -> str:
     return f"shipyard-{target.row or target.key}-{target.deployment.version}-{SERVER}"
 
 
-def config(target: DeployedModel, settings: Settings) -> dict[str, Any]:
+def config(target: DeployedModel, settings: Settings, target_in_flight: float
+           ) -> dict[str, Any]:
     """What a bridge needs besides a replica's config: the cluster, its application's name
-    and the Ray Serve replicas' bounds and resources."""
+    and the Ray Serve replicas' bounds, resources and the requests in flight each aims at
+    when Ray Serve scales them (the supervisor's own target)."""
     from shipyard.pipelines._ray import ray_address
 
     deployment = target.deployment
+    given = setting(settings.extra, "serving_ray_cpus", CPUS)
+    try:
+        cpus = float(given)
+    except ValueError:
+        cpus = 0.0
+    if not 0 < cpus <= 1024:
+        raise InvalidArgument(f"serving_ray_cpus must be a number of CPUs above 0, got "
+                              f"{given[:32]!r}", field="serving_ray_cpus")
     return {"address": ray_address(), "app": app_name(target),
             "min_replicas": deployment.min_replicas, "max_replicas": deployment.max_replicas,
-            "cpus": float(setting(settings.extra, "serving_ray_cpus", CPUS)),
-            "target_in_flight": float(setting(settings.extra, "serving_target_in_flight",
-                                              "4"))}
+            "cpus": cpus, "target_in_flight": target_in_flight}
 
 
 # --- the bridge process --------------------------------------------------------------------
 
 
-def _model_folder(config: dict[str, Any]) -> Any:
+def _model_folder(config: dict[str, Any]) -> Path:
     """The version's folder in this machine's model cache (fetched from the artifact store
     and checked against its tree digest, as a replica's)."""
-    from pathlib import Path
-
     from shipyard.artifacts import open_artifact_store
     from shipyard.registry.cache import cache_root, cached_tree
     from shipyard.registry.models import ModelVersion
