@@ -64,7 +64,8 @@ def executions_page(
     ids = [r.id for r in rows]
     found = {
         "section": "lineage", "rows": rows, "type": type, "name": name,
-        "pipeline": pipeline, "limit": limit, "limits": LIMITS, "first_page": not before,
+        "pipeline": pipeline, "limit": limit, "limits": sorted({*LIMITS, limit}),
+        "first_page": not before,
         "types": _types(store, project),
         "contexts": _contexts(store, ids), "artifacts": _artifacts(store, ids),
         "max_artifacts": MAX_ARTIFACTS, "seconds": seconds_between,

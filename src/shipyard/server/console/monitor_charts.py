@@ -3,9 +3,10 @@
 **Reference against current**: for each feature, the baseline profile kept with the monitor
 against the profile of the newest judged window, overlaid in one chart: numeric features as
 shares of rows in equal-width bins over both ranges (read from each profile's quantile
-sketch), categorical ones as the shares of their most frequent values (and the rest as
-``other``). A run keeps its scores, not the window's profile, so the window is profiled
-again from the endpoint's request log, as the run judged it (``monitoring.windows``).
+sketch; whole numbers over a range shorter than ``BINS``, one bar per value), categorical
+ones as the shares of their most frequent values (and the rest as ``other``). A run keeps
+its scores, not the window's profile, so the window is profiled again from the endpoint's
+request log, as the run judged it (``monitoring.windows``).
 
 **Performance over time**: the metrics each window measured from the ground truth that came
 back through the feedback API (accuracy and ROC AUC, or RMSE and MAE), with the monitor's
@@ -99,11 +100,16 @@ def _numeric(reference: FeatureProfile, current: FeatureProfile | None
         return []
     low = min(f.minimum for f, _, _ in sides)
     high = max(f.maximum for f, _, _ in sides)
-    if not high > low:
-        high = low + 1.0
-    edges = np.linspace(low, high, BINS + 1)
+    whole = _whole(sides) and high - low < BINS
+    if whole:
+        # Whole numbers over a short range (counts, levels): one bar per value.
+        edges = np.arange(low - 0.5, high + 1.0, 1.0)
+    else:
+        if not high > low:
+            high = low + 1.0
+        edges = np.linspace(low, high, BINS + 1)
     centres = ((edges[:-1] + edges[1:]) / 2).tolist()
-    width = float(edges[1] - edges[0])
+    width = 0.8 if whole else float(edges[1] - edges[0])  # values apart; bins side by side
     traces = []
     for feature, label, colour in sides:
         below = feature.sketch.cdf(edges)
@@ -113,6 +119,15 @@ def _numeric(reference: FeatureProfile, current: FeatureProfile | None
                        "width": width, "name": label, "opacity": 0.55,
                        "marker": {"color": colour}})
     return traces
+
+
+def _whole(sides: list[tuple[FeatureProfile, str, str]]) -> bool:
+    """Whether every value the sides' sketches keep is a whole number."""
+    for feature, _, _ in sides:
+        values, _ = feature.sketch.weighted()
+        if values.size and not np.all(np.equal(np.mod(values, 1.0), 0.0)):
+            return False
+    return True
 
 
 def _categorical(reference: FeatureProfile, current: FeatureProfile | None
