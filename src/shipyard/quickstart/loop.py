@@ -17,7 +17,7 @@ sources one unit at a time:
 4. the quickstart then plays the clients, sending fresh leads to the endpoint, while
    ``CanaryRollouts`` judges the canary from the request log: after ``after_requests`` of
    its requests it is promoted to 100% (``production`` moves to it, the champion is
-   undeployed) unless its latency (or error rate) is worse than the champion's, in which
+   undeployed) unless its latency or its error rate is worse than the champion's, in which
    case it is rolled back.
 
 Each step leaves its record: the trigger's firings and audit rows, the pipeline run (whose
