@@ -312,3 +312,48 @@ def test_the_executions_page_shows_its_empty_state_and_refuses_a_forged_page_tok
         response = http.get(f"{BASE}/executions", params={"before": forged}, headers=headers)
         assert response.status_code == 400, forged
         assert "page token" in response.text and "before" in response.text
+
+
+def test_a_new_monitors_baseline_is_profiled_from_a_dataset_artifact(
+        app: FastAPI, tmp_path: Path) -> None:
+    # A folder of Parquet files (as the quick start's ingest step writes), a CSV file, and
+    # something that is not a table.
+    import pandas as pd
+
+    from shipyard.errors import InvalidArgument
+    from shipyard.lineage import records
+    from shipyard.monitoring.profiles import DataProfile
+    from shipyard.server.console.baselines import baseline_profile
+
+    state = app.state.shipyard
+    store, blobs = state.store, state.artifacts
+    folder = tmp_path / "leads"
+    folder.mkdir()
+    pd.DataFrame({"age": [20.0, 30.0], "plan": ["free", "pro"]}).to_parquet(
+        folder / "part-0.parquet", index=False)
+    pd.DataFrame({"age": [40.0], "plan": ["pro"]}).to_parquet(folder / "part-1.parquet",
+                                                              index=False)
+    (folder / "README.txt").write_text("not data")
+    tree = blobs.put_tree(folder)
+    (tmp_path / "rows.csv").write_text("age,plan\n1.5,free\n2.5,team\n")
+    csv = blobs.put_file(tmp_path / "rows.csv")
+    (tmp_path / "notes").write_bytes(b"\x00\x01 not a table \xff")
+    junk = blobs.put_file(tmp_path / "notes")
+
+    def artifact(digest: str, layout: str) -> str:
+        created: str = store.retry_write(lambda conn: records.create_artifact(
+            conn, "default", "system.Dataset", layout, blobs.uri(digest), digest=digest,
+            properties={"layout": layout}))
+        return created
+
+    data, uri = baseline_profile(store, blobs, "default", artifact(tree.digest, "tree"))
+    found = DataProfile.from_bytes(data)
+    assert uri == blobs.uri(tree.digest)
+    assert found.rows == 3 and list(found.features) == ["age", "plan"]
+    assert found["age"].mean == 30.0 and found["plan"].kind == "categorical"
+    data, _ = baseline_profile(store, blobs, "default", artifact(csv.digest, "file"))
+    assert DataProfile.from_bytes(data)["age"].mean == 2.0
+    for bad in (artifact(junk.digest, "file"), "0" * 32):
+        with pytest.raises(InvalidArgument) as caught:
+            baseline_profile(store, blobs, "default", bad)
+        assert caught.value.field == "baseline"
