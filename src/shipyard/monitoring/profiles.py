@@ -453,6 +453,9 @@ def profile(data: Any, categorical_features: Iterable[str] | None = None,
     categorical = set(categorical_features or ())
     if isinstance(data, pd.DataFrame):
         return _profile_pandas(data, categorical, columns, distinct)
+    if isinstance(data, (str, os.PathLike)) and Path(data).exists() \
+            and Path(data).suffix.lower() != ".csv":
+        return _profile_parquet(Path(data), categorical, columns, distinct)
     result = DataProfile()
     schema_seen = False
     with _column_pool() as pool:
@@ -472,6 +475,34 @@ def profile(data: Any, categorical_features: Iterable[str] | None = None,
             if columns is None or name in columns:
                 result.features[name] = FeatureProfile(
                     name=name, kind=_kind(dtype, name, categorical), dtype=str(dtype))
+    return result
+
+
+def _profile_parquet(path: Path, categorical: set[str], columns: Sequence[str] | None,
+                     distinct: bool) -> DataProfile:
+    """A Parquet file or folder, a few columns at a time (as many as there are threads):
+    Parquet stores each column apart, so each pass reads only its columns' chunks, and
+    memory holds a row group of those few columns rather than of every column (a
+    1M-row group of 25 columns is about 300 MB decoded)."""
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset(str(path), format="parquet")
+    schema = dataset.schema
+    names = list(columns) if columns is not None else list(schema.names)
+    result = DataProfile()
+    for name in names:
+        if schema.get_field_index(name) < 0:
+            raise InvalidArgument(f"column {name!r} is not in {path}", field="columns")
+        dtype = schema.field(name).type
+        result.features[name] = FeatureProfile(name=name, kind=_kind(dtype, name, categorical),
+                                               dtype=str(dtype))
+    step = _workers()
+    with _column_pool() as pool:
+        for first in range(0, len(names), step):
+            group = names[first:first + step]
+            for batch in _parquet_batches(path, group):
+                _run_each(pool, partial(_add_arrow_column, distinct=distinct),
+                          [(result.features[n], batch.column(n)) for n in group])
     return result
 
 
