@@ -34,7 +34,7 @@ from tests.server.live import LiveServer, free_port, live_server
 from tests.serving.conftest import frame, linear
 
 P = "/api/v1/projects/p"
-REQUESTS = 200
+REQUESTS = 100
 
 # Lists the cluster's Ray Serve applications on each line it reads (one driver for the
 # whole test: connecting takes seconds).
@@ -161,7 +161,7 @@ def test_a_ray_deployment_serves_behind_the_same_routes_split_and_log(
                                                                 else 1.0), abs=1e-6)
             ids.append((answer.headers["x-request-id"], version, n))
         assert set(answered) == {"lead:1", "lead:2"}
-        assert 0.35 <= answered["lead:2"] / REQUESTS <= 0.65, answered  # 50%, 4.7 sd
+        assert 0.3 <= answered["lead:2"] / REQUESTS <= 0.7, answered  # 50% +- 4 sd
 
         # Open Inference Protocol, pinned to the Ray deployment's version.
         oip = http.post("/v2/models/lead/versions/2/infer", json={"inputs": [
