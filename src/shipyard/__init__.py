@@ -88,6 +88,11 @@ _EXPORTS = {
     "list_topics": "events",
     "list_subscriptions": "events",
     "dead_letters": "events",
+    "set_push_endpoint": "events",
+    "get_push_endpoint": "events",
+    "create_watch": "events",
+    "list_watches": "events",
+    "delete_watch": "events",
 }
 
 __all__ = [
@@ -103,12 +108,14 @@ __all__ = [
     "create_monitor",
     "create_schedule",
     "create_trigger",
+    "create_watch",
     "dead_letters",
     "delete_alias",
     "delete_endpoint",
     "delete_monitor",
     "delete_schedule",
     "delete_trigger",
+    "delete_watch",
     "detect_drift",
     "download_artifact",
     "download_model",
@@ -123,6 +130,7 @@ __all__ = [
     "get_model_version",
     "get_monitor",
     "get_pipeline_run",
+    "get_push_endpoint",
     "get_run",
     "get_schedule",
     "get_task_log",
@@ -142,6 +150,7 @@ __all__ = [
     "list_subscriptions",
     "list_topics",
     "list_triggers",
+    "list_watches",
     "load_model",
     "monitoring_stats",
     "pause_schedule",
@@ -159,6 +168,7 @@ __all__ = [
     "search_runs",
     "set_alias",
     "set_model_status",
+    "set_push_endpoint",
     "start_run",
     "subscribe",
     "trigger_firings",
@@ -190,10 +200,15 @@ if _typing.TYPE_CHECKING:  # what __getattr__ below returns, for type checkers a
     from shipyard.sdk.automation import schedule_ticks as schedule_ticks
     from shipyard.sdk.automation import trigger_firings as trigger_firings
     from shipyard.sdk.batch import batch_predict as batch_predict
+    from shipyard.sdk.events import create_watch as create_watch
     from shipyard.sdk.events import dead_letters as dead_letters
+    from shipyard.sdk.events import delete_watch as delete_watch
+    from shipyard.sdk.events import get_push_endpoint as get_push_endpoint
     from shipyard.sdk.events import list_subscriptions as list_subscriptions
     from shipyard.sdk.events import list_topics as list_topics
+    from shipyard.sdk.events import list_watches as list_watches
     from shipyard.sdk.events import publish as publish
+    from shipyard.sdk.events import set_push_endpoint as set_push_endpoint
     from shipyard.sdk.events import subscribe as subscribe
     from shipyard.sdk.lineage import (
         get_artifact as get_artifact,

@@ -64,6 +64,10 @@ SEMANTIC = {
         "cron grammar, IANA time zone names, the action's fields by its type",
     "/api/v1/projects/{project}/events/triggers":
         "filter values, the action's fields by its type, min_backoff at most max_backoff",
+    "/api/v1/projects/{project}/events/subscriptions/{name}/push":
+        "an http:// or https:// URL with a host",
+    "/api/v1/projects/{project}/events/watches":
+        "a directory, or a bucket prefix (file://, s3://, gs://, memory://)",
 }
 # Where a schema-valid request may meet a state the schema cannot describe, answered 412
 # problem+json naming the field: an endpoint with nothing deployed yet cannot predict or take a
@@ -85,6 +89,8 @@ PRECONDITIONS = {
     "/api/v1/projects/{project}/events/subscriptions/{name}/nack": "no such lease (any more)",
     "/api/v1/projects/{project}/events/subscriptions/{name}/extend": "no such lease (any more)",
     "/api/v1/projects/{project}/endpoints/{name}/monitoring-stats": "no monitor run yet",
+    "/api/v1/projects/{project}/events/watches":
+        "a local directory only inside one SHIPYARD_WATCH_ROOTS lists",
 }
 # Where the server reads more than the schema admits (pydantic's lax mode): a date as an
 # epoch number, an integer as a JSON boolean. Everything else invalid is still refused.

@@ -254,6 +254,9 @@ SENSITIVE: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/projects/{project}/monitors/{name}"): "manager",
     ("DELETE", "/api/v1/projects/{project}/events/schedules/{name}"): "manager",
     ("DELETE", "/api/v1/projects/{project}/events/triggers/{name}"): "manager",
+    ("DELETE", "/api/v1/projects/{project}/events/watches/{name}"): "manager",
+    # Clearing a push endpoint changes a subscription's configuration (as setting it does).
+    ("DELETE", "/api/v1/projects/{project}/events/subscriptions/{name}/push"): "editor",
     ("POST", "/api/v1/projects/{project}/monitors/{name}/run"): "user",
     # Predicting is what the role 'user' adds (DESIGN.md 6), on both prediction paths.
     ("POST", "/api/v1/projects/{project}/endpoints/{name}:predict"): "user",

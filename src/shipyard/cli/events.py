@@ -137,3 +137,86 @@ def dead_letters(
          json.dumps(d.data)[:200]] for d in found]))
     if not found:
         output.note(f"no dead letters in {subscription}")
+
+
+@app.command("push")
+@command
+def push(
+    subscription: Annotated[str, typer.Argument(help="Subscription name")],
+    url: Annotated[str | None, typer.Argument(help="Endpoint to POST each message to "
+                                                   "(omit to show the current one)")] = None,
+    timeout: Annotated[int, typer.Option("--timeout", min=1, max=600,
+                                         help="Seconds to wait for the endpoint")] = 10,
+    clear: Annotated[bool, typer.Option("--clear", help="Pull the subscription again")
+                     ] = False,
+) -> None:
+    """Push a subscription to a webhook (Pub/Sub's push format, through the outbound
+    allowlist), show where it is pushed, or --clear it."""
+    configure()
+    if clear and url is not None:
+        raise typer.BadParameter("give a URL or --clear, not both", param_hint="--clear")
+    if clear or url is not None:
+        found = sy.set_push_endpoint(subscription, None if clear else url,
+                                     timeout_seconds=timeout)
+    else:
+        found = sy.get_push_endpoint(subscription)
+    if current().json:
+        output.print_json(found)
+    elif found.endpoint is None:
+        output.show(f"{subscription} is pulled (not pushed)")
+    else:
+        output.show(f"{subscription} is pushed to {found.endpoint} "
+                    f"(timeout {found.timeout_seconds}s)")
+
+
+watches_app = typer.Typer(help="Data watches: announce new files of a directory or bucket "
+                               "prefix as data-arrived.", no_args_is_help=True)
+app.add_typer(watches_app, name="watches")
+
+
+@watches_app.command("list")
+@command
+def list_watches() -> None:
+    """List the project's data watches."""
+    configure()
+    found = sy.list_watches()
+    if current().json:
+        output.print_json(found)
+        return
+    output.show(output.table(None, ["watch", "uri", "interval (s)", "last scan"], [
+        [w.name, w.uri, w.interval_seconds, w.last_scan_at or ""] for w in found]))
+    if not found:
+        output.note("no watches: shipyard events watches create NAME URI creates one")
+
+
+@watches_app.command("create")
+@command
+def create_watch(
+    name: Annotated[str, typer.Argument(help="Watch name (the data-arrived events' watch)")],
+    location: Annotated[str, typer.Argument(metavar="URI",
+                                            help="Directory, or s3://, gs://, memory:// prefix")],
+    interval: Annotated[int, typer.Option("--interval", min=1, max=86400,
+                                          help="Seconds between scans")] = 60,
+    announce_existing: Annotated[bool, typer.Option(
+        "--announce-existing", help="Announce the files already there too")] = False,
+) -> None:
+    """Watch a directory or bucket prefix for new files."""
+    configure()
+    watch = sy.create_watch(name, location, interval_seconds=interval,
+                            announce_existing=announce_existing)
+    if current().json:
+        output.print_json(watch)
+    else:
+        output.show(f"watching {watch.uri} as {watch.name} (every {watch.interval_seconds}s)")
+
+
+@watches_app.command("delete")
+@command
+def delete_watch(name: Annotated[str, typer.Argument(help="Watch name")]) -> None:
+    """Stop watching (the files it announced stay announced)."""
+    configure()
+    sy.delete_watch(name)
+    if current().json:
+        output.print_json({"deleted": name})
+    else:
+        output.show(f"deleted watch {name}")

@@ -11,13 +11,22 @@ from pydantic import TypeAdapter
 
 from shipyard.client.http import HttpClient
 from shipyard.errors import InvalidArgument
-from shipyard.events.models import DeadLetter, Message, Subscription, Topic, check_data
+from shipyard.events.models import (
+    DeadLetter,
+    Message,
+    PushEndpoint,
+    Subscription,
+    Topic,
+    Watch,
+    check_data,
+)
 from shipyard.validation import check_name
 
 _TOPICS = TypeAdapter(list[Topic])
 _SUBSCRIPTIONS = TypeAdapter(list[Subscription])
 _MESSAGES = TypeAdapter(list[Message])
 _DEAD = TypeAdapter(list[DeadLetter])
+_WATCHES = TypeAdapter(list[Watch])
 
 
 class HttpEvents:
@@ -100,3 +109,32 @@ class HttpEvents:
         return _DEAD.validate_python(self._c.json(
             "GET", self._path("subscriptions", subscription, "/dead-letters"),
             params={"limit": limit}))
+
+    def set_push_endpoint(self, subscription: str, endpoint: str | None, *,
+                          timeout_seconds: int = 10) -> PushEndpoint:
+        path = self._path("subscriptions", subscription, "/push")
+        if endpoint is None:
+            self._c.request("DELETE", path)
+            return self.get_push_endpoint(subscription)
+        return PushEndpoint.model_validate(self._c.json(
+            "PUT", path, json={"push_endpoint": endpoint, "timeout_seconds": timeout_seconds}))
+
+    def get_push_endpoint(self, subscription: str) -> PushEndpoint:
+        return PushEndpoint.model_validate(self._c.json(
+            "GET", self._path("subscriptions", subscription, "/push")))
+
+    def create_watch(self, name: str, uri: str, *, interval_seconds: int = 60,
+                     announce_existing: bool = False) -> Watch:
+        return Watch.model_validate(self._c.json(
+            "POST", self._c.project_path("/events/watches"),
+            json={"name": check_name(name, "name"), "uri": uri,
+                  "interval_seconds": interval_seconds,
+                  "announce_existing": announce_existing}))
+
+    def list_watches(self) -> list[Watch]:
+        return _WATCHES.validate_python(
+            self._c.json("GET", self._c.project_path("/events/watches")))
+
+    def delete_watch(self, name: str) -> None:
+        self._c.request("DELETE", self._c.project_path(
+            f"/events/watches/{quote(check_name(name, 'name'), safe='')}"))

@@ -87,3 +87,29 @@ class DeadLetter(BaseModel):
     published_at: datetime
     attempts: int
     history: list[dict[str, Any]]
+
+
+class Watch(BaseModel):
+    """A watched directory or bucket prefix (``events.watches``): new files there are
+    announced as ``data-arrived``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    project: str
+    name: str
+    uri: str
+    interval_seconds: int
+    next_scan_at: datetime
+    last_scan_at: datetime | None
+    created_at: datetime
+
+
+class PushEndpoint(BaseModel):
+    """Where a push subscription's messages are POSTed (``endpoint`` None: pulled)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    subscription: str
+    endpoint: str | None
+    timeout_seconds: int | None

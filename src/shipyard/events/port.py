@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from shipyard.events.models import DeadLetter, Message, Subscription, Topic
+from shipyard.events.models import DeadLetter, Message, PushEndpoint, Subscription, Topic, Watch
 
 
 class EventsPort(Protocol):
@@ -39,3 +39,15 @@ class EventsPort(Protocol):
     def seek(self, subscription: str, time: datetime) -> int: ...
 
     def dead_letters(self, subscription: str, limit: int = 100) -> list[DeadLetter]: ...
+
+    def set_push_endpoint(self, subscription: str, endpoint: str | None, *,
+                          timeout_seconds: int = 10) -> PushEndpoint: ...
+
+    def get_push_endpoint(self, subscription: str) -> PushEndpoint: ...
+
+    def create_watch(self, name: str, uri: str, *, interval_seconds: int = 60,
+                     announce_existing: bool = False) -> Watch: ...
+
+    def list_watches(self) -> list[Watch]: ...
+
+    def delete_watch(self, name: str) -> None: ...

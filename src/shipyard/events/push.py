@@ -35,7 +35,7 @@ from shipyard import audit
 from shipyard.context import RequestContext
 from shipyard.errors import InvalidArgument, ShipyardError
 from shipyard.events import bus
-from shipyard.events.models import Message
+from shipyard.events.models import Message, PushEndpoint
 from shipyard.security.ssrf import OutboundPolicy, SafeHttpClient
 from shipyard.store import Store
 from shipyard.store.schema import event_push_endpoints, event_subscriptions
@@ -43,7 +43,7 @@ from shipyard.store.types import utcnow
 from shipyard.validation import check_name
 
 __all__ = ["ACK_CODES", "OUTBOUND_ALLOWLIST", "deliver_pushes", "get_push_endpoint",
-           "outbound_policy", "push_body", "set_push_endpoint"]
+           "outbound_policy", "push_body", "push_settings", "set_push_endpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +90,21 @@ def set_push_endpoint(store: Store, ctx: RequestContext, subscription: str,
 
 
 def get_push_endpoint(store: Store, project: str, subscription: str) -> str | None:
+    return push_settings(store, project, subscription).endpoint
+
+
+def push_settings(store: Store, project: str, subscription: str) -> PushEndpoint:
+    """Where ``subscription`` is pushed (``endpoint`` None: it is pulled)."""
     check_name(subscription, "subscription")
     with store.read() as conn:
         sub_id = _subscription_id(conn, project, subscription)
-        found = conn.execute(select(event_push_endpoints.c.endpoint).where(
-            event_push_endpoints.c.subscription_id == sub_id)).scalar()
-    return None if found is None else str(found)
+        found = conn.execute(select(event_push_endpoints.c.endpoint,
+                                    event_push_endpoints.c.timeout_seconds).where(
+            event_push_endpoints.c.subscription_id == sub_id)).first()
+    if found is None:
+        return PushEndpoint(subscription=subscription, endpoint=None, timeout_seconds=None)
+    return PushEndpoint(subscription=subscription, endpoint=str(found.endpoint),
+                        timeout_seconds=int(found.timeout_seconds))
 
 
 def outbound_policy(extra: Mapping[str, str] | None = None) -> OutboundPolicy:

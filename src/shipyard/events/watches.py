@@ -27,13 +27,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, delete, insert, select, update
 
 from shipyard import audit
 from shipyard.context import RequestContext
-from shipyard.errors import AlreadyExists, InvalidArgument, MissingDependency, NotFound
+from shipyard.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    MissingDependency,
+    NotFound,
+)
 from shipyard.events import builtin
+from shipyard.events.models import Watch
 from shipyard.ids import new_id
 from shipyard.store import Store
 from shipyard.store.dialect import claim_next
@@ -47,19 +53,6 @@ __all__ = ["Watch", "create_watch", "delete_watch", "list_watches", "scan", "sca
 MAX_FILES_PER_EVENT = 100
 MAX_URI = 1024
 _OBJECT_STORES = {"s3": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs")}
-
-
-class Watch(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    project: str
-    name: str
-    uri: str
-    interval_seconds: int
-    next_scan_at: datetime
-    last_scan_at: datetime | None
-    created_at: datetime
 
 
 def check_uri(uri: Any) -> str:
@@ -76,12 +69,35 @@ def check_uri(uri: Any) -> str:
     return uri
 
 
+WATCH_ROOTS = "SHIPYARD_WATCH_ROOTS"  # local directories watches made over HTTP may name
+
+
+def check_reachable(ctx: RequestContext, uri: str) -> None:
+    """Refuse, for a watch created through the server (a token), a local directory outside
+    the ones the operator lists in ``SHIPYARD_WATCH_ROOTS`` (comma-separated; none by
+    default): the server's workers would list that directory's files for the caller. In
+    local mode the caller owns the machine and may watch what it likes; bucket prefixes are
+    listed with the artifact store's credentials either way."""
+    if ctx.token_id is None or ("://" in uri and not uri.startswith("file://")):
+        return
+    path = Path(uri.removeprefix("file://")).expanduser()
+    roots = [Path(r.strip()) for r in os.environ.get(WATCH_ROOTS, "").split(",") if r.strip()]
+    real = os.path.realpath(path)
+    if not path.is_absolute() or not any(
+            real == os.path.realpath(r) or real.startswith(os.path.realpath(r) + os.sep)
+            for r in roots):
+        raise FailedPrecondition(
+            f"the server does not watch {uri[:100]!r}: local directories must be inside one "
+            f"the operator lists in {WATCH_ROOTS} (or watch a bucket prefix)", field="uri")
+
+
 def create_watch(store: Store, ctx: RequestContext, name: str, uri: str, *,
                  interval_seconds: int = 60, announce_existing: bool = False) -> Watch:
     """Watch ``uri`` for new files (scanned every ``interval_seconds`` by a worker). Files
     already there are announced on the first scan only with ``announce_existing``."""
     check_name(name, "name")
     check_uri(uri)
+    check_reachable(ctx, uri)
     if isinstance(interval_seconds, bool) or not isinstance(interval_seconds, int) or not (
             1 <= interval_seconds <= 86400):
         raise InvalidArgument("interval_seconds must be from 1 to 86400",

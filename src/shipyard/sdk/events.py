@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from shipyard.events.models import DeadLetter, Message, Topic
+from shipyard.events.models import DeadLetter, Message, PushEndpoint, Topic, Watch
 from shipyard.events.models import Subscription as SubscriptionState
 from shipyard.events.port import EventsPort
 from shipyard.sdk import session
@@ -135,3 +135,32 @@ def list_subscriptions(topic: str | None = None) -> list[Subscription]:
 
 def dead_letters(subscription: str, limit: int = 100) -> list[DeadLetter]:
     return _events().dead_letters(subscription, limit)
+
+
+def set_push_endpoint(subscription: str, endpoint: str | None, *,
+                      timeout_seconds: int = 10) -> PushEndpoint:
+    """Make ``subscription`` pushed: the workers POST each message to ``endpoint`` in
+    Pub/Sub's push format (only to hosts the operator allowlists); ``None`` makes it pulled
+    again."""
+    return _events().set_push_endpoint(subscription, endpoint, timeout_seconds=timeout_seconds)
+
+
+def get_push_endpoint(subscription: str) -> PushEndpoint:
+    """Where ``subscription`` is pushed (``endpoint`` None: it is pulled)."""
+    return _events().get_push_endpoint(subscription)
+
+
+def create_watch(name: str, uri: str, *, interval_seconds: int = 60,
+                 announce_existing: bool = False) -> Watch:
+    """Watch a directory or bucket prefix: the workers announce its new files as
+    ``data-arrived`` (files already there only with ``announce_existing``)."""
+    return _events().create_watch(name, uri, interval_seconds=interval_seconds,
+                                  announce_existing=announce_existing)
+
+
+def list_watches() -> list[Watch]:
+    return _events().list_watches()
+
+
+def delete_watch(name: str) -> None:
+    _events().delete_watch(name)

@@ -138,6 +138,14 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", f"{P}/events/subscriptions/{{name}}/extend"): Rule(Permission.RUN),
     ("POST", f"{P}/events/subscriptions/{{name}}/seek"): WRITE,
     ("GET", f"{P}/events/subscriptions/{{name}}/dead-letters"): READ,
+    # Pushing a subscription and watching data are configuration ('editor'); deleting a
+    # watch is a delete ('manager').
+    ("GET", f"{P}/events/subscriptions/{{name}}/push"): READ,
+    ("PUT", f"{P}/events/subscriptions/{{name}}/push"): WRITE,
+    ("DELETE", f"{P}/events/subscriptions/{{name}}/push"): WRITE,
+    ("GET", f"{P}/events/watches"): READ,
+    ("POST", f"{P}/events/watches"): WRITE,
+    ("DELETE", f"{P}/events/watches/{{name}}"): Rule(Permission.DELETE),
     # -- monitoring: running a monitor is running work ('user'); monitors are resources -------
     ("GET", f"{P}/monitors"): READ,
     ("POST", f"{P}/monitors"): WRITE,

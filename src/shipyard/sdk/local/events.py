@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from shipyard.events import bus
-from shipyard.events.models import DeadLetter, Message, Subscription, Topic
+from shipyard.events import bus, push, watches
+from shipyard.events.models import DeadLetter, Message, PushEndpoint, Subscription, Topic, Watch
 
 if TYPE_CHECKING:
     from shipyard.sdk.local import Scope
@@ -66,3 +66,24 @@ class LocalEvents:
 
     def dead_letters(self, subscription: str, limit: int = 100) -> list[DeadLetter]:
         return bus.dead_letters(self._store, self._s.project, subscription, limit=limit)
+
+    def set_push_endpoint(self, subscription: str, endpoint: str | None, *,
+                          timeout_seconds: int = push.DEFAULT_TIMEOUT) -> PushEndpoint:
+        push.set_push_endpoint(self._store, self._s.ctx(), subscription, endpoint,
+                               timeout_seconds=timeout_seconds)
+        return push.push_settings(self._store, self._s.project, subscription)
+
+    def get_push_endpoint(self, subscription: str) -> PushEndpoint:
+        return push.push_settings(self._store, self._s.project, subscription)
+
+    def create_watch(self, name: str, uri: str, *, interval_seconds: int = 60,
+                     announce_existing: bool = False) -> Watch:
+        return watches.create_watch(self._store, self._s.ctx(), name, uri,
+                                    interval_seconds=interval_seconds,
+                                    announce_existing=announce_existing)
+
+    def list_watches(self) -> list[Watch]:
+        return watches.list_watches(self._store, self._s.project)
+
+    def delete_watch(self, name: str) -> None:
+        watches.delete_watch(self._store, self._s.ctx(), name)

@@ -11,11 +11,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from shipyard.context import RequestContext
-from shipyard.events import bus
-from shipyard.events.models import DeadLetter, Message, Subscription, Topic
+from shipyard.events import bus, push, watches
+from shipyard.events.models import (
+    DeadLetter,
+    Message,
+    PushEndpoint,
+    Subscription,
+    Topic,
+    Watch,
+)
 from shipyard.server.api import params
 from shipyard.server.auth import PROBLEM_RESPONSES
 from shipyard.server.state import ServerState, request_context, server_state
@@ -101,6 +108,18 @@ class Seek(Strict):
     time: IsoTime
 
 
+class SetPush(Strict):
+    push_endpoint: str = Field(min_length=1, max_length=push.MAX_URL)
+    timeout_seconds: Whole = Field(default=push.DEFAULT_TIMEOUT, ge=1, le=600)
+
+
+class NewWatch(Strict):
+    name: NameField
+    uri: str = Field(min_length=1, max_length=watches.MAX_URI)
+    interval_seconds: Whole = Field(default=60, ge=1, le=86400)
+    announce_existing: StrictBool = False
+
+
 @router.get("/topics", response_model=list[Topic])
 def list_topics(state: State, ctx: Ctx) -> list[Topic]:
     return bus.list_topics(state.store, ctx.project)
@@ -179,3 +198,45 @@ def dead_letters(name: params.Name, state: State, ctx: Ctx,
                  limit: Annotated[int, Query(ge=1, le=bus.MAX_PULL)] = 100
                  ) -> list[DeadLetter]:
     return bus.dead_letters(state.store, ctx.project, name, limit=limit)
+
+
+@router.get("/subscriptions/{name}/push", response_model=PushEndpoint)
+def get_push(name: params.Name, state: State, ctx: Ctx) -> PushEndpoint:
+    """Where the subscription's messages are POSTed (``endpoint`` null: it is pulled)."""
+    return push.push_settings(state.store, ctx.project, name)
+
+
+@router.put("/subscriptions/{name}/push", response_model=PushEndpoint)
+def set_push(name: params.Name, body: SetPush, state: State, ctx: Ctx) -> PushEndpoint:
+    """Make the subscription pushed: the workers POST each message to ``push_endpoint`` (through
+    the outbound allowlist) in Pub/Sub's push format."""
+    push.set_push_endpoint(state.store, ctx, name, body.push_endpoint,
+                           timeout_seconds=body.timeout_seconds)
+    return push.push_settings(state.store, ctx.project, name)
+
+
+@router.delete("/subscriptions/{name}/push", status_code=204)
+def clear_push(name: params.Name, state: State, ctx: Ctx) -> Response:
+    """Make the subscription pulled again."""
+    push.set_push_endpoint(state.store, ctx, name, None)
+    return Response(status_code=204)
+
+
+@router.get("/watches", response_model=list[Watch])
+def list_watches(state: State, ctx: Ctx) -> list[Watch]:
+    return watches.list_watches(state.store, ctx.project)
+
+
+@router.post("/watches", response_model=Watch)
+def create_watch(body: NewWatch, state: State, ctx: Ctx) -> Watch:
+    """Watch a directory or bucket prefix: the workers announce its new files as
+    ``data-arrived``."""
+    return watches.create_watch(state.store, ctx, body.name, body.uri,
+                                interval_seconds=body.interval_seconds,
+                                announce_existing=body.announce_existing)
+
+
+@router.delete("/watches/{name}", status_code=204)
+def delete_watch(name: params.Name, state: State, ctx: Ctx) -> Response:
+    watches.delete_watch(state.store, ctx, name)
+    return Response(status_code=204)
