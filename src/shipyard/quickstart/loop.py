@@ -151,6 +151,14 @@ def close_loop(runtime: Runtime, serving: ServingPort, automation: AutomationPor
     already = (earlier is not None
                and get_pipeline_run(store, ctx.project, earlier).state != "QUEUED")
     outcome = _with(outcome, already=already, pipeline_run_id=run_id)
+    if get_pipeline_run(store, ctx.project, run_id).state == "CANCELLED":
+        # Interrupted with an earlier quickstart (which left it running; this one cancelled
+        # it on starting): run it again in place, its finished steps kept.
+        from shipyard.pipelines.runner import retry_pipeline_run
+
+        retry_pipeline_run(store, runtime.artifacts, ctx, run_id, settings=runtime.settings,
+                           submit=True)
+        outcome = _with(outcome, already=False)
     if not outcome.already:
         console.print(f"[bold]Loop[/]     alert {drift.alert_id} -> trigger {retrain_name} "
                       f"-> pipeline run {run_id} (retraining on fresh leads)")
