@@ -178,6 +178,15 @@ def test_a_ray_deployment_serves_behind_the_same_routes_split_and_log(
             shipyard.get_endpoint("lead").set_traffic({version: 100})
             answers[version] = http.post(f"{P}/endpoints/lead:predict", json=bad)
             assert_problem(answers[version], 400)
+            if version == "lead:2":  # explanations come from the Ray replica too
+                explained = http.post(f"{P}/endpoints/lead:explain", json={"instances": [
+                    {"visits": 5, "time_on_site": 100.0}]})
+                assert explained.status_code == 200, explained.text
+                assert explained.json()["deployedModelId"] == "lead:2"
+                (attribution,) = explained.json()["explanations"][0]["attributions"]
+                assert attribution["instanceOutputValue"] == pytest.approx(10.0, abs=1e-6)
+                assert attribution["baselineOutputValue"] + sum(
+                    attribution["featureAttributions"].values()) == pytest.approx(10.0, abs=1e-4)
         assert answers["lead:2"].json()["field"] == answers["lead:1"].json()["field"]
         assert answers["lead:2"].json()["detail"] == answers["lead:1"].json()["detail"]
         assert "visits" in answers["lead:2"].json()["field"]
