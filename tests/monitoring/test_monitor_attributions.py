@@ -109,6 +109,8 @@ def test_a_shift_in_which_feature_drives_the_predictions_is_found(setup: Any) ->
     third = runs[2].result["attributions"]
     assert third["shares"]["x2"] == pytest.approx(27 / 28, abs=0.03)
     assert third["skew"]["x2"]["drifted"] and third["skew"]["x2"]["change"] > MIN_CHANGE
+    assert third["skew_drifted"]  # against the baseline: shown, not alerted on its own
+    assert third["drift"]["x2"]["drifted"]  # against the second window (0.75 -> 0.95)
     assert "attribution_drift" in runs[2].result["breaches"]
     # Still breaching: the open alert is not sent again.
     assert [a.state for a in service.list_alerts(store, "default")

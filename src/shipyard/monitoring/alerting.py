@@ -130,15 +130,12 @@ def _ranked(result: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
                          "score": found.get("distance") or 0.0})
     elif kind == "attribution_drift":
         found = result.get("attributions") or {}
-        for name, share in (found.get("shares") or {}).items():
-            moved = [c[name] for c in (found.get("skew"), found.get("drift"))
-                     if c and name in c and c[name]["drifted"]]
-            if moved:
-                top = max(moved, key=lambda c: abs(c["change"]))
+        for name, moved in (found.get("drift") or {}).items():
+            if moved["drifted"]:
                 features.append({"name": name, "metric": "attribution_share",
-                                 "value": share, "threshold": top["threshold"],
-                                 "distance": abs(top["change"]), "importance": None,
-                                 "score": abs(top["change"])})
+                                 "value": moved["current"], "threshold": moved["threshold"],
+                                 "distance": abs(moved["change"]), "importance": None,
+                                 "score": abs(moved["change"])})
         features.sort(key=lambda f: (-f["score"], f["name"]))
     else:
         for name, objective in (result.get("objectives") or {}).items():
