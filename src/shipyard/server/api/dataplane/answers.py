@@ -55,6 +55,20 @@ def answer(body: dict[str, Any], prediction: Prediction, rows: list[Any]) -> Ans
 
 
 def names(signature: dict[str, Any] | None) -> list[str] | None:
+    """The signature's feature names, kept per signature (a pool keeps its signature for
+    its life; the request log asks on every logged request)."""
+    if signature is None:
+        return None
+    found = _NAMES.get(id(signature))
+    if found is not None and found[0] is signature:
+        return found[1]
     from shipyard.serving.instances import signature_names
 
-    return signature_names(signature)
+    listed = signature_names(signature)
+    if len(_NAMES) >= 1_000:
+        _NAMES.clear()
+    _NAMES[id(signature)] = (signature, listed)  # holding it: its id is not reused meanwhile
+    return listed
+
+
+_NAMES: dict[int, tuple[dict[str, Any], list[str] | None]] = {}
