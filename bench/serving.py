@@ -303,6 +303,7 @@ def main() -> None:
                                                    for n in names}
     from contextlib import ExitStack
 
+    print(f"load average at the start (1, 5, 15 min): {_load()}", flush=True)
     with ExitStack() as stack:
         targets = {name: stack.enter_context(starters[name]()) for name in names}
         for name in names:  # warm up
@@ -317,7 +318,12 @@ def main() -> None:
                           f"p50 {figure.p50_ms:7.2f} ms p99 {figure.p99_ms:8.2f} ms "
                           f"errors {figure.errors}", flush=True)
     report(results, connections)
+    print(f"load average at the end (1, 5, 15 min): {_load()}")
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def report(results: dict[str, dict[int, list[Figure]]], connections: tuple[int, ...]) -> None:
