@@ -1,15 +1,13 @@
 """``sy.enable_retraining`` checks both actions before creating anything: bad input names
-the recipe's argument (no session is needed to refuse it); it creates the loop's two
-triggers (tests/quickstart drives them end to end)."""
+the recipe's argument (no session is needed to refuse it). Creating the triggers:
+tests/contract/test_retraining.py; driving them end to end: tests/quickstart."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 import shipyard as sy
-from shipyard.errors import AlreadyExists, InvalidArgument
+from shipyard.errors import InvalidArgument
 from shipyard.events.automation import retraining_triggers
 
 
@@ -26,29 +24,6 @@ def test_enable_retraining_names_the_bad_argument(given: dict[str, object], fiel
         sy.enable_retraining(**values)
     assert caught.value.field == field
     assert "action." not in caught.value.message
-
-
-def test_enable_retraining_creates_the_two_triggers(home: Path) -> None:
-    retrain, canary = sy.enable_retraining(
-        endpoint="leads", monitor="leads-monitor", pipeline="train-leads", model="scorer",
-        arguments={"champion": "{{ event.version }}"}, canary_percent=10, after_requests=7)
-    assert (retrain.name, retrain.topic, retrain.filter) == (
-        "leads-retrain", "monitor-alert-raised", {"monitor": "leads-monitor"})
-    assert retrain.action.type == "run_pipeline"
-    assert retrain.action.pipeline == "train-leads"
-    assert retrain.action.arguments == {"champion": "{{ event.version }}"}
-    assert (canary.name, canary.topic, canary.filter) == (
-        "leads-canary", "model-version-registered", {"model": "scorer"})
-    assert canary.action.type == "start_canary"
-    assert (canary.action.endpoint, canary.action.model, canary.action.version_from) == (
-        "leads", "scorer", "event")
-    assert (canary.action.percent, canary.action.after_requests) == (10, 7)
-    assert {t.name for t in sy.list_triggers()} == {"leads-retrain", "leads-canary"}
-    # The same recipe again names the trigger that exists; nothing else is created.
-    with pytest.raises(AlreadyExists):
-        sy.enable_retraining(endpoint="leads", monitor="leads-monitor",
-                             pipeline="train-leads", model="scorer")
-    assert len(sy.list_triggers()) == 2
 
 
 def test_the_recipe_checked_without_creating_anything() -> None:
