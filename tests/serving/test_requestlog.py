@@ -329,3 +329,26 @@ def test_a_canary_that_fails_more_often_is_rolled_back_and_one_that_fails_less_p
     assert better.decision["champions"]["errors"] > 0
     assert ": not worse" in better.decision["reasons"][-1]
     assert split() == {"xgb:1": 100}
+
+    # sqrt as a shadow: its failures are logged too, as shadow rows under the caller's id.
+    shadow = http.post(f"{P}/endpoints/judged/deployments",
+                       json={"model": "sqrt", "version": 1, "shadow": True})
+    assert shadow.status_code == 200, shadow.text
+    failures, answers = supervisor.shadow_failures, supervisor.shadow_answers
+    sent = {http.post(f"{P}/endpoints/judged:predict", json={"instances": [
+        [value] + [0.25] * 9]}).headers["x-request-id"]: value for value in (-1.0, 0.5)}
+    deadline = time.monotonic() + 30
+    while (supervisor.shadow_failures, supervisor.shadow_answers) < (failures + 1,
+                                                                      answers + 1):
+        assert time.monotonic() < deadline, "the shadow was not asked"
+        time.sleep(0.05)
+    files = [str(f) for f in _flushed(xgb_served).glob(
+        "request-logs/predictions/project=p/endpoint=judged/**/*.parquet")]
+    rows = duckdb.sql(f"SELECT request_id, deployed_model_id, status, error, prediction "
+                      f"FROM {predictions_sql(files)} WHERE shadow "
+                      f"AND request_id IN {tuple(sent)}").fetchall()
+    by_value = {sent[str(r[0])]: r[1:] for r in rows}
+    assert set(by_value) == {-1.0, 0.5} and {r[0] for r in by_value.values()} == {"sqrt:1"}
+    assert by_value[0.5][1:3] == (200, None) and by_value[0.5][3] is not None
+    assert by_value[-1.0][1] == 400 and by_value[-1.0][3] is None
+    assert str(by_value[-1.0][2]).startswith("invalid_argument: the model failed")

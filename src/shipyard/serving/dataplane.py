@@ -221,12 +221,15 @@ class DataPlane(Reconciler):
     async def _shadow(self, replica: Replica, signature: dict[str, Any] | None,
                       message: dict[str, Any], request_id: str) -> None:
         started = time.perf_counter()
+        status, error, predictions = 200, None, []
         try:
             answer = await replica.call(message, self.request_timeout, self.max_in_flight)
-        except Exception:  # a shadow's failure is its own: counted, never raised
+        except Exception as exc:  # a shadow's failure is its own: counted, logged, not raised
             self.shadow_failures += 1
-            return
-        self.shadow_answers += 1
+            status, error = _failure(exc)
+        else:
+            self.shadow_answers += 1
+            predictions = answer["predictions"]
         logged = self.request_log
         if logged is None or not logged.sampled():
             return
@@ -236,5 +239,17 @@ class DataPlane(Reconciler):
             endpoint=target.endpoint, deployed_model_id=target.deployment.id,
             model_version=target.deployment.version, protocol="shadow",
             latency_ms=(time.perf_counter() - started) * 1000, rows=message["instances"],
-            predictions=answer["predictions"], names=signature_names(signature),
-            shadow=True))
+            predictions=predictions, names=signature_names(signature),
+            shadow=True, status=status, error=error))
+
+
+# The statuses of what a replica's call raises (as ``server.errors.STATUS`` answers them;
+# serving does not import the server), for a shadow's failures in the request log.
+_STATUS = {"invalid_argument": 400, "too_large": 413, "not_found": 404,
+           "failed_precondition": 412, "unavailable": 503}
+
+
+def _failure(exc: Exception) -> tuple[int, str]:
+    if isinstance(exc, ShipyardError):
+        return _STATUS.get(exc.kind, 500), f"{exc.kind}: {exc.message}"
+    return 500, f"internal: {type(exc).__name__}"
