@@ -49,3 +49,13 @@ def test_create_run_show_and_alerts(cli: Cli, home: Path, tmp_path: Path) -> Non
         ).assert_one_error_line("endpoint", "nope")
     cli("monitors", "create", "leads", str(tmp_path / "train.parquet"), "--name", "m2",
         "--interval", "soon").assert_one_error_line("interval")
+
+    paused = cli("monitors", "pause", "leads-monitor")
+    assert paused.exit_code == 0, paused.stderr
+    assert paused.stdout.strip() == "leads-monitor is paused"
+    assert [m["state"] for m in cli("--output", "json", "monitors", "list").json()] == \
+        ["paused"]
+    resumed = cli("monitors", "resume", "leads-monitor")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert resumed.stdout.startswith("leads-monitor is active; next run at ")
+    cli("monitors", "pause", "nope").assert_one_error_line("nope")

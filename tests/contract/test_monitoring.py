@@ -76,3 +76,37 @@ def test_a_monitor_finds_skew_raises_an_alert_and_reports(
     assert sy.list_monitors() == []
     with pytest.raises(NotFound):
         sy.get_monitor("leads-watch")
+
+
+def test_a_paused_monitor_is_not_due_until_resumed(sy: ModuleType, tmp_path: Path) -> None:
+    sy.create_endpoint("leads")
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"age": rng.normal(40, 10, 500)})
+    monitor = sy.create_monitor("leads", train, name="leads-watch", interval="1h",
+                                attribution_rows=0)
+    assert not monitor.paused and monitor.config["attribution_rows"] == 0
+    with pytest.raises(InvalidArgument) as rows:
+        sy.create_monitor("leads", train, name="m2", attribution_rows=True)
+    assert rows.value.field == "attribution_rows"
+
+    paused = monitor.pause()
+    assert paused.paused and sy.get_monitor("leads-watch").paused
+    assert [m.state.state for m in sy.list_monitors()] == ["paused"]
+    # Pausing stops the schedule, not the monitor: a manual run still judges a window.
+    assert monitor.run_now().state == "succeeded"
+    assert monitor.pause().paused  # twice is still paused
+
+    before = time.time()
+    resumed = monitor.resume()
+    assert not resumed.paused and not sy.get_monitor("leads-watch").paused
+    # The next scheduled window ends after the resume, within one interval.
+    assert before < resumed.next_run_at.timestamp() <= time.time() + 3600
+
+    gone = type(monitor)(monitor.state.model_copy(update={"name": "gone"}))
+    with pytest.raises(NotFound):
+        gone.pause()
+    with pytest.raises(NotFound):
+        gone.resume()
+    with pytest.raises(InvalidArgument) as bad:
+        type(monitor)(monitor.state.model_copy(update={"name": "../x"})).pause()
+    assert bad.value.field == "name"

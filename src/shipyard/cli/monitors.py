@@ -10,6 +10,7 @@ import typer
 import shipyard as sy
 from shipyard.cli import output
 from shipyard.cli.state import command, configure, current
+from shipyard.sdk.monitoring import Monitor
 
 app = typer.Typer(help="Monitors: skew, drift and objectives on an endpoint's request log; "
                        "their runs and alerts.", no_args_is_help=True)
@@ -31,10 +32,11 @@ def list_(
     if current().json:
         output.print_json([m.state for m in found])
         return
-    output.show(output.table(None, ["monitor", "endpoint", "every (s)", "window (s)",
+    output.show(output.table(None, ["monitor", "endpoint", "state", "every (s)", "window (s)",
                                     "features", "next run"], [
-        [m.name, m.endpoint, m.state.interval_seconds, m.config.get("window_seconds"),
-         len(m.features), m.next_run_at] for m in found]))
+        [m.name, m.endpoint, m.state.state, m.state.interval_seconds,
+         m.config.get("window_seconds"), len(m.features),
+         "-" if m.paused else m.next_run_at] for m in found]))
     if not found:
         output.note("no monitors: shipyard monitors create ENDPOINT BASELINE creates one")
 
@@ -80,6 +82,34 @@ def create(
         output.show(f"created monitor {monitor.name} on endpoint {monitor.endpoint} "
                     f"({len(monitor.features)} features, first run at "
                     f"{output.local_time(monitor.next_run_at)})")
+
+
+@app.command("pause")
+@command
+def pause(name: Annotated[str, typer.Argument(help="Monitor name")]) -> None:
+    """Stop a monitor's scheduled runs (run still judges a window on demand)."""
+    configure()
+    _show_state(sy.get_monitor(name).pause())
+
+
+@app.command("resume")
+@command
+def resume(name: Annotated[str, typer.Argument(help="Monitor name")]) -> None:
+    """Start a paused monitor's scheduled runs again, from the next window (windows that
+    ended while it was paused are not judged)."""
+    configure()
+    _show_state(sy.get_monitor(name).resume())
+
+
+def _show_state(monitor: Monitor) -> None:
+    if current().json:
+        output.print_json(monitor.state)
+        return
+    if monitor.paused:
+        output.show(f"{monitor.name} is paused")
+    else:
+        output.show(f"{monitor.name} is active; next run at "
+                    f"{monitor.next_run_at:%Y-%m-%d %H:%M} UTC")
 
 
 @app.command("run")

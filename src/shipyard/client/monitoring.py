@@ -36,7 +36,7 @@ class HttpMonitoring:
                 **{key: config[key] for key in (
                     "sampling_rate", "thresholds", "objectives", "alert",
                     "alert_after", "drift_windows", "features", "categorical_features",
-                    "feature_importance")},
+                    "feature_importance", "attribution_rows")},
                 "interval": config["interval_seconds"]}
         return Monitor.model_validate(self._c.json(
             "POST", self._c.project_path("/monitors"), json=body))
@@ -51,6 +51,12 @@ class HttpMonitoring:
 
     def delete_monitor(self, name: str) -> None:
         self._c.request("DELETE", self._path(name))
+
+    def pause_monitor(self, name: str) -> Monitor:
+        return Monitor.model_validate(self._c.json("POST", self._path(name, "/pause")))
+
+    def resume_monitor(self, name: str) -> Monitor:
+        return Monitor.model_validate(self._c.json("POST", self._path(name, "/resume")))
 
     def run_monitor(self, name: str) -> MonitorRun:
         return MonitorRun.model_validate(self._c.json("POST", self._path(name, "/run")))

@@ -29,7 +29,8 @@ def _monitoring() -> MonitoringPort:
 class Monitor:
     """A monitor on an endpoint: ``run_now()`` judges the window ending now, ``history()``
     lists its runs (newest first), ``alerts()`` what it raised, ``report(path)`` writes its
-    HTML report over time."""
+    HTML report over time; ``pause()`` stops its scheduled runs and ``resume()`` starts
+    them again from the next window (windows that ended meanwhile are not caught up)."""
 
     def __init__(self, state: models.Monitor) -> None:
         self.state = state
@@ -53,6 +54,18 @@ class Monitor:
     @property
     def next_run_at(self) -> datetime:
         return self.state.next_run_at
+
+    @property
+    def paused(self) -> bool:
+        return self.state.state == "paused"
+
+    def pause(self) -> Monitor:
+        self.state = _monitoring().pause_monitor(self.name)
+        return self
+
+    def resume(self) -> Monitor:
+        self.state = _monitoring().resume_monitor(self.name)
+        return self
 
     def refresh(self) -> Monitor:
         self.state = _monitoring().get_monitor(self.name)
@@ -91,6 +104,7 @@ def create_monitor(endpoint: str, baseline: Any, *, name: str | None = None,
                    alert_after: Sequence[int] | None = None, drift_windows: int = 1,
                    categorical_features: Iterable[str] | None = None,
                    feature_importance: Mapping[str, float] | None = None,
+                   attribution_rows: int = 200,
                    baseline_uri: str | None = None) -> Monitor:
     """A monitor on ``endpoint``'s request log.
 
@@ -100,14 +114,17 @@ def create_monitor(endpoint: str, baseline: Any, *, name: str | None = None,
     judges (the interval by default). ``thresholds``: None for the calibrated rule, a number
     for Vertex-style fixed thresholds on every feature, or feature -> threshold.
     ``objectives``: limits on ``latency_p50_ms``/``latency_p95_ms``/``latency_p99_ms``,
-    ``accuracy``, ``roc_auc`` (lower limits), ``rmse``, ``mae``. ``alert``: channels
-    (``"log"``, ``"event"``, ``"webhook:<url>"``, ``"email:<address>"``; default log);
-    ``alert_after``: ``(k, n)``, alert once k of the last n windows breach."""
+    ``error_rate`` (the share of requests answered with a 5xx), ``accuracy``, ``roc_auc``
+    (lower limits), ``rmse``, ``mae``. ``alert``: channels (``"log"``, ``"event"``,
+    ``"webhook:<url>"``, ``"email:<address>"``; default log); ``alert_after``: ``(k, n)``,
+    alert once k of the last n windows breach. ``attribution_rows``: how many answered rows
+    a run explains to judge feature-attribution drift (0: none)."""
     config = check_config(interval=interval, window=window, sampling_rate=sampling_rate,
                           thresholds=thresholds, objectives=objectives, alert=alert,
                           alert_after=alert_after, drift_windows=drift_windows,
                           features=features, categorical_features=categorical_features,
-                          feature_importance=feature_importance)
+                          feature_importance=feature_importance,
+                          attribution_rows=attribution_rows)
     if baseline_uri is None and isinstance(baseline, (str, os.PathLike)):
         baseline_uri = str(baseline)
     data = profile(baseline, categorical_features=config["categorical_features"])

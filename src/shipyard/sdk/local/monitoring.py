@@ -34,6 +34,12 @@ class LocalMonitoring:
     def delete_monitor(self, name: str) -> None:
         monitors.delete_monitor(self._store, self._s.ctx(), name)
 
+    def pause_monitor(self, name: str) -> Monitor:
+        return monitors.pause_monitor(self._store, self._s.ctx(), name)
+
+    def resume_monitor(self, name: str) -> Monitor:
+        return monitors.resume_monitor(self._store, self._s.ctx(), name)
+
     def run_monitor(self, name: str) -> MonitorRun:
         return monitors.run_monitor(self._store, self._s.settings, self._s.project, name)
 

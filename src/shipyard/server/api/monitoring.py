@@ -79,6 +79,7 @@ class NewMonitor(BaseModel):
     alert_after: list[Annotated[int, Field(ge=1, le=100), BeforeValidator(whole)]] | None = Field(
         default=None, min_length=2, max_length=2)
     drift_windows: Whole = Field(default=1, ge=1, le=168)
+    attribution_rows: Whole = Field(default=200, ge=0, le=1000)
     features: list[Column] | None = Field(default=None, max_length=MAX_FEATURES)
     categorical_features: list[Column] | None = Field(default=None, max_length=MAX_FEATURES)
     feature_importance: dict[Column, Number] | None = None
@@ -108,7 +109,7 @@ def create_monitor(body: NewMonitor, state: State, ctx: Ctx) -> Monitor:
         thresholds=body.thresholds, objectives=body.objectives, alert=alert,
         alert_after=body.alert_after, drift_windows=body.drift_windows,
         features=body.features, categorical_features=body.categorical_features,
-        feature_importance=body.feature_importance)
+        feature_importance=body.feature_importance, attribution_rows=body.attribution_rows)
     return monitors.create_monitor(state.store, ctx, body.name, endpoint=body.endpoint,
                                    baseline_profile=_profile_bytes(body.baseline_profile),
                                    config=config, baseline_uri=body.baseline_uri)
