@@ -145,7 +145,7 @@ def _schemathesis(server: LiveServer, tmp_path: Path, *args: str) -> None:
     ]
     # The client runs in its own process: the server (in this one) stays under the
     # deserialization tripwire, and schemathesis's own imports stay out of the test process.
-    done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False,
+    done = subprocess.run(command, capture_output=True, text=True, timeout=480, check=False,
                           cwd=tmp_path)
     if done.returncode != 0:
         output = done.stdout + done.stderr
