@@ -186,6 +186,13 @@ def test_list_models_and_versions_with_filters(
     versions = list_versions(store, "p1", "lead", "metrics.rmse < 0.2")
     assert [v.version for v in versions] == [2]
     assert [v.version for v in list_versions(store, "p1", "lead")] == [2, 1]
+    # A version's labels are its own: a label given to version 3 does not match 1 and 2.
+    register(store, artifacts, ctx, "lead", labels={"alert": "a1"})
+    assert [v.version for v in list_versions(store, "p1", "lead", "labels.alert = 'a1'")] \
+        == [3]
+    assert [v.version for v in list_versions(store, "p1", "lead", "labels.team = 'sales'")] \
+        == [2, 1]
+    assert [m.name for m in list_models(store, "p1", "labels.alert = 'a1'")] == ["lead"]
     for bad in ["labels.team ~ 'x'", "metrics.rmse < 'low'", "color = 'red'", "metrics.rmse <"]:
         with pytest.raises(InvalidArgument) as info:
             list_models(store, "p1", bad)

@@ -354,7 +354,7 @@ def _version_matches(
 ) -> bool:
     mv = _rows.to_version(row, model.project, model.name, aliases, deployed)
     doc = {
-        "labels": {**(model.labels or {}), **mv.labels},
+        "labels": mv.labels,
         "metrics": mv.metrics,
         "name": mv.name,
         "status": mv.status,
