@@ -58,6 +58,15 @@ def test_bad_rows_is_a_usage_error(cli: Cli, home: Path, rows: str) -> None:
     assert result.exit_code == 2 and "Traceback" not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("requests", ["0", "10001", "some"])
+def test_bad_canary_requests_is_a_usage_error_naming_it(cli: Cli, home: Path,
+                                                       requests: str) -> None:
+    result = cli("quickstart", "--home", str(home), "--canary-requests", requests)
+    assert result.exit_code == 2 and "--canary-requests" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not (home / "shipyard.db").exists()  # refused before anything was made
+
+
 def test_root_home_option_is_honoured(cli: Cli, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")

@@ -9,7 +9,13 @@ import typer
 
 from shipyard.cli import output
 from shipyard.errors import ShipyardError
-from shipyard.quickstart.data import DEFAULT_ROWS, DEFAULT_SEED, MAX_ROWS, MAX_SEED
+from shipyard.quickstart.data import (
+    CANARY_REQUESTS,
+    DEFAULT_ROWS,
+    DEFAULT_SEED,
+    MAX_ROWS,
+    MAX_SEED,
+)
 
 
 def quickstart(
@@ -26,6 +32,16 @@ def quickstart(
             "so a rerun is served from the cache",
         ),
     ] = DEFAULT_SEED,
+    canary_requests: Annotated[
+        int,
+        typer.Option(
+            "--canary-requests",
+            min=1,
+            max=10_000,
+            help="Requests the retrained model's 10% canary answers before its verdict "
+            "(promoted, or rolled back if its latency or error rate is worse)",
+        ),
+    ] = CANARY_REQUESTS,
     home: Annotated[
         Path | None,
         typer.Option(
@@ -37,15 +53,18 @@ def quickstart(
     *,
     ctx: typer.Context,
 ) -> None:
-    """Generate lead data, then ingest, preprocess, train, evaluate and register a
-    lead-scoring model, promoted to production only if it beats the current one."""
+    """Seed 002's lead scoring end to end: train and register a model (promoted to
+    production only if it beats the current one), serve it with explanations, catch a
+    drifted mix of leads with a monitor, and close the loop: the alert retrains on fresh
+    leads and the winner goes out as a 10% canary, promoted or rolled back."""
     from rich.console import Console
 
     home = home or _root_home(ctx)
     try:
         from shipyard.quickstart.run import run_quickstart
 
-        run_quickstart(home=home, rows=rows, seed=seed, console=Console(highlight=False))
+        run_quickstart(home=home, rows=rows, seed=seed, canary_requests=canary_requests,
+                       console=Console(highlight=False))
     except ShipyardError as exc:
         _fail(exc.message)
     except OSError as exc:

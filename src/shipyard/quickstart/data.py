@@ -40,6 +40,8 @@ MAX_ROWS = 5_000_000
 # numpy takes any non-negative seed; 32 bits is the range people know from other tools, and
 # keeps the seed a small integer wherever it is stored (pipeline arguments, cache keys).
 MAX_SEED = 2**32 - 1
+# The retrained model's canary answers this many requests before its verdict (after_requests).
+CANARY_REQUESTS = 20
 
 # Level -> (share of leads, effect on the conversion logit). The shares are what a B2B
 # funnel typically looks like: many small "other" leads, few enterprise ones.

@@ -38,7 +38,7 @@ from shipyard.events import bus
 from shipyard.events.automation import enable_retraining, retraining_names
 from shipyard.events.triggers import PREFIX
 from shipyard.pipelines import PipelineRun, get_pipeline_run
-from shipyard.quickstart.data import MAX_SEED, generate_leads
+from shipyard.quickstart.data import CANARY_REQUESTS, MAX_SEED, generate_leads
 from shipyard.quickstart.monitoring import MONITOR, DriftFound
 from shipyard.quickstart.pipeline import MODEL_NAME, PIPELINE_NAME
 from shipyard.quickstart.progress import report_tasks
@@ -60,7 +60,6 @@ if TYPE_CHECKING:
 WORKER = "quickstart"  # the worker name on leases and claimed runs
 CAMPAIGN_SHARE = 0.5  # of the fresh leads the retraining run trains on
 CANARY_PERCENT = 10
-CANARY_REQUESTS = 20  # the canary's requests before its verdict (after_requests)
 BATCH = 20  # requests sent between two judgements of the canary
 MAX_CANARY_SECONDS = 90.0
 _POLL = 0.2

@@ -39,13 +39,14 @@ from shipyard.pipelines import (
     run_pipeline,
 )
 from shipyard.quickstart.data import (
+    CANARY_REQUESTS,
     DEFAULT_ROWS,
     DEFAULT_SEED,
     MAX_ROWS,
     MAX_SEED,
     generate_leads,
 )
-from shipyard.quickstart.loop import CANARY_REQUESTS, LoopOutcome, close_loop, enable_loop
+from shipyard.quickstart.loop import LoopOutcome, close_loop, enable_loop
 from shipyard.quickstart.monitoring import MONITOR, DriftFound, watch_for_drift
 from shipyard.quickstart.pipeline import MODEL_NAME, PIPELINE_NAME, lead_scoring
 from shipyard.quickstart.progress import ordered_tasks, report_tasks, seconds_between
