@@ -176,10 +176,15 @@ def _observe(supervisor: Supervisor, protocol: Protocol, params: dict[str, str],
     project, name = params.get("project", ""), params.get("name", "")
     if found is None and (project, name) not in supervisor.routes:
         project = name = ""  # not a served endpoint: no series per name a caller sends
-    supervisor.metrics.observe(
-        project, name, found.deployed_model_id if found else "",
-        str(found.model_version) if found else "", protocol.kind, answer.status, seconds,
-        answer.instances)
+    # A failure after routing counts against the deployment that was to answer it, so a
+    # version that fails shows in its own error series.
+    series_id, series_version = "", ""
+    if found is not None:
+        series_id, series_version = found.deployed_model_id, str(found.model_version)
+    elif routed is not None and project:
+        series_id, series_version = routed.id, str(routed.version)
+    supervisor.metrics.observe(project, name, series_id, series_version, protocol.kind,
+                               answer.status, seconds, answer.instances)
     logged = supervisor.request_log
     if logged is None:
         return
