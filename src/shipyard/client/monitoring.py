@@ -4,6 +4,7 @@ built in the caller's process and sent as base64 of its compact bytes (never pic
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -38,6 +39,9 @@ class HttpMonitoring:
                     "alert_after", "drift_windows", "features", "categorical_features",
                     "feature_importance", "attribution_rows")},
                 "interval": config["interval_seconds"]}
+        if config.get("performance_estimator") is not None:  # its JSON document, as text
+            body["performance_estimator"] = json.dumps(config["performance_estimator"],
+                                                       allow_nan=False)
         return Monitor.model_validate(self._c.json(
             "POST", self._c.project_path("/monitors"), json=body))
 

@@ -4,6 +4,7 @@ network here: the client checks with it before sending, the service before savin
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,6 +19,7 @@ __all__ = [
     "check_channels",
     "check_config",
     "check_objectives",
+    "check_performance_estimator",
     "check_thresholds",
     "parse_duration",
 ]
@@ -36,6 +38,9 @@ OBJECTIVES = {
     "error_rate": "max", "accuracy": "min", "roc_auc": "min", "rmse": "max", "mae": "max",
 }
 CHANNEL_TYPES = ("log", "webhook", "email", "event")
+# A fitted performance estimator kept in the config: estimation_store's JSON document.
+ESTIMATOR_FORMAT = "shipyard.performance-estimator"  # estimation_store.FORMAT
+MAX_ESTIMATOR_BYTES = 8 << 20
 _EMAIL = re.compile(r"^[^@\s<>,;]{1,64}@[A-Za-z0-9.-]{1,255}$")
 
 
@@ -155,14 +160,56 @@ def check_alert_after(value: Sequence[int] | None) -> list[int]:
     return [k, n]
 
 
+def check_performance_estimator(value: Any) -> dict[str, Any] | None:
+    """None, or a fitted performance estimator's JSON document (``estimation_store``) from a
+    ``PerformanceEstimator``, its ``to_dict()`` or its JSON text. Only the document's outline
+    is checked here (the client has no XGBoost to spare); the service loads it in full."""
+    field = "performance_estimator"
+    if value is None:
+        return None
+    if hasattr(value, "to_dict") and callable(value.to_dict):
+        value = value.to_dict()
+    if isinstance(value, str):
+        if len(value) > MAX_ESTIMATOR_BYTES:
+            raise InvalidArgument(f"{field} is over {MAX_ESTIMATOR_BYTES} bytes", field=field)
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise InvalidArgument(f"{field} is not JSON: pass a fitted estimator "
+                                  "(shipyard.monitoring.estimation.fit_estimator)",
+                                  field=field) from None
+    if not isinstance(value, Mapping) or value.get("format") != ESTIMATOR_FORMAT:
+        raise InvalidArgument(f"{field} must be a fitted performance estimator "
+                              "(shipyard.monitoring.estimation.fit_estimator)", field=field)
+    document = dict(value)
+    if document.get("task") not in ("classification", "regression"):
+        raise InvalidArgument(f"{field}'s task must be 'classification' or 'regression'",
+                              field=field)
+    names = document.get("features")
+    if not isinstance(names, list):
+        raise InvalidArgument(f"{field}'s features must be a list", field=field)
+    _names(names, field)
+    try:
+        size = len(json.dumps(document, allow_nan=False))
+    except (TypeError, ValueError):
+        raise InvalidArgument(f"{field} holds values that are not plain JSON",
+                              field=field) from None
+    if size > MAX_ESTIMATOR_BYTES:
+        raise InvalidArgument(f"{field} is over {MAX_ESTIMATOR_BYTES} bytes", field=field)
+    return document
+
+
 def check_config(*, interval: str | int | float, window: str | int | float | None,
                  sampling_rate: float, thresholds: Any, objectives: Mapping[str, Any] | None,
                  alert: Iterable[Any] | None, alert_after: Sequence[int] | None,
                  drift_windows: int, features: Iterable[str] | None,
                  categorical_features: Iterable[str] | None,
                  feature_importance: Mapping[str, float] | None,
-                 attribution_rows: int = 200) -> dict[str, Any]:
-    """The checked, JSON-ready configuration ``create_monitor`` stores."""
+                 attribution_rows: int = 200,
+                 performance_estimator: Any = None) -> dict[str, Any]:
+    """The checked, JSON-ready configuration ``create_monitor`` stores. With a
+    ``performance_estimator``, its document is kept under that key (and each run estimates
+    the window's performance with it)."""
     interval_seconds = parse_duration(interval, "interval")
     window_seconds = interval_seconds if window is None else parse_duration(window, "window")
     if isinstance(sampling_rate, bool) or not isinstance(sampling_rate, (int, float)) \
@@ -178,6 +225,7 @@ def check_config(*, interval: str | int | float, window: str | int | float | Non
         raise InvalidArgument("attribution_rows must be a whole number from 0 (no "
                               "attribution drift) to 1000", field="attribution_rows")
     names = None if features is None else _names(features, "features")
+    estimator = check_performance_estimator(performance_estimator)
     importance: dict[str, float] = {}
     for name, weight in (feature_importance or {}).items():
         importance[str(name)] = _number(weight, "feature_importance",
@@ -190,6 +238,7 @@ def check_config(*, interval: str | int | float, window: str | int | float | Non
         "features": names,
         "categorical_features": _names(categorical_features or (), "categorical_features"),
         "feature_importance": importance, "attribution_rows": attribution_rows,
+        **({} if estimator is None else {"performance_estimator": estimator}),
     }
 
 

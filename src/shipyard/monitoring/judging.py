@@ -5,7 +5,9 @@
 - **drift**: the window against the ``drift_windows`` windows before it;
 - **prediction drift**: the window's predictions against the earlier windows' predictions;
 - **objectives**: latency percentiles per request, and, where ground truth came back through
-  the feedback API, accuracy and ROC AUC (classifiers) or RMSE and MAE (regressors).
+  the feedback API, accuracy and ROC AUC (classifiers) or RMSE and MAE (regressors);
+- **estimated performance**: with a fitted estimator in the config, the same metrics
+  estimated without labels, with a band (``monitor_estimation``).
 
 The result is a JSON-ready dict (``_clean``): it is stored as the run's result as it is.
 """
@@ -77,6 +79,12 @@ def judge(settings: Settings, row: Any, start: datetime, end: datetime,
     result["prediction"] = _prediction_drift(window, earlier, rule) if window.rows else None
     result["latency_ms"] = _latency(window.latency_ms)
     result["performance"] = _performance(window, findings)
+    result["estimated_performance"] = None
+    if config.get("performance_estimator") is not None:
+        from shipyard.monitoring.monitor_estimation import estimate_window
+
+        result["estimated_performance"] = estimate_window(
+            config["performance_estimator"], window, result["performance"], findings)
     errors = window.errors
     result["errors"] = {"requests": errors.requests, "server_errors": errors.server_errors,
                         "client_errors": errors.client_errors, "rate": errors.rate,

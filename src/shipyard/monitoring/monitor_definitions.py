@@ -66,6 +66,10 @@ def create_monitor(store: Store, ctx: RequestContext, name: str, *, endpoint: st
             if feature not in baseline.features:
                 raise InvalidArgument(f"thresholds names {feature!r}, which is not in the "
                                       "baseline", field="thresholds")
+    if config.get("performance_estimator") is not None:
+        from shipyard.monitoring.monitor_estimation import check_estimator
+
+        check_estimator(config["performance_estimator"], baseline)
     if baseline_uri is not None and len(baseline_uri) > 1024:
         raise InvalidArgument("baseline_uri is at most 1024 characters", field="baseline_uri")
     interval = int(config["interval_seconds"])
@@ -113,6 +117,11 @@ def _row(conn: Connection, project: str, name: str, *, missing_ok: bool = False,
 
 def _monitor(row: Any, baseline: DataProfile | None = None) -> Monitor:
     config = dict(row.config)
+    estimator = config.pop("performance_estimator", None)
+    if estimator is not None:  # shown as its outline: the fitted models stay in the store
+        from shipyard.monitoring.monitor_estimation import summary
+
+        config["performance_estimation"] = summary(estimator)
     if baseline is None:
         baseline = DataProfile.from_bytes(row.baseline_profile)
     return Monitor(id=row.id, project=row.project, name=row.name, endpoint=row.endpoint,

@@ -197,6 +197,7 @@ def monitoring_stats(store: Store, project: str, endpoint: str, monitor: str | N
             "prediction_metrics": result.get("prediction"),
             "latency_ms": result.get("latency_ms"), "errors": result.get("errors"),
             "performance": result.get("performance"),
+            "estimated_performance": result.get("estimated_performance"),
             "objectives": result.get("objectives", {}),
             "attributions": result.get("attributions"),
             "breaches": result.get("breaches", []), "findings": result.get("findings", [])}

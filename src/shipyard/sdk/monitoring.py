@@ -105,7 +105,8 @@ def create_monitor(endpoint: str, baseline: Any, *, name: str | None = None,
                    categorical_features: Iterable[str] | None = None,
                    feature_importance: Mapping[str, float] | None = None,
                    attribution_rows: int = 200,
-                   baseline_uri: str | None = None) -> Monitor:
+                   baseline_uri: str | None = None,
+                   performance_estimator: Any = None) -> Monitor:
     """A monitor on ``endpoint``'s request log.
 
     ``baseline``: the training data (a DataFrame, Arrow table, Parquet path, DuckDB
@@ -118,13 +119,19 @@ def create_monitor(endpoint: str, baseline: Any, *, name: str | None = None,
     (lower limits), ``rmse``, ``mae``. ``alert``: channels (``"log"``, ``"event"``,
     ``"webhook:<url>"``, ``"email:<address>"``; default log); ``alert_after``: ``(k, n)``,
     alert once k of the last n windows breach. ``attribution_rows``: how many answered rows
-    a run explains to judge feature-attribution drift (0: none)."""
+    a run explains to judge feature-attribution drift (0: none).
+    ``performance_estimator``: a fitted estimator
+    (``shipyard.monitoring.estimation.fit_estimator``, its score or prediction column being
+    what the endpoint returns, its features the baseline's) kept with the monitor: each run
+    then records ``result["estimated_performance"]`` (per metric the estimate, its band,
+    ``reliable``, and the measured value where feedback came back)."""
     config = check_config(interval=interval, window=window, sampling_rate=sampling_rate,
                           thresholds=thresholds, objectives=objectives, alert=alert,
                           alert_after=alert_after, drift_windows=drift_windows,
                           features=features, categorical_features=categorical_features,
                           feature_importance=feature_importance,
-                          attribution_rows=attribution_rows)
+                          attribution_rows=attribution_rows,
+                          performance_estimator=performance_estimator)
     if baseline_uri is None and isinstance(baseline, (str, os.PathLike)):
         baseline_uri = str(baseline)
     data = profile(baseline, categorical_features=config["categorical_features"])

@@ -21,6 +21,7 @@ from shipyard.errors import InvalidArgument
 from shipyard.monitoring import monitors
 from shipyard.monitoring.config import (
     MAX_CHANNELS,
+    MAX_ESTIMATOR_BYTES,
     MAX_FEATURES,
     MAX_INTERVAL,
     MAX_URL,
@@ -83,6 +84,9 @@ class NewMonitor(BaseModel):
     features: list[Column] | None = Field(default=None, max_length=MAX_FEATURES)
     categorical_features: list[Column] | None = Field(default=None, max_length=MAX_FEATURES)
     feature_importance: dict[Column, Number] | None = None
+    # A fitted performance estimator's JSON document, as text (numbers and XGBoost's JSON).
+    performance_estimator: str | None = Field(default=None, min_length=2,
+                                              max_length=MAX_ESTIMATOR_BYTES)
 
 
 def _profile_bytes(text: str) -> bytes:
@@ -109,7 +113,8 @@ def create_monitor(body: NewMonitor, state: State, ctx: Ctx) -> Monitor:
         thresholds=body.thresholds, objectives=body.objectives, alert=alert,
         alert_after=body.alert_after, drift_windows=body.drift_windows,
         features=body.features, categorical_features=body.categorical_features,
-        feature_importance=body.feature_importance, attribution_rows=body.attribution_rows)
+        feature_importance=body.feature_importance, attribution_rows=body.attribution_rows,
+        performance_estimator=body.performance_estimator)
     return monitors.create_monitor(state.store, ctx, body.name, endpoint=body.endpoint,
                                    baseline_profile=_profile_bytes(body.baseline_profile),
                                    config=config, baseline_uri=body.baseline_uri)
