@@ -320,3 +320,34 @@ def test_a_canary_that_fails_as_often_as_the_champion_is_promoted(
     done = rollouts.get_rollout(store, "p1", rollout.id)
     assert done.state == "promoted", done.decision
     assert done.decision is not None and ": not worse" in done.decision["reasons"][-1]
+
+
+@SQLITE_ONLY
+def test_a_trigger_started_canary_is_judged_with_the_error_criteria_it_was_given(
+        store: Store, artifacts: ArtifactStore, ctx: RequestContext, versions: list[int],
+        tmp_path: Path) -> None:
+    """1 failure in 50 against none in 50 gives z = 1.01: not significant at the default
+    level 0.05 (critical value 1.645), significant at 0.2 (0.842), given by the trigger."""
+    root = tmp_path / "artifacts"
+    service.create_endpoint(store, ctx, "ep")
+    service.deploy(store, ctx, "ep", "lead", version=2)
+    action = act.check_action({"type": "start_canary", "endpoint": "ep", "model": "lead",
+                               "after_requests": 50, "error_rate_alpha": 0.2,
+                               "max_error_rate_increase": 0.001})
+    made = perform(store, artifacts, None, ctx, action,
+                   {"event": {"model": "lead", "version": 3}})
+    rollout = rollouts.get_rollout(store, "p1", made["rollout"])
+    assert rollout.criteria["error_rate_alpha"] == 0.2
+    assert rollout.criteria["max_error_rate_increase"] == 0.001
+    _log(root, "lead:3", 49, latency_ms=10.0)
+    _log(root, "lead:3", 1, latency_ms=10.0, status=500)
+    _log(root, "lead:2", 50, latency_ms=10.0)
+    assert rollouts.judge_canaries(store, str(root), "w") is True
+    done = rollouts.get_rollout(store, "p1", rollout.id)
+    assert done.state == "rolled_back" and done.decision is not None
+    assert "> 0.842, alpha 0.2, margin 0.001" in done.decision["reasons"][-1]
+    assert service.get_endpoint(store, "p1", "ep").traffic == {"lead:2": 100}
+    # The same figures under the defaults would have promoted it.
+    default = rollouts.compare(rollouts.Figures(50, 10.0, 1.0, 1),
+                               rollouts.Figures(50, 10.0, 1.0, 0), {"max_latency_ratio": 1.5})
+    assert default[0] == "promote"

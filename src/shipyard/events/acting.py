@@ -252,7 +252,9 @@ def _start_canary(store: Store, ctx: RequestContext, action: act.StartCanary,
     rollout = rollouts.start_canary(
         store, ctx, action.endpoint, deployed_id, percent=action.percent,
         after_requests=action.after_requests, max_latency_ratio=action.max_latency_ratio,
-        prediction_tolerance=action.prediction_tolerance, promote_alias=action.promote_alias)
+        prediction_tolerance=action.prediction_tolerance, promote_alias=action.promote_alias,
+        error_rate_alpha=action.error_rate_alpha,
+        max_error_rate_increase=action.max_error_rate_increase)
     return {"endpoint": action.endpoint, "rollout": rollout.id, "candidate": deployed_id,
             "state": rollout.state}
 

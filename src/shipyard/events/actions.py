@@ -103,8 +103,10 @@ class StartCanary(_Action):
     """Deploy a version of ``model`` to ``endpoint`` as a canary with ``percent`` of its
     requests, judged by the workers (``serving.rollouts``): after ``after_requests`` logged
     requests it is promoted to 100 (the champions undeployed, ``promote_alias`` moved to
-    it) if its p95 latency is at most ``max_latency_ratio`` times the champions' (and,
-    with ``prediction_tolerance``, its mean prediction within that of theirs), and rolled
+    it) if its p95 latency is at most ``max_latency_ratio`` times the champions', its error
+    rate is not worse than theirs (a one-sided two-proportion z-test at level
+    ``error_rate_alpha``, allowing ``max_error_rate_increase`` more) and, with
+    ``prediction_tolerance``, its mean prediction lies within that of theirs; it is rolled
     back otherwise. The version: ``version``, else with ``version_from="event"`` the
     firing event's ``version`` (a ``model-version-registered`` trigger), else the latest.
     A redelivered event starts nothing twice."""
@@ -119,6 +121,8 @@ class StartCanary(_Action):
     max_latency_ratio: Annotated[float, Field(gt=0, le=1000)] = 1.5
     prediction_tolerance: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
     promote_alias: Name | None = "production"
+    error_rate_alpha: Annotated[float, Field(gt=0, le=0.5, strict=True)] = 0.05
+    max_error_rate_increase: Annotated[float, Field(ge=0, le=1, strict=True)] = 0.0
 
 
 class Webhook(_Action):

@@ -127,7 +127,8 @@ def retraining_triggers(*, endpoint: str, monitor: str, pipeline: str, model: st
                         max_latency_ratio: float = 1.5,
                         prediction_tolerance: float | None = None,
                         promote_alias: str | None = "production",
-                        name: str | None = None) -> list[RecipeTrigger]:
+                        name: str | None = None, error_rate_alpha: float = 0.05,
+                        max_error_rate_increase: float = 0.0) -> list[RecipeTrigger]:
     """The closed loop's two triggers (``sy.enable_retraining`` documents them), checked:
     a bad value names the recipe's argument. Nothing is created."""
     retrain_name, canary_name = retraining_names(endpoint, name)
@@ -137,7 +138,8 @@ def retraining_triggers(*, endpoint: str, monitor: str, pipeline: str, model: st
         {"type": "start_canary", "endpoint": endpoint, "model": model,
          "version_from": "event", "percent": canary_percent, "after_requests": after_requests,
          "max_latency_ratio": max_latency_ratio, "prediction_tolerance": prediction_tolerance,
-         "promote_alias": promote_alias}, {"percent": "canary_percent"})
+         "promote_alias": promote_alias, "error_rate_alpha": error_rate_alpha,
+         "max_error_rate_increase": max_error_rate_increase}, {"percent": "canary_percent"})
     return [RecipeTrigger(name=retrain_name, topic=ALERT_TOPIC, filter={"monitor": monitor},
                           action=retrain),
             RecipeTrigger(name=canary_name, topic=REGISTERED_TOPIC, filter={"model": model},

@@ -108,7 +108,8 @@ def enable_retraining(*, endpoint: str, monitor: str, pipeline: str, model: str,
                       max_latency_ratio: float = 1.5,
                       prediction_tolerance: float | None = None,
                       promote_alias: str | None = "production",
-                      name: str | None = None) -> list[Trigger]:
+                      name: str | None = None, error_rate_alpha: float = 0.05,
+                      max_error_rate_increase: float = 0.0) -> list[Trigger]:
     """The closed loop as two triggers, returned in this order:
 
     - ``<name>-retrain``: an alert of ``monitor`` (``monitor-alert-raised``) runs
@@ -119,8 +120,11 @@ def enable_retraining(*, endpoint: str, monitor: str, pipeline: str, model: str,
     - ``<name>-canary``: a new version of ``model`` (``model-version-registered``) goes to
       ``endpoint`` as a ``canary_percent`` canary, promoted by the workers after
       ``after_requests`` logged requests (``promote_alias`` moved to it) or rolled back if
-      its p95 latency is above ``max_latency_ratio`` times the champions' (or, with
-      ``prediction_tolerance``, its mean prediction strays further from theirs).
+      its p95 latency is above ``max_latency_ratio`` times the champions', if its error
+      rate is worse than theirs (a one-sided two-proportion z-test at level
+      ``error_rate_alpha``, allowing ``max_error_rate_increase`` more; a failed request
+      is one logged with a status other than 200) or, with ``prediction_tolerance``, if
+      its mean prediction strays further from theirs.
 
     ``name`` defaults to the endpoint's name."""
     from shipyard.events.automation import retraining_triggers
@@ -129,6 +133,7 @@ def enable_retraining(*, endpoint: str, monitor: str, pipeline: str, model: str,
         endpoint=endpoint, monitor=monitor, pipeline=pipeline, model=model, spec=spec,
         arguments=arguments, canary_percent=canary_percent, after_requests=after_requests,
         max_latency_ratio=max_latency_ratio, prediction_tolerance=prediction_tolerance,
-        promote_alias=promote_alias, name=name)
+        promote_alias=promote_alias, name=name, error_rate_alpha=error_rate_alpha,
+        max_error_rate_increase=max_error_rate_increase)
     return [create_trigger(t.name, topic=t.topic, filter=t.filter, action=t.action)
             for t in recipe]
