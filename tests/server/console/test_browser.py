@@ -5,6 +5,7 @@ button; the login link works once; forms refuse a forged post."""
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 from collections.abc import Callable
@@ -55,7 +56,11 @@ MONITOR, MONITORED = "scoring-drift", "monitored-endpoint"
 SIZE_SCORES, VISITS_SCORES, THRESHOLD = (0.05, 0.12, 0.3), (0.02, 0.03, 0.04), 0.1
 # Measured from ground truth in each window, against the objective rmse <= 0.5.
 RMSES, RMSE_OBJECTIVE = (0.3, 0.4, 0.6), 0.5
+# Estimated without labels in each window, with its 95% band (the third estimate left the
+# reference data: unreliable).
+RMSE_ESTIMATES, RMSE_BANDS = (0.32, 0.45, 0.5), ((0.25, 0.39), (0.37, 0.53), (0.3, 0.7))
 IDLE_MONITOR = "idle-monitor"  # never ran
+ESTIMATING = "estimating-monitor"  # created through REST with a fitted estimator; never ran
 TRAINING = "train.parquet"  # a dataset artifact: the create form's baseline
 
 
@@ -90,10 +95,18 @@ def _monitored(site: Site, tmp_path_factory: pytest.TempPathFactory) -> None:
                   "prediction": None, "objectives": {}, "latency_ms": None,
                   "performance": {"rows": 40, "task": "regression", "rmse": RMSES[n],
                                   "mae": RMSES[n] / 2},
+                  "estimated_performance": {
+                      "task": "regression", "rows": 100, "confidence": 0.95,
+                      "reliable": n < 2, "outside_share": 0.0 if n < 2 else 0.4,
+                      "metrics": {"rmse": {
+                          "estimate": RMSE_ESTIMATES[n], "lower": RMSE_BANDS[n][0],
+                          "upper": RMSE_BANDS[n][1], "reliable": n < 2, "reference": 0.3,
+                          "actual": RMSES[n], "covered": True}}},
                   "model_versions": {},
                   "breaches": ["skew"] if scores[0] > THRESHOLD else []}
         monitors.record_run(store, row, start, end, "schedule", None, None, end, result,
                             "succeeded", None)
+    _estimating(site, frame, tmp_path_factory.mktemp("sdk"))
     # Training data as a dataset artifact (a Parquet file), offered as a new monitor's
     # baseline by the create form.
     table = tmp_path_factory.mktemp("baseline") / "train.parquet"
@@ -116,8 +129,39 @@ def _monitored(site: Site, tmp_path_factory: pytest.TempPathFactory) -> None:
         predictions=[1.0] * 5) for i in range(10)])
 
 
+def _estimating(site: Site, frame: pd.DataFrame, home: Path) -> None:
+    """A monitor that estimates performance, created with the SDK in remote mode (its
+    fitted estimator crosses REST as JSON); a bad estimator is refused naming the field."""
+    import shipyard as sy
+    from shipyard.monitoring.estimation import fit_estimator
+    from shipyard.sdk import session
+
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame({"size": rng.uniform(0, 50, 800),
+                              "visits": rng.integers(0, 7, 800).astype(float)})
+    reference["predicted"] = 2 * reference["size"]
+    reference["sales"] = reference["predicted"] + rng.normal(size=800)
+    estimator = fit_estimator(reference, task="regression", target="sales",
+                              prediction="predicted", features=["size", "visits"], n_models=2)
+    sy.init(home=home, uri=site.live.url, project=PROJECT, token=site.live.token)
+    try:
+        created = sy.create_monitor(MONITORED, frame, name=ESTIMATING,
+                                    performance_estimator=estimator)
+    finally:
+        session.reset()
+    outline = created.config["performance_estimation"]
+    assert outline["task"] == "regression" and outline["metrics"] == ["mae", "rmse"]
+    assert outline["features"] == ["size", "visits"]
+    answer = httpx.post(f"{site.live.url}/api/v1/projects/{PROJECT}/monitors", json={
+        "name": "refused", "endpoint": MONITORED,
+        "baseline_profile": base64.b64encode(profile(frame).to_bytes()).decode(),
+        "performance_estimator": "{not json"},
+        headers={"Authorization": f"Bearer {site.live.token}"})
+    assert answer.status_code == 400 and "performance_estimator" in answer.text
+
+
 def _monitors(page: Any, site: Site) -> None:
-    assert page.locator("#monitors tbody tr").count() == 2
+    assert page.locator("#monitors tbody tr").count() == 3
     row = page.locator("#monitors tbody tr", has_text=MONITOR)
     assert row.locator("td").all_inner_texts()[:3] == [MONITOR, MONITORED, "active"]
     assert row.locator("td").last.inner_text() == "1"  # open alerts
@@ -165,9 +209,25 @@ def _monitor(page: Any, site: Site) -> None:
     page.locator("#performance-card .chart .main-svg").first.wait_for()
     perf = json.loads(page.locator("script#performance").text_content())
     names = [t["name"] for t in perf["traces"]]
-    assert names == ["rmse (actual)", "rmse objective", "mae (actual)"]
-    assert perf["traces"][0]["y"] == list(RMSES)
-    assert perf["traces"][1]["y"] == [RMSE_OBJECTIVE] * 2
+    assert names == ["rmse band (lower)", "rmse estimate band", "rmse (estimated)",
+                     "rmse (actual)", "rmse objective", "mae (actual)"]
+    lower, upper, estimated, actual, objective = perf["traces"][:5]
+    assert lower["y"] == [b[0] for b in RMSE_BANDS] and upper["fill"] == "tonexty"
+    assert upper["y"] == [b[1] for b in RMSE_BANDS]
+    assert estimated["y"] == list(RMSE_ESTIMATES)
+    assert estimated["marker"]["symbol"] == ["circle", "circle", "x-open"]  # unreliable
+    assert actual["y"] == list(RMSES)
+    assert objective["y"] == [RMSE_OBJECTIVE] * 2
+    assert page.locator("#performance-card p.legend", has_text="Estimated").count() == 1
+
+
+def _estimating_monitor(page: Any, site: Site) -> None:
+    # Not run yet: what it estimates, and the empty state (neither estimated nor measured).
+    assert page.locator("#estimation").inner_text() == \
+        "mae, rmse without labels (regression, fitted on 800 reference rows)"
+    assert page.locator("#performance-card .chart").count() == 0
+    assert page.locator("#performance-card .empty",
+                        has_text="estimates mae and rmse without labels").count() == 1
 
 
 def _idle_monitor(page: Any, site: Site) -> None:
@@ -384,6 +444,7 @@ def pages(site: Site) -> list[tuple[str, str, Check]]:
         ("monitors", "/monitors", _monitors),
         ("monitor", f"/monitors/{MONITOR}", _monitor),
         ("monitor-idle", f"/monitors/{IDLE_MONITOR}", _idle_monitor),
+        ("monitor-estimating", f"/monitors/{ESTIMATING}", _estimating_monitor),
         ("events", "/events", _events),
         ("events-topic", f"/events?topic={TOPIC}", _events_topic),
     ]

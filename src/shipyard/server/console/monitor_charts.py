@@ -9,8 +9,9 @@ its scores, not the window's profile, so the window is profiled again from the e
 request log, as the run judged it (``monitoring.windows``).
 
 **Performance over time**: the metrics each window measured from the ground truth that came
-back through the feedback API (accuracy and ROC AUC, or RMSE and MAE), with the monitor's
-objectives as dashed lines.
+back through the feedback API (accuracy and ROC AUC, or RMSE and MAE), and, for a monitor
+that estimates performance without labels, each window's estimate inside its band (the
+estimate of an unreliable window marked), with the monitor's objectives as dashed lines.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ __all__ = ["BINS", "CATEGORIES", "distribution_charts", "performance_chart"]
 BINS = 20  # equal-width bins of a numeric feature's histogram
 CATEGORIES = 12  # values of a categorical feature shown (the rest count as 'other')
 REFERENCE, CURRENT = "#2b59c3", "#d9822b"
+BAND, BAND_FILL = "#7a4fb5", "rgba(122, 79, 181, 0.18)"  # the estimate and its band
+# Each metric's actual line and its objective share a colour (never the estimate's).
+METRIC_COLOURS = {"accuracy": "#2b59c3", "roc_auc": "#d9822b", "rmse": "#c0392b",
+                  "mae": "#2e8b57"}
 PERFORMANCE = ("accuracy", "roc_auc", "rmse", "mae")
 
 
@@ -157,35 +162,74 @@ def _categorical(reference: FeatureProfile, current: FeatureProfile | None
 
 
 def performance_chart(monitor: Monitor, runs: list[MonitorRun]) -> dict[str, Any] | None:
-    """Each window's measured performance (oldest first) against the monitor's objectives;
-    None when no window had ground truth."""
+    """Each window's performance (oldest first): measured from ground truth (``actual``) and,
+    where the monitor estimates it, estimated without labels with its band (an unreliable
+    estimate's marker is an open cross), against the monitor's objectives; None when no
+    window measured or estimated any."""
     x: list[str] = []
     series: dict[str, list[float | None]] = {m: [] for m in PERFORMANCE}
+    estimated: dict[str, dict[str, list[Any]]] = {
+        m: {"estimate": [], "lower": [], "upper": [], "reliable": []} for m in PERFORMANCE}
     for run in runs:
-        found = run.result.get("performance") if run.state == "succeeded" else None
-        if not isinstance(found, dict):
+        ok = run.state == "succeeded"
+        found = run.result.get("performance") if ok else None
+        guessed = run.result.get("estimated_performance") if ok else None
+        found = found if isinstance(found, dict) else {}
+        metrics = guessed.get("metrics") if isinstance(guessed, dict) else None
+        metrics = metrics if isinstance(metrics, dict) else {}
+        if not found and not metrics:
             continue
         x.append(axis_time(run.window_end))
         for metric in PERFORMANCE:
-            value = found.get(metric)
-            series[metric].append(float(value) if isinstance(value, int | float)
-                                  and not isinstance(value, bool) else None)
+            series[metric].append(_number(found.get(metric)))
+            entry = metrics.get(metric)
+            entry = entry if isinstance(entry, dict) else {}
+            for key in ("estimate", "lower", "upper"):
+                estimated[metric][key].append(_number(entry.get(key)))
+            estimated[metric]["reliable"].append(entry.get("reliable") is not False)
     measured = [m for m in PERFORMANCE if any(v is not None for v in series[m])]
-    if not measured:
+    guessed_metrics = [m for m in PERFORMANCE
+                       if any(v is not None for v in estimated[m]["estimate"])]
+    shown = [m for m in PERFORMANCE if m in measured or m in guessed_metrics]
+    if not shown:
         return None
     objectives = dict(monitor.config.get("objectives") or {})
     traces: list[dict[str, Any]] = []
-    for metric in measured:
-        traces.append({"x": x, "y": series[metric], "name": f"{metric} (actual)",
-                       "type": "scatter", "mode": "lines+markers"})
+    for metric in shown:
+        if metric in guessed_metrics:
+            band = estimated[metric]
+            traces.append({"x": x, "y": band["lower"], "name": f"{metric} band (lower)",
+                           "type": "scatter", "mode": "lines", "showlegend": False,
+                           "line": {"width": 0, "color": BAND}, "hoverinfo": "skip"})
+            traces.append({"x": x, "y": band["upper"], "name": f"{metric} estimate band",
+                           "type": "scatter", "mode": "lines", "fill": "tonexty",
+                           "fillcolor": BAND_FILL, "line": {"width": 0, "color": BAND}})
+            traces.append({"x": x, "y": band["estimate"], "name": f"{metric} (estimated)",
+                           "type": "scatter", "mode": "lines+markers",
+                           "line": {"dash": "dot", "color": BAND},
+                           "marker": {"symbol": ["circle" if ok else "x-open"
+                                                 for ok in band["reliable"]],
+                                      "size": [7 if ok else 12 for ok in band["reliable"]],
+                                      "line": {"width": 2, "color": BAND}}})
+        colour = METRIC_COLOURS[metric]
+        if metric in measured:
+            traces.append({"x": x, "y": series[metric], "name": f"{metric} (actual)",
+                           "type": "scatter", "mode": "lines+markers",
+                           "line": {"color": colour}})
         limit = objectives.get(metric)
         if isinstance(limit, int | float) and not isinstance(limit, bool):
             traces.append({"x": [x[0], x[-1]], "y": [float(limit)] * 2,
                            "name": f"{metric} objective", "type": "scatter", "mode": "lines",
-                           "line": {"dash": "dash"}})
-    return {"id": "performance", "metrics": measured, "spec": {
-        "title": "Performance from ground truth (UTC times)", "y_title": "value",
-        "traces": traces}}
+                           "line": {"dash": "dash", "color": colour}})
+    title = "Performance: estimated (band) and from ground truth (UTC times)" \
+        if guessed_metrics else "Performance from ground truth (UTC times)"
+    return {"id": "performance", "metrics": measured, "estimated": guessed_metrics,
+            "spec": {"title": title, "y_title": "value", "traces": traces}}
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+        else None
 
 
 def axis_time(value: datetime) -> str:
