@@ -25,17 +25,32 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, exists, or_, select, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from shipyard import audit
 from shipyard.context import RequestContext
-from shipyard.errors import FailedPrecondition, InvalidArgument
+from shipyard.errors import FailedPrecondition, InvalidArgument, NotFound
 from shipyard.events import wakeup
 from shipyard.events.models import DeadLetter, Message
 from shipyard.events.topics import _subscription_row
 from shipyard.ids import new_id
 from shipyard.store import Store
-from shipyard.store.schema import event_deliveries, event_messages, event_topics
+from shipyard.store.schema import (
+    event_deliveries,
+    event_messages,
+    event_subscriptions,
+    event_topics,
+)
 from shipyard.store.types import utcnow
 from shipyard.validation import check_name
 
@@ -60,6 +75,11 @@ def pull(store: Store, project: str, subscription: str, *, max_messages: int = 1
             1 <= max_messages <= MAX_PULL):
         raise InvalidArgument(f"max_messages must be from 1 to {MAX_PULL}",
                               field="max_messages")
+
+    fast = store.driver_write(lambda cursor: _pull_fast(store, cursor, project, subscription,
+                                                        max_messages, now or utcnow()))
+    if fast is not None:
+        return fast
 
     def work(conn: Connection) -> list[Message]:
         at = now or utcnow()
@@ -91,6 +111,55 @@ def pull(store: Store, project: str, subscription: str, *, max_messages: int = 1
     return store.retry_write(work)
 
 
+def _pull_fast(store: Store, cursor: Any, project: str, subscription: str, max_messages: int,
+               at: datetime) -> list[Message] | None:
+    """``pull`` on the driver's cursor (``Store.prepared``: the same statements, without
+    SQLAlchemy's per-execution cost). None when a lease it would take has run out: that
+    delivery's failure must be recorded (history, perhaps a dead letter), which ``pull``'s
+    full path does in a transaction of its own."""
+    found = store.prepared(_SUBSCRIPTION_FAST).execute(
+        cursor, {"project": project, "name": subscription}).fetchone()
+    if found is None:
+        raise NotFound(f"no subscription {subscription!r} in project {project!r}",
+                       field="subscription")
+    sub_id, topic, ack_deadline = found
+    query = store.prepared(_READY if store.is_sqlite else _READY_LOCKED)
+    leased: dict[int, int] = {}
+    for seq, state, attempts, _ in query.rows(query.execute(
+            cursor, {"sub": sub_id, "at": at, "n": max_messages})):
+        if state == LEASED:
+            return None
+        leased[seq] = attempts + 1
+    if not leased:
+        return []
+    seqs = list(leased)
+    deadline = at + timedelta(seconds=ack_deadline)
+    batch = new_id()
+    store.prepared(_LEASE).execute(cursor, {"sub": sub_id, "seqs": seqs, "batch": batch,
+                                            "until": deadline, "at": at})
+    messages = store.prepared(_MESSAGES_FAST)
+    return [Message(id=id_, topic=topic, subscription=subscription, data=data,
+                    attributes=attributes or {}, ordering_key=key, published_at=published_at,
+                    attempt=leased[seq], lease_token=f"{batch}.{seq}", lease_until=deadline)
+            for seq, id_, data, attributes, key, published_at in messages.rows(
+                messages.execute(cursor, {"seqs": seqs}))]
+
+
+# ``wakeup.note``'s NOTIFY, for the paths on the driver's cursor (they bump this process's
+# signal themselves once committed).
+NOTIFY = text("SELECT pg_notify(:channel, :topic)")
+_SUBSCRIPTION_FAST = (
+    select(event_subscriptions.c.id, event_topics.c.name,
+           event_subscriptions.c.ack_deadline_seconds)
+    .join(event_topics, event_topics.c.id == event_subscriptions.c.topic_id)
+    .where(event_subscriptions.c.project == bindparam("project"),
+           event_subscriptions.c.name == bindparam("name")))
+_SUBSCRIPTION_IDS = (
+    select(event_subscriptions.c.id, event_subscriptions.c.topic_id)
+    .where(event_subscriptions.c.project == bindparam("project"),
+           event_subscriptions.c.name == bindparam("name")))
+
+
 # pull's statements, built once (building them cost more than running them).
 def _ready_query() -> Any:
     d, e = event_deliveries.alias("d"), event_deliveries.alias("e")
@@ -119,6 +188,11 @@ _LEASE = update(event_deliveries).where(
          updated_at=bindparam("at", type_=event_deliveries.c.updated_at.type))
 _MESSAGES = select(event_messages).where(
     event_messages.c.seq.in_(bindparam("seqs", expanding=True))).order_by(event_messages.c.seq)
+_MESSAGES_FAST = select(
+    event_messages.c.seq, event_messages.c.id, event_messages.c.data,
+    event_messages.c.attributes, event_messages.c.ordering_key, event_messages.c.published_at,
+).where(event_messages.c.seq.in_(bindparam("seqs", expanding=True))).order_by(
+    event_messages.c.seq)
 
 
 def ack(store: Store, project: str, subscription: str, lease_tokens: Sequence[str],
@@ -135,18 +209,35 @@ def ack(store: Store, project: str, subscription: str, lease_tokens: Sequence[st
     if not batches:
         return 0
 
-    def work(conn: Connection) -> int:
-        sub, _ = _subscription_row(conn, project, subscription)
-        at = now or utcnow()
+    at = now or utcnow()
+
+    # On the driver's cursor (``Store.prepared``): an ack is the hot path's third
+    # transaction, and SQLAlchemy's per-execution cost was most of its time.
+    def work(cursor: Any) -> tuple[int, str | None]:
+        found = store.prepared(_SUBSCRIPTION_IDS).execute(
+            cursor, {"project": project, "name": subscription}).fetchone()
+        if found is None:
+            raise NotFound(f"no subscription {subscription!r} in project {project!r}",
+                           field="subscription")
+        sub_id, topic_id = found
+        statement = store.prepared(_ACK)
         keys: list[str | None] = []
         for batch, seqs in batches.items():  # one lease per pull: usually one statement
-            keys += conn.execute(_ACK, {"sub": sub.id, "batch": batch, "seqs": seqs,
-                                        "at": at}).scalars().all()
-        if any(key is not None for key in keys):  # the next message of a key may go now
-            wakeup.note(conn, sub.topic_id)
-        return len(keys)
+            keys += [row[0] for row in statement.rows(statement.execute(
+                cursor, {"sub": sub_id, "batch": batch, "seqs": seqs, "at": at}))]
+        if not any(key is not None for key in keys):
+            return len(keys), None
+        # The next message of a key may go now: wake the topic's waiters (other processes
+        # through NOTIFY on PostgreSQL, committed with this transaction).
+        if not store.is_sqlite:
+            store.prepared(NOTIFY).execute(
+                cursor, {"channel": wakeup.CHANNEL, "topic": topic_id})
+        return len(keys), topic_id
 
-    return store.retry_write(work)
+    count, woken = store.driver_write(work)
+    if woken is not None:  # committed: this process's waiters
+        wakeup.signal_for(store.engine).bump((woken,))
+    return count
 
 
 _ACK = update(event_deliveries).where(

@@ -28,9 +28,11 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.elements import ClauseElement
 
 from shipyard.errors import Conflict, InvalidArgument, MissingDependency, Unavailable
 from shipyard.store.availability import database_unavailable
+from shipyard.store.driver import DriverStatement
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -64,6 +66,7 @@ class Store:
         # list.append are atomic, so threads share it without a lock), and the process they
         # belong to, as a count of forks (os.getpid() would be a system call per write).
         self._idle: list[tuple[Any, Any]] = []
+        self._prepared: dict[ClauseElement, DriverStatement] = {}
         _watch_forks()
         self._forks = _forks
 
@@ -105,6 +108,14 @@ class Store:
     def placeholder(self) -> str:
         """The driver's positional parameter marker, for ``driver_write`` statements."""
         return self._placeholder
+
+    def prepared(self, statement: ClauseElement) -> DriverStatement:
+        """``statement`` compiled once for this store's dialect, to run on ``driver_write``'s
+        cursor (statements are keyed by identity: build them once, at import)."""
+        found = self._prepared.get(statement)
+        if found is None:
+            found = self._prepared[statement] = DriverStatement(statement, self.engine.dialect)
+        return found
 
     def driver_write(self, work: Callable[[Any], T], attempts: int = 5) -> T:
         """``retry_write`` on the driver's own cursor, for hot paths (metric logging).
