@@ -351,3 +351,54 @@ def test_a_trigger_started_canary_is_judged_with_the_error_criteria_it_was_given
     default = rollouts.compare(rollouts.Figures(50, 10.0, 1.0, 1),
                                rollouts.Figures(50, 10.0, 1.0, 0), {"max_latency_ratio": 1.5})
     assert default[0] == "promote"
+
+
+@SQLITE_ONLY
+def test_a_canary_candidate_runs_where_the_champion_runs(
+        store: Store, artifacts: ArtifactStore, ctx: RequestContext, versions: list[int],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A champion on Ray gets its candidate on Ray unless the action names a runtime. The
+    runtime check asks only that a Ray head accept connections at RAY_ADDRESS: a listening
+    socket stands in for one (tests/ray/test_ray_serve.py runs a real cluster)."""
+    import socket
+
+    fired = {"event": {"model": "lead", "version": 3}}
+    service.create_endpoint(store, ctx, "ep")
+    service.create_endpoint(store, ctx, "told")
+    with socket.socket() as head:
+        head.bind(("127.0.0.1", 0))
+        head.listen()
+        monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{head.getsockname()[1]}")
+        service.deploy(store, ctx, "ep", "lead", version=2, runtime="ray")
+        service.deploy(store, ctx, "told", "lead", version=2, runtime="ray")
+        perform(store, artifacts, None, ctx,
+                act.StartCanary(endpoint="ep", model="lead", after_requests=5), fired)
+        perform(store, artifacts, None, ctx,
+                act.StartCanary(endpoint="told", model="lead", after_requests=5,
+                                runtime="local"), fired)
+    runtimes = {(e, d.id): d.runtime for e in ("ep", "told")
+                for d in service.get_endpoint(store, "p1", e).deployments}
+    assert runtimes == {("ep", "lead:2"): "ray", ("ep", "lead:3"): "ray",
+                        ("told", "lead:2"): "ray", ("told", "lead:3"): "local"}
+    assert service.get_endpoint(store, "p1", "ep").traffic == {"lead:2": 90, "lead:3": 10}
+
+    # A local champion keeps a local candidate; with no Ray head, a Ray canary is refused
+    # naming the runtime, and nothing is deployed.
+    service.create_endpoint(store, ctx, "plain")
+    service.deploy(store, ctx, "plain", "lead", version=2)
+    perform(store, artifacts, None, ctx,
+            act.StartCanary(endpoint="plain", model="lead", after_requests=5), fired)
+    assert [d.runtime for d in service.get_endpoint(store, "p1", "plain").deployments] == [
+        "local", "local"]
+    monkeypatch.delenv("RAY_ADDRESS")
+    service.create_endpoint(store, ctx, "gone")
+    service.deploy(store, ctx, "gone", "lead", version=2)
+    with pytest.raises(FailedPrecondition) as refused:
+        perform(store, artifacts, None, ctx,
+                act.StartCanary(endpoint="gone", model="lead", runtime="ray"), fired)
+    assert refused.value.field == "runtime"
+    assert [d.id for d in service.get_endpoint(store, "p1", "gone").deployments] == ["lead:2"]
+    with pytest.raises(InvalidArgument) as bad:
+        act.check_action({"type": "start_canary", "endpoint": "ep", "model": "lead",
+                          "runtime": "spark"})
+    assert bad.value.field == "action.runtime"

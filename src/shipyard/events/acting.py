@@ -215,12 +215,12 @@ def _run_pipeline(store: Store, artifacts: Any, settings: Any, ctx: RequestConte
 
 def _start_canary(store: Store, ctx: RequestContext, action: act.StartCanary,
                   context: Mapping[str, Any]) -> dict[str, Any]:
-    """Deploy the version with no traffic (unless it is deployed already) and start its
-    canary; a second run for the same version (a redelivered event) finds the rollout it
-    started and starts nothing."""
+    """Deploy the version with no traffic (unless it is deployed already; on the
+    champions' runtime unless the action names one) and start its canary; a second run
+    for the same version (a redelivered event) finds the rollout it started and starts
+    nothing."""
     from shipyard.registry import service as registry
     from shipyard.serving import rollouts
-    from shipyard.serving import service as serving
 
     version: int | None = None if action.version is None else int(action.version)
     if version is None and action.version_from == "event":
@@ -245,10 +245,8 @@ def _start_canary(store: Store, ctx: RequestContext, action: act.StartCanary,
         if earlier.candidate == deployed_id:
             return {"endpoint": action.endpoint, "rollout": earlier.id,
                     "candidate": deployed_id, "state": earlier.state}
-    endpoint = serving.get_endpoint(store, ctx.project, action.endpoint)
-    if all(d.id != deployed_id for d in endpoint.deployments):
-        serving.deploy(store, ctx, action.endpoint, action.model, version=version,
-                       traffic_percentage=0)
+    rollouts.deploy_candidate(store, ctx, action.endpoint, action.model, version,
+                              runtime=action.runtime)
     rollout = rollouts.start_canary(
         store, ctx, action.endpoint, deployed_id, percent=action.percent,
         after_requests=action.after_requests, max_latency_ratio=action.max_latency_ratio,

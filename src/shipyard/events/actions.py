@@ -109,7 +109,9 @@ class StartCanary(_Action):
     ``prediction_tolerance``, its mean prediction lies within that of theirs; it is rolled
     back otherwise. The version: ``version``, else with ``version_from="event"`` the
     firing event's ``version`` (a ``model-version-registered`` trigger), else the latest.
-    A redelivered event starts nothing twice."""
+    The candidate runs where the champions do (``runtime`` None: a champion on Ray gets a
+    candidate on Ray) unless ``runtime`` says ``"local"`` or ``"ray"``. A redelivered
+    event starts nothing twice."""
 
     type: Literal["start_canary"] = "start_canary"
     endpoint: NameOrTemplate
@@ -123,6 +125,7 @@ class StartCanary(_Action):
     promote_alias: Name | None = "production"
     error_rate_alpha: Annotated[float, Field(gt=0, le=0.5, strict=True)] = 0.05
     max_error_rate_increase: Annotated[float, Field(ge=0, le=1, strict=True)] = 0.0
+    runtime: Literal["local", "ray"] | None = None
 
 
 class Webhook(_Action):

@@ -49,6 +49,7 @@ from shipyard.errors import FailedPrecondition, InvalidArgument, NotFound
 from shipyard.events.builtin import ENDPOINT_UNDEPLOYED, announce
 from shipyard.ids import new_id
 from shipyard.serving import service
+from shipyard.serving.ray_runtime import check_runtime
 from shipyard.serving.requestlog import predictions_sql
 from shipyard.serving.traffic import TOTAL, rescale
 from shipyard.store import Store
@@ -58,8 +59,8 @@ from shipyard.store.schema.rollouts import canary_rollouts
 from shipyard.store.types import utcnow
 from shipyard.validation import check_name
 
-__all__ = ["CanaryRollout", "CanaryRollouts", "get_rollout", "judge_canaries", "list_rollouts",
-           "start_canary"]
+__all__ = ["CanaryRollout", "CanaryRollouts", "champion_runtime", "deploy_candidate",
+           "get_rollout", "judge_canaries", "list_rollouts", "start_canary"]
 
 FOLDER = "request-logs"  # serving.requestlog.FOLDER
 DEFAULT_PERCENT = 10
@@ -164,6 +165,37 @@ def start_canary(store: Store, ctx: RequestContext, endpoint: str, deployed_mode
         return _rollout(_row(conn, rollout_id))
 
     return store.retry_write(work)
+
+
+def champion_runtime(endpoint: Any) -> str | None:
+    """Where the champions of ``endpoint`` (a ``serving.models.Endpoint``) run: the runtime
+    of the answering deployment with the largest share (the first deployed among equals);
+    None when nothing answers."""
+    answering = [d for d in endpoint.deployments if not d.shadow]
+    if not answering:
+        return None
+    top = max(answering, key=lambda d: (d.traffic_percentage, -d.created_at.timestamp()))
+    runtime: str = top.runtime
+    return runtime
+
+
+def deploy_candidate(store: Store, ctx: RequestContext, endpoint: str, model: str,
+                     version: int, *, runtime: str | None = None) -> str:
+    """Deploy ``model``:``version`` to ``endpoint`` with no traffic, ready for
+    ``start_canary``, unless it is deployed there already; its deployed model id.
+    ``runtime``: where its replicas run; None (the default) inherits the champions'
+    (``champion_runtime``: a champion on Ray gets a candidate on Ray), ``"local"`` when
+    nothing answers yet."""
+    if runtime is not None:
+        check_runtime(runtime)
+    current = service.get_endpoint(store, ctx.project, endpoint)
+    deployed_id = f"{model}:{version}"
+    if any(d.id == deployed_id for d in current.deployments):
+        return deployed_id
+    chosen = runtime or champion_runtime(current) or "local"
+    service.deploy(store, ctx, endpoint, model, version=version, traffic_percentage=0,
+                   runtime=chosen)
+    return deployed_id
 
 
 def check_criteria(deployed_model_id: Any, percent: Any, after_requests: Any,
