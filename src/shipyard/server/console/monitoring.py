@@ -2,7 +2,8 @@
 feature's drift value over time against its threshold (skew from the baseline, and drift
 from the earlier windows where judged), prediction drift, the windows it judged, and its
 alerts with their state; each feature's reference (baseline) against its current (newest
-window) distribution, and the performance measured from ground truth over the windows
+window) distribution, and the performance measured from ground truth (and, for a monitor
+with a performance estimator, estimated without labels, with its band) over the windows
 (``monitor_charts``). Read through ``monitoring.monitors`` (``list_monitors``,
 ``get_monitor``, ``history``, ``list_alerts``)."""
 
