@@ -1,8 +1,8 @@
 """A monitor that estimates performance without labels: a classifier endpoint whose inputs
 shift window by window, a fitted estimator kept with the monitor (as JSON, never a pickle),
 each run recording the estimate with its band and reliable flag, and, where ground truth
-came back through the feedback API, the measured value beside it. Real SQLite, the request
-log written by serving's own writer."""
+came back through the feedback API, the measured value beside it. Real SQLite and
+PostgreSQL, the request log written by serving's own writer."""
 
 from __future__ import annotations
 
@@ -94,9 +94,8 @@ def config(**extra: Any) -> dict[str, Any]:
 
 
 def test_each_window_records_the_estimate_and_actual_within_its_band(
-        tmp_path: Path, fitted: tuple[Any, pd.DataFrame]) -> None:
+        store: Store, tmp_path: Path, fitted: tuple[Any, pd.DataFrame]) -> None:
     estimator, reference = fitted
-    store = open_store(f"sqlite:///{tmp_path}/shipyard.db", cached=False)
     settings = Settings(home=tmp_path, uri="sqlite://", artifacts=str(tmp_path / "artifacts"))
     root = tmp_path / "artifacts"
     serving.create_endpoint(store, CTX, "leads")
@@ -147,14 +146,13 @@ def test_each_window_records_the_estimate_and_actual_within_its_band(
         == pytest.approx(estimates[0], abs=0.03)
     stats = service.monitoring_stats(store, "default", "leads")
     assert stats["estimated_performance"]["metrics"]["accuracy"]["estimate"] == estimates[2]
-    store.dispose()
 
 
 def test_a_bad_estimator_names_the_field(sqlite_store_setup: Any,
                                          fitted: tuple[Any, pd.DataFrame]) -> None:
     store = sqlite_store_setup
     estimator, reference = fitted
-    for bad in ("{not json", {"format": "something else"}, 42,
+    for bad in ("{not json", "[" * 100_000, {"format": "something else"}, 42,
                 {**estimator.to_dict(), "task": "ranking"}):
         with pytest.raises(InvalidArgument) as error:
             config(performance_estimator=bad)

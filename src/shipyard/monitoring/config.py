@@ -174,7 +174,7 @@ def check_performance_estimator(value: Any) -> dict[str, Any] | None:
             raise InvalidArgument(f"{field} is over {MAX_ESTIMATOR_BYTES} bytes", field=field)
         try:
             value = json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             raise InvalidArgument(f"{field} is not JSON: pass a fitted estimator "
                                   "(shipyard.monitoring.estimation.fit_estimator)",
                                   field=field) from None
@@ -191,7 +191,7 @@ def check_performance_estimator(value: Any) -> dict[str, Any] | None:
     _names(names, field)
     try:
         size = len(json.dumps(document, allow_nan=False))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         raise InvalidArgument(f"{field} holds values that are not plain JSON",
                               field=field) from None
     if size > MAX_ESTIMATOR_BYTES:
