@@ -119,3 +119,31 @@ ERROR_KINDS: dict[str, type[ShipyardError]] = {
         MissingDependency,
     )
 }
+
+
+# The HTTP status each kind is answered with (the server's problem responses, and the
+# status a failed prediction is logged with in either mode).
+HTTP_STATUS: dict[str, int] = {
+    "invalid_argument": 400,
+    "too_large": 413,
+    "unauthenticated": 401,
+    "permission_denied": 403,
+    "not_found": 404,
+    "already_exists": 409,
+    "conflict": 409,
+    "failed_precondition": 412,
+    "missing_dependency": 412,
+    "unsafe_model": 422,
+    "data_corruption": 500,
+    "unavailable": 503,
+    "unsupported_media_type": 415,
+    "internal": 500,
+}
+
+
+def failure_of(exc: BaseException) -> tuple[int, str]:
+    """The status and the logged ``kind: message`` of a failed call (a foreign exception
+    is an internal error named by its type only: its message may hold data)."""
+    if isinstance(exc, ShipyardError):
+        return HTTP_STATUS.get(exc.kind, 500), f"{exc.kind}: {exc.message}"
+    return 500, f"internal: {type(exc).__name__}"

@@ -49,3 +49,61 @@ def test_a_zero_log_rate_logs_nothing(tmp_path: Path, monkeypatch: pytest.Monkey
     endpoint = _deployed(tmp_path)
     assert endpoint.predict([[1, 10.0]]).predictions == pytest.approx([3.0])
     assert _logged(tmp_path) == []
+
+
+class NoAnswer:
+    """A custom predictor whose output is not a list of values (a model error, 500)."""
+
+    def load(self, artifacts_dir: str) -> None:
+        return None
+
+    def predict(self, instances: object) -> object:
+        return None
+
+
+def _failures(home: Path) -> list[tuple[object, ...]]:
+    glob = f"{home}/artifacts/request-logs/predictions/**/*.parquet"
+    return duckdb.sql(
+        f"select endpoint, deployed_model_id, protocol, instance, features, prediction, "
+        f"status, error from read_parquet('{glob}', hive_partitioning=true, "
+        f"union_by_name=true) where status <> 200 order by time, instance").fetchall()
+
+
+def test_failed_local_requests_are_logged_with_their_status_and_error(tmp_path: Path
+                                                                      ) -> None:
+    import json
+
+    from shipyard.errors import FailedPrecondition, InvalidArgument, ShipyardError
+    from shipyard.registry import CustomPredictor
+
+    endpoint = _deployed(tmp_path)
+    endpoint.predict([[2, 10.0]])
+    with pytest.raises(InvalidArgument) as bad:  # refused by the signature: 400
+        endpoint.predict([{"visits": 4, "time_on_site": 1.0}, {"visits": "many"}])
+    with pytest.raises(InvalidArgument) as refused:  # the model raises on a missing value
+        endpoint.predict([[None, 2.0]])
+    sy.register_model("broken", CustomPredictor(NoAnswer), input_example=frame(5))
+    broken = sy.create_endpoint("broken-ep")
+    broken.deploy("broken", version=1)
+    with pytest.raises(Exception) as failed:  # any failure of the model's
+        broken.predict([[1, 1.0]])
+    assert not isinstance(failed.value, ShipyardError)
+    empty = sy.create_endpoint("empty-ep")
+    with pytest.raises(FailedPrecondition):  # refused before routing: not logged
+        empty.predict([[1, 1.0]])
+
+    rows = _failures(tmp_path)
+    assert [r[:4] for r in rows] == [
+        ("lead-ep", "lead:1", "sdk", 0), ("lead-ep", "lead:1", "sdk", 1),
+        ("lead-ep", "lead:1", "sdk", 0), ("broken-ep", "broken:1", "sdk", 0)]
+    assert [json.loads(str(r[4])) for r in rows] == [
+        {"visits": 4, "time_on_site": 1.0}, {"visits": "many"},
+        {"visits": None, "time_on_site": 2.0}, {"visits": 1, "time_on_site": 1.0}]
+    assert [(r[5], r[6]) for r in rows] == [(None, 400)] * 3 + [(None, 500)]
+    assert rows[0][7] == rows[1][7] == f"invalid_argument: {bad.value.message}"[:256]
+    assert rows[2][7] == f"invalid_argument: {refused.value.message}"[:256]
+    assert rows[3][7] == f"internal: {type(failed.value).__name__}"
+    # The answered request is logged as before, with status 200 and no error.
+    glob = f"{tmp_path}/artifacts/request-logs/predictions/**/*.parquet"
+    assert duckdb.sql(f"select count(*), min(status), max(error) from read_parquet('{glob}', "
+                      f"union_by_name=true) where status = 200").fetchall() == [(1, 200, None)]

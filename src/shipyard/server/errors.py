@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shipyard.errors import ShipyardError, Unavailable
+from shipyard.errors import HTTP_STATUS, ShipyardError, Unavailable
 from shipyard.security.ratelimit import RateLimited
 from shipyard.store.availability import database_unavailable
 
@@ -29,22 +29,8 @@ log = logging.getLogger(__name__)
 
 PROBLEM = "application/problem+json"
 
-STATUS: dict[str, int] = {
-    "invalid_argument": 400,
-    "too_large": 413,
-    "unauthenticated": 401,
-    "permission_denied": 403,
-    "not_found": 404,
-    "already_exists": 409,
-    "conflict": 409,
-    "failed_precondition": 412,
-    "missing_dependency": 412,
-    "unsafe_model": 422,
-    "data_corruption": 500,
-    "unavailable": 503,
-    "unsupported_media_type": 415,
-    "internal": 500,
-}
+# The kinds' statuses live with the errors (local mode logs them too).
+STATUS = HTTP_STATUS
 
 TITLES: dict[int, str] = {
     400: "Bad Request",

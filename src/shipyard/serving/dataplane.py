@@ -26,7 +26,14 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from shipyard.errors import Conflict, FailedPrecondition, NotFound, ShipyardError, Unavailable
+from shipyard.errors import (
+    Conflict,
+    FailedPrecondition,
+    NotFound,
+    ShipyardError,
+    Unavailable,
+    failure_of,
+)
 from shipyard.ids import new_id
 from shipyard.serving import service
 from shipyard.serving.instances import signature_names
@@ -226,7 +233,7 @@ class DataPlane(Reconciler):
             answer = await replica.call(message, self.request_timeout, self.max_in_flight)
         except Exception as exc:  # a shadow's failure is its own: counted, logged, not raised
             self.shadow_failures += 1
-            status, error = _failure(exc)
+            status, error = failure_of(exc)
         else:
             self.shadow_answers += 1
             predictions = answer["predictions"]
@@ -241,15 +248,3 @@ class DataPlane(Reconciler):
             latency_ms=(time.perf_counter() - started) * 1000, rows=message["instances"],
             predictions=predictions, names=signature_names(signature),
             shadow=True, status=status, error=error))
-
-
-# The statuses of what a replica's call raises (as ``server.errors.STATUS`` answers them;
-# serving does not import the server), for a shadow's failures in the request log.
-_STATUS = {"invalid_argument": 400, "too_large": 413, "not_found": 404,
-           "failed_precondition": 412, "unavailable": 503}
-
-
-def _failure(exc: Exception) -> tuple[int, str]:
-    if isinstance(exc, ShipyardError):
-        return _STATUS.get(exc.kind, 500), f"{exc.kind}: {exc.message}"
-    return 500, f"internal: {type(exc).__name__}"

@@ -5,7 +5,8 @@ No replica processes here: ``predict`` loads the deployed versions into this pro
 (once each, through the shared model cache) and picks one per request with the
 endpoint's traffic split, as the server's router does. Predictions are logged to the same
 request log as the server's (``serving_log_rate`` of them), so monitors see local traffic
-too; with no writer thread to outlive, each call's rows are written before it returns.
+too (a request that fails after routing with its status and error, as the server logs
+it); with no writer thread to outlive, each call's rows are written before it returns.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from shipyard.errors import failure_of
 from shipyard.ids import new_id
 from shipyard.registry import loading
 from shipyard.serving import service
@@ -81,17 +83,32 @@ class LocalServing:
         started = time.perf_counter()
         chosen, model = self._choose(endpoint)
         names = signature_names(model.version.signature)
-        rows = as_rows(instances)
-        predictions = predict(model, rows, names)
-        log = self._log()
-        if log is not None and log.sampled():
-            log.write([Logged(
-                request_id=new_id(), time=time.time(), project=self._s.project,
-                endpoint=endpoint, deployed_model_id=chosen.id, model_version=chosen.version,
-                protocol="sdk", latency_ms=(time.perf_counter() - started) * 1000,
-                rows=list(rows), predictions=list(predictions), names=names)])
+        rows: Sequence[Any] = instances
+        try:
+            rows = as_rows(instances)
+            predictions = predict(model, rows, names)
+        except Exception as exc:  # routed, then failed: logged as the server logs it
+            status, error = failure_of(exc)
+            self._record(endpoint, chosen, started, rows, [], names, status, error)
+            raise
+        self._record(endpoint, chosen, started, rows, predictions, names, 200, None)
         return Prediction(predictions=predictions, deployed_model_id=chosen.id,
                           model=chosen.model, model_version=chosen.version)
+
+    def _record(self, endpoint: str, chosen: Deployment, started: float,
+                rows: Sequence[Any], predictions: list[Any], names: Sequence[str] | None,
+                status: int, error: str | None) -> None:
+        """One request's rows in the request log, when it is sampled."""
+        log = self._log()
+        if log is None or not isinstance(rows, list | tuple) or not rows or \
+                not log.sampled():
+            return
+        log.write([Logged(
+            request_id=new_id(), time=time.time(), project=self._s.project,
+            endpoint=endpoint, deployed_model_id=chosen.id, model_version=chosen.version,
+            protocol="sdk", latency_ms=(time.perf_counter() - started) * 1000,
+            rows=list(rows), predictions=predictions, names=names, status=status,
+            error=error)])
 
     def _log(self) -> RequestLog | None:
         if self._request_log is None:
