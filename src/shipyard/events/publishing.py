@@ -16,7 +16,7 @@ from sqlalchemy import Connection, bindparam, insert, literal, select
 from shipyard.context import RequestContext
 from shipyard.errors import InvalidArgument
 from shipyard.events import wakeup
-from shipyard.events.delivery import PENDING
+from shipyard.events.delivery import NOTIFY, PENDING
 from shipyard.events.models import check_data
 from shipyard.events.topics import DEFAULT_RETENTION, _insert_topic
 from shipyard.ids import new_id
@@ -43,11 +43,44 @@ def publish(store: Store, ctx: RequestContext, topic: str, data: Any, *,
             ) -> str:
     """Publish ``data`` (any JSON value) to ``topic`` (created if missing); the message id."""
     checked = _check_message(topic, data, ordering_key, attributes)
+    published = store.driver_write(lambda cursor: _publish_fast(store, cursor, ctx, topic,
+                                                                *checked))
+    if published is not None:
+        message_id, woken = published
+        if woken is not None:  # committed: this process's waiters
+            wakeup.signal_for(store.engine).bump((woken,))
+        return message_id
 
-    def work(conn: Connection) -> str:
+    def work(conn: Connection) -> str:  # the topic is new: created with the message
         return _publish(conn, ctx, topic, *checked)
 
     return store.retry_write(work)
+
+
+def _publish_fast(store: Store, cursor: Any, ctx: RequestContext, topic: str, data: Any,
+                  ordering_key: str | None, attributes: dict[str, str]
+                  ) -> tuple[str, str | None] | None:
+    """``_publish`` on the driver's cursor (``Store.prepared``), for a topic that exists
+    (None otherwise: ``publish`` then creates it with the message, audited, through
+    ``_publish``). The message id, and the topic id when someone subscribes to it."""
+    found = store.prepared(_TOPIC_ID).execute(
+        cursor, {"project": ctx.project, "name": topic}).fetchone()
+    if found is None:
+        return None
+    topic_id = found[0]
+    now = utcnow()
+    message_id = new_id()
+    insert_message = store.prepared(_INSERT_MESSAGE_FAST)
+    ((seq,),) = insert_message.rows(insert_message.execute(cursor, {
+        "id": message_id, "topic_id": topic_id, "data": data, "attributes": attributes,
+        "ordering_key": ordering_key, "published_at": now, "published_by": ctx.actor}))
+    store.prepared(_FAN_OUT).execute(cursor, {"seq": seq, "ordering_key": ordering_key,
+                                              "now": now, "topic_id": topic_id})
+    if not cursor.rowcount:
+        return message_id, None
+    if not store.is_sqlite:  # other processes' waiters, on commit
+        store.prepared(NOTIFY).execute(cursor, {"channel": wakeup.CHANNEL, "topic": topic_id})
+    return message_id, topic_id
 
 
 def publish_in(conn: Connection, ctx: RequestContext, topic: str, data: Any, *,
@@ -96,6 +129,9 @@ def _publish(conn: Connection, ctx: RequestContext, topic: str, data: Any,
 _TOPIC_ID = select(event_topics.c.id).where(event_topics.c.project == bindparam("project"),
                                             event_topics.c.name == bindparam("name"))
 _INSERT_MESSAGE = insert(event_messages).returning(event_messages.c.seq)
+_INSERT_MESSAGE_FAST = insert(event_messages).values(
+    {c.name: bindparam(c.name, type_=c.type) for c in event_messages.c if c.name != "seq"}
+).returning(event_messages.c.seq)
 _FAN_OUT = insert(event_deliveries).from_select(
     ["subscription_id", "seq", "ordering_key", "state", "attempts", "available_at",
      "history", "updated_at"],
