@@ -31,6 +31,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     exists,
+    literal_column,
     or_,
     select,
     text,
@@ -160,15 +161,28 @@ _SUBSCRIPTION_IDS = (
            event_subscriptions.c.name == bindparam("name")))
 
 
+def is_open(deliveries: Any) -> Any:
+    """``state IN ('pending', 'leased')`` with the states written out, as the partial index
+    ix_event_deliveries_open says it (SQLite uses a partial index only for a query whose
+    WHERE holds its condition as written, not as bound parameters)."""
+    return deliveries.c.state.in_([literal_column(f"'{PENDING}'"),
+                                   literal_column(f"'{LEASED}'")])
+
+
+def earlier_open(d: Any, e: Any) -> Any:
+    """An open delivery of ``d``'s ordering key before it (which holds ``d`` back)."""
+    return exists().where(
+        e.c.subscription_id == d.c.subscription_id, is_open(e),
+        e.c.ordering_key == d.c.ordering_key, e.c.seq < d.c.seq)
+
+
 # pull's statements, built once (building them cost more than running them).
 def _ready_query() -> Any:
     d, e = event_deliveries.alias("d"), event_deliveries.alias("e")
     at = bindparam("at", type_=event_deliveries.c.available_at.type)
-    earlier = exists().where(
-        e.c.subscription_id == d.c.subscription_id, e.c.ordering_key == d.c.ordering_key,
-        e.c.seq < d.c.seq, e.c.state.in_((PENDING, LEASED)))
+    earlier = earlier_open(d, e)
     ready = and_(
-        d.c.subscription_id == bindparam("sub"),
+        d.c.subscription_id == bindparam("sub"), is_open(d),
         or_(and_(d.c.state == PENDING, d.c.available_at <= at),
             and_(d.c.state == LEASED, d.c.lease_until <= at)),
         or_(d.c.ordering_key.is_(None), ~earlier))

@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import bindparam, case, exists, func, or_, select
+from sqlalchemy import bindparam, case, func, or_, select
 
 from shipyard.errors import InvalidArgument
 from shipyard.events import wakeup
-from shipyard.events.delivery import LEASED, PENDING
+from shipyard.events.delivery import LEASED, PENDING, earlier_open
 from shipyard.events.topics import _subscription_row
 from shipyard.store import Store
 from shipyard.store.schema import event_deliveries
@@ -84,9 +84,7 @@ def _seconds_until_due(store: Store, subscription_id: str) -> float | None:
 
 def _next_due_query() -> Any:
     d, e = event_deliveries.alias("d"), event_deliveries.alias("e")
-    earlier = exists().where(
-        e.c.subscription_id == d.c.subscription_id, e.c.ordering_key == d.c.ordering_key,
-        e.c.seq < d.c.seq, e.c.state.in_((PENDING, LEASED)))
+    earlier = earlier_open(d, e)
     pending = select(func.min(d.c.available_at)).where(
         d.c.subscription_id == bindparam("sub"), d.c.state == PENDING,
         or_(d.c.ordering_key.is_(None), ~earlier)).scalar_subquery()

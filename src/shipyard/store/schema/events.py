@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from shipyard.store.schema.base import ID, NAME, metadata
@@ -90,6 +91,12 @@ event_deliveries = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     Index("ix_event_deliveries_subscription_id_state_available_at",
           "subscription_id", "state", "available_at"),
+    # The open deliveries (pending or leased) in order (migration 0015): acked and dead ones
+    # stay until retention (for seek), so without it a pull walked every delivery the
+    # subscription ever had. Queries name OPEN_DELIVERIES as written here to use it.
+    Index("ix_event_deliveries_open", "subscription_id", "seq",
+          sqlite_where=text("state IN ('pending', 'leased')"),
+          postgresql_where=text("state IN ('pending', 'leased')")),
 )
 
 
