@@ -53,3 +53,42 @@ def test_every_store_path_says_unavailable_while_postgres_is_away(
     proxy.resume()
     service.log_batch(store, ctx, run.id, metrics=[("m", 2.0, 1)])  # back, nothing lost
     assert service.get_run(store, "p1", run.id).metrics == {"m": 2.0}
+
+
+def test_hot_writes_survive_a_postgres_restart_without_a_failed_call() -> None:
+    """``driver_write`` keeps its PostgreSQL connections (no ping per call); when the server
+    drops them (a restart, here every backend terminated), the next call reruns on a new
+    connection instead of failing, and each write lands once."""
+    from sqlalchemy import create_engine, text
+
+    from shipyard.events import bus
+    from tests.conftest import PG_URI
+
+    require_postgres()
+    for uri in _pg_database():
+        store = open_store(uri, cached=False)
+        ctx = RequestContext(project="p1", actor="alice")
+        run = service.create_run(store, ctx, "e")
+        bus.create_subscription(store, ctx, "s", "t")
+        for step in range(3):  # several kept connections, used and idle
+            service.log_batch(store, ctx, run.id, metrics=[("m", float(step), step)])
+            bus.publish(store, ctx, "t", step)
+        assert PG_URI is not None
+        admin = create_engine(PG_URI, isolation_level="AUTOCOMMIT")
+        database = uri.rsplit("/", 1)[1]
+        with admin.connect() as conn:
+            ended = conn.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": database}).scalar()
+        admin.dispose()
+        assert ended and ended >= 1
+        try:
+            service.log_batch(store, ctx, run.id, metrics=[("m", 3.0, 3)])
+            bus.publish(store, ctx, "t", 3)
+            got = bus.pull(store, "p1", "s", max_messages=10)
+            assert [m.data for m in got] == [0, 1, 2, 3]
+            assert bus.ack(store, "p1", "s", [m.lease_token for m in got]) == 4
+            history = service.metric_history(store, "p1", run.id, "m")
+            assert [(p.step, p.value) for p in history] == [(s, float(s)) for s in range(4)]
+        finally:
+            store.dispose()

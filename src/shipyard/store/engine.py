@@ -130,9 +130,10 @@ class Store:
             # SQLite on our own connections: BEGIN IMMEDIATE rules out the aborts that a
             # rerun is for, so there is no retry loop.
             return self._sqlite_transaction(self._connect, work)
+        run = self._pool_transaction if self._sqlite else self._postgres_transaction
         for attempt in range(attempts):
             try:
-                return self._pool_transaction(work)
+                return run(work)
             except _Retryable:
                 if attempt == attempts - 1:
                     break
@@ -175,9 +176,57 @@ class Store:
                 else:  # broken, or more threads wrote at once than stay idle
                     _close_quietly(raw)
 
+    def _postgres_transaction(self, work: Callable[[Any], T]) -> T:
+        """PostgreSQL on connections this store keeps (taken from the pool once, then held
+        like SQLite's): the pool pings a connection on every checkout, a round trip that was
+        a sixth of an event's publish-pull-ack cycle. Instead, a kept connection found dead
+        (the server restarted) is dropped and the work rerun once on a new one, unless the
+        failure came at the commit, whose outcome is unknown."""
+        if self._forks != _forks:
+            self._forget_inherited()
+        try:
+            raw: Any = self._idle.pop()[0]
+            kept = True
+        except IndexError:
+            raw, kept = None, False
+        committing = False
+        try:
+            if raw is None:
+                raw = self.engine.raw_connection()  # pinged once, then kept out of the pool
+                raw.detach()
+            cursor = raw.cursor()
+            try:
+                result = work(cursor)
+                committing = True
+                raw.commit()
+            finally:
+                cursor.close()
+        except BaseException as exc:
+            dead = kept and isinstance(exc, self._dbapi_error) and \
+                self.engine.dialect.is_disconnect(exc, raw.dbapi_connection, None)
+            broken = raw is None or dead or not _roll_back(raw)
+            if raw is not None and broken:
+                _close_quietly(raw)
+            if dead and not committing:
+                return self._postgres_transaction(work)  # nothing ran: again, on a new one
+            if not broken and len(self._idle) < _MAX_IDLE:
+                self._idle.append((raw, None))
+            if isinstance(exc, DBAPIError):  # from the pool: already wrapped by SQLAlchemy
+                translated = _translate(exc)
+                if translated is None:
+                    raise
+                raise translated from exc
+            if isinstance(exc, self._dbapi_error):
+                raise self._translated(exc) from exc
+            raise
+        if len(self._idle) < _MAX_IDLE:
+            self._idle.append((raw, None))
+        else:
+            _close_quietly(raw)
+        return result
+
     def _pool_transaction(self, work: Callable[[Any], T]) -> T:
-        # PostgreSQL (and in-memory SQLite): a connection from the pool per call
-        # (pre-pinged, so a server restart costs no failed write).
+        # In-memory SQLite: a connection from the pool per call.
         raw: Any = None
         try:
             raw = self.engine.raw_connection()
