@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -203,7 +203,7 @@ class Store:
                 cursor.close()
         except BaseException as exc:
             dead = kept and isinstance(exc, self._dbapi_error) and \
-                self.engine.dialect.is_disconnect(exc, raw.dbapi_connection, None)
+                self.engine.dialect.is_disconnect(cast(Any, exc), raw.dbapi_connection, None)
             broken = raw is None or dead or not _roll_back(raw)
             if raw is not None and broken:
                 _close_quietly(raw)
