@@ -10,12 +10,9 @@ time a window is read again.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,54 +21,10 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from shipyard.errors import InvalidArgument
+from shipyard.serving.logfiles import hours_between, log_root, request_log_root
 
 __all__ = ["Errors", "Window", "log_root", "read_window", "request_log_root"]
 
-FOLDER = "request-logs"  # serving.requestlog.FOLDER (serving is not imported from here)
-
-
-def request_log_root(artifacts: str) -> Path | None:
-    """The request log's folder under a local artifact store; None for an object store."""
-    if "://" in artifacts and not artifacts.startswith("file://"):
-        return None
-    return Path(artifacts.removeprefix("file://")).expanduser() / FOLDER
-
-
-@contextmanager
-def log_root(artifacts: str, project: str, endpoint: str, start: datetime, end: datetime,
-             feedback_from: datetime) -> Iterator[Path]:
-    """A local folder holding ``endpoint``'s request log from ``start`` to ``end`` (and its
-    feedback from ``feedback_from`` on): the log itself under a local artifact store; for an
-    object store (``s3://``, ``gs://``), a temporary copy of just those hours' files, read
-    through the artifact store's backend and removed afterwards."""
-    local = request_log_root(artifacts)
-    if local is not None:
-        yield local
-        return
-    from shipyard.artifacts.locations import open_backend
-
-    backend = open_backend(artifacts)
-    with tempfile.TemporaryDirectory(prefix="shipyard-request-log-") as folder:
-        root = Path(folder)
-        predictions = f"{FOLDER}/predictions/project={project}/endpoint={endpoint}"
-        keys = [key for hour in _hours(start, end)
-                for key in backend.iter_keys(f"{predictions}/hour={hour}")]
-        first = feedback_from.astimezone(UTC).strftime("%Y-%m-%dT%H")
-        feedback = f"{FOLDER}/feedback/project={project}/endpoint={endpoint}"
-        keys += [key for key in backend.iter_keys(feedback)
-                 if key.rsplit("/", 2)[-2].removeprefix("hour=") >= first]
-        for key in keys:
-            target = (root / key).resolve()
-            if not key.endswith(".parquet") or not target.is_relative_to(root.resolve()):
-                continue  # only the log's own files, inside the copy
-            target.parent.mkdir(parents=True, exist_ok=True)
-            source, _ = backend.open_read(key)
-            try:
-                with open(target, "wb") as out:
-                    shutil.copyfileobj(source, out, 1 << 20)  # type: ignore[misc]
-            finally:
-                source.close()
-        yield root / FOLDER
 
 
 @dataclass
@@ -105,15 +58,6 @@ class Window:
     truth: npt.NDArray[Any] | None = None  # ground truth, where feedback came
     predicted: npt.NDArray[Any] | None = None  # the predictions of those rows
     errors: Errors = field(default_factory=Errors)  # every request, answered or failed
-
-
-def _hours(start: datetime, end: datetime) -> list[str]:
-    hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    out = []
-    while hour < end:
-        out.append(hour.strftime("%Y-%m-%dT%H"))
-        hour += timedelta(hours=1)
-    return out
 
 
 def _files(root: Path, kind: str, project: str, endpoint: str, hours: list[str] | None
@@ -163,7 +107,7 @@ def read_window(root: Path, project: str, endpoint: str, start: datetime, end: d
 
     if start >= end:
         raise InvalidArgument("a window must end after it starts", field="window")
-    files = _files(root, "predictions", project, endpoint, _hours(start, end))
+    files = _files(root, "predictions", project, endpoint, hours_between(start, end))
     empty_features = pa.table({name: pa.array([], pa.float64() if kind == "numeric"
                                               else pa.string()) for name, kind in columns})
     if not files:

@@ -54,12 +54,12 @@ from typing import Any
 from shipyard.artifacts.backend import Backend
 from shipyard.errors import InvalidArgument
 from shipyard.ids import new_id
-from shipyard.serving import wire
+from shipyard.serving import logfiles, wire
 from shipyard.validation import check_name
 
 log = logging.getLogger(__name__)
 
-FOLDER = "request-logs"
+FOLDER = logfiles.FOLDER
 FLUSH_SECONDS = 5.0
 BATCH_ROWS = 1_000
 MAX_QUEUED = 100_000  # requests held for the writer; more are dropped (and counted)

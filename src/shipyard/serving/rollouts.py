@@ -49,6 +49,7 @@ from shipyard.errors import FailedPrecondition, InvalidArgument, NotFound
 from shipyard.events.builtin import ENDPOINT_UNDEPLOYED, announce
 from shipyard.ids import new_id
 from shipyard.serving import service
+from shipyard.serving.logfiles import log_root
 from shipyard.serving.ray_runtime import check_runtime
 from shipyard.serving.requestlog import predictions_sql
 from shipyard.serving.traffic import TOTAL, rescale
@@ -62,7 +63,6 @@ from shipyard.validation import check_name
 __all__ = ["CanaryRollout", "CanaryRollouts", "champion_runtime", "deploy_candidate",
            "get_rollout", "judge_canaries", "list_rollouts", "start_canary"]
 
-FOLDER = "request-logs"  # serving.requestlog.FOLDER
 DEFAULT_PERCENT = 10
 DEFAULT_AFTER_REQUESTS = 100
 DEFAULT_LATENCY_RATIO = 1.5
@@ -390,10 +390,18 @@ def error_rate_worse(errors: int, requests: int, champion_errors: int, champion_
 def read_figures(artifacts: str, project: str, endpoint: str, candidate: str,
                  champions: Sequence[str], since: datetime) -> tuple[Figures, Figures]:
     """The candidate's and the champions' figures from the request log since ``since``
-    (shadow answers left out): one DuckDB query."""
+    (shadow answers left out): one DuckDB query, on the log in a local artifact store or on
+    a copy of its hours since ``since`` from an object store."""
+    until = datetime.now(UTC) + timedelta(hours=1)  # this hour's folder, whatever the clock
+    with log_root(artifacts, project, endpoint, since, until) as root:
+        return _figures(_log_files(root, project, endpoint, since), candidate, champions,
+                        since)
+
+
+def _figures(files: list[str], candidate: str, champions: Sequence[str], since: datetime
+             ) -> tuple[Figures, Figures]:
     import duckdb
 
-    files = _log_files(artifacts, project, endpoint, since)
     empty = Figures(0, None, None)
     if not files:
         return empty, empty
@@ -526,12 +534,9 @@ def _release(store: Store, rollout_id: str, worker: str) -> None:
     store.retry_write(work)
 
 
-def _log_files(artifacts: str, project: str, endpoint: str, since: datetime) -> list[str]:
-    """The prediction log's files of ``endpoint`` in the hours from ``since`` on (a local
-    artifact store; an object store's log is not read here yet)."""
-    if "://" in artifacts and not artifacts.startswith("file://"):
-        return []
-    root = Path(artifacts.removeprefix("file://")).expanduser() / FOLDER
+def _log_files(root: Path, project: str, endpoint: str, since: datetime) -> list[str]:
+    """The prediction log's files of ``endpoint`` under ``root`` in the hours from
+    ``since`` on."""
     base = root / "predictions" / f"project={project}" / f"endpoint={endpoint}"
     if not base.is_dir():
         return []
