@@ -131,3 +131,31 @@ def test_deploy_on_ray_needs_a_cluster(cli: Cli, lead: str,
     assert [(d["id"], d["runtime"]) for d in deployed.json()["deployments"]] == [
         ("lead:1", "ray")]
     assert "ray" in cli("endpoints", "show", "ep").stdout
+
+
+def test_a_durable_rollout_from_the_command_line(cli: Cli, lead: str) -> None:
+    cli("endpoints", "create", "ep")
+    cli("endpoints", "deploy", "ep", "lead:1")
+    cli("endpoints", "deploy", "ep", "lead:2", "--traffic", "0")
+    cli("endpoints", "rollout", "ep", "lead:2", "--percent", "0").assert_one_error_line(
+        "--percent", exit_code=2)
+    cli("endpoints", "rollout", "ep", "lead:2", "--error-rate-alpha", "0.9"
+        ).assert_one_error_line("--error-rate-alpha", exit_code=2)
+    cli("endpoints", "rollout", "ep", "lead", "--percent", "5").assert_one_error_line(
+        "DEPLOYED", exit_code=2)
+    empty = cli("endpoints", "rollouts", "ep")
+    assert empty.exit_code == 0 and "no rollouts" in empty.stderr + empty.stdout
+
+    started = cli("--output", "json", "endpoints", "rollout", "ep", "lead:2", "--percent",
+                  "25", "--after-requests", "40", "--promote-alias", "")
+    assert started.exit_code == 0, started.stderr
+    body = started.json()
+    assert (body["candidate"], body["percent"], body["after_requests"], body["state"],
+            body["promote_alias"]) == ("lead:2", 25, 40, "running", None)
+    listed = cli("--output", "json", "endpoints", "rollouts", "ep").json()
+    assert [r["id"] for r in listed] == [body["id"]]
+    shown = cli("endpoints", "rollouts", "ep", body["id"])
+    assert shown.exit_code == 0 and "lead:2" in shown.stdout and "running" in shown.stdout
+    cli("endpoints", "rollouts", "ep", "f" * 32).assert_one_error_line(exit_code=1)
+    shown = cli("--output", "json", "endpoints", "show", "ep").json()["deployments"]
+    assert {d["id"]: d["traffic_percentage"] for d in shown} == {"lead:1": 75, "lead:2": 25}

@@ -104,3 +104,59 @@ def test_rollouts(sy: ModuleType) -> None:
     sy.set_alias("lead", "production", 2)
     assert ep.refresh().traffic == {"lead:2": 100}
     assert ep.deployments[0].follow_alias
+
+
+def test_durable_rollouts_start_list_and_show(sy: ModuleType) -> None:
+    """A canary rollout judged by the workers, started and read through the SDK in both
+    modes (its verdicts: tests/serving/test_canary_rollouts.py); bad settings name the
+    field, locally and over REST alike."""
+    for slope in (1.0, 2.0):
+        sy.register_model("lead", linear(slope), input_example=frame(5))
+    sy.set_alias("lead", "production", 1)
+    ep = sy.create_endpoint("lead-ep")
+    ep.deploy("lead", version=1)
+    ep.deploy("lead", version=2, traffic_percentage=0)
+    assert ep.rollouts() == []
+
+    for settings, field in [({"percent": 0}, "percent"), ({"percent": 100}, "percent"),
+                            ({"after_requests": True}, "after_requests"),
+                            ({"after_requests": 0}, "after_requests"),
+                            ({"max_latency_ratio": -1.0}, "max_latency_ratio"),
+                            ({"prediction_tolerance": float("inf")}, "prediction_tolerance"),
+                            ({"promote_alias": "../x"}, "promote_alias"),
+                            ({"error_rate_alpha": 0.9}, "error_rate_alpha"),
+                            ({"max_error_rate_increase": 2.0}, "max_error_rate_increase")]:
+        with pytest.raises(InvalidArgument) as bad:
+            ep.start_rollout("lead:2", **settings)
+        assert bad.value.field == field, (settings, bad.value)
+    with pytest.raises(NotFound) as missing:
+        ep.start_rollout("lead:9")
+    assert missing.value.field == "deployed_model_id"
+    with pytest.raises(InvalidArgument) as malformed:
+        ep.start_rollout("lead")
+    assert malformed.value.field == "deployed_model_id"
+    assert ep.rollouts() == [] and ep.refresh().traffic == {"lead:1": 100, "lead:2": 0}
+
+    started = ep.start_rollout("lead:2", percent=20, after_requests=50,
+                               max_latency_ratio=2.0, error_rate_alpha=0.1)
+    assert (started.state, started.candidate, started.champions, started.percent) == (
+        "running", "lead:2", ["lead:1"], 20)
+    assert started.criteria["max_latency_ratio"] == 2.0
+    assert started.criteria["error_rate_alpha"] == 0.1
+    assert started.promote_alias == "production" and started.decision is None
+    assert ep.traffic == {"lead:1": 80, "lead:2": 20}  # the endpoint object is refreshed
+    with pytest.raises(FailedPrecondition) as twice:
+        ep.start_rollout("lead:2")
+    assert twice.value.field == "endpoint"
+    assert [r.id for r in ep.rollouts()] == [started.id]
+    assert ep.get_rollout(started.id) == started
+
+    other = sy.create_endpoint("other-ep")
+    with pytest.raises(NotFound):  # another endpoint's rollout
+        other.get_rollout(started.id)
+    with pytest.raises(NotFound):
+        ep.get_rollout("0" * 32)
+    assert other.rollouts() == []
+    other.delete()
+    with pytest.raises(NotFound):  # an endpoint that is gone has no rollouts to list
+        other.rollouts()

@@ -191,3 +191,42 @@ def test_a_model_its_replica_cannot_load_is_not_deployed(
     assert answer.json()["field"] == "model" and "pickled:1" in answer.json()["detail"]
     assert http.get(f"{P}/endpoints/ep").json()["deployments"][0]["traffic_percentage"] == 100
     assert [r["deployed_model_id"] for r in replicas(http)] == ["lead:1"]
+
+
+@pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)
+def test_rollout_routes_refuse_hostile_input_naming_the_field(
+        served: tuple[LiveServer, httpx.Client]) -> None:
+    _, http = served
+    second = http.post(f"{P}/endpoints/ep/deployments",
+                       json={"model": "lead", "version": 2, "traffic_percentage": 0})
+    assert second.status_code == 200, second.text
+    for body, field in [({"deployed_model_id": "lead:2", "percent": "10"}, "percent"),
+                        ({"deployed_model_id": "lead:2", "percent": True}, "percent"),
+                        ({"deployed_model_id": "lead:2", "after_requests": 2.5},
+                         "after_requests"),
+                        ({"deployed_model_id": "lead:2", "max_latency_ratio": "1.5"},
+                         "max_latency_ratio"),
+                        ({"deployed_model_id": "lead:2", "error_rate_alpha": 0.75},
+                         "error_rate_alpha"),
+                        ({"deployed_model_id": "lead:2", "bogus": 1}, "bogus"),
+                        ({"percent": 10}, "deployed_model_id"),
+                        ({"deployed_model_id": "x" * 500}, "deployed_model_id")]:
+        refused = http.post(f"{P}/endpoints/ep/rollouts", json=body)
+        assert refused.status_code == 400, (body, refused.text)
+        assert field in refused.json().get("field", ""), (body, refused.json())
+    assert http.get(f"{P}/endpoints/ep/rollouts").json() == []
+    bad_id = http.get(f"{P}/endpoints/ep/rollouts/..%2Fetc")
+    assert bad_id.status_code in (400, 404) and "Traceback" not in bad_id.text
+    assert http.get(f"{P}/endpoints/ep/rollouts/{'0' * 32}").status_code == 404
+    assert http.get(f"{P}/endpoints/nope/rollouts").status_code == 404
+
+    started = http.post(f"{P}/endpoints/ep/rollouts",
+                        json={"deployed_model_id": "lead:2", "percent": 30})
+    assert started.status_code == 200, started.text
+    rollout = started.json()
+    assert (rollout["state"], rollout["percent"], rollout["champions"]) == (
+        "running", 30, ["lead:1"])
+    assert http.get(f"{P}/endpoints/ep/rollouts/{rollout['id']}").json() == rollout
+    split = {d["id"]: d["traffic_percentage"]
+             for d in http.get(f"{P}/endpoints/ep").json()["deployments"]}
+    assert split == {"lead:1": 70, "lead:2": 30}

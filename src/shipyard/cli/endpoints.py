@@ -172,6 +172,92 @@ def canary(
     _show(endpoint)
 
 
+@app.command("rollout")
+@command
+def rollout(
+    name: Annotated[str, typer.Argument(help="Endpoint name")],
+    deployed: Annotated[str, typer.Argument(
+        help="The deployed model to judge (deploy it first, e.g. with --traffic 0)")],
+    percent: Annotated[int, typer.Option("--percent", help="Its share of the requests")] = 10,
+    after_requests: Annotated[int, typer.Option(
+        "--after-requests", help="Its requests before the verdict")] = 100,
+    max_latency_ratio: Annotated[float, typer.Option(
+        "--max-latency-ratio", help="Its p95 latency allowed, as a multiple of the "
+        "champions'")] = 1.5,
+    prediction_tolerance: Annotated[float | None, typer.Option(
+        "--prediction-tolerance", help="How far its mean prediction may be from the "
+        "champions' (unchecked when left out)")] = None,
+    promote_alias: Annotated[str, typer.Option(
+        "--promote-alias", help="The alias moved to its version on promotion ('' for "
+        "none)")] = "production",
+    error_rate_alpha: Annotated[float, typer.Option(
+        "--error-rate-alpha", help="The error-rate test's level")] = 0.05,
+    max_error_rate_increase: Annotated[float, typer.Option(
+        "--max-error-rate-increase", help="The error-rate increase tolerated")] = 0.0,
+) -> None:
+    """Start a durable canary: the workers promote it or roll it back from the request log
+    (unlike 'canary', which moves traffic from this process)."""
+    options = {"percent": "--percent", "after_requests": "--after-requests",
+               "max_latency_ratio": "--max-latency-ratio",
+               "prediction_tolerance": "--prediction-tolerance",
+               "promote_alias": "--promote-alias", "error_rate_alpha": "--error-rate-alpha",
+               "max_error_rate_increase": "--max-error-rate-increase",
+               "deployed_model_id": "DEPLOYED"}
+    with usage_errors(**options):
+        configure()
+        endpoint = sy.get_endpoint(name)
+        started = endpoint.start_rollout(
+            deployed, percent=percent, after_requests=after_requests,
+            max_latency_ratio=max_latency_ratio, prediction_tolerance=prediction_tolerance,
+            promote_alias=promote_alias or None, error_rate_alpha=error_rate_alpha,
+            max_error_rate_increase=max_error_rate_increase)
+    if current().json:
+        output.print_json(started)
+        return
+    _show(endpoint)
+    output.note(f"rollout {started.id}: {started.candidate} at {started.percent}%, judged "
+                f"after {started.after_requests} requests by the workers; "
+                f"shipyard endpoints rollouts {name} {started.id}")
+
+
+@app.command("rollouts")
+@command
+def rollouts(
+    name: Annotated[str, typer.Argument(help="Endpoint name")],
+    rollout_id: Annotated[str | None, typer.Argument(
+        help="One rollout's id, to show its verdict and reasons")] = None,
+) -> None:
+    """List an endpoint's canary rollouts, or show one with its verdict and reasons."""
+    configure()
+    endpoint = sy.get_endpoint(name)
+    if rollout_id is not None:
+        with usage_errors(rollout_id="ROLLOUT_ID"):
+            one = endpoint.get_rollout(rollout_id)
+        if current().json:
+            output.print_json(one)
+            return
+        decision = one.decision or {}
+        output.show(output.key_values(f"Rollout {one.id}", {
+            "candidate": one.candidate, "champions": ", ".join(one.champions),
+            "state": one.state, "percent": one.percent,
+            "after requests": one.after_requests, "started": one.started_at,
+            "decided": one.decided_at, "verdict": decision.get("verdict"),
+            "criteria": one.criteria}, sort=False))
+        for reason in decision.get("reasons", []):
+            output.note(f"- {reason}")
+        return
+    found = endpoint.rollouts()
+    if current().json:
+        output.print_json(found)
+        return
+    output.show(output.table(None, ["id", "candidate", "state", "percent", "started",
+                                    "decided"], [
+        [r.id, r.candidate, r.state, r.percent, r.started_at, r.decided_at]
+        for r in found]))
+    if not found:
+        output.note(f"no rollouts: shipyard endpoints rollout {name} MODEL:VERSION")
+
+
 @app.command("undeploy")
 @command
 def undeploy(

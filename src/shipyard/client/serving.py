@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
 from pydantic import TypeAdapter
 
-from shipyard.client.http import HttpClient
+from shipyard.client.http import HttpClient, path_id
 from shipyard.errors import InvalidArgument
 from shipyard.serving.batch_job import BatchPredictionJob
 from shipyard.serving.explanation import Explanation, explain_override
 from shipyard.serving.instances import as_rows
-from shipyard.serving.models import Endpoint, Prediction
+from shipyard.serving.models import CanaryRollout, Endpoint, Prediction
 from shipyard.validation import check_name
 
 _ENDPOINTS = TypeAdapter(list[Endpoint])
+_ROLLOUTS = TypeAdapter(list[CanaryRollout])
 # Deploying waits for the replica to load the model, which may take a while.
 DEPLOY_TIMEOUT = 300.0
 
@@ -71,6 +73,25 @@ class HttpServing:
                 "traffic_percentage": traffic_percentage}
         return Endpoint.model_validate(self._c.json(
             "POST", self._e(endpoint, "/shift"), json=body))
+
+    def start_rollout(self, endpoint: str, deployed_model_id: str,
+                      settings: Mapping[str, Any]) -> CanaryRollout:
+        if not isinstance(settings, Mapping):
+            raise InvalidArgument("rollout settings must be a mapping", field="settings")
+        for key, value in settings.items():  # JSON has no infinity or NaN to send
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InvalidArgument(f"{key} must be a finite number, got {value!r}",
+                                      field=str(key))
+        body = {**settings, "deployed_model_id": deployed_model_id}
+        return CanaryRollout.model_validate(self._c.json(
+            "POST", self._e(endpoint, "/rollouts"), json=body))
+
+    def list_rollouts(self, endpoint: str) -> list[CanaryRollout]:
+        return _ROLLOUTS.validate_python(self._c.json("GET", self._e(endpoint, "/rollouts")))
+
+    def get_rollout(self, endpoint: str, rollout_id: str) -> CanaryRollout:
+        return CanaryRollout.model_validate(self._c.json(
+            "GET", self._e(endpoint, f"/rollouts/{path_id(rollout_id, 'rollout_id')}")))
 
     def undeploy(self, endpoint: str, deployed_model_id: str,
                  traffic: Mapping[str, int] | None = None) -> Endpoint:

@@ -12,7 +12,7 @@ from shipyard.errors import InvalidArgument
 from shipyard.sdk import session
 from shipyard.serving import models
 from shipyard.serving.explanation import Explanation
-from shipyard.serving.models import Deployment, Prediction, Rollout
+from shipyard.serving.models import CanaryRollout, Deployment, Prediction, Rollout
 from shipyard.serving.port import ServingPort
 
 __all__ = ["Endpoint", "create_endpoint", "delete_endpoint", "get_endpoint", "list_endpoints"]
@@ -159,6 +159,40 @@ class Endpoint:
                                traffic=self.traffic)
         return Rollout(deployed_model_id=deployed_model_id, steps=taken, rolled_back=False,
                        traffic=self.traffic)
+
+    def start_rollout(self, deployed_model_id: str, *, percent: int = models.DEFAULT_PERCENT,
+                      after_requests: int = models.DEFAULT_AFTER_REQUESTS,
+                      max_latency_ratio: float = models.DEFAULT_LATENCY_RATIO,
+                      prediction_tolerance: float | None = None,
+                      promote_alias: str | None = models.DEFAULT_ALIAS,
+                      error_rate_alpha: float = models.DEFAULT_ERROR_ALPHA,
+                      max_error_rate_increase: float = models.DEFAULT_ERROR_MARGIN
+                      ) -> CanaryRollout:
+        """A durable canary, judged by the workers rather than this process (unlike
+        ``canary``): ``deployed_model_id`` (deployed already, usually at 0%) gets ``percent``
+        of the requests; after ``after_requests`` of them the request log decides. It is
+        promoted to 100% (and ``promote_alias`` moved to its version) when its p95 latency is
+        within ``max_latency_ratio`` of the champions', its error rate is not worse (a
+        one-sided two-proportion test at ``error_rate_alpha`` with the margin
+        ``max_error_rate_increase``) and, given ``prediction_tolerance``, its mean prediction
+        is that close to theirs; otherwise it is rolled back to the split before it.
+        ``rollouts()`` and ``get_rollout(id)`` show the verdict and its reasons."""
+        settings = {"percent": percent, "after_requests": after_requests,
+                    "max_latency_ratio": max_latency_ratio,
+                    "prediction_tolerance": prediction_tolerance,
+                    "promote_alias": promote_alias, "error_rate_alpha": error_rate_alpha,
+                    "max_error_rate_increase": max_error_rate_increase}
+        rollout = _serving().start_rollout(self.name, deployed_model_id, settings)
+        self.refresh()
+        return rollout
+
+    def rollouts(self) -> list[CanaryRollout]:
+        """This endpoint's canary rollouts, newest first: ``state`` (running, promoted,
+        rolled_back) and ``decision`` (the verdict, its reasons and figures)."""
+        return _serving().list_rollouts(self.name)
+
+    def get_rollout(self, rollout_id: str) -> CanaryRollout:
+        return _serving().get_rollout(self.name, rollout_id)
 
     def undeploy(self, deployed_model_id: str, *, traffic: Mapping[str, int] | None = None
                  ) -> Endpoint:

@@ -90,6 +90,9 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", f"{P}/endpoints/{{name}}/shift"): WRITE,
     ("POST", f"{P}/endpoints/{{name}}/undeploy"): WRITE,
     ("GET", f"{P}/endpoints/{{name}}/replicas"): READ,
+    ("POST", f"{P}/endpoints/{{name}}/rollouts"): WRITE,
+    ("GET", f"{P}/endpoints/{{name}}/rollouts"): READ,
+    ("GET", f"{P}/endpoints/{{name}}/rollouts/{{rollout_id}}"): READ,
     # Predicting is the role 'user' (DESIGN.md 6), on the endpoint's project.
     ("POST", f"{P}/endpoints/{{name}}:predict"): Rule(Permission.PREDICT),
     ("POST", "/v1/projects/{project}/locations/{location}/endpoints/{name}:predict"):

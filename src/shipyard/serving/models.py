@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -81,3 +81,39 @@ class Prediction(BaseModel):
     deployed_model_id: str
     model: str
     model_version: int
+
+
+RolloutState = Literal["running", "promoted", "rolled_back"]
+# A canary rollout's defaults (serving.rollouts): its share, the candidate's requests before
+# a verdict, the p95 latency ratio allowed, the error-rate test's level and margin, and the
+# alias moved on promotion.
+DEFAULT_PERCENT = 10
+DEFAULT_AFTER_REQUESTS = 100
+DEFAULT_LATENCY_RATIO = 1.5
+DEFAULT_ERROR_ALPHA = 0.05
+DEFAULT_ERROR_MARGIN = 0.0
+DEFAULT_ALIAS = "production"
+ROLLOUT_SETTINGS = ("percent", "after_requests", "max_latency_ratio", "prediction_tolerance",
+                    "promote_alias", "error_rate_alpha", "max_error_rate_increase")
+
+
+class CanaryRollout(BaseModel):
+    """A canary rollout as recorded: what it judges, by which criteria, and its verdict."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    project: str
+    endpoint: str
+    candidate: str
+    champions: list[str]
+    previous_traffic: dict[str, int]
+    percent: int
+    after_requests: int
+    criteria: dict[str, Any]
+    promote_alias: str | None
+    state: RolloutState
+    decision: dict[str, Any] | None
+    started_at: datetime
+    decided_at: datetime | None
+    created_by: str | None

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from shipyard.serving.batch_job import BatchPredictionJob
 from shipyard.serving.explanation import Explanation
-from shipyard.serving.models import Endpoint, Prediction
+from shipyard.serving.models import CanaryRollout, Endpoint, Prediction
 
 
 class ServingPort(Protocol):
@@ -42,3 +42,12 @@ class ServingPort(Protocol):
     def record_batch_prediction(self, job: BatchPredictionJob) -> str | None:
         """Record a finished batch job in lineage; its execution id (None: not recorded)."""
         ...
+
+    # Durable canary rollouts (serving.rollouts), judged by the workers. ``settings``: the
+    # keyword arguments of ``rollouts.start_canary`` (percent, after_requests, ...).
+    def start_rollout(self, endpoint: str, deployed_model_id: str,
+                      settings: Mapping[str, Any]) -> CanaryRollout: ...
+
+    def list_rollouts(self, endpoint: str) -> list[CanaryRollout]: ...
+
+    def get_rollout(self, endpoint: str, rollout_id: str) -> CanaryRollout: ...

@@ -33,23 +33,33 @@ leaves its lease to run out; the next worker judges the rollout again from the l
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 
 from shipyard import audit
 from shipyard.context import RequestContext
 from shipyard.errors import FailedPrecondition, InvalidArgument, NotFound
 from shipyard.events.builtin import ENDPOINT_UNDEPLOYED, announce
-from shipyard.ids import new_id
+from shipyard.ids import check_id, new_id
 from shipyard.serving import service
 from shipyard.serving.logfiles import log_root
+from shipyard.serving.models import (
+    DEFAULT_AFTER_REQUESTS,
+    DEFAULT_ALIAS,
+    DEFAULT_ERROR_ALPHA,
+    DEFAULT_ERROR_MARGIN,
+    DEFAULT_LATENCY_RATIO,
+    DEFAULT_PERCENT,
+    ROLLOUT_SETTINGS,
+    CanaryRollout,
+    RolloutState,
+)
 from shipyard.serving.ray_runtime import check_runtime
 from shipyard.serving.requestlog import predictions_sql
 from shipyard.serving.traffic import TOTAL, rescale
@@ -61,42 +71,12 @@ from shipyard.store.types import utcnow
 from shipyard.validation import check_name
 
 __all__ = ["CanaryRollout", "CanaryRollouts", "champion_runtime", "deploy_candidate",
-           "get_rollout", "judge_canaries", "list_rollouts", "start_canary"]
+           "endpoint_rollout", "get_rollout", "judge_canaries", "list_rollouts",
+           "start_canary", "start_rollout"]
 
-DEFAULT_PERCENT = 10
-DEFAULT_AFTER_REQUESTS = 100
-DEFAULT_LATENCY_RATIO = 1.5
-DEFAULT_ERROR_ALPHA = 0.05
-DEFAULT_ERROR_MARGIN = 0.0
-DEFAULT_ALIAS = "production"
 MAX_AFTER_REQUESTS = 10_000_000
 LEASE_SECONDS = 120.0
 CHECK_EVERY = 5.0
-
-State = Literal["running", "promoted", "rolled_back"]
-
-
-class CanaryRollout(BaseModel):
-    """A canary rollout as recorded: what it judges, by which criteria, and its verdict."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    project: str
-    endpoint: str
-    candidate: str
-    champions: list[str]
-    previous_traffic: dict[str, int]
-    percent: int
-    after_requests: int
-    criteria: dict[str, Any]
-    promote_alias: str | None
-    state: State
-    decision: dict[str, Any] | None
-    started_at: datetime
-    decided_at: datetime | None
-    created_by: str | None
-
 
 # -- starting ------------------------------------------------------------------------------
 
@@ -248,6 +228,30 @@ def check_criteria(deployed_model_id: Any, percent: Any, after_requests: Any,
                          else float(prediction_tolerance),
                          "error_rate_alpha": float(error_rate_alpha),
                          "max_error_rate_increase": float(max_error_rate_increase)}}
+
+
+def start_rollout(store: Store, ctx: RequestContext, endpoint: str, deployed_model_id: str,
+                  settings: Mapping[str, Any]) -> CanaryRollout:
+    """``start_canary`` with its settings as a mapping (the SDK's and REST's form): a key
+    that is not one of ``ROLLOUT_SETTINGS`` is refused naming it."""
+    if not isinstance(settings, Mapping):
+        raise InvalidArgument("rollout settings must be a mapping", field="settings")
+    unknown = sorted(str(key) for key in settings if key not in ROLLOUT_SETTINGS)
+    if unknown:
+        raise InvalidArgument(f"unknown rollout setting {unknown[0]!r}: use "
+                              f"{', '.join(ROLLOUT_SETTINGS)}", field=unknown[0])
+    return start_canary(store, ctx, endpoint, deployed_model_id, **dict(settings))
+
+
+def endpoint_rollout(store: Store, project: str, endpoint: str, rollout_id: str
+                     ) -> CanaryRollout:
+    """``get_rollout`` for one endpoint: NotFound when the rollout is another endpoint's."""
+    check_name(endpoint, "endpoint")
+    found = get_rollout(store, project, check_id(rollout_id, "rollout_id"))
+    if found.endpoint != endpoint:
+        raise NotFound(f"no canary rollout {rollout_id!r} on endpoint {endpoint!r}",
+                       field="rollout")
+    return found
 
 
 def get_rollout(store: Store, project: str, rollout_id: str) -> CanaryRollout:
@@ -463,7 +467,7 @@ def decide(store: Store, rollout_id: str, worker: str,
         ids = {d.id for d in answering}
         note = dict(decision)
         if row.candidate not in ids:
-            state: State = "rolled_back"
+            state: RolloutState = "rolled_back"
             note["reasons"] = [*note.get("reasons", []),
                                f"{row.candidate} is no longer deployed: nothing to promote"]
         elif verdict == "promote":

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 from shipyard.errors import failure_of
 from shipyard.ids import new_id
 from shipyard.registry import loading
-from shipyard.serving import service
+from shipyard.serving import rollouts, service
 from shipyard.serving.batch_job import BatchPredictionJob
 from shipyard.serving.explanation import Explanation
 from shipyard.serving.instances import as_rows, predict, signature_names, to_records
-from shipyard.serving.models import Deployment, Endpoint, Prediction
+from shipyard.serving.models import CanaryRollout, Deployment, Endpoint, Prediction
 from shipyard.serving.requestlog import Logged, RequestLog
 from shipyard.serving.traffic import Router
 
@@ -78,6 +78,18 @@ class LocalServing:
                  traffic: Mapping[str, int] | None = None) -> Endpoint:
         return service.undeploy(self._store, self._s.ctx(), endpoint, deployed_model_id,
                                 traffic)
+
+    def start_rollout(self, endpoint: str, deployed_model_id: str,
+                      settings: Mapping[str, Any]) -> CanaryRollout:
+        return rollouts.start_rollout(self._store, self._s.ctx(), endpoint, deployed_model_id,
+                                      settings)
+
+    def list_rollouts(self, endpoint: str) -> list[CanaryRollout]:
+        service.get_endpoint(self._store, self._s.project, endpoint)  # NotFound, named
+        return rollouts.list_rollouts(self._store, self._s.project, endpoint)
+
+    def get_rollout(self, endpoint: str, rollout_id: str) -> CanaryRollout:
+        return rollouts.endpoint_rollout(self._store, self._s.project, endpoint, rollout_id)
 
     def predict(self, endpoint: str, instances: Sequence[Any]) -> Prediction:
         started = time.perf_counter()

@@ -22,9 +22,19 @@ from shipyard.server.api.events import Whole, whole
 from shipyard.server.auth import PROBLEM_RESPONSES
 from shipyard.server.errors import problem
 from shipyard.server.state import ServerState, request_context, server_state
-from shipyard.serving import service
+from shipyard.serving import rollouts, service
 from shipyard.serving.instances import MAX_INSTANCES
-from shipyard.serving.models import Endpoint, Prediction
+from shipyard.serving.models import (
+    DEFAULT_AFTER_REQUESTS,
+    DEFAULT_ALIAS,
+    DEFAULT_ERROR_ALPHA,
+    DEFAULT_ERROR_MARGIN,
+    DEFAULT_LATENCY_RATIO,
+    DEFAULT_PERCENT,
+    CanaryRollout,
+    Endpoint,
+    Prediction,
+)
 from shipyard.serving.replicas import Supervisor
 from shipyard.serving.service import MAX_LABELS, MAX_REPLICAS
 
@@ -42,6 +52,16 @@ Percent = Annotated[int, Field(ge=0, le=100), BeforeValidator(whole)]
 DeployedId = Annotated[str, Field(min_length=3, max_length=140)]
 LabelKey = Annotated[str, Field(min_length=1, max_length=128, pattern=params.NAME_PATTERN)]
 LabelValue = Annotated[str, Field(max_length=256)]
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, bool | str):  # not true or "1.5", which pydantic's lax mode takes
+        raise ValueError("must be a number")  # noqa: TRY004 (pydantic reports ValueError)
+    return value
+
+
+# A JSON number; the service checks its range, naming the field.
+Number = Annotated[float, BeforeValidator(_number)]
 
 
 def supervisor(request: Request) -> Supervisor:
@@ -90,6 +110,20 @@ class Traffic(Strict):
 class Undeploy(Strict):
     deployed_model_id: DeployedId
     traffic: dict[DeployedId, Percent] | None = Field(default=None, max_length=100)
+
+
+class StartRollout(Strict):
+    """A durable canary: ``deployed_model_id`` (deployed already, usually at 0%) gets
+    ``percent`` of the requests until the workers judge it after ``after_requests``."""
+
+    deployed_model_id: DeployedId
+    percent: Percent = DEFAULT_PERCENT
+    after_requests: Whole = Field(default=DEFAULT_AFTER_REQUESTS, ge=1)
+    max_latency_ratio: Number = DEFAULT_LATENCY_RATIO
+    prediction_tolerance: Number | None = None
+    promote_alias: str | None = Field(default=DEFAULT_ALIAS, min_length=1, max_length=128)
+    error_rate_alpha: Number = DEFAULT_ERROR_ALPHA
+    max_error_rate_increase: Number = DEFAULT_ERROR_MARGIN
 
 
 class PredictRequest(Strict):
@@ -176,6 +210,29 @@ def undeploy(name: params.Name, body: Undeploy, state: State, ctx: Ctx, replicas
     endpoint = service.undeploy(state.store, ctx, name, body.deployed_model_id, body.traffic)
     replicas.refresh()
     return endpoint
+
+
+@router.post("/{name}/rollouts", response_model=CanaryRollout)
+def start_rollout(name: params.Name, body: StartRollout, state: State, ctx: Ctx,
+                  replicas: Replicas) -> CanaryRollout:
+    """Start a canary rollout that the workers promote or roll back from the request log."""
+    settings = body.model_dump(exclude={"deployed_model_id"})
+    rollout = rollouts.start_rollout(state.store, ctx, name, body.deployed_model_id, settings)
+    replicas.refresh()
+    return rollout
+
+
+@router.get("/{name}/rollouts", response_model=list[CanaryRollout])
+def list_rollouts(name: params.Name, state: State, ctx: Ctx) -> list[CanaryRollout]:
+    """The endpoint's canary rollouts, newest first, with their verdicts and reasons."""
+    service.get_endpoint(state.store, ctx.project, name)  # NotFound for an unknown one
+    return rollouts.list_rollouts(state.store, ctx.project, name)
+
+
+@router.get("/{name}/rollouts/{rollout_id}", response_model=CanaryRollout)
+def get_rollout(name: params.Name, rollout_id: params.Id, state: State, ctx: Ctx
+                ) -> CanaryRollout:
+    return rollouts.endpoint_rollout(state.store, ctx.project, name, rollout_id)
 
 
 @router.get("/{name}/replicas")
