@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 CACHE = Path("/tmp/shipyard-bench-monitoring")
 VENVS = {"evidently": (Path("/tmp/evidently_venv"), ["evidently==0.7.*", "pandas<3", "pyarrow"]),
-         "whylogs": (Path("/tmp/whylogs_venv"), ["whylogs==1.6.*", "pandas<3"])}
+         "whylogs": (Path("/tmp/whylogs_venv"), ["whylogs==1.6.*", "pandas<3", "pyarrow"])}
 NUMERIC = [f"n{i}" for i in range(20)]
 CATEGORICAL = [f"c{i}" for i in range(5)]
 PLANTED = {

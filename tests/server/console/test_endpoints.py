@@ -234,3 +234,40 @@ def test_the_endpoint_page_charts_requests_over_time_and_explains_a_prediction(
 
 def _chart(page: Any, chart_id: str) -> Any:
     return json.loads(page.locator(f"script#{chart_id}").text_content())
+
+
+def test_the_endpoint_page_lists_canary_rollouts_with_their_state(
+        browser: Any, served: Site) -> None:
+    """A rollout started through the API shows on its endpoint's page (state, share, the
+    champion it is judged against); an endpoint without one says how to start one."""
+    headers = {"Authorization": f"Bearer {served.live.token}"}
+    with httpx.Client(base_url=served.live.url, timeout=120, headers=headers) as api:
+        assert api.post(API, json={"name": "canaried"}).status_code == 200
+        for version, share in ((1, 100), (2, 0)):
+            answer = api.post(f"{API}/canaried/deployments", json={
+                "model": MODEL, "version": version, "traffic_percentage": share})
+            assert answer.status_code == 200, answer.text
+        started = api.post(f"{API}/canaried/rollouts", json={
+            "deployed_model_id": f"{MODEL}:2", "percent": 15, "after_requests": 500,
+            "promote_alias": None})
+        assert started.status_code == 200, started.text
+    context = admin_context(browser, served)
+    try:
+        page = context.new_page()
+        watch = Watch()
+        watch.attach(page)
+        page.goto(served.base + "/endpoints/canaried")
+        rows = page.locator("#rollouts-table tbody tr")
+        assert rows.count() == 1
+        cells = rows.first.locator("td").all_inner_texts()
+        assert cells[0] == f"{MODEL}:2 vs {MODEL}:1"
+        assert cells[1:4] == ["running", "15", "500"]
+        assert "judged by the workers after 500 requests" in cells[6]
+        page.locator("#rollouts").screenshot(
+            path=str(served.screenshots / "endpoint-rollouts.png"))
+        page.goto(served.base + f"/endpoints/{ENDPOINT}")
+        assert page.locator("#rollouts-table").count() == 0
+        assert "shipyard endpoints rollout scoring" in page.locator("#rollouts").inner_text()
+        assert not watch.problems, watch.problems
+    finally:
+        context.close()

@@ -1,6 +1,7 @@
 """Endpoints: each endpoint with its deployed models, traffic split and replicas, and an
 endpoint's page: deployments, the replicas this server runs for them, request rate, latency
-percentiles and error rate over time (``traffic``), a form that changes the split
+percentiles and error rate over time (``traffic``), its canary rollouts with their
+verdicts, a form that changes the split
 (validated by the same service call as ``PUT .../traffic``) and one that sends a test
 prediction through the same supervisor as ``:predict``, with its explanation (as
 ``:explain``) drawn as a bar chart of feature attributions when asked."""
@@ -24,7 +25,7 @@ from shipyard.server.console.session import check_csrf, may, read_form
 from shipyard.server.console.traffic import INTERVAL, History, charts
 from shipyard.server.errors import status_of
 from shipyard.server.state import ServerState, request_context, server_state
-from shipyard.serving import service
+from shipyard.serving import rollouts, service
 from shipyard.serving.models import Endpoint, Prediction
 from shipyard.serving.replicas import Supervisor
 
@@ -37,6 +38,7 @@ MAX_TEST_INSTANCES = 100
 
 
 MAX_EXPLAINED_FEATURES = 30  # bars per chart: the largest attributions
+MAX_ROLLOUTS = 20  # the newest canary rollouts shown (the CLI and API list them all)
 
 
 def supervisor(request: Request) -> Supervisor:
@@ -118,9 +120,12 @@ def _endpoint_page(request: Request, endpoint: Endpoint, *, traffic_error: str |
     replicas = _replicas_by_endpoint(supervisor(request), endpoint.project)
     kept = history(request)
     traffic = charts(kept.points(endpoint.project, endpoint.name)) if kept else []
+    canaries = rollouts.list_rollouts(server_state(request).store, endpoint.project,
+                                      endpoint.name)
     return render(request, "endpoint.html", {
         "section": "endpoints", "endpoint": endpoint,
         "replicas": replicas.get(endpoint.name, []),
+        "rollouts": canaries[:MAX_ROLLOUTS], "more_rollouts": len(canaries) > MAX_ROLLOUTS,
         "traffic_charts": [{"id": f"traffic-{n}", "spec": spec}
                            for n, spec in enumerate(traffic)],
         "interval": INTERVAL,
