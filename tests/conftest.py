@@ -80,6 +80,19 @@ def require_postgres() -> str:
     return PG_URI
 
 
+def _forget_stores(uri: str) -> None:
+    """Close the stores this process cached for a database about to be dropped (the SDK's
+    sessions open them with ``open_store(uri)``): their connections would otherwise stay
+    open, one socket each, for the rest of the test process."""
+    from shipyard.store import engine
+
+    with engine._opened_lock:
+        gone = [engine._opened.pop(key) for key in list(engine._opened)
+                if key == uri or key.startswith(uri + "?")]
+    for store in gone:
+        store.dispose()
+
+
 def _pg_database() -> Iterator[str]:
     assert PG_URI is not None
     name = f"sy_test_{uuid.uuid4().hex[:12]}"
@@ -87,9 +100,11 @@ def _pg_database() -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     base = PG_URI.rsplit("/", 1)[0]
+    uri = f"{base}/{name}"
     try:
-        yield f"{base}/{name}"
+        yield uri
     finally:
+        _forget_stores(uri)
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()

@@ -116,14 +116,16 @@ class StartRollout(Strict):
     """A durable canary: ``deployed_model_id`` (deployed already, usually at 0%) gets
     ``percent`` of the requests until the workers judge it after ``after_requests``."""
 
-    deployed_model_id: DeployedId
-    percent: Percent = DEFAULT_PERCENT
-    after_requests: Whole = Field(default=DEFAULT_AFTER_REQUESTS, ge=1)
-    max_latency_ratio: Number = DEFAULT_LATENCY_RATIO
-    prediction_tolerance: Number | None = None
-    promote_alias: str | None = Field(default=DEFAULT_ALIAS, min_length=1, max_length=128)
-    error_rate_alpha: Number = DEFAULT_ERROR_ALPHA
-    max_error_rate_increase: Number = DEFAULT_ERROR_MARGIN
+    deployed_model_id: DeployedId = Field(pattern=r"^.+:[0-9]+$")
+    percent: Annotated[int, Field(ge=1, le=99), BeforeValidator(whole)] = DEFAULT_PERCENT
+    after_requests: Annotated[int, Field(ge=1, le=rollouts.MAX_AFTER_REQUESTS),
+                              BeforeValidator(whole)] = DEFAULT_AFTER_REQUESTS
+    max_latency_ratio: Number = Field(default=DEFAULT_LATENCY_RATIO, gt=0, le=1000)
+    prediction_tolerance: Number | None = Field(default=None, ge=0)
+    promote_alias: str | None = Field(default=DEFAULT_ALIAS, min_length=1, max_length=128,
+                                      pattern=params.NAME_PATTERN)
+    error_rate_alpha: Number = Field(default=DEFAULT_ERROR_ALPHA, gt=0, le=0.5)
+    max_error_rate_increase: Number = Field(default=DEFAULT_ERROR_MARGIN, ge=0, le=1)
 
 
 class PredictRequest(Strict):
