@@ -1,7 +1,8 @@
 """The closed loop under SIGKILL (issue 20, Faults): a drift alert -> the retraining
 trigger -> a pipeline run that registers a version -> the canary trigger -> the canary
-judged by the workers -> promoted. Worker processes are killed at points drawn (seeded)
-from a fixed list along that path, several per alert, each followed by a restart; then:
+judged by the workers -> promoted, on SQLite and on PostgreSQL. Worker processes are
+killed at points drawn (seeded) from a fixed list along that path, several per alert, each
+followed by a restart; then:
 
 - every message published to the loop's subscriptions ends acknowledged or dead-lettered;
 - one pipeline run per alert, one version registered per alert;
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 import shipyard as sy
@@ -122,9 +124,12 @@ def _settled(store: Store) -> bool:
 
 
 def test_sigkilled_workers_never_run_or_promote_twice_and_the_loop_completes(
-        home: Path, tmp_path: Path) -> None:
+        home: Path, store_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(_seed())
+    # The workers are started with the home alone: the store reaches them as SHIPYARD_URI.
+    monkeypatch.setenv("SHIPYARD_URI", store_uri)
     settings = sy.init(home=home)
+    assert settings.uri == store_uri
     try:
         _run(settings, rng, tmp_path)
     finally:
