@@ -193,6 +193,10 @@ def _monitor(page: Any, site: Site) -> None:
     # 20 equal bins over 0..74 (baseline 0..49, the window 25..74), 3.7 wide: the first
     # holds 0, 1, 2, 3 of the baseline's 50 values; the last 71..74 of the window's 50.
     assert len(reference["x"]) == 20 and reference["width"] == pytest.approx(3.7)
+    # The window drawn as an outline over the baseline's bars: nothing overlaid blends
+    # into a colour the legend lacks.
+    assert (reference["type"], current["type"]) == ("bar", "scatter")
+    assert current["line"]["shape"] == "hvh" and size["layout"]["barmode"] == "group"
     assert reference["y"][0] == pytest.approx(0.08) and current["y"][0] == 0
     assert current["y"][-1] == pytest.approx(0.08) and reference["y"][-1] == 0
     assert sum(reference["y"]) == pytest.approx(1) and sum(current["y"]) == pytest.approx(1)

@@ -88,7 +88,9 @@ def distribution_charts(baseline: DataProfile, current: DataProfile | None,
         charts.append({"id": f"distribution-{n}", "feature": name, "spec": {
             "title": f"{name}: reference and current", "y_title": "share of rows",
             "traces": traces,
-            "layout": {"barmode": "overlay", "showlegend": True,
+            # Side by side, never overlaid: overlapping translucent bars blend into a
+            # colour the legend does not show.
+            "layout": {"barmode": "group", "showlegend": True,
                        "bargap": 0.05 if reference.kind == "numeric" else 0.2,
                        "yaxis": {"rangemode": "tozero", "tickformat": ".0%",
                                  "title": {"text": "share of rows"}}}}})
@@ -114,15 +116,24 @@ def _numeric(reference: FeatureProfile, current: FeatureProfile | None
             high = low + 1.0
         edges = np.linspace(low, high, BINS + 1)
     centres = ((edges[:-1] + edges[1:]) / 2).tolist()
-    width = 0.8 if whole else float(edges[1] - edges[0])  # values apart; bins side by side
-    traces = []
+    traces: list[dict[str, Any]] = []
     for feature, label, colour in sides:
         below = feature.sketch.cdf(edges)
         below[0] = 0.0  # the lowest value falls in the first bin
-        shares = np.clip(np.diff(below), 0.0, 1.0)
-        traces.append({"type": "bar", "x": centres, "y": [round(float(s), 6) for s in shares],
-                       "width": width, "name": label, "opacity": 0.55,
-                       "marker": {"color": colour}})
+        y = [round(float(s), 6) for s in np.clip(np.diff(below), 0.0, 1.0)]
+        if whole or not traces:
+            # A bar per value (grouped), or the reference's bins touching each other.
+            bar = {"type": "bar", "x": centres, "y": y, "name": label,
+                   "marker": {"color": colour}}
+            if not whole:
+                bar["width"] = float(edges[1] - edges[0])
+            traces.append(bar)
+        else:
+            # The current window's bins as a step outline over the reference's bars, so
+            # both stay visible where they overlap.
+            traces.append({"type": "scatter", "mode": "lines", "x": centres, "y": y,
+                           "name": label, "line": {"shape": "hvh", "color": colour,
+                                                   "width": 2.5}})
     return traces
 
 
@@ -156,7 +167,7 @@ def _categorical(reference: FeatureProfile, current: FeatureProfile | None
         y = [round(values.get(k, 0.0), 6) for k in shown]
         if len(x) > len(shown):
             y.append(round(other, 6))
-        traces.append({"type": "bar", "x": x, "y": y, "name": label, "opacity": 0.55,
+        traces.append({"type": "bar", "x": x, "y": y, "name": label,
                        "marker": {"color": colour}})
     return traces
 
