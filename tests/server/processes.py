@@ -27,13 +27,22 @@ class ServerProcess:
         """Stop it (SIGINT: uvicorn's graceful stop) and return what it printed."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        out, _ = self.proc.communicate(timeout=30)
+        try:
+            out, _ = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            # Stuck: SIGABRT makes faulthandler (PYTHONFAULTHANDLER, set by server_env)
+            # print every thread's stack, which says where it hangs.
+            self.proc.send_signal(signal.SIGABRT)
+            out, _ = self.proc.communicate(timeout=30)
+            raise AssertionError(f"the server did not stop within 30 s:\n{out[-12000:]}"
+                                 ) from None
         return out
 
 
 def server_env(home: Path, uri: str | None = None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
     env["SHIPYARD_HOME"] = str(home)
+    env["PYTHONFAULTHANDLER"] = "1"  # a stack dump of each thread on SIGABRT (see stop)
     if uri is not None:
         env["SHIPYARD_URI"] = uri
     env.update(extra)
