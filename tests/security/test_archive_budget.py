@@ -41,6 +41,11 @@ def empty_files_tar(count: int) -> bytes:
     return buffer.getvalue()
 
 
+# Refusing at the 10,001st entry takes 0.3 s on the idle 2-core machine, and 4.4 s was seen
+# under a loaded CI run; storing the 20,000 files would take tens of seconds (a 1,000-file
+# tree takes 2.3 s). The bound separates the two with room for a busy machine.
+QUICKLY = 12.0
+
 @pytest.fixture(scope="module")
 def too_many() -> bytes:
     return empty_files_tar(20_000)
@@ -194,7 +199,7 @@ def test_a_tree_upload_of_20000_files_is_refused_quickly(server: LiveServer, run
         response = http.put(f"{run_url}/many?kind=tree", content=too_many, headers=OCTETS)
         elapsed = time.monotonic() - started
     assert_problem(response, 413, "archive")
-    assert elapsed < 3, elapsed
+    assert elapsed < QUICKLY, elapsed
 
 
 def test_a_model_of_20000_files_is_refused_quickly(server: LiveServer, too_many: bytes) -> None:
@@ -204,7 +209,7 @@ def test_a_model_of_20000_files_is_refused_quickly(server: LiveServer, too_many:
                              files={"model": ("model.tar", too_many, "application/x-tar")})
         elapsed = time.monotonic() - started
     assert_problem(response, 413, "archive")
-    assert elapsed < 3, elapsed
+    assert elapsed < QUICKLY, elapsed
 
 
 def test_a_tree_of_1000_files_still_uploads(server: LiveServer, run_url: str) -> None:

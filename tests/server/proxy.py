@@ -45,7 +45,13 @@ class Proxy:
             with contextlib.suppress(OSError):
                 # RST, as a dying server's kernel sends.
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                conn.close()
+            with contextlib.suppress(OSError):
+                # Shut down first: close() alone neither wakes the pump thread blocked in
+                # recv() on this socket nor releases it, so neither end would hear of the
+                # cut, and PostgreSQL kept a transaction the server had begun open, with
+                # its row locks, for the rest of the test.
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
 
     close = cut
 
