@@ -20,7 +20,7 @@ from shipyard.errors import FailedPrecondition, InvalidArgument
 from shipyard.events import actions as act
 from shipyard.events.acting import perform
 from shipyard.registry import service as registry
-from shipyard.serving import rollouts, service
+from shipyard.serving import rollouts, service, verdicts
 from shipyard.serving.requestlog import Logged, RequestLog
 from shipyard.store import Store
 from shipyard.store.schema import canary_rollouts
@@ -212,14 +212,14 @@ def test_bad_deployed_model_id_and_missing_candidate(
 
 
 def test_the_prediction_criterion() -> None:
-    close = rollouts.Figures(30, 10.0, 1.02)
-    champion = rollouts.Figures(90, 10.0, 1.0)
-    far = rollouts.Figures(30, 10.0, 1.5)
+    close = verdicts.Figures(30, 10.0, 1.02)
+    champion = verdicts.Figures(90, 10.0, 1.0)
+    far = verdicts.Figures(30, 10.0, 1.5)
     criteria = {"max_latency_ratio": 1.5, "prediction_tolerance": 0.1}
-    assert rollouts.compare(close, champion, criteria)[0] == "promote"
-    verdict, reasons = rollouts.compare(far, champion, criteria)
+    assert verdicts.compare(close, champion, criteria)[0] == "promote"
+    verdict, reasons = verdicts.compare(far, champion, criteria)
     assert verdict == "roll_back" and "beyond 0.1" in reasons[1]
-    assert rollouts.compare(close, rollouts.Figures(0, None, None), criteria)[0] is None
+    assert verdicts.compare(close, verdicts.Figures(0, None, None), criteria)[0] is None
 
 
 @SQLITE_ONLY
@@ -265,21 +265,21 @@ def test_bad_error_rate_criteria_name_the_field(given: dict[str, Any], field: st
 
 def test_the_error_rate_rule() -> None:
     # 10 of 40 against 0 of 60: pooled rate 0.1, z = 0.25 / sqrt(0.09 (1/40 + 1/60)) = 4.08.
-    worse, why = rollouts.error_rate_worse(10, 40, 0, 60, 0.05, 0.0)
+    worse, why = verdicts.error_rate_worse(10, 40, 0, 60, 0.05, 0.0)
     assert worse and "z = 4.08 > 1.645" in why
     # 1 of 50 against 0 of 50: z = 0.02 / sqrt(0.0099 x 0.04) = 1.01, not significant.
-    worse, why = rollouts.error_rate_worse(1, 50, 0, 50, 0.05, 0.0)
+    worse, why = verdicts.error_rate_worse(1, 50, 0, 50, 0.05, 0.0)
     assert not worse and "z = 1.01 <= 1.645" in why
     # ... but at alpha 0.2 (critical value 0.842) it is.
-    assert rollouts.error_rate_worse(1, 50, 0, 50, 0.2, 0.0)[0]
+    assert verdicts.error_rate_worse(1, 50, 0, 50, 0.2, 0.0)[0]
     # A margin: 15 of 100 against 10 of 100 is within 0.05 more (z = 0).
-    assert not rollouts.error_rate_worse(15, 100, 10, 100, 0.05, 0.05)[0]
-    assert rollouts.error_rate_worse(40, 100, 10, 100, 0.05, 0.05)[0]
+    assert not verdicts.error_rate_worse(15, 100, 10, 100, 0.05, 0.05)[0]
+    assert verdicts.error_rate_worse(40, 100, 10, 100, 0.05, 0.05)[0]
     # No errors anywhere, or all: the rates are compared as they are.
-    assert not rollouts.error_rate_worse(0, 20, 0, 20, 0.05, 0.0)[0]
-    assert not rollouts.error_rate_worse(20, 20, 20, 20, 0.05, 0.0)[0]
+    assert not verdicts.error_rate_worse(0, 20, 0, 20, 0.05, 0.0)[0]
+    assert not verdicts.error_rate_worse(20, 20, 20, 20, 0.05, 0.0)[0]
     # Fewer errors than the champions' is never worse.
-    assert not rollouts.error_rate_worse(0, 100, 30, 100, 0.05, 0.0)[0]
+    assert not verdicts.error_rate_worse(0, 100, 30, 100, 0.05, 0.0)[0]
 
 
 @SQLITE_ONLY
@@ -348,8 +348,8 @@ def test_a_trigger_started_canary_is_judged_with_the_error_criteria_it_was_given
     assert "> 0.842, alpha 0.2, margin 0.001" in done.decision["reasons"][-1]
     assert service.get_endpoint(store, "p1", "ep").traffic == {"lead:2": 100}
     # The same figures under the defaults would have promoted it.
-    default = rollouts.compare(rollouts.Figures(50, 10.0, 1.0, 1),
-                               rollouts.Figures(50, 10.0, 1.0, 0), {"max_latency_ratio": 1.5})
+    default = verdicts.compare(verdicts.Figures(50, 10.0, 1.0, 1),
+                               verdicts.Figures(50, 10.0, 1.0, 0), {"max_latency_ratio": 1.5})
     assert default[0] == "promote"
 
 

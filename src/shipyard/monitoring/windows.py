@@ -21,7 +21,8 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from shipyard.errors import InvalidArgument
-from shipyard.serving.logfiles import hours_between, log_root, request_log_root
+from shipyard.serving.logfiles import hours_between, log_files, log_root, request_log_root
+from shipyard.serving.requestlog import sql_string
 
 __all__ = ["Errors", "Window", "log_root", "read_window", "request_log_root"]
 
@@ -60,19 +61,6 @@ class Window:
     errors: Errors = field(default_factory=Errors)  # every request, answered or failed
 
 
-def _files(root: Path, kind: str, project: str, endpoint: str, hours: list[str] | None
-           ) -> list[str]:
-    base = root / kind / f"project={project}" / f"endpoint={endpoint}"
-    if not base.is_dir():
-        return []
-    if hours is None:
-        folders = sorted(p for p in base.iterdir() if p.is_dir())
-    else:
-        folders = [base / f"hour={hour}" for hour in hours]
-    return [str(f) for folder in folders if folder.is_dir()
-            for f in sorted(folder.glob("*.parquet"))]
-
-
 def _arrow(con: Any, query: str, params: Sequence[Any] | None = None) -> pa.Table:
     """A query's answer as an Arrow table (DuckDB 2 renamed ``fetch_arrow_table``)."""
     relation = con.sql(query, params=list(params) if params else None)
@@ -81,16 +69,12 @@ def _arrow(con: Any, query: str, params: Sequence[Any] | None = None) -> pa.Tabl
     return table
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _list(files: Sequence[str]) -> str:
-    return "[" + ", ".join(_literal(f) for f in files) + "]"
+    return "[" + ", ".join(sql_string(f) for f in files) + "]"
 
 
 def _time(moment: datetime) -> str:
-    return f"TIMESTAMPTZ {_literal(moment.astimezone(UTC).isoformat())}"
+    return f"TIMESTAMPTZ {sql_string(moment.astimezone(UTC).isoformat())}"
 
 
 def _path(name: str) -> str:
@@ -107,7 +91,7 @@ def read_window(root: Path, project: str, endpoint: str, start: datetime, end: d
 
     if start >= end:
         raise InvalidArgument("a window must end after it starts", field="window")
-    files = _files(root, "predictions", project, endpoint, hours_between(start, end))
+    files = log_files(root, "predictions", project, endpoint, hours_between(start, end))
     empty_features = pa.table({name: pa.array([], pa.float64() if kind == "numeric"
                                               else pa.string()) for name, kind in columns})
     if not files:

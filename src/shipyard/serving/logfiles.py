@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-__all__ = ["FOLDER", "hours_between", "log_root", "request_log_root"]
+__all__ = ["FOLDER", "hours_between", "log_files", "log_root", "request_log_root"]
 
 FOLDER = "request-logs"  # under the artifact store: predictions/ and feedback/
 
@@ -69,3 +69,15 @@ def hours_between(start: datetime, end: datetime) -> list[str]:
         out.append(hour.strftime("%Y-%m-%dT%H"))
         hour += timedelta(hours=1)
     return out
+
+
+def log_files(root: Path, kind: str, project: str, endpoint: str, hours: list[str]
+              ) -> list[str]:
+    """The Parquet files of ``endpoint``'s log ``kind`` (``predictions`` or ``feedback``)
+    under ``root`` in the hour partitions ``hours`` (see ``hours_between``), in order."""
+    base = root / kind / f"project={project}" / f"endpoint={endpoint}"
+    if not base.is_dir():
+        return []
+    folders = [base / f"hour={hour}" for hour in hours]
+    return [str(f) for folder in folders if folder.is_dir()
+            for f in sorted(folder.glob("*.parquet"))]

@@ -278,11 +278,17 @@ def setting(extra: Mapping[str, str], key: str, default: str) -> str:
     return extra.get(key) or os.environ.get(f"SHIPYARD_{key.upper()}") or default
 
 
+def sql_string(text: str) -> str:
+    """``text`` as a DuckDB string literal (for what its parameters cannot carry: file
+    lists and timestamps inside a query over the log)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def predictions_sql(files: Sequence[str], *, hive: bool = False) -> str:
     """A DuckDB subquery over prediction log ``files`` with every column of today's layout:
     files written before ``status`` and ``error`` existed read as status 200, error null
     (``hive``: with the project, endpoint and hour partition columns)."""
-    listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+    listed = "[" + ", ".join(sql_string(f) for f in files) + "]"
     options = ", hive_partitioning=true" if hive else ""
     return (f"(SELECT * REPLACE (CAST(coalesce(status, 200) AS SMALLINT) AS status) FROM ("
             f"SELECT * FROM read_parquet({listed}, union_by_name=true{options}) "
