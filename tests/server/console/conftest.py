@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,20 @@ def admin_context(browser: Any, site: Site) -> Any:
     assert page.url == site.base, page.url
     page.close()
     return context
+
+
+@contextmanager
+def watched_admin_page(browser: Any, site: Site) -> Iterator[tuple[Any, Watch]]:
+    """A new page signed in as the admin with a ``Watch`` on it; its context is closed
+    afterwards."""
+    context = admin_context(browser, site)
+    try:
+        page = context.new_page()
+        watch = Watch()
+        watch.attach(page)
+        yield page, watch
+    finally:
+        context.close()
 
 
 def viewer_context(browser: Any, site: Site) -> Any:

@@ -17,7 +17,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.server.console.conftest import Site, Watch, admin_context, viewer_context
+from tests.server.console.conftest import (
+    Site,
+    Watch,
+    admin_context,
+    viewer_context,
+    watched_admin_page,
+)
 from tests.server.console.demo import MODEL, PROJECT
 
 ENDPOINT = "scoring"
@@ -55,11 +61,7 @@ _POST_SPLIT = """async ({url, token, shares}) => {
 
 def test_endpoint_pages_show_the_split_replicas_and_where_versions_are_deployed(
         browser: Any, served: Site) -> None:
-    context = admin_context(browser, served)
-    try:
-        page = context.new_page()
-        watch = Watch()
-        watch.attach(page)
+    with watched_admin_page(browser, served) as (page, watch):
         page.goto(served.base + "/endpoints")
         assert page.locator("#endpoints tbody tr").count() == 1
         shares = page.locator("#endpoints .split .share")
@@ -77,8 +79,6 @@ def test_endpoint_pages_show_the_split_replicas_and_where_versions_are_deployed(
         deployed = page.locator("#versions td.deployed-on").all_inner_texts()
         assert deployed == [f"{ENDPOINT} (30%)", f"{ENDPOINT} (70%)"]  # newest version first
         assert not watch.problems, watch.problems
-    finally:
-        context.close()
 
 
 def test_the_traffic_form_refuses_a_split_that_does_not_add_up_to_100(
@@ -194,11 +194,7 @@ def test_the_endpoint_page_charts_requests_over_time_and_explains_a_prediction(
             assert answer.status_code == 400, answer.text
     history.sample(now=start + 10)
 
-    context = admin_context(browser, served)
-    try:
-        page = context.new_page()
-        watch = Watch()
-        watch.attach(page)
+    with watched_admin_page(browser, served) as (page, watch):
         page.goto(served.base + "/endpoints")
         replicas = page.locator("#endpoints td.replicas .replica").all_inner_texts()
         assert replicas == [f"{MODEL}:1 ready", f"{MODEL}:2 ready"]
@@ -228,8 +224,6 @@ def test_the_endpoint_page_charts_requests_over_time_and_explains_a_prediction(
         page.screenshot(path=str(served.screenshots / "endpoint-explained.png"),
                         full_page=True)
         assert not watch.problems, watch.problems
-    finally:
-        context.close()
 
 
 def _chart(page: Any, chart_id: str) -> Any:
@@ -251,11 +245,7 @@ def test_the_endpoint_page_lists_canary_rollouts_with_their_state(
             "deployed_model_id": f"{MODEL}:2", "percent": 15, "after_requests": 500,
             "promote_alias": None})
         assert started.status_code == 200, started.text
-    context = admin_context(browser, served)
-    try:
-        page = context.new_page()
-        watch = Watch()
-        watch.attach(page)
+    with watched_admin_page(browser, served) as (page, watch):
         page.goto(served.base + "/endpoints/canaried")
         rows = page.locator("#rollouts-table tbody tr")
         assert rows.count() == 1
@@ -269,5 +259,3 @@ def test_the_endpoint_page_lists_canary_rollouts_with_their_state(
         assert page.locator("#rollouts-table").count() == 0
         assert "shipyard endpoints rollout scoring" in page.locator("#rollouts").inner_text()
         assert not watch.problems, watch.problems
-    finally:
-        context.close()
